@@ -1,0 +1,38 @@
+# onramp: a thin layer over Meson + ninja. Every target installs the Debian
+# packages it needs first (scripts/install-deps.sh; silent when present).
+#   make         build everything into build/
+#   make test    build (normal and ASan+UBSan) and run all tests
+#   make demo    run the whole flow on this machine (see README.md)
+
+BUILD := build
+ASAN_BUILD := build-asan
+
+.PHONY: all build deps test test-deps asan demo clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh build
+
+build: deps
+	@[ -f $(BUILD)/build.ninja ] || meson setup $(BUILD) >/dev/null
+	@ninja -C $(BUILD) >/dev/null || ninja -C $(BUILD)
+
+asan: deps
+	@[ -f $(ASAN_BUILD)/build.ninja ] || meson setup $(ASAN_BUILD) \
+		-Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug >/dev/null
+	@ninja -C $(ASAN_BUILD) >/dev/null || ninja -C $(ASAN_BUILD)
+
+test-deps:
+	@scripts/install-deps.sh test
+
+test: test-deps build asan
+	@/usr/bin/python3 tests/run-all.py
+
+demo:
+	@scripts/install-deps.sh demo
+	@$(MAKE) --no-print-directory build
+	@scripts/demo.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

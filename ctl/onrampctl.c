@@ -1,0 +1,59 @@
+/*
+ * onrampctl's entry point: finds the command named by the first argument and
+ * hands it the rest. It trusts nothing from the command line.
+ */
+#include "onrampctl.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{"ocra", cmd_ocra, "compute an RFC 6287 OCRA response"},
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out, "usage: onrampctl COMMAND [OPTIONS]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\n'onrampctl COMMAND --help' describes a command; see also onrampctl(1).\n");
+}
+
+int
+ctl_fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("onrampctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage(stderr), EXIT_BAD_INPUT;
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("onrampctl %s\n", ONRAMP_VERSION);
+		return EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
+	return ctl_fail(EXIT_BAD_INPUT, "unknown command '%s' (try 'onrampctl --help')", argv[1]);
+}

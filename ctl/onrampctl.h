@@ -1,0 +1,18 @@
+/*
+ * onrampctl: the one command-line tool for operators, the factory and the
+ * router's local status. Each command lives in its own cmd_*.c file.
+ */
+#ifndef ONRAMP_ONRAMPCTL_H
+#define ONRAMP_ONRAMPCTL_H
+
+/* Exit codes shared by every command. */
+#define EXIT_OK 0
+#define EXIT_FAILURE_RUNTIME 1 /* the input was fine; something else failed */
+#define EXIT_BAD_INPUT 2       /* usage or input error; nothing was changed */
+
+int cmd_ocra(int argc, char **argv);
+
+/* Prints "onrampctl: <message>" on stderr and returns code. */
+int ctl_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * Log lines to stderr (with a UTC timestamp, for daemons run in the
+ * foreground and for tests) or to syslog (for routers and services).
+ */
+#include "log.h"
+
+#include "error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+static const char *log_progname = "onramp";
+static enum log_target log_to = LOG_TARGET_STDERR;
+static enum log_level log_threshold = LOG_LEVEL_INFO;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void
+log_init(const char *progname, enum log_target target, enum log_level level)
+{
+	log_progname = progname;
+	log_to = target;
+	log_threshold = level;
+	if (target == LOG_TARGET_SYSLOG)
+		openlog(progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+int
+log_level_parse(const char *text, enum log_level *level)
+{
+	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+		if (strcmp(text, level_names[i]) == 0) {
+			*level = (enum log_level)i;
+			return 0;
+		}
+	}
+	return or_error("unknown log level '%s' (expected error, warn, info or debug)", text);
+}
+
+void
+log_msg(enum log_level level, const char *fmt, ...)
+{
+	static const int syslog_priority[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+	char line[2048], stamp[32];
+	struct tm tm;
+	time_t now;
+	va_list ap;
+
+	if (level > log_threshold)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+
+	if (log_to == LOG_TARGET_SYSLOG) {
+		syslog(syslog_priority[level], "%s", line);
+		return;
+	}
+	now = time(NULL);
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	fprintf(stderr, "%s %s[%s]: %s\n", stamp, log_progname, level_names[level], line);
+}

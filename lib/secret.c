@@ -1,0 +1,62 @@
+/*
+ * Secret buffers on OpenSSL's cleansing allocator and CRYPTO_memcmp.
+ */
+#include "secret.h"
+
+#include "error.h"
+
+#include <openssl/crypto.h>
+#include <string.h>
+
+int
+secret_alloc(struct secret *s, size_t len)
+{
+	s->len = len;
+	s->data = OPENSSL_zalloc(len ? len : 1);
+	if (s->data == NULL) {
+		s->len = 0;
+		return or_error("out of memory");
+	}
+	return 0;
+}
+
+int
+secret_from(struct secret *s, const void *data, size_t len)
+{
+	if (secret_alloc(s, len) == -1)
+		return -1;
+	memcpy(s->data, data, len);
+	return 0;
+}
+
+void
+secret_free(struct secret *s)
+{
+	if (s->data != NULL)
+		OPENSSL_clear_free(s->data, s->len ? s->len : 1);
+	s->data = NULL;
+	s->len = 0;
+}
+
+void
+secure_zero(void *p, size_t len)
+{
+	OPENSSL_cleanse(p, len);
+}
+
+bool
+ct_equal(const void *a, const void *b, size_t len)
+{
+	return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+bool
+ct_equal_str(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	/* Lengths are not secret (responses have a known digit count). */
+	if (la != lb)
+		return false;
+	return CRYPTO_memcmp(a, b, la) == 0;
+}

@@ -1,0 +1,38 @@
+#!/bin/sh
+# Installs the Debian packages onramp needs, and only the missing ones.
+# Usage: scripts/install-deps.sh build|test|demo
+# Silent when everything is present; idempotent; must run as root to install.
+set -eu
+
+build_pkgs="gcc meson ninja-build pkg-config libssl-dev libcurl4-openssl-dev
+libevent-dev libjansson-dev libsqlite3-dev libpq-dev libtss2-dev libcmocka-dev openssl"
+test_pkgs="python3 python3-pytest python3-pytest-timeout squid tinyproxy swtpm swtpm-tools tpm2-tools
+dnsmasq postgresql apache2-utils iproute2 tpm2-openssl procps"
+
+case "${1:-build}" in
+build) wanted="$build_pkgs" ;;
+test | demo) wanted="$build_pkgs $test_pkgs" ;;
+*)
+	echo "install-deps: unknown set '$1' (expected build, test or demo)" >&2
+	exit 2
+	;;
+esac
+
+missing=""
+for p in $wanted; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing Debian packages:$missing" >&2
+	echo "install-deps: run as root, or install them with apt-get" >&2
+	exit 1
+fi
+echo "install-deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+apt-get install -y -qq $missing >/dev/null
