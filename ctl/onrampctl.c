@@ -14,6 +14,7 @@ static const struct command {
 	const char *summary;
 } commands[] = {
 	{"ocra", cmd_ocra, "compute an RFC 6287 OCRA response"},
+	{"probe", cmd_probe, "make an HTTPS request through the proxy, report what happened"},
 };
 
 static void
