@@ -88,6 +88,8 @@ check_input(const struct factory_args *a, struct ocra_suite *suite, EVP_PKEY **i
 		return -1;
 	if (ocra_suite_parse(a->suite, suite) == -1)
 		return or_error_prefix("--suite");
+	if (a->tcti != NULL && tpm_check_tcti(a->tcti) == -1)
+		return or_error_prefix("--tcti");
 	if (a->state_dir[0] == '\0')
 		return or_error("--state-dir is empty");
 	if (stat(a->state_dir, &st) == 0 && !S_ISDIR(st.st_mode))

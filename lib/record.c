@@ -113,7 +113,7 @@ record_load_inventory_key(const char *pem, size_t len, void **pkey_out)
 	} else {
 		ERR_clear_error();
 		(void)BIO_reset(bio);
-		dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", NULL, "RSA", EVP_PKEY_PUBLIC_KEY,
+		dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", NULL, NULL, EVP_PKEY_PUBLIC_KEY,
 						     NULL, NULL);
 		if (dctx == NULL || !OSSL_DECODER_from_bio(dctx, bio))
 			pkey = NULL;

@@ -102,21 +102,26 @@ flush_leftovers(struct tpm *t)
 }
 
 int
-tpm_open(const char *tcti, struct tpm **out)
+tpm_check_tcti(const char *tcti)
 {
 	static const char *const allowed[] = {"device", "swtpm", "tabrmd", "mssim"};
+	size_t name_len = strcspn(tcti, ":");
+
+	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+		if (strlen(allowed[i]) == name_len && strncmp(tcti, allowed[i], name_len) == 0)
+			return 0;
+	return or_error("TCTI '%s' is not one of device, swtpm, tabrmd or mssim", tcti);
+}
+
+int
+tpm_open(const char *tcti, struct tpm **out)
+{
 	struct tpm *t = NULL;
-	size_t name_len;
-	bool known = false;
 	TSS2_RC rc;
 
 	*out = NULL;
-	name_len = strcspn(tcti, ":");
-	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
-		if (strlen(allowed[i]) == name_len && strncmp(tcti, allowed[i], name_len) == 0)
-			known = true;
-	if (!known)
-		return or_error("TCTI '%s' is not one of device, swtpm, tabrmd or mssim", tcti);
+	if (tpm_check_tcti(tcti) == -1)
+		return -1;
 	t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return or_error("out of memory");
@@ -146,7 +151,7 @@ tpm_open(const char *tcti, struct tpm **out)
 	return 0;
 fail:
 	tpm_close(t);
-	return or_error_prefix("TPM '%s'", tcti);
+	return -1;
 }
 
 void
