@@ -371,3 +371,99 @@ def test_kill_9_during_state_writes_never_leaves_an_unreadable_state(tmp_path):
     assert last >= 0
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "state.json"]
     assert leftovers == [], leftovers
+
+
+class Recorder:
+    """A TCP relay in front of a swtpm (its command and control ports) that
+    keeps every byte crossing it: the TPM 'bus' of these tests."""
+
+    def __init__(self, tpm):
+        import socket
+        import threading
+        from conftest import free_port_pair
+        self.captured = bytearray()
+        self.lock = threading.Lock()
+        self.port = free_port_pair()
+        self.listeners = []
+        for offset in (0, 1):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", self.port + offset))
+            s.listen(4)
+            self.listeners.append(s)
+            threading.Thread(target=self.accept, args=(s, tpm.port + offset),
+                             daemon=True).start()
+
+    @property
+    def tcti(self):
+        return f"swtpm:host=127.0.0.1,port={self.port}"
+
+    def accept(self, listener, target):
+        import socket
+        import threading
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", target))
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
+
+    def pump(self, src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                with self.lock:
+                    self.captured += data
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass
+
+    def close(self):
+        for s in self.listeners:
+            s.close()
+
+
+def test_secrets_cross_the_tpm_bus_encrypted(swtpm, keys, tmp_path):
+    state, record = tmp_path / "device", tmp_path / "record.json"
+    bus = Recorder(swtpm)
+    try:
+        provision(keys, state, record, "--tcti", bus.tcti)
+        psk = os.urandom(16).hex()
+        assert tool("vault-put", "--state-dir", str(state), "--tcti", bus.tcti, "--name", "psk",
+                    input=psk).returncode == 0
+        got = tool("vault-get", "--state-dir", str(state), "--tcti", bus.tcti, "--name", "psk")
+        assert got.stdout == psk
+        ocra_in_device(state, "--tcti", bus.tcti)
+    finally:
+        bus.close()
+    key = bytes.fromhex(decrypt(record, keys["inventory"]))
+    captured = bytes(bus.captured)
+    assert len(captured) > 1000  # the relay did see the traffic
+    # The OCRA key went from the TPM's generator into an HMAC object, encrypted both ways.
+    assert key not in captured and key[:16] not in captured and key[16:] not in captured
+
+
+def test_handles_left_by_a_killed_client_are_flushed(swtpm):
+    """swtpm has no resource manager: what a kill -9 leaves loaded would fill its three slots."""
+    rng = random.Random(99)
+    for _ in range(6):
+        proc = subprocess.Popen([program("trust-tool"), "ocra-vectors", "--tcti", swtpm.tcti,
+                                 "--vectors", VECTORS],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.02, 0.2))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    proc = tool("ocra-vectors", "--tcti", swtpm.tcti, "--vectors", VECTORS)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "70 vectors, 0 differ"
+    no_transient_handles(swtpm)
