@@ -66,7 +66,7 @@ check_created(const char *text)
 	if (strlen(text) != CREATED_LEN ||
 	    (end = strptime(text, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL || *end != '\0')
 		return or_error(
-		    "field 'created' must be an RFC 3339 UTC time (YYYY-MM-DDTHH:MM:SSZ)");
+			"field 'created' must be an RFC 3339 UTC time (YYYY-MM-DDTHH:MM:SSZ)");
 	return 0;
 }
 

@@ -183,24 +183,24 @@ primary(struct tpm *t, ESYS_TR *out)
 {
 	const TPM2B_SENSITIVE_CREATE sens = {0};
 	const TPM2B_PUBLIC tmpl = {
-	    .publicArea =
-		{
-		    .type = TPM2_ALG_ECC,
-		    .nameAlg = TPM2_ALG_SHA256,
-		    .objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-					TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
-					TPMA_OBJECT_NODA | TPMA_OBJECT_RESTRICTED |
-					TPMA_OBJECT_DECRYPT,
-		    .parameters.eccDetail =
+		.publicArea =
 			{
-			    .symmetric = {.algorithm = TPM2_ALG_AES,
-					  .keyBits.aes = 128,
-					  .mode.aes = TPM2_ALG_CFB},
-			    .scheme = {.scheme = TPM2_ALG_NULL},
-			    .curveID = TPM2_ECC_NIST_P256,
-			    .kdf = {.scheme = TPM2_ALG_NULL},
+				.type = TPM2_ALG_ECC,
+				.nameAlg = TPM2_ALG_SHA256,
+				.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+						    TPMA_OBJECT_SENSITIVEDATAORIGIN |
+						    TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA |
+						    TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT,
+				.parameters.eccDetail =
+					{
+						.symmetric = {.algorithm = TPM2_ALG_AES,
+							      .keyBits.aes = 128,
+							      .mode.aes = TPM2_ALG_CFB},
+						.scheme = {.scheme = TPM2_ALG_NULL},
+						.curveID = TPM2_ECC_NIST_P256,
+						.kdf = {.scheme = TPM2_ALG_NULL},
+					},
 			},
-		},
 	};
 	const TPM2B_DATA outside = {0};
 	const TPML_PCR_SELECTION pcrs = {0};
@@ -228,7 +228,7 @@ static int
 start_session(struct tpm *t, ESYS_TR salt_key, TPMA_SESSION flags, ESYS_TR *out)
 {
 	const TPMT_SYM_DEF sym = {
-	    .algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
+		.algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
 	TSS2_RC rc;
 
 	rc = Esys_StartAuthSession(t->esys, salt_key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
@@ -252,9 +252,9 @@ blob_join(const TPM2B_PUBLIC *pub, const TPM2B_PRIVATE *priv, struct tpm_blob *o
 	size_t off = 0;
 
 	if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub, out->data, sizeof(out->data), &off) !=
-		TSS2_RC_SUCCESS ||
+		    TSS2_RC_SUCCESS ||
 	    Tss2_MU_TPM2B_PRIVATE_Marshal(priv, out->data, sizeof(out->data), &off) !=
-		TSS2_RC_SUCCESS)
+		    TSS2_RC_SUCCESS)
 		return or_error("cannot marshal a TPM key blob");
 	out->len = off;
 	return 0;
@@ -409,23 +409,23 @@ tpm_hmac_key_create(struct tpm *t, enum ocra_hash hash, const struct secret *key
 {
 	TPM2B_SENSITIVE_CREATE sens = {0};
 	TPM2B_PUBLIC tmpl = {
-	    .publicArea =
-		{
-		    .type = TPM2_ALG_KEYEDHASH,
-		    .nameAlg = TPM2_ALG_SHA256,
-		    /*
-		     * The key bytes come from outside the Create
-		     * command, so SENSITIVEDATAORIGIN must be clear.
-		     */
-		    .objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-					TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_SIGN_ENCRYPT |
-					TPMA_OBJECT_NODA,
-		    .parameters.keyedHashDetail.scheme =
+		.publicArea =
 			{
-			    .scheme = TPM2_ALG_HMAC,
-			    .details.hmac.hashAlg = tpm_hash_alg(hash),
+				.type = TPM2_ALG_KEYEDHASH,
+				.nameAlg = TPM2_ALG_SHA256,
+				/*
+				 * The key bytes come from outside the Create
+				 * command, so SENSITIVEDATAORIGIN must be clear.
+				 */
+				.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+						    TPMA_OBJECT_USERWITHAUTH |
+						    TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_NODA,
+				.parameters.keyedHashDetail.scheme =
+					{
+						.scheme = TPM2_ALG_HMAC,
+						.details.hmac.hashAlg = tpm_hash_alg(hash),
+					},
 			},
-		},
 	};
 	size_t block = hash == OCRA_HASH_SHA512 ? 128 : 64;
 	int rc;
@@ -492,15 +492,15 @@ tpm_seal(struct tpm *t, const uint8_t *data, size_t len, struct tpm_blob *out)
 {
 	TPM2B_SENSITIVE_CREATE sens = {0};
 	const TPM2B_PUBLIC tmpl = {
-	    .publicArea =
-		{
-		    .type = TPM2_ALG_KEYEDHASH,
-		    .nameAlg = TPM2_ALG_SHA256,
-		    /* Neither sign nor decrypt: a sealed-data object. */
-		    .objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-					TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA,
-		    .parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL,
-		},
+		.publicArea =
+			{
+				.type = TPM2_ALG_KEYEDHASH,
+				.nameAlg = TPM2_ALG_SHA256,
+				/* Neither sign nor decrypt: a sealed-data object. */
+				.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+						    TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA,
+				.parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL,
+			},
 	};
 	int rc;
 
@@ -544,22 +544,24 @@ tpm_ec_key_create(struct tpm *t, struct tpm_blob *out)
 {
 	const TPM2B_SENSITIVE_CREATE sens = {0};
 	const TPM2B_PUBLIC tmpl = {
-	    .publicArea =
-		{
-		    .type = TPM2_ALG_ECC,
-		    .nameAlg = TPM2_ALG_SHA256,
-		    .objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-					TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
-					TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_NODA,
-		    .parameters.eccDetail =
+		.publicArea =
 			{
-			    .symmetric = {.algorithm = TPM2_ALG_NULL},
-			    .scheme = {.scheme = TPM2_ALG_ECDSA,
-				       .details.ecdsa.hashAlg = TPM2_ALG_SHA256},
-			    .curveID = TPM2_ECC_NIST_P256,
-			    .kdf = {.scheme = TPM2_ALG_NULL},
+				.type = TPM2_ALG_ECC,
+				.nameAlg = TPM2_ALG_SHA256,
+				.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+						    TPMA_OBJECT_SENSITIVEDATAORIGIN |
+						    TPMA_OBJECT_USERWITHAUTH |
+						    TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_NODA,
+				.parameters.eccDetail =
+					{
+						.symmetric = {.algorithm = TPM2_ALG_NULL},
+						.scheme = {.scheme = TPM2_ALG_ECDSA,
+							   .details.ecdsa.hashAlg =
+								   TPM2_ALG_SHA256},
+						.curveID = TPM2_ECC_NIST_P256,
+						.kdf = {.scheme = TPM2_ALG_NULL},
+					},
 			},
-		},
 	};
 
 	return create(t, &tmpl, &sens, out, "EC key creation");

@@ -124,10 +124,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(key_is_made_once_and_kept),
-	    cmocka_unit_test(csr_verifies_and_carries_the_names),
-	    cmocka_unit_test(bad_names_are_refused),
-	    cmocka_unit_test(a_tpm_key_needs_a_tpm),
+		cmocka_unit_test(key_is_made_once_and_kept),
+		cmocka_unit_test(csr_verifies_and_carries_the_names),
+		cmocka_unit_test(bad_names_are_refused),
+		cmocka_unit_test(a_tpm_key_needs_a_tpm),
 	};
 	return cmocka_run_group_tests(tests, testdir_make, testdir_remove);
 }

@@ -49,10 +49,10 @@ create_open_and_compute(void **state)
 	hmac = identity_ocra_hmac(id);
 	assert_int_equal(ocra_compute(&suite, &in, &hmac, a, sizeof(a)), 0);
 	assert_int_equal(
-	    ocra_compute(&suite, &in,
-			 &(struct ocra_hmac){.compute = ocra_hmac_software, .ctx = &key}, b,
-			 sizeof(b)),
-	    0);
+		ocra_compute(&suite, &in,
+			     &(struct ocra_hmac){.compute = ocra_hmac_software, .ctx = &key}, b,
+			     sizeof(b)),
+		0);
 	assert_string_equal(a, b);
 	identity_close(id);
 	secret_free(&key);
@@ -97,7 +97,7 @@ expect_open_error(const char *text, const char *words)
 
 	if (text != NULL)
 		assert_int_equal(
-		    file_write_atomic(testpath(IDENTITY_FILE), text, strlen(text), 0600), 0);
+			file_write_atomic(testpath(IDENTITY_FILE), text, strlen(text), 0600), 0);
 	assert_int_equal(identity_open(testdir, NULL, &id), -1);
 	assert_null(id);
 	if (strstr(or_errmsg(), words) == NULL)
@@ -111,7 +111,8 @@ damaged_or_missing_files_are_refused(void **state)
 	assert_int_equal(identity_remove(testdir), 0);
 	expect_open_error(NULL, "init-device");
 	expect_open_error(
-	    "{\"version\":1,\"kind\":\"software\",\"hash\":\"SHA256\",\"key\":\"00\"}", "32 bytes");
+		"{\"version\":1,\"kind\":\"software\",\"hash\":\"SHA256\",\"key\":\"00\"}",
+		"32 bytes");
 	expect_open_error("{\"version\":1,\"kind\":\"software\",\"hash\":\"MD5\",\"key\":\"00\"}",
 			  "unknown hash");
 	expect_open_error("{\"version\":1,\"kind\":\"tpm\",\"hash\":\"SHA256\",\"blob\":\"AA==\"}",
@@ -124,10 +125,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(create_open_and_compute),
-	    cmocka_unit_test(another_hash_is_refused),
-	    cmocka_unit_test(import_checks_the_key_length),
-	    cmocka_unit_test(damaged_or_missing_files_are_refused),
+		cmocka_unit_test(create_open_and_compute),
+		cmocka_unit_test(another_hash_is_refused),
+		cmocka_unit_test(import_checks_the_key_length),
+		cmocka_unit_test(damaged_or_missing_files_are_refused),
 	};
 	return cmocka_run_group_tests(tests, testdir_make, testdir_remove);
 }

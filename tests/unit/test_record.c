@@ -235,12 +235,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(round_trip_through_file_and_decrypt),
-	    cmocka_unit_test(another_key_fails_clearly),
-	    cmocka_unit_test(inventory_key_forms),
-	    cmocka_unit_test(create_checks_its_input),
-	    cmocka_unit_test(reading_checks_every_field),
-	    cmocka_unit_test(not_cms_is_refused),
+		cmocka_unit_test(round_trip_through_file_and_decrypt),
+		cmocka_unit_test(another_key_fails_clearly),
+		cmocka_unit_test(inventory_key_forms),
+		cmocka_unit_test(create_checks_its_input),
+		cmocka_unit_test(reading_checks_every_field),
+		cmocka_unit_test(not_cms_is_refused),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

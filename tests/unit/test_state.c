@@ -109,14 +109,14 @@ static void
 garbage_and_truncation_are_corrupt(void **state)
 {
 	static const char *const bad[] = {
-	    "",
-	    "not json",
-	    "{\"version\":1,\"checksum\":\"sha256:00\",\"sta",
-	    "[1,2]",
-	    "{\"version\":1,\"state\":{}}",
-	    "{\"version\":1,\"checksum\":\"sha256:00\",\"state\":[]}",
-	    "{\"version\":0,\"checksum\":\"x\",\"state\":{}}",
-	    "{\"version\":\"1\",\"checksum\":\"x\",\"state\":{}}",
+		"",
+		"not json",
+		"{\"version\":1,\"checksum\":\"sha256:00\",\"sta",
+		"[1,2]",
+		"{\"version\":1,\"state\":{}}",
+		"{\"version\":1,\"checksum\":\"sha256:00\",\"state\":[]}",
+		"{\"version\":0,\"checksum\":\"x\",\"state\":{}}",
+		"{\"version\":\"1\",\"checksum\":\"x\",\"state\":{}}",
 	};
 	json_t *out = NULL;
 
@@ -177,13 +177,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(missing_file_is_no_state),
-	    cmocka_unit_test(round_trip_with_mode_0600),
-	    cmocka_unit_test(altered_file_is_kept_aside),
-	    cmocka_unit_test(garbage_and_truncation_are_corrupt),
-	    cmocka_unit_test(newer_version_is_refused_in_place),
-	    cmocka_unit_test(stale_temporaries_are_removed),
-	    cmocka_unit_test(only_objects_are_saved),
+		cmocka_unit_test(missing_file_is_no_state),
+		cmocka_unit_test(round_trip_with_mode_0600),
+		cmocka_unit_test(altered_file_is_kept_aside),
+		cmocka_unit_test(garbage_and_truncation_are_corrupt),
+		cmocka_unit_test(newer_version_is_refused_in_place),
+		cmocka_unit_test(stale_temporaries_are_removed),
+		cmocka_unit_test(only_objects_are_saved),
 	};
 	return cmocka_run_group_tests(tests, testdir_make, testdir_remove);
 }

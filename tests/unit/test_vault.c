@@ -250,9 +250,9 @@ mode_and_key_file_are_checked(void **state)
 	assert_int_equal(vault_open(testdir, NULL, &v), -1);
 	assert_non_null(strstr(or_errmsg(), "device.key is missing"));
 	assert_null(v);
-	assert_int_equal(
-	    file_write_atomic(entry("vault.json"), "{\"version\":1,\"mode\":\"tpm\"}", 26, 0600),
-	    0);
+	assert_int_equal(file_write_atomic(entry("vault.json"), "{\"version\":1,\"mode\":\"tpm\"}",
+					   26, 0600),
+			 0);
 	assert_int_equal(vault_open(testdir, NULL, &v), -1);
 	assert_non_null(strstr(or_errmsg(), "made with a TPM"));
 }
@@ -261,15 +261,15 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(round_trip_files_0600_no_clear_text),
-	    cmocka_unit_test(replacing_and_deleting),
-	    cmocka_unit_test(altered_value_is_refused),
-	    cmocka_unit_test(truncated_entry_is_refused),
-	    cmocka_unit_test(swapped_entry_is_refused),
-	    cmocka_unit_test(bad_names_write_nothing),
-	    cmocka_unit_test(anchors_round_trip_and_must_be_certificates),
-	    cmocka_unit_test(another_device_key_cannot_read),
-	    cmocka_unit_test(mode_and_key_file_are_checked),
+		cmocka_unit_test(round_trip_files_0600_no_clear_text),
+		cmocka_unit_test(replacing_and_deleting),
+		cmocka_unit_test(altered_value_is_refused),
+		cmocka_unit_test(truncated_entry_is_refused),
+		cmocka_unit_test(swapped_entry_is_refused),
+		cmocka_unit_test(bad_names_write_nothing),
+		cmocka_unit_test(anchors_round_trip_and_must_be_certificates),
+		cmocka_unit_test(another_device_key_cannot_read),
+		cmocka_unit_test(mode_and_key_file_are_checked),
 	};
 	return cmocka_run_group_tests(tests, testdir_make, testdir_remove);
 }
