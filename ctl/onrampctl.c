@@ -16,6 +16,8 @@ static const struct command {
 	{"ocra", cmd_ocra, "compute an RFC 6287 OCRA response"},
 	{"factory", cmd_factory, "provision a device in the factory (init-device)"},
 	{"probe", cmd_probe, "make an HTTPS request through the proxy, report what happened"},
+	{"cloud", cmd_cloud, "an organisation cloud's admin API (onramp-cloudd)"},
+	{"redirect", cmd_redirect, "the redirector's admin API (onramp-redirectd)"},
 };
 
 static void

@@ -6,6 +6,7 @@
 #include "admin_tokens.h"
 
 #include "error.h"
+#include "file.h"
 #include "http_server.h"
 #include "json.h"
 #include "log.h"
@@ -14,6 +15,7 @@
 
 #include <openssl/crypto.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -52,6 +54,28 @@ out:
 	store_result_free(res);
 	if (rc == -1)
 		OPENSSL_cleanse(token_out, CLOUD_TOKEN_HEX + 1);
+	return rc;
+}
+
+int
+admin_token_read_file(const char *path, struct secret *out)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	if (file_read_all(path, 256, &data, &len) == -1)
+		return -1;
+	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
+		data[--len] = '\0';
+	if (cloud_check_token((const char *)data) == -1) {
+		or_error_prefix("%s", path);
+		goto out;
+	}
+	rc = secret_from(out, data, len + 1);
+out:
+	OPENSSL_cleanse(data, len);
+	free(data);
 	return rc;
 }
 

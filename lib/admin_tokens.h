@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "cloud_proto.h"
+#include "secret.h"
 
 struct http_ctx;
 struct store;
@@ -33,6 +34,12 @@ struct admin_who {
  */
 int admin_token_create(struct store *st, const char *name, const char *role, char *token_out,
 		       bool *exists);
+
+/*
+ * Reads a token file (one line: 64 hex digits) into out, NUL-terminated, as
+ * onrampctl and cloudd (its token at the redirector) keep them.
+ */
+int admin_token_read_file(const char *path, struct secret *out);
 
 /*
  * Checks the request's bearer token. 0 with *who filled; otherwise replies

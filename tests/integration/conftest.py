@@ -11,6 +11,9 @@ BUILD = os.environ.get("ONRAMP_BUILD", os.path.join(ROOT, "build"))
 PROGRAMS = {
     "onrampctl": "ctl/onrampctl",
     "trust-tool": "tests/tools/trust-tool",
+    "onramp-redirectd": "redirectd/onramp-redirectd",
+    "onramp-cloudd": "cloudd/onramp-cloudd",
+    "onramp-test-device": "tests/tools/onramp-test-device",
 }
 
 
