@@ -128,15 +128,21 @@ def test_claimed_device_is_redirected_authenticates_and_onboards(env):
     listed = {d["serial"]: d for d in env.ctl_json("device", "list")["devices"]}
     assert listed[dev.serial]["stage"] == "staging-conductor"
     assert dev.serial in env.ctl_ok("device", "list")
-    # Secrets stay out of the logs and the database.
+    # Secrets stay out of the logs and the database: the pre-shared secret,
+    # the device token, the device's OCRA key (hex or raw).
     token = by_step(steps, "auth-finish")[0]["token"]
+    with open(os.path.join(dev.state, "identity.json")) as f:
+        key_hex = json.load(f)["key"]
     for daemon in (env.cloud, env.redirector):
-        assert psk not in daemon.log_text() and token not in daemon.log_text()
+        log = daemon.log_text()
+        assert psk not in log and token not in log and key_hex.lower() not in log.lower()
     if env.backend == "sqlite":
         for name in os.listdir(env.cloud.state):
             with open(os.path.join(env.cloud.state, name), "rb") as f:
                 data = f.read()
-            assert psk.encode() not in data and token.encode() not in data, name
+            for secret in (psk.encode(), token.encode(), key_hex.encode(),
+                           bytes.fromhex(key_hex)):
+                assert secret not in data, name
 
 
 def test_wrong_response_is_refused(env):
