@@ -182,9 +182,13 @@ class Daemon:
         wait_port(self.port, self.proc, self.name)
 
     def stop(self):
+        """Stops the daemon; a clean stop exits 0 (a sanitizer report would not)."""
         stop(self.proc)
         if self.proc is not None:
             self.logf.close()
+            if self.proc.returncode != 0:
+                raise AssertionError(f"{self.name} exited {self.proc.returncode}:\n"
+                                     f"{self.log_text()[-3000:]}")
 
     def log_text(self):
         with open(self.log, errors="replace") as f:
@@ -241,8 +245,16 @@ class CloudEnv:
         self.inventory_pub = os.path.join(self.cloud.state, "inventory.pub.pem")
 
     def stop(self):
+        """Stops everything started, then reports a daemon that did not exit cleanly."""
+        errors = []
         for p in reversed(self.procs):
-            p.stop()
+            try:
+                p.stop()
+            except AssertionError as e:
+                errors.append(str(e))
+        self.procs = []
+        if errors:
+            raise AssertionError("\n".join(errors))
 
     def redirect(self, *args):
         return run("onrampctl", "redirect", "--url", self.redirector.url, "--ca",
