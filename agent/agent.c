@@ -62,7 +62,8 @@ dhcp_lost(void *arg, const char *ifname)
 {
 	struct agent *agent = arg;
 
-	proxy_book_set_learned(&agent->book, ifname, NULL, 0, time(NULL));
+	if (!agent->stopping)
+		proxy_book_set_learned(&agent->book, ifname, NULL, 0, time(NULL));
 }
 
 static void
@@ -171,6 +172,7 @@ start(struct agent *a)
 static void
 stop(struct agent *a)
 {
+	a->stopping = true;
 	for (size_t i = 0; i < AGENT_MAX_IFACES; i++)
 		dhcp_io_close(a->dhcp[i]);
 	health_stop(a->health);

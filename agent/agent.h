@@ -34,6 +34,7 @@ struct agent {
 	struct health *health;
 	struct dhcp_io *dhcp[AGENT_MAX_IFACES];
 	struct event *sig_term, *sig_int;
+	bool stopping; /* leases removed on the way out teach nothing */
 };
 
 /* Registers the "dhcp-hook" control command (dhcp_hook.c). */

@@ -109,13 +109,18 @@ reply(struct conn *c, json_t *answer)
 	json_decref(answer);
 }
 
+/*
+ * Once a connection is being closed for a bad request, its answer is flushed
+ * and the write side shut down; what the client still sends is read and
+ * dropped until it closes, so that it gets the answer rather than a reset.
+ */
 static void
 on_write(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
 	if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		conn_free(c);
+		shutdown(bufferevent_getfd(bev), SHUT_WR);
 }
 
 static void
@@ -126,8 +131,10 @@ on_read(struct bufferevent *bev, void *arg)
 	char *line;
 	size_t len;
 
-	if (c->closing)
+	if (c->closing) {
+		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
+	}
 	while ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF)) != NULL) {
 		reply(c, handle(c->ctl, line, len));
 		free(line);
@@ -136,7 +143,8 @@ on_read(struct bufferevent *bev, void *arg)
 		or_error("request longer than %d bytes", CONTROL_LINE_MAX);
 		reply(c, json_pack("{sb ss}", "ok", 0, "error", or_errmsg()));
 		c->closing = 1;
-		bufferevent_disable(bev, EV_READ);
+		bufferevent_setwatermark(bev, EV_READ, 0, 0);
+		evbuffer_drain(in, evbuffer_get_length(in));
 	}
 }
 

@@ -181,9 +181,10 @@ proxy_book_set_learned(struct proxy_book *b, const char *name, const struct prox
 		return;
 	if (n > OPTION43_MAX_PROXIES)
 		n = OPTION43_MAX_PROXIES;
-	if (n == i->n_learned && memcmp(i->learned, addrs, n * sizeof(*addrs)) == 0)
+	if (n == i->n_learned && (n == 0 || memcmp(i->learned, addrs, n * sizeof(*addrs)) == 0))
 		return;
-	memcpy(i->learned, addrs, n * sizeof(*addrs));
+	if (n > 0)
+		memcpy(i->learned, addrs, n * sizeof(*addrs));
 	i->n_learned = n;
 	for (size_t k = 0; k < n; k++) {
 		char addr[PROXY_ADDR_STRLEN];

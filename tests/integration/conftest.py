@@ -10,6 +10,7 @@ BUILD = os.environ.get("ONRAMP_BUILD", os.path.join(ROOT, "build"))
 
 PROGRAMS = {
     "onrampctl": "ctl/onrampctl",
+    "onramp-agent": "agent/onramp-agent",
 }
 
 
