@@ -6,12 +6,11 @@ import json
 import os
 import socket
 import stat
-import subprocess
 
 import pytest
 
 from agentlab import Lab, stop, wait_for
-from conftest import program, run
+from conftest import ROOT, run
 
 
 @pytest.fixture
@@ -118,6 +117,12 @@ def test_bad_configuration_is_refused_with_file_and_line(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert run("onramp-agent", "--help").returncode == 0
     assert run("onramp-agent", "--bogus").returncode == 2
+
+
+def test_documented_sample_configuration_is_valid():
+    sample = os.path.join(ROOT, "docs", "examples", "agent.conf")
+    proc = run("onramp-agent", "-c", sample, "--check-config")
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_onrampctl_show_errors(tmp_path):
