@@ -31,12 +31,17 @@ static const char usage_text[] =
     "      --syslog           log to syslog instead of stderr\n"
     "See docs/agent.md and docs/agent.conf.md.\n";
 
+/* Logs one candidate option 43 lost, with the interface it came on. */
 static void
 on_drop(void *arg, const char *reason)
 {
 	log_warn("%s: option 43: dropped %s", (const char *)arg, reason);
 }
 
+/*
+ * Replaces what ifname learned with the good proxies of its option 43
+ * (data may be NULL: none), and probes the new candidates at once.
+ */
 void
 agent_learn_option43(struct agent *agent, const char *ifname, const uint8_t *data, size_t len)
 {
@@ -50,6 +55,7 @@ agent_learn_option43(struct agent *agent, const char *ifname, const uint8_t *dat
 	health_kick(agent->health);
 }
 
+/* dhcp_io callback: a new or renewed lease; its option 43 is the truth now. */
 static void
 dhcp_lease(void *arg, const char *ifname, const struct dhcp_lease *lease)
 {
@@ -57,6 +63,7 @@ dhcp_lease(void *arg, const char *ifname, const struct dhcp_lease *lease)
 			     lease->vendor_len);
 }
 
+/* dhcp_io callback: the lease is gone, and with it what it taught. */
 static void
 dhcp_lost(void *arg, const char *ifname)
 {
@@ -66,6 +73,7 @@ dhcp_lost(void *arg, const char *ifname)
 		proxy_book_set_learned(&agent->book, ifname, NULL, 0, time(NULL));
 }
 
+/* dhcp_io callback: the client state, for `show dhcp learned-proxies`. */
 static void
 dhcp_state(void *arg, const char *ifname, enum dhcp_state state)
 {
@@ -74,6 +82,7 @@ dhcp_state(void *arg, const char *ifname, enum dhcp_state state)
 	proxy_book_set_lease(&agent->book, ifname, dhcp_state_name(state));
 }
 
+/* Control command "show management-proxy". */
 static int
 show_proxy(void *arg, json_t *req, json_t **result)
 {
@@ -84,6 +93,7 @@ show_proxy(void *arg, json_t *req, json_t **result)
 	return *result ? 0 : or_error("out of memory");
 }
 
+/* Control command "show dhcp learned-proxies". */
 static int
 show_learned(void *arg, json_t *req, json_t **result)
 {
@@ -94,6 +104,7 @@ show_learned(void *arg, json_t *req, json_t **result)
 	return *result ? 0 : or_error("out of memory");
 }
 
+/* Control command "show alarms". */
 static int
 show_alarms(void *arg, json_t *req, json_t **result)
 {
@@ -104,6 +115,7 @@ show_alarms(void *arg, json_t *req, json_t **result)
 	return *result ? 0 : or_error("out of memory");
 }
 
+/* SIGTERM, SIGINT: leave the loop; stop() cleans up. */
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -133,6 +145,10 @@ setup_book(struct agent *a)
 	return 0;
 }
 
+/*
+ * Builds the agent from its configuration: book, control socket, health
+ * prober, one DHCP client per `dhcp = true` interface, signals.
+ */
 static int
 start(struct agent *a)
 {
@@ -169,6 +185,10 @@ start(struct agent *a)
 	return 0;
 }
 
+/*
+ * Undoes start(), whatever part of it ran: leases off the interfaces,
+ * probes and connections closed, the socket file removed.
+ */
 static void
 stop(struct agent *a)
 {
@@ -186,6 +206,7 @@ stop(struct agent *a)
 	agent_conf_free(&a->conf);
 }
 
+/* Parses the command line (untrusted), loads the configuration, runs the loop. */
 int
 main(int argc, char **argv)
 {

@@ -20,12 +20,14 @@
 
 static const char *const dhcp_names[] = {"false", "true", "hook"};
 
+/* The dhcp key's value as written. */
 const char *
 agent_dhcp_name(enum agent_dhcp dhcp)
 {
 	return (unsigned)dhcp < 3 ? dhcp_names[dhcp] : "unknown";
 }
 
+/* Copies an absolute path that fits. */
 static int
 copy_path(char *dst, size_t cap, const char *value, const char *what)
 {
@@ -129,6 +131,7 @@ out:
 	return rc;
 }
 
+/* The [agent] keys; *bootstrap is the bootstrap-file key when given. */
 static int
 load_agent_section(struct config *cfg, struct agent_conf *c, const char **bootstrap)
 {
@@ -156,6 +159,7 @@ load_agent_section(struct config *cfg, struct agent_conf *c, const char **bootst
 	return 0;
 }
 
+/* The [proxy] keys, and the password file they name. */
 static int
 load_proxy_section(struct config *cfg, struct agent_conf *c)
 {
@@ -193,6 +197,7 @@ load_proxy_section(struct config *cfg, struct agent_conf *c)
 	return 0;
 }
 
+/* Option 60 must be 1-255 printable ASCII bytes. */
 static int
 valid_vendor_class(const char *s)
 {
@@ -206,6 +211,7 @@ valid_vendor_class(const char *s)
 	return 1;
 }
 
+/* One [interface NAME] section; names are unique and fit IFNAMSIZ. */
 static int
 load_iface_section(struct config *cfg, const char *section, int line, struct agent_conf *c)
 {
@@ -286,6 +292,7 @@ out:
 	return rc;
 }
 
+/* Parses text as if it were the file path. */
 int
 agent_conf_parse(const char *path, const char *text, struct agent_conf *c)
 {
@@ -297,6 +304,7 @@ agent_conf_parse(const char *path, const char *text, struct agent_conf *c)
 	return from_config(&cfg, c);
 }
 
+/* Reads and parses path. */
 int
 agent_conf_load(const char *path, struct agent_conf *c)
 {
@@ -308,6 +316,7 @@ agent_conf_load(const char *path, struct agent_conf *c)
 	return from_config(&cfg, c);
 }
 
+/* Zeroes and frees the password. */
 void
 agent_conf_free(struct agent_conf *c)
 {

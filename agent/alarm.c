@@ -11,12 +11,14 @@
 
 static const char *const severity_names[] = {"critical", "major", "minor"};
 
+/* The severity as shown and reported. */
 const char *
 alarm_severity_name(enum alarm_severity severity)
 {
 	return (unsigned)severity < 3 ? severity_names[severity] : "unknown";
 }
 
+/* An empty list; ids start at 1. */
 void
 alarms_init(struct alarms *a)
 {
@@ -24,6 +26,7 @@ alarms_init(struct alarms *a)
 	a->next_id = 1;
 }
 
+/* The active alarm of message about subject, or NULL. */
 static struct alarm *
 find_active(struct alarms *a, const char *message, const char *subject)
 {
@@ -55,6 +58,7 @@ make_room(struct alarms *a)
 	a->count--;
 }
 
+/* Raises (and logs) unless already active. */
 unsigned long
 alarm_raise(struct alarms *a, enum alarm_severity severity, const char *message,
 	    const char *subject, time_t now)
@@ -75,6 +79,7 @@ alarm_raise(struct alarms *a, enum alarm_severity severity, const char *message,
 	return al->id;
 }
 
+/* Clears (and logs); the clearing is to be reported again. */
 bool
 alarm_clear(struct alarms *a, const char *message, const char *subject, time_t now)
 {
@@ -88,12 +93,14 @@ alarm_clear(struct alarms *a, const char *message, const char *subject, time_t n
 	return true;
 }
 
+/* True while raised and not cleared. */
 bool
 alarm_is_active(const struct alarms *a, const char *message, const char *subject)
 {
 	return find_active((struct alarms *)a, message, subject) != NULL;
 }
 
+/* The onboarding flow reported the alarm's latest change. */
 void
 alarm_mark_reported(struct alarms *a, unsigned long id)
 {
@@ -102,6 +109,7 @@ alarm_mark_reported(struct alarms *a, unsigned long id)
 			a->list[i].reported = true;
 }
 
+/* RFC 3339 UTC time, or null for 0. */
 static json_t *
 time_json(time_t t)
 {
@@ -115,6 +123,7 @@ time_json(time_t t)
 	return json_string(text);
 }
 
+/* The answer to "show alarms". */
 json_t *
 alarms_json(const struct alarms *a)
 {

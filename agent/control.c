@@ -49,6 +49,7 @@ struct conn {
 	int closing;
 };
 
+/* Forgets one client connection and closes it. */
 static void
 conn_free(struct conn *c)
 {
@@ -95,6 +96,7 @@ out:
 	return answer;
 }
 
+/* Queues one answer line on the connection; consumes answer. */
 static void
 reply(struct conn *c, json_t *answer)
 {
@@ -123,6 +125,7 @@ on_write(struct bufferevent *bev, void *arg)
 		shutdown(bufferevent_getfd(bev), SHUT_WR);
 }
 
+/* Answers every complete request line; refuses a line that grows too long. */
 static void
 on_read(struct bufferevent *bev, void *arg)
 {
@@ -148,6 +151,7 @@ on_read(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* The client went away, failed, or idled too long. */
 static void
 on_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -156,6 +160,7 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	conn_free(arg); /* EOF, error or idle timeout */
 }
 
+/* A new client: one bufferevent with bounded input and idle timeouts. */
 static void
 on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int socklen, void *arg)
 {
@@ -208,6 +213,7 @@ clear_stale(const char *path, const struct sockaddr_un *sun)
 	return 0;
 }
 
+/* Creates the socket 0600 (umask while binding, then chmod) and listens. */
 int
 control_open(struct event_base *base, const char *path, struct control **out)
 {
@@ -263,6 +269,7 @@ control_open(struct event_base *base, const char *path, struct control **out)
 	return 0;
 }
 
+/* Adds a named command; names are the agent's own. */
 int
 control_register(struct control *ctl, const char *command, control_fn fn, void *arg)
 {
@@ -277,6 +284,7 @@ control_register(struct control *ctl, const char *command, control_fn fn, void *
 	return 0;
 }
 
+/* Closes every connection and the listener, removes the socket file. */
 void
 control_close(struct control *ctl)
 {

@@ -19,6 +19,7 @@ static const char *const state_names[] = {
     "init", "selecting", "requesting", "bound", "renewing", "rebinding", "stopped",
 };
 
+/* The state's name as shown in status. */
 const char *
 dhcp_state_name(enum dhcp_state state)
 {
@@ -30,6 +31,7 @@ dhcp_state_name(enum dhcp_state state)
 static void note(struct dhcp_output *out, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Records what happened, for the frontend to log. */
 static void
 note(struct dhcp_output *out, const char *fmt, ...)
 {
@@ -53,12 +55,14 @@ ipstr(uint32_t ip)
 	return buf[which];
 }
 
+/* Prefix length of a contiguous mask. */
 static unsigned
 mask_bits(uint32_t mask)
 {
 	return (unsigned)__builtin_popcount(mask);
 }
 
+/* A stopped-at-INIT engine with its own copy of conf. */
 void
 dhcp_engine_init(struct dhcp_engine *e, const struct dhcp_engine_conf *conf)
 {
@@ -69,6 +73,7 @@ dhcp_engine_init(struct dhcp_engine *e, const struct dhcp_engine_conf *conf)
 	e->state = DHCP_STATE_INIT;
 }
 
+/* Exponential backoff for DISCOVER and REQUEST: 2 s doubling, at most 64 s. */
 static uint64_t
 retransmit_ms(unsigned tries)
 {
@@ -104,6 +109,7 @@ emit(struct dhcp_engine *e, uint64_t now_ms, uint8_t type, struct dhcp_output *o
 		e->request_sent_ms = now_ms;
 }
 
+/* Starts a new exchange with a DISCOVER. */
 static void
 begin_selecting(struct dhcp_engine *e, uint64_t now_ms, uint32_t xid, struct dhcp_output *out)
 {
@@ -126,6 +132,7 @@ lose_lease(struct dhcp_engine *e, struct dhcp_output *out)
 	e->t1_at_ms = e->t2_at_ms = e->end_at_ms = 0;
 }
 
+/* Sends the first DISCOVER. */
 void
 dhcp_engine_start(struct dhcp_engine *e, uint64_t now_ms, uint32_t xid, struct dhcp_output *out)
 {
@@ -150,6 +157,10 @@ renew_timer(const struct dhcp_engine *e, uint64_t now_ms, uint64_t deadline)
 	return now_ms + wait < deadline ? now_ms + wait : deadline;
 }
 
+/*
+ * What the timer means depends on the state: retransmit, start over,
+ * renew (T1), rebind (T2), or give the lease up (end).
+ */
 void
 dhcp_engine_timer(struct dhcp_engine *e, uint64_t now_ms, uint32_t xid, struct dhcp_output *out)
 {
@@ -282,6 +293,7 @@ arm_lease(struct dhcp_engine *e)
 	e->timer_at_ms = e->t1_at_ms;
 }
 
+/* True when two leases put the same things on the interface. */
 static bool
 same_config(const struct dhcp_lease *a, const struct dhcp_lease *b)
 {
@@ -319,6 +331,10 @@ take_ack(struct dhcp_engine *e, const struct dhcp_msg *m, struct dhcp_output *ou
 	     fresh.t1_s, fresh.t2_s, fresh.has_vendor ? ", with option 43" : "");
 }
 
+/*
+ * A reply: used only if it is for this client and exchange and fits
+ * the state; everything else is ignored.
+ */
 void
 dhcp_engine_receive(struct dhcp_engine *e, uint64_t now_ms, const struct dhcp_msg *msg,
 		    uint32_t xid, struct dhcp_output *out)
@@ -367,6 +383,7 @@ dhcp_engine_receive(struct dhcp_engine *e, uint64_t now_ms, const struct dhcp_ms
 	out->timer_at_ms = e->timer_at_ms;
 }
 
+/* Ends the client; a held lease is to be removed. */
 void
 dhcp_engine_stop(struct dhcp_engine *e, struct dhcp_output *out)
 {

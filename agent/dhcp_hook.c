@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+/* Control command "dhcp-hook": checks the request, then learns or forgets. */
 static int
 hook(void *arg, json_t *req, json_t **result)
 {
@@ -57,6 +58,7 @@ hook(void *arg, json_t *req, json_t **result)
 	return *result != NULL ? 0 : or_error("out of memory");
 }
 
+/* Adds "dhcp-hook" to the control socket. */
 int
 dhcp_hook_register(struct agent *agent)
 {

@@ -36,6 +36,7 @@ struct dhcp_io {
 	struct event *raw_ev, *udp_ev, *timer_ev;
 };
 
+/* Monotonic milliseconds: lease timers must not jump with the wall clock. */
 static uint64_t
 now_ms(void)
 {
@@ -45,6 +46,7 @@ now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* A random transaction ID, so that replies to others are not taken for ours. */
 static uint32_t
 fresh_xid(void)
 {
@@ -118,6 +120,7 @@ open_raw(int ifindex)
 	return fd;
 }
 
+/* Drains the UDP socket; replies are read from the packet socket. */
 static void
 on_udp(evutil_socket_t fd, short what, void *arg)
 {
@@ -130,6 +133,7 @@ on_udp(evutil_socket_t fd, short what, void *arg)
 		;
 }
 
+/* Closes the unicast socket (the leased address is going away). */
 static void
 close_udp(struct dhcp_io *io)
 {
@@ -180,6 +184,10 @@ open_udp(struct dhcp_io *io, uint32_t addr)
 	return 0;
 }
 
+/*
+ * Sends the engine's packet: unicast through the UDP socket (RENEWING),
+ * else broadcast in an IPv4/UDP frame through the packet socket.
+ */
 static void
 send_packet(struct dhcp_io *io, const struct dhcp_output *out)
 {
@@ -214,6 +222,7 @@ send_packet(struct dhcp_io *io, const struct dhcp_output *out)
 			 len == 0 ? "packet too large" : strerror(errno));
 }
 
+/* Puts the lease on the interface; failures are logged, the lease kept. */
 static void
 configure(struct dhcp_io *io, const struct dhcp_lease *l)
 {
@@ -224,6 +233,7 @@ configure(struct dhcp_io *io, const struct dhcp_lease *l)
 		log_error("%s: %s", io->conf.name, or_errmsg());
 }
 
+/* Takes a lease off the interface; what is already gone is fine. */
 static void
 deconfigure(struct dhcp_io *io, const struct dhcp_lease *l)
 {
@@ -268,6 +278,7 @@ apply(struct dhcp_io *io, struct dhcp_output *out)
 	}
 }
 
+/* The engine's timer expired. */
 static void
 on_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -309,6 +320,10 @@ read_frame(int fd, uint8_t *buf, size_t cap, bool *csum_ready)
 	return n;
 }
 
+/*
+ * Reads every pending frame; what does not parse is dropped, the rest
+ * goes to the engine, which checks it is for us.
+ */
 static void
 on_raw(evutil_socket_t fd, short what, void *arg)
 {
@@ -335,6 +350,7 @@ on_raw(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Opens the interface (it must exist and be Ethernet) and sends a DISCOVER. */
 int
 dhcp_io_open(struct event_base *base, const struct agent_iface_conf *conf, bool want_vendor_opts,
 	     const struct dhcp_io_callbacks *cb, struct dhcp_io **out)
@@ -389,6 +405,7 @@ fail:
 	return -1;
 }
 
+/* Stops the engine, applies its last output (lease removed), frees all. */
 void
 dhcp_io_close(struct dhcp_io *io)
 {

@@ -41,6 +41,7 @@
 
 static const uint8_t magic_cookie[4] = {99, 130, 83, 99};
 
+/* Writes v big-endian. */
 static void
 put32(uint8_t *p, uint32_t v)
 {
@@ -50,6 +51,7 @@ put32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
+/* Reads 4 bytes big-endian (the caller checked they are there). */
 static uint32_t
 get32(const uint8_t *p)
 {
@@ -68,6 +70,7 @@ put_option(uint8_t *buf, size_t pos, size_t cap, uint8_t code, const void *data,
 	return pos + 2 + len;
 }
 
+/* Appends a 4-byte option. */
 static size_t
 put_option32(uint8_t *buf, size_t pos, size_t cap, uint8_t code, uint32_t v)
 {
@@ -77,6 +80,10 @@ put_option32(uint8_t *buf, size_t pos, size_t cap, uint8_t code, uint32_t v)
 	return put_option(buf, pos, cap, code, be, sizeof(be));
 }
 
+/*
+ * Fills a BOOTREQUEST: fixed fields, then options 53, 61, 57, [50, 54],
+ * [60], 55 and the end byte, padded to 300 bytes.
+ */
 size_t
 dhcp_request_build(const struct dhcp_request *req, uint8_t *buf, size_t cap)
 {
@@ -202,6 +209,10 @@ walk_options(const uint8_t *area, size_t len, struct dhcp_msg *msg, uint8_t *ove
 	return 0;
 }
 
+/*
+ * Checks the fixed part, then walks options, file and sname (when
+ * overloaded) in the order RFC 3396 gives.
+ */
 int
 dhcp_msg_parse(const uint8_t *buf, size_t len, struct dhcp_msg *out)
 {
@@ -239,6 +250,7 @@ csum_add(uint32_t sum, const uint8_t *p, size_t len)
 	return sum;
 }
 
+/* Folds a sum to 16 bits and complements it. */
 static uint16_t
 csum_fold(uint32_t sum)
 {
@@ -262,6 +274,7 @@ udp_csum(uint32_t src, uint32_t dst, const uint8_t *udp, size_t udp_len)
 	return csum_fold(csum_add(csum_add(0, pseudo, sizeof(pseudo)), udp, udp_len));
 }
 
+/* A minimal IPv4 header (no options, TTL 64) and a UDP header with checksum. */
 size_t
 dhcp_frame_build(uint32_t src_ip, uint32_t dst_ip, const uint8_t *payload, size_t len, uint8_t *buf,
 		 size_t cap)
@@ -296,6 +309,7 @@ dhcp_frame_build(uint32_t src_ip, uint32_t dst_ip, const uint8_t *payload, size_
 	return total;
 }
 
+/* Checks IPv4 and UDP headers against len before any use. */
 int
 dhcp_frame_parse(const uint8_t *buf, size_t len, bool check_udp_sum, const uint8_t **payload,
 		 size_t *payload_len, uint32_t *src_ip)

@@ -33,6 +33,7 @@ struct health {
 	struct probe *running;
 };
 
+/* Ends a probe, frees it, and tells the book. */
 static void
 finish(struct probe *p, bool ok, const char *why)
 {
@@ -56,6 +57,7 @@ finish(struct probe *p, bool ok, const char *why)
 	free(p);
 }
 
+/* The connect finished (SO_ERROR says how) or timed out. */
 static void
 on_connect(evutil_socket_t fd, short what, void *arg)
 {
@@ -72,6 +74,7 @@ on_connect(evutil_socket_t fd, short what, void *arg)
 	finish(p, err == 0, strerror(err));
 }
 
+/* True when addr is being probed already. */
 static bool
 running(const struct health *h, const struct proxy_addr *addr)
 {
@@ -81,6 +84,7 @@ running(const struct health *h, const struct proxy_addr *addr)
 	return false;
 }
 
+/* Starts a non-blocking connect to addr; refusals seen at once finish it. */
 static void
 start_probe(struct health *h, const struct proxy_addr *addr)
 {
@@ -117,6 +121,7 @@ start_probe(struct health *h, const struct proxy_addr *addr)
 		finish(p, false, "out of memory");
 }
 
+/* Probes every candidate that is not being probed already. */
 void
 health_kick(struct health *h)
 {
@@ -128,6 +133,7 @@ health_kick(struct health *h)
 			start_probe(h, &targets[i]);
 }
 
+/* Every health-interval. */
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -136,6 +142,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	health_kick(arg);
 }
 
+/* Arms the periodic probe and probes at once. */
 int
 health_start(struct event_base *base, struct proxy_book *book, unsigned interval_s,
 	     unsigned timeout_s, struct health **out)
@@ -159,6 +166,7 @@ health_start(struct event_base *base, struct proxy_book *book, unsigned interval
 	return 0;
 }
 
+/* Abandons running probes (nothing reported) and frees all. */
 void
 health_stop(struct health *h)
 {

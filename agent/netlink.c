@@ -24,6 +24,7 @@ struct nl_request {
 	char attrs[128];
 };
 
+/* Appends an attribute; the request buffer has room for the few we add. */
 static void
 add_attr(struct nl_request *req, unsigned short type, const void *data, size_t len)
 {
@@ -35,6 +36,7 @@ add_attr(struct nl_request *req, unsigned short type, const void *data, size_t l
 	req->hdr.nlmsg_len = NLMSG_ALIGN(req->hdr.nlmsg_len) + RTA_ALIGN(rta->rta_len);
 }
 
+/* Appends a 32-bit attribute. */
 static void
 add_attr32(struct nl_request *req, unsigned short type, uint32_t v)
 {
@@ -92,6 +94,7 @@ out:
 	return rc;
 }
 
+/* An address request for addr/prefix on ifindex. */
 static void
 init_addr(struct nl_request *req, unsigned short type, unsigned short flags, int ifindex,
 	  uint32_t addr, unsigned prefix)
@@ -107,6 +110,7 @@ init_addr(struct nl_request *req, unsigned short type, unsigned short flags, int
 	add_attr32(req, IFA_ADDRESS, htonl(addr));
 }
 
+/* RTM_NEWADDR with replace, so that a renewal repeats it harmlessly. */
 int
 nl_addr_set(int ifindex, uint32_t addr, unsigned prefix, uint32_t broadcast)
 {
@@ -117,6 +121,7 @@ nl_addr_set(int ifindex, uint32_t addr, unsigned prefix, uint32_t broadcast)
 	return transact(&req, 0, "adding the leased address");
 }
 
+/* RTM_DELADDR; EADDRNOTAVAIL (already gone) is success. */
 int
 nl_addr_del(int ifindex, uint32_t addr, unsigned prefix)
 {
@@ -126,6 +131,7 @@ nl_addr_del(int ifindex, uint32_t addr, unsigned prefix)
 	return transact(&req, EADDRNOTAVAIL, "removing the leased address");
 }
 
+/* A default route request via gateway on ifindex, protocol dhcp. */
 static void
 init_route(struct nl_request *req, unsigned short type, unsigned short flags, int ifindex,
 	   uint32_t gateway, unsigned metric)
@@ -144,6 +150,7 @@ init_route(struct nl_request *req, unsigned short type, unsigned short flags, in
 	add_attr32(req, RTA_PRIORITY, metric);
 }
 
+/* RTM_NEWROUTE with replace. */
 int
 nl_default_route_set(int ifindex, uint32_t gateway, unsigned metric)
 {
@@ -153,6 +160,7 @@ nl_default_route_set(int ifindex, uint32_t gateway, unsigned metric)
 	return transact(&req, 0, "adding the default route");
 }
 
+/* RTM_DELROUTE; ESRCH (already gone) is success. */
 int
 nl_default_route_del(int ifindex, uint32_t gateway, unsigned metric)
 {

@@ -13,12 +13,14 @@
 
 static const char *const mode_names[] = {"disabled", "static", "learned"};
 
+/* The mode as configured and shown. */
 const char *
 proxy_mode_name(enum proxy_mode mode)
 {
 	return (unsigned)mode < 3 ? mode_names[mode] : "unknown";
 }
 
+/* Parses a configured mode. */
 int
 proxy_mode_parse(const char *text, enum proxy_mode *mode)
 {
@@ -31,6 +33,7 @@ proxy_mode_parse(const char *text, enum proxy_mode *mode)
 	return or_error("mode must be disabled, static or learned, not '%.40s'", text);
 }
 
+/* An empty book; alarms outlive it. */
 void
 proxy_book_init(struct proxy_book *b, enum proxy_mode mode, struct alarms *alarms)
 {
@@ -40,6 +43,7 @@ proxy_book_init(struct proxy_book *b, enum proxy_mode mode, struct alarms *alarm
 	b->active = -1;
 }
 
+/* The health entry of addr, or NULL. */
 static struct book_health *
 health_of(struct proxy_book *b, const struct proxy_addr *addr)
 {
@@ -49,6 +53,7 @@ health_of(struct proxy_book *b, const struct proxy_addr *addr)
 	return NULL;
 }
 
+/* Appends one candidate with its source (bounded by the array). */
 static void
 add_candidate(struct proxy_book *b, const struct proxy_addr *addr, const char *fmt, const char *arg)
 {
@@ -129,6 +134,7 @@ refresh(struct proxy_book *b, time_t now)
 		log_info("management proxy: using %s (was %s)", after, before);
 }
 
+/* Adds a configured entry and selects again. */
 int
 proxy_book_add_static(struct proxy_book *b, const struct proxy_addr *addr, bool bootstrap)
 {
@@ -142,6 +148,7 @@ proxy_book_add_static(struct proxy_book *b, const struct proxy_addr *addr, bool 
 	return 0;
 }
 
+/* Adds an interface; discovery there needs mode learned too. */
 int
 proxy_book_add_iface(struct proxy_book *b, const char *name, bool discovery)
 {
@@ -161,6 +168,7 @@ proxy_book_add_iface(struct proxy_book *b, const char *name, bool discovery)
 	return 0;
 }
 
+/* The interface named name, or NULL. */
 struct book_iface *
 proxy_book_iface(struct proxy_book *b, const char *name)
 {
@@ -170,6 +178,10 @@ proxy_book_iface(struct proxy_book *b, const char *name)
 	return NULL;
 }
 
+/*
+ * Replaces the interface's learned proxies when they changed, logs
+ * them, and selects again.
+ */
 void
 proxy_book_set_learned(struct proxy_book *b, const char *name, const struct proxy_addr *addrs,
 		       size_t n, time_t now)
@@ -197,6 +209,7 @@ proxy_book_set_learned(struct proxy_book *b, const char *name, const struct prox
 	refresh(b, now);
 }
 
+/* Records the lease state shown for the interface. */
 void
 proxy_book_set_lease(struct proxy_book *b, const char *name, const char *lease)
 {
@@ -206,6 +219,7 @@ proxy_book_set_lease(struct proxy_book *b, const char *name, const char *lease)
 		snprintf(i->lease, sizeof(i->lease), "%s", lease);
 }
 
+/* Drops (or restores) the bootstrap file's proxies. */
 void
 proxy_book_set_onboarded(struct proxy_book *b, bool onboarded, time_t now)
 {
@@ -213,6 +227,7 @@ proxy_book_set_onboarded(struct proxy_book *b, bool onboarded, time_t now)
 	refresh(b, now);
 }
 
+/* Takes one probe result: alarms on the transitions, then selects again. */
 void
 proxy_book_report(struct proxy_book *b, const struct proxy_addr *addr, bool reachable, time_t now)
 {
@@ -235,6 +250,7 @@ proxy_book_report(struct proxy_book *b, const struct proxy_addr *addr, bool reac
 		refresh(b, now);
 }
 
+/* Every distinct candidate address (the health table holds exactly those). */
 size_t
 proxy_book_targets(const struct proxy_book *b, struct proxy_addr *out, size_t max)
 {
@@ -245,12 +261,14 @@ proxy_book_targets(const struct proxy_book *b, struct proxy_addr *out, size_t ma
 	return n;
 }
 
+/* The candidate in use. */
 const struct proxy_candidate *
 proxy_book_active(const struct proxy_book *b)
 {
 	return b->active < 0 ? NULL : &b->cand[b->active];
 }
 
+/* The state of the proxy in use. */
 const char *
 proxy_book_state(const struct proxy_book *b)
 {
@@ -259,6 +277,7 @@ proxy_book_state(const struct proxy_book *b)
 	return b->cand[b->active].health == PROXY_HEALTH_UP ? "reachable" : "unreachable";
 }
 
+/* The answer to "show management-proxy". */
 json_t *
 proxy_book_status_json(const struct proxy_book *b)
 {
@@ -279,6 +298,7 @@ proxy_book_status_json(const struct proxy_book *b)
 			 "state", proxy_book_state(b), "candidates", list);
 }
 
+/* One interface of "show dhcp learned-proxies". */
 json_t *
 proxy_book_iface_json(const struct book_iface *f)
 {
@@ -293,6 +313,7 @@ proxy_book_iface_json(const struct book_iface *f)
 			 f->lease, "proxies", proxies);
 }
 
+/* The answer to "show dhcp learned-proxies". */
 json_t *
 proxy_book_learned_json(const struct proxy_book *b)
 {

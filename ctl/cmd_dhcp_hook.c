@@ -38,6 +38,7 @@ static const char *const unbound_events[] = {"deconfig", "leasefail", "nak",  "E
 					     "FAIL",	 "RELEASE",   "STOP", "TIMEOUT"};
 static const char *const ignored_events[] = {"PREINIT", "MEDIUM", "ARPCHECK", "ARPSEND"};
 
+/* True when word is one of list's n words. */
 static int
 member(const char *word, const char *const *list, size_t n)
 {
@@ -88,6 +89,7 @@ normalise_hex(const char *in, char *out, size_t cap)
 	return 0;
 }
 
+/* Maps the DHCP client's event, normalises option 43, asks the agent. */
 int
 cmd_dhcp_hook(int argc, char **argv)
 {

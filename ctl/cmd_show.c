@@ -35,6 +35,7 @@ str(json_t *obj, const char *key)
 	return s;
 }
 
+/* The management proxy as a table, then its active alarms. */
 static void
 print_proxy(const char *socket_path, json_t *r)
 {
@@ -71,6 +72,7 @@ print_proxy(const char *socket_path, json_t *r)
 	json_decref(req);
 }
 
+/* One line per DHCP interface. */
 static void
 print_learned(const char *socket_path, json_t *r)
 {
@@ -94,6 +96,7 @@ print_learned(const char *socket_path, json_t *r)
 		printf("(no DHCP interface configured)\n");
 }
 
+/* One line per alarm, oldest first. */
 static void
 print_alarms(const char *socket_path, json_t *r)
 {
@@ -121,6 +124,7 @@ static const struct topic {
     {"alarms", NULL, "show alarms", print_alarms},
 };
 
+/* Finds the topic (one or two words), parses options, asks the agent. */
 int
 cmd_show(int argc, char **argv)
 {

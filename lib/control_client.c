@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Connects to the socket at path; returns the descriptor. */
 static int
 connect_unix(const char *path)
 {
@@ -39,6 +40,7 @@ connect_unix(const char *path)
 	return fd;
 }
 
+/* Milliseconds until deadline (negative when past). */
 static long
 ms_left(const struct timespec *deadline)
 {
@@ -66,6 +68,7 @@ wait_for(int fd, short events, const struct timespec *deadline)
 	return rc < 0 ? or_error("poll: %s", strerror(errno)) : 0;
 }
 
+/* Sends all of text before the deadline. */
 static int
 send_line(int fd, const char *text, size_t len, const struct timespec *deadline)
 {
@@ -133,6 +136,7 @@ fail:
 	return -1;
 }
 
+/* One request, one answer, one connection. */
 int
 control_call(const char *socket_path, const json_t *request, json_t **result)
 {

@@ -27,6 +27,7 @@ escape(const uint8_t *value, size_t len, char *out, size_t cap)
 	out[o] = '\0';
 }
 
+/* Tells the caller why something was dropped. */
 static void
 dropped(option43_drop_fn drop, void *arg, const char *fmt, ...)
 {
@@ -72,6 +73,7 @@ take_proxy(const uint8_t *value, size_t len, struct option43_proxies *out, optio
 	out->proxy[out->count++] = addr;
 }
 
+/* Walks the TLVs; checks each length against what remains first. */
 void
 option43_parse(const uint8_t *data, size_t len, struct option43_proxies *out, option43_drop_fn drop,
 	       void *arg)

@@ -31,6 +31,7 @@ read_decimal(const char *text, size_t len, size_t *pos, unsigned max_digits, uns
 	return 0;
 }
 
+/* Reads four octets, a colon and a port, all within len. */
 int
 proxy_addr_parse(const char *text, size_t len, struct proxy_addr *out)
 {
@@ -70,6 +71,7 @@ proxy_addr_parse(const char *text, size_t len, struct proxy_addr *out)
 	return 0;
 }
 
+/* Prints the address as it is parsed. */
 void
 proxy_addr_format(const struct proxy_addr *addr, char out[PROXY_ADDR_STRLEN])
 {
@@ -77,6 +79,7 @@ proxy_addr_format(const struct proxy_addr *addr, char out[PROXY_ADDR_STRLEN])
 		 (addr->ip >> 8) & 0xFF, addr->ip & 0xFF, addr->port);
 }
 
+/* Numeric order: address, then port. */
 int
 proxy_addr_cmp(const struct proxy_addr *a, const struct proxy_addr *b)
 {
@@ -87,6 +90,7 @@ proxy_addr_cmp(const struct proxy_addr *a, const struct proxy_addr *b)
 	return 0;
 }
 
+/* True for 127.0.0.0/8. */
 int
 proxy_addr_is_loopback(const struct proxy_addr *addr)
 {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* qsort order: address, port, then source. */
 static int
 candidate_cmp(const void *a, const void *b)
 {
@@ -16,6 +17,7 @@ candidate_cmp(const void *a, const void *b)
 	return rc != 0 ? rc : strcmp(x->source, y->source);
 }
 
+/* Sorts in place. */
 void
 proxy_candidates_sort(struct proxy_candidate *c, size_t n)
 {
@@ -30,6 +32,7 @@ lower(const struct proxy_candidate *a, const struct proxy_candidate *b)
 	return candidate_cmp(a, b) < 0;
 }
 
+/* One pass: the lowest overall and the lowest not known to be down. */
 int
 proxy_select(const struct proxy_candidate *c, size_t n)
 {
