@@ -233,7 +233,8 @@ load_iface_section(struct config *cfg, const char *section, int line, struct age
 	if (config_get_string(cfg, section, "dhcp", "false", &dhcp) == -1 ||
 	    config_get_bool(cfg, section, "enable-proxy-discovery", true, &f->discovery) == -1 ||
 	    config_get_string(cfg, section, "vendor-class", "JuniperSSR", &vendor) == -1 ||
-	    config_get_uint(cfg, section, "route-metric", 100, 0, 65535, &metric) == -1 ||
+	    config_get_uint(cfg, section, "route-metric", 100 + c->n_iface - 1, 0, 65535,
+			    &metric) == -1 ||
 	    config_get_uint(cfg, section, "test-lease-divisor", 1, 1, 3600, &divisor) == -1)
 		return -1;
 	if (strcmp(dhcp, "true") == 0 || strcmp(dhcp, "yes") == 0)
@@ -251,6 +252,26 @@ load_iface_section(struct config *cfg, const char *section, int line, struct age
 	snprintf(f->vendor_class, sizeof(f->vendor_class), "%s", vendor);
 	f->route_metric = (unsigned)metric;
 	f->lease_divisor = (unsigned)divisor;
+	return 0;
+}
+
+/*
+ * Two default routes with the same metric would replace each other, so each
+ * DHCP interface needs its own (the default is 100 plus the section's index).
+ */
+static int
+check_metrics(const struct config *cfg, const struct agent_conf *c)
+{
+	for (size_t i = 0; i < c->n_iface; i++)
+		for (size_t j = i + 1; j < c->n_iface; j++)
+			if (c->iface[i].dhcp == AGENT_DHCP_CLIENT &&
+			    c->iface[j].dhcp == AGENT_DHCP_CLIENT &&
+			    c->iface[i].route_metric == c->iface[j].route_metric)
+				return or_error(
+				    "%s: [interface %s] and [interface %s] have the same "
+				    "route-metric %u",
+				    cfg->path, c->iface[i].name, c->iface[j].name,
+				    c->iface[i].route_metric);
 	return 0;
 }
 
@@ -275,6 +296,8 @@ from_config(struct config *cfg, struct agent_conf *c)
 	}
 	if (load_agent_section(cfg, c, &bootstrap) == -1 || load_proxy_section(cfg, c) == -1 ||
 	    config_check_unused(cfg) == -1)
+		goto out;
+	if (check_metrics(cfg, c) == -1)
 		goto out;
 	if (c->mode != PROXY_MODE_DISABLED && load_bootstrap(c, bootstrap != NULL) == -1)
 		goto out;

@@ -125,6 +125,7 @@ every_key(void **state)
 	assert_int_equal(c.iface[0].lease_divisor, 20);
 	assert_int_equal(c.iface[1].dhcp, AGENT_DHCP_HOOK);
 	assert_int_equal(c.iface[2].dhcp, AGENT_DHCP_OFF);
+	assert_int_equal(c.iface[1].route_metric, 101); /* 100 + its index */
 	assert_false(c.bootstrap_loaded);
 	agent_conf_free(&c);
 	assert_null(c.proxy_password.data);
@@ -167,6 +168,8 @@ bad_values_name_file_and_line(void **state)
 		 "agent.conf:4: test-lease-divisor must be a whole number from 1 to 3600, not '0'"},
 		{"control-socket = relative.sock\n",
 		 "agent.conf: [agent]: control-socket must be an absolute path, not 'relative.sock'"},
+		{"[interface eth0]\ndhcp = true\n[interface eth1]\ndhcp = true\nroute-metric = 100\n",
+		 "agent.conf: [interface eth0] and [interface eth1] have the same route-metric 100"},
 		{"log-level = loud\n",
 		 "agent.conf: [agent]: unknown log level 'loud' (expected error, warn, info or "
 		 "debug)"},
