@@ -117,6 +117,14 @@ def test_bad_configuration_is_refused_with_file_and_line(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert run("onramp-agent", "--help").returncode == 0
     assert run("onramp-agent", "--bogus").returncode == 2
+    # a DHCP interface that does not exist: the agent does not start (no namespace
+    # needed: nothing is sent anywhere)
+    conf.write_text(f"[agent]\nstate-dir = {tmp_path}\ncontrol-socket = {tmp_path}/a.sock\n"
+                    "[interface nosuch0]\ndhcp = true\n")
+    proc = run("onramp-agent", "-c", str(conf))
+    assert proc.returncode == 1
+    assert "interface nosuch0: No such device" in proc.stderr
+    assert not os.path.exists(tmp_path / "a.sock")
 
 
 def test_documented_sample_configuration_is_valid():
