@@ -20,16 +20,16 @@
 #define EXIT_BAD_INPUT 2
 
 static const char usage_text[] =
-    "usage: onramp-agent [-c FILE] [--check-config] [--log-level LEVEL] [--syslog]\n"
-    "\n"
-    "The router's onramp agent: finds the management proxy (static entries, a\n"
-    "bootstrap file, or DHCP option 43 learned by its own DHCP client), watches\n"
-    "its health, and answers `onrampctl show ...` on its control socket.\n"
-    "  -c, --config FILE      configuration (default " AGENT_CONF_DEFAULT ")\n"
-    "      --check-config     check the configuration and exit\n"
-    "      --log-level LEVEL  error, warn, info or debug (default: the file's)\n"
-    "      --syslog           log to syslog instead of stderr\n"
-    "See docs/agent.md and docs/agent.conf.md.\n";
+	"usage: onramp-agent [-c FILE] [--check-config] [--log-level LEVEL] [--syslog]\n"
+	"\n"
+	"The router's onramp agent: finds the management proxy (static entries, a\n"
+	"bootstrap file, or DHCP option 43 learned by its own DHCP client), watches\n"
+	"its health, and answers `onrampctl show ...` on its control socket.\n"
+	"  -c, --config FILE      configuration (default " AGENT_CONF_DEFAULT ")\n"
+	"      --check-config     check the configuration and exit\n"
+	"      --log-level LEVEL  error, warn, info or debug (default: the file's)\n"
+	"      --syslog           log to syslog instead of stderr\n"
+	"See docs/agent.md and docs/agent.conf.md.\n";
 
 /* Logs one candidate option 43 lost, with the interface it came on. */
 static void
@@ -211,12 +211,12 @@ int
 main(int argc, char **argv)
 {
 	static const struct option options[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"check-config", no_argument, NULL, 'C'},
-	    {"log-level", required_argument, NULL, 'l'},
-	    {"syslog", no_argument, NULL, 's'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+		{"config", required_argument, NULL, 'c'},
+		{"check-config", no_argument, NULL, 'C'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"syslog", no_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	static struct agent agent;
 	const char *config = AGENT_CONF_DEFAULT, *level_text = NULL;

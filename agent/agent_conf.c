@@ -80,8 +80,8 @@ load_bootstrap(struct agent_conf *c, bool must_exist)
 	for (size_t i = 0; i < cfg.section_count; i++) {
 		if (strcmp(cfg.sections[i], "proxy") != 0) {
 			or_error(
-			    "%s:%d: unknown section [%s] (the bootstrap file has only [proxy])",
-			    cfg.path, cfg.section_lines[i], cfg.sections[i]);
+				"%s:%d: unknown section [%s] (the bootstrap file has only [proxy])",
+				cfg.path, cfg.section_lines[i], cfg.sections[i]);
 			goto out;
 		}
 	}
@@ -138,21 +138,21 @@ load_agent_section(struct config *cfg, struct agent_conf *c, const char **bootst
 	const char *state_dir, *socket, *level;
 
 	if (config_get_string(cfg, "agent", "state-dir", AGENT_STATE_DIR_DEFAULT, &state_dir) ==
-		-1 ||
+		    -1 ||
 	    config_get_string(cfg, "agent", "control-socket", ONRAMP_AGENT_SOCKET, &socket) == -1 ||
 	    config_get_string(cfg, "agent", "bootstrap-file", NULL, bootstrap) == -1 ||
 	    config_get_string(cfg, "agent", "log-level", "info", &level) == -1)
 		return -1;
 	if (copy_path(c->state_dir, sizeof(c->state_dir), state_dir, "state-dir") == -1 ||
 	    copy_path(c->control_socket, sizeof(c->control_socket), socket, "control-socket") ==
-		-1 ||
+		    -1 ||
 	    log_level_parse(level, &c->log_level) == -1)
 		return or_error_prefix("%s: [agent]", cfg->path);
 	if (*bootstrap != NULL)
 		return copy_path(c->bootstrap_file, sizeof(c->bootstrap_file), *bootstrap,
 				 "bootstrap-file") == -1
-			   ? or_error_prefix("%s: [agent]", cfg->path)
-			   : 0;
+			       ? or_error_prefix("%s: [agent]", cfg->path)
+			       : 0;
 	if ((size_t)snprintf(c->bootstrap_file, sizeof(c->bootstrap_file), "%s/bootstrap.conf",
 			     c->state_dir) >= sizeof(c->bootstrap_file))
 		return or_error("%s: [agent] state-dir is too long", cfg->path);
@@ -268,10 +268,10 @@ check_metrics(const struct config *cfg, const struct agent_conf *c)
 			    c->iface[j].dhcp == AGENT_DHCP_CLIENT &&
 			    c->iface[i].route_metric == c->iface[j].route_metric)
 				return or_error(
-				    "%s: [interface %s] and [interface %s] have the same "
-				    "route-metric %u",
-				    cfg->path, c->iface[i].name, c->iface[j].name,
-				    c->iface[i].route_metric);
+					"%s: [interface %s] and [interface %s] have the same "
+					"route-metric %u",
+					cfg->path, c->iface[i].name, c->iface[j].name,
+					c->iface[i].route_metric);
 	return 0;
 }
 

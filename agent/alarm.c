@@ -131,11 +131,12 @@ alarms_json(const struct alarms *a)
 
 	for (size_t i = 0; list != NULL && i < a->count; i++) {
 		const struct alarm *al = &a->list[i];
-		json_array_append_new(
-		    list, json_pack("{sI ss ss ss so so sb}", "id", (json_int_t)al->id, "severity",
-				    alarm_severity_name(al->severity), "message", al->message,
-				    "subject", al->subject, "raised", time_json(al->raised),
-				    "cleared", time_json(al->cleared), "reported", al->reported));
+		json_array_append_new(list,
+				      json_pack("{sI ss ss ss so so sb}", "id", (json_int_t)al->id,
+						"severity", alarm_severity_name(al->severity),
+						"message", al->message, "subject", al->subject,
+						"raised", time_json(al->raised), "cleared",
+						time_json(al->cleared), "reported", al->reported));
 	}
 	return json_pack("{so}", "alarms", list);
 }

@@ -16,7 +16,7 @@
 #define RENEW_FLOOR_MS 60000 /* RFC 2131 4.4.5: at least 60 s between retransmissions */
 
 static const char *const state_names[] = {
-    "init", "selecting", "requesting", "bound", "renewing", "rebinding", "stopped",
+	"init", "selecting", "requesting", "bound", "renewing", "rebinding", "stopped",
 };
 
 /* The state's name as shown in status. */
@@ -29,7 +29,7 @@ dhcp_state_name(enum dhcp_state state)
 }
 
 static void note(struct dhcp_output *out, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+	__attribute__((format(printf, 2, 3)));
 
 /* Records what happened, for the frontend to log. */
 static void
@@ -201,7 +201,7 @@ dhcp_engine_timer(struct dhcp_engine *e, uint64_t now_ms, uint32_t xid, struct d
 		}
 		emit(e, now_ms, DHCPREQUEST, out);
 		e->timer_at_ms = renew_timer(
-		    e, now_ms, e->state == DHCP_STATE_RENEWING ? e->t2_at_ms : e->end_at_ms);
+			e, now_ms, e->state == DHCP_STATE_RENEWING ? e->t2_at_ms : e->end_at_ms);
 		break;
 	case DHCP_STATE_REBINDING:
 		if (now_ms >= e->end_at_ms) {
@@ -266,8 +266,8 @@ lease_from_msg(const struct dhcp_msg *m, bool need_lease_time, struct dhcp_lease
 	} else {
 		l->t1_s = m->has_t1 && m->t1_s < l->lease_s ? m->t1_s : l->lease_s / 2;
 		l->t2_s = m->has_t2 && m->t2_s < l->lease_s && m->t2_s >= l->t1_s
-			      ? m->t2_s
-			      : (uint32_t)((uint64_t)l->lease_s * 7 / 8);
+				  ? m->t2_s
+				  : (uint32_t)((uint64_t)l->lease_s * 7 / 8);
 		if (l->t2_s < l->t1_s)
 			l->t2_s = l->t1_s;
 	}

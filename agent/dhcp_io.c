@@ -89,15 +89,15 @@ static int
 open_raw(int ifindex)
 {
 	static struct sock_filter code[] = {
-	    BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 9), /* IP protocol */
-	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, 0, 6),
-	    BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 6), /* flags and fragment offset */
-	    BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x1fff, 4, 0),
-	    BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0), /* X = IP header length */
-	    BPF_STMT(BPF_LD | BPF_H | BPF_IND, 2),  /* UDP destination port */
-	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 68, 0, 1),
-	    BPF_STMT(BPF_RET | BPF_K, 0xffff),
-	    BPF_STMT(BPF_RET | BPF_K, 0),
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 9), /* IP protocol */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, 0, 6),
+		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 6), /* flags and fragment offset */
+		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x1fff, 4, 0),
+		BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0), /* X = IP header length */
+		BPF_STMT(BPF_LD | BPF_H | BPF_IND, 2),	/* UDP destination port */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 68, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, 0xffff),
+		BPF_STMT(BPF_RET | BPF_K, 0),
 	};
 	struct sock_fprog prog = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
 	struct sockaddr_ll sll;
@@ -165,7 +165,7 @@ open_udp(struct dhcp_io *io, uint32_t addr)
 	sin.sin_addr.s_addr = htonl(addr);
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, io->conf.name, strlen(io->conf.name)) ==
-		-1 ||
+		    -1 ||
 	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
 		int e = errno;
 		close(fd);
@@ -209,8 +209,8 @@ send_packet(struct dhcp_io *io, const struct dhcp_output *out)
 				 io->udp_fd == -1 ? or_errmsg() : strerror(errno));
 		return;
 	}
-	len =
-	    dhcp_frame_build(src, 0xFFFFFFFFu, out->packet, out->packet_len, frame, sizeof(frame));
+	len = dhcp_frame_build(src, 0xFFFFFFFFu, out->packet, out->packet_len, frame,
+			       sizeof(frame));
 	memset(&sll, 0, sizeof(sll));
 	sll.sll_family = AF_PACKET;
 	sll.sll_protocol = htons(ETH_P_IP);
@@ -340,7 +340,7 @@ on_raw(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	while ((n = read_frame(fd, frame, sizeof(frame), &csum_ready)) > 0) {
 		if (dhcp_frame_parse(frame, (size_t)n, csum_ready, &payload, &payload_len, &src) ==
-			-1 ||
+			    -1 ||
 		    dhcp_msg_parse(payload, payload_len, &msg) == -1) {
 			log_debug("%s: dhcp: ignored a packet: %s", io->conf.name, or_errmsg());
 			continue;

@@ -23,15 +23,15 @@
 #define OPTION43_HEX_MAX 2048
 
 static const char hook_usage[] =
-    "usage: onrampctl dhcp-hook IFACE [EVENT] [--socket PATH]\n"
-    "\n"
-    "Hands a system DHCP client's lease event and option 43 to the agent, for an\n"
-    "interface configured with 'dhcp = hook'. EVENT defaults to $reason (dhclient);\n"
-    "option 43 is read from $opt43 (udhcpc) or $new_vendor_encapsulated_options\n"
-    "(dhclient). Lease obtained: bound, renew (udhcpc); BOUND, RENEW, REBIND, REBOOT\n"
-    "(dhclient). Lease gone: deconfig, leasefail, nak; EXPIRE, FAIL, RELEASE, STOP,\n"
-    "TIMEOUT. Other dhclient reasons (PREINIT, ...) are ignored.\n"
-    "  --socket PATH   the agent's control socket (default " ONRAMP_AGENT_SOCKET ")\n";
+	"usage: onrampctl dhcp-hook IFACE [EVENT] [--socket PATH]\n"
+	"\n"
+	"Hands a system DHCP client's lease event and option 43 to the agent, for an\n"
+	"interface configured with 'dhcp = hook'. EVENT defaults to $reason (dhclient);\n"
+	"option 43 is read from $opt43 (udhcpc) or $new_vendor_encapsulated_options\n"
+	"(dhclient). Lease obtained: bound, renew (udhcpc); BOUND, RENEW, REBIND, REBOOT\n"
+	"(dhclient). Lease gone: deconfig, leasefail, nak; EXPIRE, FAIL, RELEASE, STOP,\n"
+	"TIMEOUT. Other dhclient reasons (PREINIT, ...) are ignored.\n"
+	"  --socket PATH   the agent's control socket (default " ONRAMP_AGENT_SOCKET ")\n";
 
 static const char *const bound_events[] = {"bound", "renew", "BOUND", "RENEW", "REBIND", "REBOOT"};
 static const char *const unbound_events[] = {"deconfig", "leasefail", "nak",  "EXPIRE",
@@ -94,9 +94,9 @@ int
 cmd_dhcp_hook(int argc, char **argv)
 {
 	static const struct option options[] = {
-	    {"socket", required_argument, NULL, 's'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+		{"socket", required_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *socket_path = ONRAMP_AGENT_SOCKET, *ifname, *event, *raw, *var = "opt43";
 	char hex[OPTION43_HEX_MAX + 1] = "";

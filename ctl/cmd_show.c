@@ -15,14 +15,14 @@
 #include <string.h>
 
 static const char show_usage[] =
-    "usage: onrampctl show TOPIC [--json] [--socket PATH]\n"
-    "\n"
-    "Shows the router agent's state. TOPIC is one of:\n"
-    "  management-proxy       mode, active proxy, state, every candidate and its source\n"
-    "  dhcp learned-proxies   per interface: discovery on/off, lease state, proxies\n"
-    "  alarms                 raised and cleared alarms\n"
-    "  --json                 print the agent's JSON answer as it is\n"
-    "  --socket PATH          the agent's control socket (default " ONRAMP_AGENT_SOCKET ")\n";
+	"usage: onrampctl show TOPIC [--json] [--socket PATH]\n"
+	"\n"
+	"Shows the router agent's state. TOPIC is one of:\n"
+	"  management-proxy       mode, active proxy, state, every candidate and its source\n"
+	"  dhcp learned-proxies   per interface: discovery on/off, lease state, proxies\n"
+	"  alarms                 raised and cleared alarms\n"
+	"  --json                 print the agent's JSON answer as it is\n"
+	"  --socket PATH          the agent's control socket (default " ONRAMP_AGENT_SOCKET ")\n";
 
 /* Returns the string field or "?" when the agent sent something else. */
 static const char *
@@ -49,8 +49,8 @@ print_proxy(const char *socket_path, json_t *r)
 	printf("state:   %s\n", str(r, "state"));
 	printf("\n%-22s %-22s %s\n", "CANDIDATE", "SOURCE", "REACHABLE");
 	json_array_foreach(cands, i, c)
-	    printf("%-22s %-22s %s\n", str(c, "proxy"), str(c, "source"),
-		   json_is_true(json_object_get(c, "reachable")) ? "yes" : "no");
+		printf("%-22s %-22s %s\n", str(c, "proxy"), str(c, "source"),
+		       json_is_true(json_object_get(c, "reachable")) ? "yes" : "no");
 	if (json_array_size(cands) == 0)
 		printf("(none)\n");
 	/* the alarms are a separate topic; show the active proxy ones here too */
@@ -88,8 +88,8 @@ print_learned(const char *socket_path, json_t *r)
 		printf("%-16s %-10s %-12s ", str(f, "name"),
 		       json_is_true(json_object_get(f, "discovery")) ? "on" : "off",
 		       str(f, "lease"));
-		json_array_foreach(proxies, j, p)
-		    printf("%s%s", j ? " " : "", json_is_string(p) ? json_string_value(p) : "?");
+		json_array_foreach(proxies, j, p) printf(
+			"%s%s", j ? " " : "", json_is_string(p) ? json_string_value(p) : "?");
 		printf("%s\n", json_array_size(proxies) ? "" : "-");
 	}
 	if (json_array_size(ifaces) == 0)
@@ -106,10 +106,10 @@ print_alarms(const char *socket_path, json_t *r)
 	(void)socket_path;
 	printf("%-9s %-34s %-22s %-21s %s\n", "SEVERITY", "MESSAGE", "SUBJECT", "RAISED",
 	       "CLEARED");
-	json_array_foreach(alarms, i, al)
-	    printf("%-9s %-34s %-22s %-21s %s\n", str(al, "severity"), str(al, "message"),
-		   str(al, "subject"), str(al, "raised"),
-		   json_is_string(json_object_get(al, "cleared")) ? str(al, "cleared") : "active");
+	json_array_foreach(alarms, i, al) printf(
+		"%-9s %-34s %-22s %-21s %s\n", str(al, "severity"), str(al, "message"),
+		str(al, "subject"), str(al, "raised"),
+		json_is_string(json_object_get(al, "cleared")) ? str(al, "cleared") : "active");
 	if (json_array_size(alarms) == 0)
 		printf("(none)\n");
 }
@@ -119,9 +119,9 @@ static const struct topic {
 	const char *command;
 	void (*print)(const char *socket_path, json_t *result);
 } topics[] = {
-    {"management-proxy", NULL, "show management-proxy", print_proxy},
-    {"dhcp", "learned-proxies", "show dhcp learned-proxies", print_learned},
-    {"alarms", NULL, "show alarms", print_alarms},
+	{"management-proxy", NULL, "show management-proxy", print_proxy},
+	{"dhcp", "learned-proxies", "show dhcp learned-proxies", print_learned},
+	{"alarms", NULL, "show alarms", print_alarms},
 };
 
 /* Finds the topic (one or two words), parses options, asks the agent. */
@@ -129,10 +129,10 @@ int
 cmd_show(int argc, char **argv)
 {
 	static const struct option options[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {"socket", required_argument, NULL, 's'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+		{"json", no_argument, NULL, 'j'},
+		{"socket", required_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *socket_path = ONRAMP_AGENT_SOCKET;
 	const struct topic *topic = NULL;
