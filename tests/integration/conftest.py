@@ -11,6 +11,7 @@ BUILD = os.environ.get("ONRAMP_BUILD", os.path.join(ROOT, "build"))
 PROGRAMS = {
     "onrampctl": "ctl/onrampctl",
     "trust-tool": "tests/tools/trust-tool",
+    "onramp-agent": "agent/onramp-agent",
 }
 
 
