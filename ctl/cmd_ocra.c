@@ -96,14 +96,30 @@ cmd_ocra(int argc, char **argv)
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		switch (opt) {
-		case 's': suite_text = optarg; break;
-		case 'k': key_hex = optarg; break;
-		case 'c': counter = optarg; break;
-		case 'q': in.question = optarg; break;
-		case 'p': password = optarg; break;
-		case 'S': session = optarg; break;
-		case 't': timestamp = optarg; break;
-		case 'h': fputs(ocra_usage, stdout); return EXIT_OK;
+		case 's':
+			suite_text = optarg;
+			break;
+		case 'k':
+			key_hex = optarg;
+			break;
+		case 'c':
+			counter = optarg;
+			break;
+		case 'q':
+			in.question = optarg;
+			break;
+		case 'p':
+			password = optarg;
+			break;
+		case 'S':
+			session = optarg;
+			break;
+		case 't':
+			timestamp = optarg;
+			break;
+		case 'h':
+			fputs(ocra_usage, stdout);
+			return EXIT_OK;
 		default:
 			return ctl_fail(EXIT_BAD_INPUT, "ocra: unknown or incomplete option '%s'",
 					argv[optind - 1]);
@@ -147,8 +163,8 @@ cmd_ocra(int argc, char **argv)
 			goto fail;
 	}
 	if (ocra_compute(&suite, &in,
-			 &(struct ocra_hmac){.compute = ocra_hmac_software, .ctx = &key},
-			 response, sizeof(response)) == -1)
+			 &(struct ocra_hmac){.compute = ocra_hmac_software, .ctx = &key}, response,
+			 sizeof(response)) == -1)
 		goto fail;
 	puts(response);
 	rc = EXIT_OK;

@@ -136,7 +136,8 @@ config_parse(const char *path, const char *text, struct config *cfg)
 		}
 		eq = strchr(line, '=');
 		if (eq == NULL) {
-			or_error("%s:%d: expected 'key = value', found '%.40s'", path, lineno, line);
+			or_error("%s:%d: expected 'key = value', found '%.40s'", path, lineno,
+				 line);
 			goto out;
 		}
 		*eq = '\0';

@@ -254,7 +254,7 @@ ocra_check_question(const struct ocra_suite *suite, const char *q)
 		    (suite->question_format == 'H' && !isxdigit(c)) ||
 		    (suite->question_format == 'A' && !isalnum(c)))
 			return or_error("question is not %s: character %zu is '%c'",
-					suite->question_format == 'N'   ? "numeric"
+					suite->question_format == 'N'	? "numeric"
 					: suite->question_format == 'H' ? "hexadecimal"
 									: "alphanumeric",
 					i + 1, isprint(c) ? c : '?');
@@ -499,7 +499,8 @@ ocra_time_steps(const struct ocra_suite *suite, time_t now, uint64_t *steps)
 int
 ocra_random_question(const struct ocra_suite *suite, char *out, size_t out_cap)
 {
-	static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+	static const char alnum[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 	const char *alphabet;
 	size_t n = suite->question_max, alen, filled = 0;
 	unsigned limit;
@@ -524,8 +525,8 @@ ocra_random_question(const struct ocra_suite *suite, char *out, size_t out_cap)
 }
 
 int
-ocra_hmac_software(void *ctx, enum ocra_hash hash, const uint8_t *msg, size_t msg_len,
-		   uint8_t *mac, size_t *mac_len)
+ocra_hmac_software(void *ctx, enum ocra_hash hash, const uint8_t *msg, size_t msg_len, uint8_t *mac,
+		   size_t *mac_len)
 {
 	const struct secret *key = ctx;
 

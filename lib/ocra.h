@@ -30,7 +30,7 @@ struct ocra_suite {
 	enum ocra_hash hash;
 	unsigned digits; /* 0 means no truncation: the whole HMAC, in hex */
 	bool counter;
-	char question_format; /* 'A' alphanumeric, 'N' numeric, 'H' hex */
+	char question_format;  /* 'A' alphanumeric, 'N' numeric, 'H' hex */
 	unsigned question_max; /* 4 to 64 */
 	bool password;
 	enum ocra_hash password_hash;

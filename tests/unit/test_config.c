@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include "config.h"
@@ -50,9 +51,8 @@ reads_values(void **state)
 	assert_string_equal(all, "10.0.0.1:3128;10.0.0.2:8080;");
 	assert_int_equal(config_get_uint(&cfg, "proxy", "health-interval", 60, 1, 3600, &n), 0);
 	assert_int_equal(n, 30);
-	assert_int_equal(config_get_bool(&cfg, "interface eth0", "enable-proxy-discovery", true,
-					 &b),
-			 0);
+	assert_int_equal(
+		config_get_bool(&cfg, "interface eth0", "enable-proxy-discovery", true, &b), 0);
 	assert_false(b);
 	assert_int_equal(config_get_uint(&cfg, "proxy", "absent", 60, 1, 3600, &n), 0);
 	assert_int_equal(n, 60);

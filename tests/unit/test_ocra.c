@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include "encoding.h"
@@ -304,25 +305,27 @@ refuses_bad_inputs(void **state)
 	expect_input_error("OCRA-1:HOTP-SHA1-6:QN08-PSHA1",
 			   &(struct ocra_input){.question = "1234"}, "needs a password hash");
 	expect_input_error("OCRA-1:HOTP-SHA1-6:QN08",
-			   &(struct ocra_input){.question = "1234", .password_hash = pin,
+			   &(struct ocra_input){.question = "1234",
+						.password_hash = pin,
 						.password_hash_len = 20},
 			   "takes no password hash");
 	expect_input_error("OCRA-1:HOTP-SHA1-6:QN08-PSHA256",
-			   &(struct ocra_input){.question = "1234", .password_hash = big,
+			   &(struct ocra_input){.question = "1234",
+						.password_hash = big,
 						.password_hash_len = 33},
 			   "SHA256 hash of 32 bytes");
-	expect_input_error("OCRA-1:HOTP-SHA1-6:QN08-S064",
-			   &(struct ocra_input){.question = "1234"}, "needs session information");
-	expect_input_error("OCRA-1:HOTP-SHA1-6:QN08",
-			   &(struct ocra_input){.question = "1234", .session = session,
-						.session_len = 64},
-			   "takes no session information");
-	expect_input_error("OCRA-1:HOTP-SHA1-6:QN08-S032",
-			   &(struct ocra_input){.question = "1234", .session = session,
-						.session_len = 33},
-			   "at most 32");
-	expect_input_error("OCRA-1:HOTP-SHA1-6:QN08-T1M",
-			   &(struct ocra_input){.question = "1234"}, "needs a timestamp");
+	expect_input_error("OCRA-1:HOTP-SHA1-6:QN08-S064", &(struct ocra_input){.question = "1234"},
+			   "needs session information");
+	expect_input_error(
+		"OCRA-1:HOTP-SHA1-6:QN08",
+		&(struct ocra_input){.question = "1234", .session = session, .session_len = 64},
+		"takes no session information");
+	expect_input_error(
+		"OCRA-1:HOTP-SHA1-6:QN08-S032",
+		&(struct ocra_input){.question = "1234", .session = session, .session_len = 33},
+		"at most 32");
+	expect_input_error("OCRA-1:HOTP-SHA1-6:QN08-T1M", &(struct ocra_input){.question = "1234"},
+			   "needs a timestamp");
 	expect_input_error("OCRA-1:HOTP-SHA1-6:QN08",
 			   &(struct ocra_input){.question = "1234", .has_timestamp = true},
 			   "takes no timestamp");

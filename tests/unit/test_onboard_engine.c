@@ -1,0 +1,259 @@
+/*
+ * Unit tests for agent/onboard_engine.c: the flow's order, backoff with
+ * Retry-After, commands in any order, migrate with fallback, resumption from
+ * the serialised state, and refusal of inconsistent state files.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "error.h"
+#include "onboard_engine.h"
+
+#include <string.h>
+
+static const struct ob_policy policy = {
+	.base_s = 2, .cap_s = 300, .min_s = 1, .revert_window_s = 300};
+
+/* Runs the linear steps up to and including `last`. */
+static void
+advance_to(struct ob_state *st, enum ob_step last, time_t now)
+{
+	for (int s = OB_FIND_PROXY; s <= (int)last; s++) {
+		struct ob_action a = onboard_next(st, now);
+		assert_int_equal(a.kind, OB_ACT_RUN);
+		assert_int_equal(a.step, s);
+		onboard_step_done(st, (enum ob_step)s, now);
+	}
+}
+
+static void
+linear_flow_then_commands_then_migrate(void **state)
+{
+	struct ob_state st;
+	struct ob_action a;
+
+	(void)state;
+	onboard_init(&st);
+	advance_to(&st, OB_STAGING_CONNECT, 1000);
+
+	a = onboard_next(&st, 1000);
+	assert_int_equal(a.kind, OB_ACT_SERVE_STAGING);
+	assert_int_equal(a.step, OB_CERTIFICATE);
+	/* The conductor may send commands in its own order. */
+	onboard_step_done(&st, OB_CONFIGURATION, 1001);
+	assert_int_equal(onboard_next(&st, 1001).step, OB_CERTIFICATE);
+	onboard_step_done(&st, OB_CERTIFICATE, 1002);
+	onboard_step_done(&st, OB_PRODUCTION_INFO, 1003);
+	a = onboard_next(&st, 1003);
+	assert_int_equal(a.kind, OB_ACT_SERVE_STAGING);
+	assert_int_equal(a.step, OB_MIGRATE);
+
+	onboard_migrate_requested(&st, &policy, 1004);
+	a = onboard_next(&st, 1004);
+	assert_int_equal(a.kind, OB_ACT_RUN);
+	assert_int_equal(a.step, OB_MIGRATE);
+	onboard_step_done(&st, OB_MIGRATE, 1005);
+	a = onboard_next(&st, 1005);
+	assert_int_equal(a.kind, OB_ACT_RUN);
+	assert_int_equal(a.step, OB_RUNNING);
+	onboard_step_done(&st, OB_RUNNING, 1006);
+	assert_int_equal(onboard_next(&st, 1006).kind, OB_ACT_IDLE);
+}
+
+static void
+backoff_grows_with_cap_and_honours_retry_after(void **state)
+{
+	struct ob_state st;
+	struct ob_action a;
+
+	(void)state;
+	onboard_init(&st);
+	advance_to(&st, OB_FIND_PROXY, 100);
+	/* Full jitter at its ceiling: 2, 4, 8, ... capped at 300. */
+	onboard_step_failed(&st, &policy, OB_PHONE_HOME, "not claimed yet", -1, 1.0, 100);
+	assert_int_equal(st.next_at, 102);
+	onboard_step_failed(&st, &policy, OB_PHONE_HOME, "not claimed yet", -1, 1.0, 100);
+	assert_int_equal(st.next_at, 104);
+	for (int i = 0; i < 20; i++)
+		onboard_step_failed(&st, &policy, OB_PHONE_HOME, "x", -1, 1.0, 100);
+	assert_int_equal(st.next_at, 400);
+	/* Never a tight loop, even with zero jitter. */
+	onboard_step_failed(&st, &policy, OB_PHONE_HOME, "x", -1, 0.0, 100);
+	assert_int_equal(st.next_at, 101);
+	/* Retry-After wins when longer, and is capped at an hour. */
+	onboard_step_failed(&st, &policy, OB_PHONE_HOME, "x", 120, 0.0, 100);
+	assert_int_equal(st.next_at, 220);
+	onboard_step_failed(&st, &policy, OB_PHONE_HOME, "x", 999999, 0.0, 100);
+	assert_int_equal(st.next_at, 100 + 3600);
+
+	a = onboard_next(&st, 200);
+	assert_int_equal(a.kind, OB_ACT_WAIT);
+	assert_int_equal(a.step, OB_PHONE_HOME);
+	assert_int_equal(a.at, 3700);
+	assert_string_equal(st.last_error, "x");
+	assert_int_equal(st.last_error_step, OB_PHONE_HOME);
+
+	onboard_step_done(&st, OB_PHONE_HOME, 3700);
+	assert_int_equal(st.attempt, 0);
+	assert_int_equal(onboard_next(&st, 3700).kind, OB_ACT_RUN);
+}
+
+static void
+migrate_falls_back_to_staging_after_window(void **state)
+{
+	struct ob_state st;
+	struct ob_action a;
+
+	(void)state;
+	onboard_init(&st);
+	advance_to(&st, OB_STAGING_CONNECT, 1000);
+	onboard_step_done(&st, OB_CERTIFICATE, 1000);
+	onboard_step_done(&st, OB_CONFIGURATION, 1000);
+	onboard_step_done(&st, OB_PRODUCTION_INFO, 1000);
+	onboard_migrate_requested(&st, &policy, 1000);
+	onboard_step_failed(&st, &policy, OB_MIGRATE, "production conductor: connection refused",
+			    -1, 1.0, 1010);
+	assert_int_equal(st.migrate_deadline, 1300);
+	assert_false(onboard_migrate_check_deadline(&st, 1299));
+	assert_true(onboard_migrate_check_deadline(&st, 1300));
+	assert_string_equal(st.migrate_fallback_reason, "production conductor: connection refused");
+	assert_int_equal(st.migrations_failed, 1);
+	/* Back on staging: reconnect, then await the next migrate. */
+	a = onboard_next(&st, 1300);
+	assert_int_equal(a.kind, OB_ACT_RUN);
+	assert_int_equal(a.step, OB_STAGING_CONNECT);
+	onboard_step_done(&st, OB_STAGING_CONNECT, 1301);
+	a = onboard_next(&st, 1301);
+	assert_int_equal(a.kind, OB_ACT_SERVE_STAGING);
+	assert_int_equal(a.step, OB_MIGRATE);
+	/* A second migrate succeeds and clears the reason. */
+	onboard_migrate_requested(&st, &policy, 2000);
+	onboard_step_done(&st, OB_MIGRATE, 2001);
+	assert_string_equal(st.migrate_fallback_reason, "");
+	assert_int_equal(onboard_next(&st, 2001).step, OB_RUNNING);
+
+	/* A failure at the deadline itself falls back at once. */
+	onboard_migrate_requested(&st, &policy, 3000);
+	onboard_step_failed(&st, &policy, OB_MIGRATE, "timeout", -1, 1.0, 3300);
+	assert_int_equal(st.migrations_failed, 2);
+	assert_int_equal(onboard_current(&st), OB_STAGING_CONNECT);
+}
+
+static void
+lost_connections_and_failed_commands(void **state)
+{
+	struct ob_state st;
+
+	(void)state;
+	onboard_init(&st);
+	advance_to(&st, OB_STAGING_CONNECT, 10);
+	/* A failed command is reported, not backed off from. */
+	onboard_step_failed(&st, &policy, OB_CERTIFICATE, "CSR refused", -1, 1.0, 11);
+	assert_int_equal(onboard_next(&st, 11).kind, OB_ACT_SERVE_STAGING);
+	assert_int_equal(st.attempt, 0);
+	onboard_connection_lost(&st, "staging conductor closed the connection", 12);
+	assert_int_equal(onboard_current(&st), OB_STAGING_CONNECT);
+
+	onboard_step_done(&st, OB_STAGING_CONNECT, 13);
+	onboard_step_done(&st, OB_CERTIFICATE, 13);
+	onboard_step_done(&st, OB_CONFIGURATION, 13);
+	onboard_step_done(&st, OB_PRODUCTION_INFO, 13);
+	onboard_migrate_requested(&st, &policy, 14);
+	onboard_step_done(&st, OB_MIGRATE, 15);
+	onboard_step_done(&st, OB_RUNNING, 16);
+	/* On production, a lost connection reconnects to production. */
+	onboard_connection_lost(&st, "production conductor restarted", 17);
+	assert_int_equal(onboard_current(&st), OB_RUNNING);
+	assert_int_equal(onboard_next(&st, 17).kind, OB_ACT_RUN);
+	assert_true(onboard_is_done(&st, OB_STAGING_CONNECT));
+}
+
+static void
+state_round_trips_through_json(void **state)
+{
+	struct ob_state st, back;
+	json_t *json;
+
+	(void)state;
+	onboard_init(&st);
+	advance_to(&st, OB_STAGING_CONNECT, 500);
+	onboard_step_done(&st, OB_CERTIFICATE, 501);
+	onboard_migrate_requested(&st, &policy, 502);
+	onboard_step_failed(&st, &policy, OB_MIGRATE, "refused \"quoted\"", 30, 0.5, 503);
+	json = onboard_to_json(&st);
+	assert_non_null(json);
+	assert_int_equal(onboard_from_json(json, &back), 0);
+	json_decref(json);
+	assert_memory_equal(back.done_at, st.done_at, sizeof(st.done_at));
+	assert_int_equal(back.next_at, st.next_at);
+	assert_int_equal(back.attempt, st.attempt);
+	assert_int_equal(back.migrate_deadline, st.migrate_deadline);
+	assert_string_equal(back.last_error, st.last_error);
+	assert_int_equal(back.last_error_step, OB_MIGRATE);
+	/* Resuming after a restart continues exactly where it was. */
+	assert_int_equal(onboard_next(&back, 600).step, onboard_next(&st, 600).step);
+	assert_int_equal(onboard_next(&back, 600).kind, onboard_next(&st, 600).kind);
+}
+
+static void
+refuses_inconsistent_state(void **state)
+{
+	static const char *const bad[] = {
+		"[]",
+		"{}",
+		"{\"version\":2}",
+		"{\"version\":1,\"done\":[]}",
+		"{\"version\":1,\"done\":{\"teleport\":5}}",
+		"{\"version\":1,\"done\":{\"find-proxy\":0}}",
+		"{\"version\":1,\"done\":{\"phone-home\":5}}",
+		"{\"version\":1,\"done\":{\"find-proxy\":1,\"phone-home\":2,\"running\":3}}",
+		"{\"version\":1,\"attempt\":-1}",
+		"{\"version\":1,\"next_at\":\"soon\"}",
+		"{\"version\":1,\"last_error\":{\"step\":\"nope\",\"reason\":\"x\",\"at\":1}}",
+		"{\"version\":1,\"last_error\":{\"step\":\"migrate\",\"reason\":7,\"at\":1}}",
+	};
+	struct ob_state st;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		json_t *j = json_loads(bad[i], 0, NULL);
+		assert_non_null(j);
+		if (onboard_from_json(j, &st) != -1)
+			fail_msg("accepted %s", bad[i]);
+		assert_non_null(strstr(or_errmsg(), "onboarding state"));
+		json_decref(j);
+	}
+}
+
+static void
+step_names(void **state)
+{
+	enum ob_step s;
+
+	(void)state;
+	for (int i = 0; i < OB_STEP_COUNT; i++) {
+		assert_int_equal(onboard_step_from_name(onboard_step_name((enum ob_step)i), &s), 0);
+		assert_int_equal(s, i);
+	}
+	assert_int_equal(onboard_step_from_name("x", &s), -1);
+	assert_string_equal(onboard_step_name(OB_STEP_COUNT), "unknown");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(linear_flow_then_commands_then_migrate),
+		cmocka_unit_test(backoff_grows_with_cap_and_honours_retry_after),
+		cmocka_unit_test(migrate_falls_back_to_staging_after_window),
+		cmocka_unit_test(lost_connections_and_failed_commands),
+		cmocka_unit_test(state_round_trips_through_json),
+		cmocka_unit_test(refuses_inconsistent_state),
+		cmocka_unit_test(step_names),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
