@@ -17,6 +17,7 @@ static const struct command {
 	{"factory", cmd_factory, "provision a device in the factory (init-device)"},
 	{"show", cmd_show, "show the router agent's state (management proxy, DHCP, alarms)"},
 	{"dhcp-hook", cmd_dhcp_hook, "hand a system DHCP client's option 43 to the agent"},
+	{"probe", cmd_probe, "make an HTTPS request through the proxy, report what happened"},
 };
 
 static void
