@@ -8,6 +8,7 @@
 #include "config.h"
 #include "control_client.h"
 #include "error.h"
+#include "log.h"
 #include "file.h"
 
 #include <errno.h>
@@ -93,6 +94,9 @@ load_bootstrap(struct agent_conf *c, bool must_exist)
 		goto out;
 	}
 	c->bootstrap_loaded = true;
+	/* Status shows these as "static"; the log says where they came from. */
+	log_info("%s: %zu static proxy entr%s, used until onboarded", cfg.path, c->n_bootstrap,
+		 c->n_bootstrap == 1 ? "y" : "ies");
 	rc = 0;
 out:
 	config_free(&cfg);

@@ -97,7 +97,7 @@ refresh(struct proxy_book *b, time_t now)
 		for (size_t i = 0; i < b->n_static; i++)
 			add_candidate(b, &b->statics[i], "%s", "static");
 		for (size_t i = 0; !b->onboarded && i < b->n_bootstrap; i++)
-			add_candidate(b, &b->bootstrap[i], "%s", "bootstrap");
+			add_candidate(b, &b->bootstrap[i], "%s", "static");
 		for (size_t i = 0; i < b->n_iface; i++)
 			for (size_t j = 0; b->iface[i].discovery && j < b->iface[i].n_learned; j++)
 				add_candidate(b, &b->iface[i].learned[j], "dhcp:%s",

@@ -75,7 +75,7 @@ def test_bootstrap_file_proxy_is_a_candidate(lab, tmp_path):
     (state / "bootstrap.conf").write_text(f"[proxy]\nstatic = 127.0.0.1:{port}\n")
     agent = lab.start_agent("[proxy]\nmode = static\nhealth-interval = 1\n")
     proxy = agent.wait_active(f"127.0.0.1:{port}")
-    assert proxy["candidates"] == [{"proxy": f"127.0.0.1:{port}", "source": "bootstrap",
+    assert proxy["candidates"] == [{"proxy": f"127.0.0.1:{port}", "source": "static",
                                     "reachable": True}]
 
 
