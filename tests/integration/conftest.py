@@ -20,6 +20,7 @@ PROGRAMS = {
     "onramp-test-device": "tests/tools/onramp-test-device",
     "http_test_server": "tests/tools/http_test_server",
     "test_store": "tests/unit/test_store",
+    "onramp-agent": "agent/onramp-agent",
 }
 
 
