@@ -42,6 +42,7 @@
 #define DEFAULT_MAX_HEADERS (16 * 1024)
 #define DEFAULT_TIMEOUT_S 60
 #define LISTEN_BACKLOG 4096
+#define MAX_LOOPS 256
 
 struct loop {
 	struct http_server *srv;
@@ -588,13 +589,15 @@ dispatch(struct evhttp_request *req, void *arg)
 	ctx->path = path;
 	set_peer(ctx);
 
+	/* in_handler stays set until dispatch is done with the ctx: a reply
+	 * before that must not free it under our feet */
 	ctx->in_handler = true;
 	route->fn(ctx, route->arg);
-	ctx->in_handler = false;
-
 	if (ctx->held && !ctx->replied) {
-		if (start_hold(ctx) == 0)
+		if (start_hold(ctx) == 0) {
+			ctx->in_handler = false;
 			return;
+		}
 		http_reply_error(ctx, 500, "internal", "cannot hold the request");
 	}
 	if (!ctx->replied) {
@@ -753,6 +756,17 @@ process_setup(void)
 	}
 }
 
+/* Undoes a partial start, keeping the error message of what failed. */
+static int
+start_failed(struct http_server *srv)
+{
+	char msg[OR_ERRMSG_MAX];
+
+	snprintf(msg, sizeof(msg), "%s", or_errmsg());
+	http_server_stop(srv);
+	return or_error("%s", msg);
+}
+
 int
 http_server_start(const struct http_server_opts *opts, struct http_server **out)
 {
@@ -783,6 +797,10 @@ http_server_start(const struct http_server_opts *opts, struct http_server **out)
 	if (srv->n_loops == 0) {
 		cores = sysconf(_SC_NPROCESSORS_ONLN);
 		srv->n_loops = cores > 0 ? (unsigned)cores : 1;
+	}
+	if (srv->n_loops > MAX_LOOPS) {
+		or_error("http server: %u threads asked for, at most %d", srv->n_loops, MAX_LOOPS);
+		goto fail;
 	}
 	if (tls_server_ctx(opts->cert_file, opts->key_file, &srv->ssl_ctx) == -1 ||
 	    listen_socket(opts->address, opts->port, &srv->fd, &srv->port) == -1)
@@ -819,13 +837,8 @@ http_server_start(const struct http_server_opts *opts, struct http_server **out)
 		 opts->address ? opts->address : "(any)", srv->port, srv->n_loops);
 	*out = srv;
 	return 0;
-fail : {
-	char msg[OR_ERRMSG_MAX];
-
-	snprintf(msg, sizeof(msg), "%s", or_errmsg());
-	http_server_stop(srv);
-	return or_error("%s", msg);
-}
+fail:
+	return start_failed(srv);
 }
 
 unsigned
