@@ -129,7 +129,8 @@ sqlite_exec_fixed(struct store *st, const char *sql)
 }
 
 /*
- * Opens (creating if needed) the database file. The file is created 0600
+ * Opens (creating if needed) the database file; "sqlite::memory:" is a private
+ * in-memory database (tests). The file is created 0600
  * before SQLite sees it because SQLite gives its WAL and shm files the
  * database file's mode, and the store holds hashed tokens and sealed secrets.
  */
@@ -140,10 +141,12 @@ sqlite_open(struct store *st, const char *path)
 
 	if (path[0] == '\0')
 		return or_error("sqlite: the URL names no file (expected sqlite:/path/file.db)");
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd == -1)
-		return or_error("sqlite: cannot open %s: %s", path, strerror(errno));
-	close(fd);
+	if (strcmp(path, ":memory:") != 0) {
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd == -1)
+			return or_error("sqlite: cannot open %s: %s", path, strerror(errno));
+		close(fd);
+	}
 	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
 	    SQLITE_OK) {
 		or_error("sqlite: cannot open %s: %s", path,

@@ -536,6 +536,12 @@ test_bad_urls(void **state)
 	assert_null(st);
 	assert_null(strstr(or_errmsg(), "pw@"));
 	assert_int_equal(store_open("", &st), -1);
+	/* an in-memory database works and leaves no file named ":memory:" */
+	assert_int_equal(store_open("sqlite::memory:", &st), 0);
+	assert_int_equal(store_exec(st, "SELECT 1", NULL, 0, NULL), 0);
+	store_close(st);
+	st = NULL;
+	assert_int_equal(access(":memory:", F_OK), -1);
 	assert_int_equal(store_open("sqlite:", &st), -1);
 	assert_int_equal(store_open("sqlite:/nonexistent-onramp-dir/x.db", &st), -1);
 	assert_non_null(strstr(or_errmsg(), "nonexistent-onramp-dir"));
