@@ -682,3 +682,28 @@ pki_cert_key_id(const char *cert_pem, char key_id[PKI_KEY_ID_LEN + 1])
 	X509_free(cert);
 	return rc;
 }
+
+int
+pki_cert_serves(const char *cert_pem, const char *const *names, size_t n_names, unsigned min_days,
+		bool *serves, time_t *not_after)
+{
+	X509 *cert = cert_from_pem(cert_pem, "certificate");
+	time_t now = time(NULL);
+	int ok;
+
+	*serves = false;
+	if (cert == NULL)
+		return -1;
+	*not_after = asn1_time_t(X509_get0_notAfter(cert));
+	ok = *not_after != (time_t)-1 && *not_after - now > (time_t)min_days * 86400;
+	for (size_t i = 0; ok && i < n_names; i++) {
+		if (is_ip_literal(names[i]))
+			ok = X509_check_ip_asc(cert, names[i], 0) == 1;
+		else
+			ok = X509_check_host(cert, names[i], 0, X509_CHECK_FLAG_NO_WILDCARDS,
+					     NULL) == 1;
+	}
+	X509_free(cert);
+	*serves = ok;
+	return 0;
+}

@@ -93,4 +93,12 @@ bool pki_valid_dns_name(const char *name);
 /* The hex SHA-256 of a PEM certificate's public key (the same identity as pki_csr_check's). */
 int pki_cert_key_id(const char *cert_pem, char key_id[PKI_KEY_ID_LEN + 1]);
 
+/*
+ * Whether a PEM certificate still serves: it names every one of names (IP or
+ * DNS SANs) and is valid for at least min_days more days. *not_after is set
+ * when the certificate parses. A certificate that does not parse gives -1.
+ */
+int pki_cert_serves(const char *cert_pem, const char *const *names, size_t n_names,
+		    unsigned min_days, bool *serves, time_t *not_after);
+
 #endif

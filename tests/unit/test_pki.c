@@ -326,6 +326,31 @@ csr_checks(void **state)
 }
 
 static void
+server_cert_serves_its_names_until_near_expiry(void **state)
+{
+	struct fixture *f = *state;
+	const char *names[] = {"127.0.0.1", "conductor.example.net"};
+	const char *more[] = {"127.0.0.1", "10.0.0.1"};
+	struct pki_issued srv;
+	struct secret key = {0};
+	time_t not_after;
+	bool serves;
+
+	assert_int_equal(pki_issue_server(f->ca, "c", names, 2, 40, &srv, &key), 0);
+	assert_int_equal(pki_cert_serves(srv.cert_pem, names, 2, 30, &serves, &not_after), 0);
+	assert_true(serves);
+	assert_int_equal(not_after, srv.not_after);
+	/* Renewal is due within 50 days; a new address is not covered. */
+	assert_int_equal(pki_cert_serves(srv.cert_pem, names, 2, 50, &serves, &not_after), 0);
+	assert_false(serves);
+	assert_int_equal(pki_cert_serves(srv.cert_pem, more, 2, 1, &serves, &not_after), 0);
+	assert_false(serves);
+	assert_int_equal(pki_cert_serves("junk", names, 2, 1, &serves, &not_after), -1);
+	pki_issued_free(&srv);
+	secret_free(&key);
+}
+
+static void
 router_names(void **state)
 {
 	(void)state;
@@ -352,6 +377,7 @@ main(void)
 		cmocka_unit_test(router_cert_carries_only_the_conductors_names),
 		cmocka_unit_test(serials_are_unique),
 		cmocka_unit_test(csr_checks),
+		cmocka_unit_test(server_cert_serves_its_names_until_near_expiry),
 		cmocka_unit_test(router_names),
 	};
 
