@@ -14,6 +14,7 @@ static const struct command {
 	const char *summary;
 } commands[] = {
 	{"ocra", cmd_ocra, "compute an RFC 6287 OCRA response"},
+	{"factory", cmd_factory, "provision a device in the factory (init-device)"},
 };
 
 static void

@@ -136,3 +136,53 @@ file_ensure_dir(const char *dir, mode_t mode)
 		return or_error("%s: exists and is not a directory", dir);
 	return 0;
 }
+
+int
+file_path(char *out, size_t cap, const char *dir, const char *name)
+{
+	if (snprintf(out, cap, "%s/%s", dir, name) >= (int)cap)
+		return or_error("%s/%s: path too long", dir, name);
+	return 0;
+}
+
+int
+file_exists(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == 0)
+		return 1;
+	if (errno == ENOENT)
+		return 0;
+	return or_error("%s: %s", path, strerror(errno));
+}
+
+int
+file_remove(const char *path)
+{
+	if (unlink(path) == -1)
+		return or_error("%s: cannot remove: %s", path, strerror(errno));
+	return fsync_dir_of(path);
+}
+
+int
+file_exists_in(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+
+	if (file_path(path, sizeof(path), dir, name) == -1)
+		return -1;
+	return file_exists(path);
+}
+
+int
+file_remove_in(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+
+	if (file_path(path, sizeof(path), dir, name) == -1)
+		return -1;
+	if (unlink(path) == -1 && errno != ENOENT)
+		return or_error("%s: cannot remove: %s", path, strerror(errno));
+	return 0;
+}

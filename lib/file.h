@@ -19,4 +19,19 @@ int file_read_all(const char *path, size_t max, uint8_t **out, size_t *len);
 /* Creates dir with mode if it does not exist (one level); refuses a non-directory. */
 int file_ensure_dir(const char *dir, mode_t mode);
 
+/* Writes "dir/name" into out (cap bytes); refuses a path that does not fit. */
+int file_path(char *out, size_t cap, const char *dir, const char *name);
+
+/* 1 when path exists (as anything), 0 when it does not, -1 when it cannot be told. */
+int file_exists(const char *path);
+
+/* file_exists() of dir/name. */
+int file_exists_in(const char *dir, const char *name);
+
+/* Removes dir/name if it exists (a missing file is not an error). */
+int file_remove_in(const char *dir, const char *name);
+
+/* Removes path and makes the removal durable (fsync of its directory). */
+int file_remove(const char *path);
+
 #endif

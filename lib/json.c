@@ -5,6 +5,7 @@
 
 #include "error.h"
 #include "file.h"
+#include "secret.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -115,4 +116,18 @@ char *
 json_dump_compact(const json_t *value)
 {
 	return json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS);
+}
+
+int
+json_write_atomic(const char *path, const json_t *doc, unsigned mode)
+{
+	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+	int ret;
+
+	if (text == NULL)
+		return or_error("%s: out of memory", path);
+	ret = file_write_atomic(path, text, strlen(text), (mode_t)mode);
+	secure_zero(text, strlen(text));
+	free(text);
+	return ret;
 }

@@ -28,4 +28,10 @@ int json_get_bool(json_t *obj, const char *key, bool required, bool *out);
 /* Compact, key-sorted serialisation (malloc'd), or NULL when out of memory. */
 char *json_dump_compact(const json_t *value);
 
+/*
+ * Writes doc (indented, key-sorted) to path with file_write_atomic and mode;
+ * the text is zeroed before it is freed, as doc may hold a secret.
+ */
+int json_write_atomic(const char *path, const json_t *doc, unsigned mode);
+
 #endif

@@ -1,0 +1,72 @@
+/*
+ * The factory's registration record: what the cloud's inventory learns about
+ * a device made in the factory. JSON:
+ *
+ *   {"version":1,"serial":"S","model":"M","ocra_suite":"OCRA-1:HOTP-SHA256-8:QA10-S064",
+ *    "ocra_key_cms":"<base64 DER CMS EnvelopedData of the raw OCRA key>",
+ *    "created":"<RFC 3339 UTC>"}
+ *
+ * The OCRA key is encrypted to the inventory's RSA key (RSA-OAEP key
+ * transport, AES-256-CBC content, the recipient named by its key identifier:
+ * the SHA-1 of the public key, as RFC 5280 4.2.1.2 (1)), so the key never
+ * rests or travels in clear. The factory writes records; cloudd reads them
+ * and decrypts the key with the inventory private key.
+ */
+#ifndef ONRAMP_RECORD_H
+#define ONRAMP_RECORD_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ocra.h"
+#include "secret.h"
+
+#define RECORD_VERSION 1
+#define RECORD_SERIAL_MAX 64
+#define RECORD_MODEL_MAX 64
+#define RECORD_MAX_BYTES 65536
+
+struct record {
+	char serial[RECORD_SERIAL_MAX + 1];
+	char model[RECORD_MODEL_MAX + 1];
+	char ocra_suite[OCRA_SUITE_MAX + 1];
+	char created[32];
+	uint8_t *ocra_key_cms; /* DER, malloc'd */
+	size_t ocra_key_cms_len;
+};
+
+/* Serial: 1-64 of letters, digits, '.', '_', ':', '-'. Model: 1-64 printable ASCII. */
+int record_check_serial(const char *serial);
+int record_check_model(const char *model);
+
+/*
+ * Loads the inventory's public key from PEM text: an RSA public key
+ * (SubjectPublicKeyInfo or PKCS#1) or an X.509 certificate holding one.
+ * *pkey_out is an EVP_PKEY (void so that this header needs no OpenSSL).
+ */
+int record_load_inventory_key(const char *pem, size_t len, void **pkey_out);
+
+/* Builds a record, encrypting key to inventory_pkey (from record_load_inventory_key). */
+int record_create(const char *serial, const char *model, const char *suite,
+		  const struct secret *key, void *inventory_pkey, struct record *out);
+
+/* The record as JSON (new reference) / from JSON, every field checked. */
+json_t *record_to_json(const struct record *);
+int record_from_json(json_t *doc, struct record *out);
+
+/* Writes the record to path atomically (0600); reads and checks one. */
+int record_write(const char *path, const struct record *);
+int record_read(const char *path, struct record *out);
+
+/*
+ * Decrypts the OCRA key with the inventory private key (PEM text). A record
+ * made for another inventory key fails with an error that says so; the key's
+ * length must fit the suite's hash.
+ */
+int record_decrypt_key(const struct record *, const char *inventory_private_key_pem,
+		       struct secret *key_out);
+
+void record_free(struct record *);
+
+#endif
