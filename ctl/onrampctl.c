@@ -15,6 +15,7 @@ static const struct command {
 } commands[] = {
 	{"ocra", cmd_ocra, "compute an RFC 6287 OCRA response"},
 	{"factory", cmd_factory, "provision a device in the factory (init-device)"},
+	{"probe", cmd_probe, "make an HTTPS request through the proxy, report what happened"},
 };
 
 static void

@@ -12,6 +12,7 @@
 
 int cmd_ocra(int argc, char **argv);
 int cmd_factory(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
 
 /* Prints "onrampctl: <message>" on stderr and returns code. */
 int ctl_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
