@@ -80,7 +80,7 @@ struct http_ctx {
 	char peer[80];
 	void (*on_close)(void *arg);
 	void *on_close_arg;
-	struct event *close_ev; /* EV_CLOSED watch while held */
+	struct event *close_ev; /* watches the socket while held */
 };
 
 /* ---- TLS ---- */
@@ -261,7 +261,8 @@ http_reply_json(struct http_ctx *ctx, int status, json_t *body)
 	if (status >= 500)
 		log_warn("http: %s %s from %s -> %d", ctx->method, ctx->path, ctx->peer, status);
 	else
-		log_debug("http: %s %s from %s -> %d", ctx->method, ctx->path, ctx->peer, status);
+		log_debug("http: %s %s from %s -> %d (loop %u)", ctx->method, ctx->path, ctx->peer,
+			  status, ctx->loop->index);
 	evhttp_send_reply(ctx->req, status, NULL, buf);
 	if (buf != NULL)
 		evbuffer_free(buf);
@@ -412,9 +413,14 @@ held_conn_closed(struct evhttp_connection *evcon, void *arg)
 }
 
 /*
- * The client of a held request hung up (EPOLLRDHUP). evhttp does not read
- * while a request is being answered, so it would only notice at the reply;
- * freeing the connection now runs held_conn_closed.
+ * Something happened on a held request's socket: a FIN (EV_CLOSED), a reset
+ * (libevent's epoll reports EPOLLHUP/EPOLLERR as EV_READ, never EV_CLOSED), or
+ * bytes. evhttp does not read while a request is being answered (it would
+ * abort on data in that state), so it would only notice at the reply. A
+ * long-poll client sends nothing while it waits except a TLS close_notify, so
+ * any of these means the client is gone: freeing the connection runs
+ * held_conn_closed. (A client pipelining a request behind a long poll loses
+ * its connection; documented in docs/http-server.md.)
  */
 static void
 held_peer_closed(evutil_socket_t fd, short what, void *arg)
@@ -423,8 +429,8 @@ held_peer_closed(evutil_socket_t fd, short what, void *arg)
 	struct evhttp_connection *evcon = evhttp_request_get_connection(ctx->req);
 
 	(void)fd;
-	(void)what;
-	log_debug("http: client %s of held %s %s went away", ctx->peer, ctx->method, ctx->path);
+	log_debug("http: client %s of held %s %s went away (%s)", ctx->peer, ctx->method, ctx->path,
+		  (what & EV_CLOSED) ? "closed" : "reset or sent data");
 	if (evcon != NULL)
 		evhttp_connection_free(evcon);
 }
@@ -453,7 +459,7 @@ start_hold(struct http_ctx *ctx)
 	if (evcon == NULL)
 		return -1;
 	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
-	ctx->close_ev = event_new(ctx->loop->base, fd, EV_CLOSED, held_peer_closed, ctx);
+	ctx->close_ev = event_new(ctx->loop->base, fd, EV_READ | EV_CLOSED, held_peer_closed, ctx);
 	if (ctx->close_ev == NULL || event_add(ctx->close_ev, NULL) != 0)
 		return -1;
 	evhttp_connection_set_closecb(evcon, held_conn_closed, ctx);

@@ -335,7 +335,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: http_test_server --cert FILE --key FILE [--address A] [--port N]\n"
-		   "       [--threads N] [--max-body N] [--fail-init I] [--rendezvous N]\n");
+		   "       [--threads N] [--max-body N] [--fail-init I] [--rendezvous N]\n"
+		   "       [--timeout S]\n");
 }
 
 int
@@ -349,6 +350,7 @@ main(int argc, char **argv)
 						 {"max-body", required_argument, NULL, 'b'},
 						 {"fail-init", required_argument, NULL, 'f'},
 						 {"rendezvous", required_argument, NULL, 'r'},
+						 {"timeout", required_argument, NULL, 'T'},
 						 {"help", no_argument, NULL, 'h'},
 						 {NULL, 0, NULL, 0}};
 	struct http_server_opts o = {.address = "127.0.0.1",
@@ -385,6 +387,9 @@ main(int argc, char **argv)
 			break;
 		case 'r':
 			rv_needed = atoi(optarg);
+			break;
+		case 'T':
+			o.timeout_s = (unsigned)strtoul(optarg, NULL, 10);
 			break;
 		case 'h':
 			usage(stdout);
