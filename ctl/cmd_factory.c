@@ -36,24 +36,24 @@
 #define CLOUD_KEY_MAX 65536
 
 static const char factory_usage[] =
-    "usage: onrampctl factory init-device --serial S --model M --state-dir DIR\n"
-    "                 (--tcti TCTI | --software) --cloud-key INVENTORY.pem\n"
-    "                 --out RECORD.json [--suite SUITE] [--force]\n"
-    "\n"
-    "Creates the device's OCRA key inside its TPM and writes the registration\n"
-    "record for the cloud's inventory, the key encrypted to the inventory key.\n"
-    "  --serial S         the device's serial (letters, digits, . _ : -)\n"
-    "  --model M          the device's model\n"
-    "  --state-dir DIR    the device's state directory (created 0700 if missing)\n"
-    "  --tcti TCTI        the TPM: device:/dev/tpmrm0, swtpm:host=H,port=P, tabrmd\n"
-    "  --software         no TPM: keep the key in a file (weaker; warns)\n"
-    "  --cloud-key FILE   the inventory's RSA public key or certificate (PEM)\n"
-    "  --out FILE         where to write the registration record (JSON)\n"
-    "  --suite SUITE      the OCRA suite (default " DEFAULT_SUITE ")\n"
-    "  --force            replace an existing identity and record\n"
-    "\n"
-    "Exit status: 0 done, 2 bad input or already provisioned (nothing written),\n"
-    "1 the TPM or the disk failed.\n";
+	"usage: onrampctl factory init-device --serial S --model M --state-dir DIR\n"
+	"                 (--tcti TCTI | --software) --cloud-key INVENTORY.pem\n"
+	"                 --out RECORD.json [--suite SUITE] [--force]\n"
+	"\n"
+	"Creates the device's OCRA key inside its TPM and writes the registration\n"
+	"record for the cloud's inventory, the key encrypted to the inventory key.\n"
+	"  --serial S         the device's serial (letters, digits, . _ : -)\n"
+	"  --model M          the device's model\n"
+	"  --state-dir DIR    the device's state directory (created 0700 if missing)\n"
+	"  --tcti TCTI        the TPM: device:/dev/tpmrm0, swtpm:host=H,port=P, tabrmd\n"
+	"  --software         no TPM: keep the key in a file (weaker; warns)\n"
+	"  --cloud-key FILE   the inventory's RSA public key or certificate (PEM)\n"
+	"  --out FILE         where to write the registration record (JSON)\n"
+	"  --suite SUITE      the OCRA suite (default " DEFAULT_SUITE ")\n"
+	"  --force            replace an existing identity and record\n"
+	"\n"
+	"Exit status: 0 done, 2 bad input or already provisioned (nothing written),\n"
+	"1 the TPM or the disk failed.\n";
 
 struct factory_args {
 	const char *serial, *model, *state_dir, *tcti, *cloud_key, *out, *suite;
@@ -88,6 +88,8 @@ check_input(const struct factory_args *a, struct ocra_suite *suite, EVP_PKEY **i
 		return -1;
 	if (ocra_suite_parse(a->suite, suite) == -1)
 		return or_error_prefix("--suite");
+	if (a->tcti != NULL && tpm_check_tcti(a->tcti) == -1)
+		return or_error_prefix("--tcti");
 	if (a->state_dir[0] == '\0')
 		return or_error("--state-dir is empty");
 	if (stat(a->state_dir, &st) == 0 && !S_ISDIR(st.st_mode))
@@ -110,10 +112,10 @@ check_input(const struct factory_args *a, struct ocra_suite *suite, EVP_PKEY **i
 			provisioned = device_info_exists(a->state_dir);
 		if (provisioned != 0)
 			return provisioned == -1
-				   ? -1
-				   : or_error("%s: the device is already provisioned; use "
-					      "--force to replace its identity",
-					      a->state_dir);
+				       ? -1
+				       : or_error("%s: the device is already provisioned; use "
+						  "--force to replace its identity",
+						  a->state_dir);
 	}
 	return 0;
 }
@@ -186,17 +188,17 @@ int
 cmd_factory(int argc, char **argv)
 {
 	static const struct option options[] = {
-	    {"serial", required_argument, NULL, 's'},
-	    {"model", required_argument, NULL, 'm'},
-	    {"state-dir", required_argument, NULL, 'd'},
-	    {"tcti", required_argument, NULL, 't'},
-	    {"software", no_argument, NULL, 'S'},
-	    {"cloud-key", required_argument, NULL, 'k'},
-	    {"out", required_argument, NULL, 'o'},
-	    {"suite", required_argument, NULL, 'u'},
-	    {"force", no_argument, NULL, 'f'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+		{"serial", required_argument, NULL, 's'},
+		{"model", required_argument, NULL, 'm'},
+		{"state-dir", required_argument, NULL, 'd'},
+		{"tcti", required_argument, NULL, 't'},
+		{"software", no_argument, NULL, 'S'},
+		{"cloud-key", required_argument, NULL, 'k'},
+		{"out", required_argument, NULL, 'o'},
+		{"suite", required_argument, NULL, 'u'},
+		{"force", no_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	struct factory_args a = {.suite = DEFAULT_SUITE};
 	int opt;

@@ -210,7 +210,8 @@ check_uri(const char *uri)
 
 	if (len == 0 || len > URI_MAX)
 		return or_error("a URI SAN must have 1 to %d characters", URI_MAX);
-	while (isalnum((unsigned char)uri[scheme]) || (scheme > 0 && strchr("+.-", uri[scheme])))
+	while (isalnum((unsigned char)uri[scheme]) ||
+	       (scheme > 0 && uri[scheme] != '\0' && strchr("+.-", uri[scheme])))
 		scheme++;
 	if (scheme == 0 || !isalpha((unsigned char)uri[0]) || uri[scheme] != ':' ||
 	    uri[scheme + 1] == '\0')

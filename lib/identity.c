@@ -12,13 +12,11 @@
 #include "log.h"
 #include "tpm.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define IDENTITY_MAX_BYTES 65536
 

@@ -66,7 +66,7 @@ check_created(const char *text)
 	if (strlen(text) != CREATED_LEN ||
 	    (end = strptime(text, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL || *end != '\0')
 		return or_error(
-		    "field 'created' must be an RFC 3339 UTC time (YYYY-MM-DDTHH:MM:SSZ)");
+			"field 'created' must be an RFC 3339 UTC time (YYYY-MM-DDTHH:MM:SSZ)");
 	return 0;
 }
 
@@ -113,7 +113,7 @@ record_load_inventory_key(const char *pem, size_t len, void **pkey_out)
 	} else {
 		ERR_clear_error();
 		(void)BIO_reset(bio);
-		dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", NULL, "RSA", EVP_PKEY_PUBLIC_KEY,
+		dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", NULL, NULL, EVP_PKEY_PUBLIC_KEY,
 						     NULL, NULL);
 		if (dctx == NULL || !OSSL_DECODER_from_bio(dctx, bio))
 			pkey = NULL;

@@ -23,6 +23,7 @@
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
+#include <tss2/tss2_sys.h>
 #include <tss2/tss2_tctildr.h>
 
 _Static_assert(sizeof(TPM2B_PUBLIC) + sizeof(TPM2B_PRIVATE) <= TPM_BLOB_MAX,
@@ -34,8 +35,9 @@ struct tpm {
 };
 
 #define EC_COORD 32 /* bytes of a P-256 coordinate */
-/* TPM2_TRANSIENT_FIRST, without the header's signed shift that UBSan flags. */
+/* The headers' TPM2_*_FIRST, without their signed shift that UBSan flags. */
 #define TRANSIENT_FIRST ((TPM2_HANDLE)TPM2_HT_TRANSIENT << TPM2_HR_SHIFT)
+#define LOADED_SESSION_FIRST ((TPM2_HANDLE)TPM2_HT_LOADED_SESSION << TPM2_HR_SHIFT)
 
 static int
 tss_fail(TSS2_RC rc, const char *what)
@@ -72,51 +74,61 @@ flush(struct tpm *t, ESYS_TR *handle)
 }
 
 /*
- * Without a resource manager, objects a killed client left loaded stay in the
- * TPM and take its few slots. swtpm and a raw /dev/tpm0 serve one client at a
- * time, so whatever is loaded when we connect is a leftover; through
- * /dev/tpmrm0 or tabrmd we only ever see our own (none).
+ * Without a resource manager, objects and sessions a killed client left
+ * loaded stay in the TPM and take its few slots. swtpm and a raw /dev/tpm0
+ * serve one client at a time, so whatever is loaded when we connect is a
+ * leftover; through /dev/tpmrm0 or tabrmd we only ever see our own (none).
+ * They are flushed by raw handle (SAPI): ESYS knows nothing of them.
  */
 static void
 flush_leftovers(struct tpm *t)
 {
-	TPMS_CAPABILITY_DATA *cap = NULL;
-	TPMI_YES_NO more = TPM2_NO;
+	static const TPM2_HANDLE ranges[] = {TRANSIENT_FIRST, LOADED_SESSION_FIRST};
+	TSS2_SYS_CONTEXT *sys = NULL;
 	unsigned flushed = 0;
 
-	if (Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
-			       TRANSIENT_FIRST, TPM2_MAX_CAP_HANDLES, &more,
-			       &cap) != TSS2_RC_SUCCESS)
+	if (Esys_GetSysContext(t->esys, &sys) != TSS2_RC_SUCCESS)
 		return;
-	for (UINT32 i = 0; i < cap->data.handles.count; i++) {
-		ESYS_TR h = ESYS_TR_NONE;
-		if (Esys_TR_FromTPMPublic(t->esys, cap->data.handles.handle[i], ESYS_TR_NONE,
-					  ESYS_TR_NONE, ESYS_TR_NONE, &h) != TSS2_RC_SUCCESS)
+	for (size_t r = 0; r < sizeof(ranges) / sizeof(ranges[0]); r++) {
+		TPMS_CAPABILITY_DATA *cap = NULL;
+		TPMI_YES_NO more = TPM2_NO;
+
+		if (Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+				       TPM2_CAP_HANDLES, ranges[r], TPM2_MAX_CAP_HANDLES, &more,
+				       &cap) != TSS2_RC_SUCCESS)
 			continue;
-		flush(t, &h);
-		flushed++;
+		for (UINT32 i = 0; i < cap->data.handles.count; i++)
+			if (Tss2_Sys_FlushContext(sys, cap->data.handles.handle[i]) ==
+			    TSS2_RC_SUCCESS)
+				flushed++;
+		Esys_Free(cap);
 	}
 	if (flushed > 0)
-		log_warn("TPM: flushed %u transient object(s) left by an earlier client", flushed);
-	Esys_Free(cap);
+		log_warn("TPM: flushed %u object(s) or session(s) left by an earlier client",
+			 flushed);
+}
+
+int
+tpm_check_tcti(const char *tcti)
+{
+	static const char *const allowed[] = {"device", "swtpm", "tabrmd", "mssim"};
+	size_t name_len = strcspn(tcti, ":");
+
+	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+		if (strlen(allowed[i]) == name_len && strncmp(tcti, allowed[i], name_len) == 0)
+			return 0;
+	return or_error("TCTI '%s' is not one of device, swtpm, tabrmd or mssim", tcti);
 }
 
 int
 tpm_open(const char *tcti, struct tpm **out)
 {
-	static const char *const allowed[] = {"device", "swtpm", "tabrmd", "mssim"};
 	struct tpm *t = NULL;
-	size_t name_len;
-	bool known = false;
 	TSS2_RC rc;
 
 	*out = NULL;
-	name_len = strcspn(tcti, ":");
-	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
-		if (strlen(allowed[i]) == name_len && strncmp(tcti, allowed[i], name_len) == 0)
-			known = true;
-	if (!known)
-		return or_error("TCTI '%s' is not one of device, swtpm, tabrmd or mssim", tcti);
+	if (tpm_check_tcti(tcti) == -1)
+		return -1;
 	t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return or_error("out of memory");
@@ -146,7 +158,7 @@ tpm_open(const char *tcti, struct tpm **out)
 	return 0;
 fail:
 	tpm_close(t);
-	return or_error_prefix("TPM '%s'", tcti);
+	return -1;
 }
 
 void
@@ -171,24 +183,24 @@ primary(struct tpm *t, ESYS_TR *out)
 {
 	const TPM2B_SENSITIVE_CREATE sens = {0};
 	const TPM2B_PUBLIC tmpl = {
-	    .publicArea =
-		{
-		    .type = TPM2_ALG_ECC,
-		    .nameAlg = TPM2_ALG_SHA256,
-		    .objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-					TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
-					TPMA_OBJECT_NODA | TPMA_OBJECT_RESTRICTED |
-					TPMA_OBJECT_DECRYPT,
-		    .parameters.eccDetail =
+		.publicArea =
 			{
-			    .symmetric = {.algorithm = TPM2_ALG_AES,
-					  .keyBits.aes = 128,
-					  .mode.aes = TPM2_ALG_CFB},
-			    .scheme = {.scheme = TPM2_ALG_NULL},
-			    .curveID = TPM2_ECC_NIST_P256,
-			    .kdf = {.scheme = TPM2_ALG_NULL},
+				.type = TPM2_ALG_ECC,
+				.nameAlg = TPM2_ALG_SHA256,
+				.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+						    TPMA_OBJECT_SENSITIVEDATAORIGIN |
+						    TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA |
+						    TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT,
+				.parameters.eccDetail =
+					{
+						.symmetric = {.algorithm = TPM2_ALG_AES,
+							      .keyBits.aes = 128,
+							      .mode.aes = TPM2_ALG_CFB},
+						.scheme = {.scheme = TPM2_ALG_NULL},
+						.curveID = TPM2_ECC_NIST_P256,
+						.kdf = {.scheme = TPM2_ALG_NULL},
+					},
 			},
-		},
 	};
 	const TPM2B_DATA outside = {0};
 	const TPML_PCR_SELECTION pcrs = {0};
@@ -205,15 +217,44 @@ primary(struct tpm *t, ESYS_TR *out)
 	return 0;
 }
 
+/*
+ * A salted HMAC session for parameter encryption: what crosses the bus
+ * between us and the TPM (a key being put in, an unsealed value, random
+ * bytes, an HMAC) is AES-128-CFB encrypted under a session key that only we
+ * and the TPM know, salted with the primary. flags says which way: DECRYPT
+ * for the command's first parameter, ENCRYPT for the response's.
+ */
+static int
+start_session(struct tpm *t, ESYS_TR salt_key, TPMA_SESSION flags, ESYS_TR *out)
+{
+	const TPMT_SYM_DEF sym = {
+		.algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
+	TSS2_RC rc;
+
+	rc = Esys_StartAuthSession(t->esys, salt_key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+				   ESYS_TR_NONE, NULL, TPM2_SE_HMAC, &sym, TPM2_ALG_SHA256, out);
+	if (rc != TSS2_RC_SUCCESS) {
+		*out = ESYS_TR_NONE;
+		return tss_fail(rc, "session start");
+	}
+	/* CONTINUESESSION: the session stays until we flush it, on every path alike. */
+	rc = Esys_TRSess_SetAttributes(t->esys, *out, flags | TPMA_SESSION_CONTINUESESSION, 0xff);
+	if (rc != TSS2_RC_SUCCESS) {
+		flush(t, out);
+		return tss_fail(rc, "session setup");
+	}
+	return 0;
+}
+
 static int
 blob_join(const TPM2B_PUBLIC *pub, const TPM2B_PRIVATE *priv, struct tpm_blob *out)
 {
 	size_t off = 0;
 
 	if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub, out->data, sizeof(out->data), &off) !=
-		TSS2_RC_SUCCESS ||
+		    TSS2_RC_SUCCESS ||
 	    Tss2_MU_TPM2B_PRIVATE_Marshal(priv, out->data, sizeof(out->data), &off) !=
-		TSS2_RC_SUCCESS)
+		    TSS2_RC_SUCCESS)
 		return or_error("cannot marshal a TPM key blob");
 	out->len = off;
 	return 0;
@@ -241,22 +282,24 @@ create(struct tpm *t, const TPM2B_PUBLIC *tmpl, const TPM2B_SENSITIVE_CREATE *se
 {
 	const TPM2B_DATA outside = {0};
 	const TPML_PCR_SELECTION pcrs = {0};
-	ESYS_TR parent = ESYS_TR_NONE;
+	ESYS_TR parent = ESYS_TR_NONE, sess = ESYS_TR_NONE;
 	TPM2B_PRIVATE *priv = NULL;
 	TPM2B_PUBLIC *pub = NULL;
 	TSS2_RC rc;
 	int ret = -1;
 
-	if (primary(t, &parent) == -1)
+	if (primary(t, &parent) == -1 ||
+	    start_session(t, parent, TPMA_SESSION_DECRYPT, &sess) == -1)
 		goto out;
-	rc = Esys_Create(t->esys, parent, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, sens, tmpl,
-			 &outside, &pcrs, &priv, &pub, NULL, NULL, NULL);
+	rc = Esys_Create(t->esys, parent, sess, ESYS_TR_NONE, ESYS_TR_NONE, sens, tmpl, &outside,
+			 &pcrs, &priv, &pub, NULL, NULL, NULL);
 	if (rc != TSS2_RC_SUCCESS) {
 		tss_fail(rc, what);
 		goto out;
 	}
 	ret = blob_join(pub, priv, out);
 out:
+	flush(t, &sess);
 	flush(t, &parent);
 	if (priv != NULL)
 		secure_zero(priv, sizeof(*priv));
@@ -282,9 +325,14 @@ load_fail(TSS2_RC rc)
 			(unsigned)rc);
 }
 
-/* Loads a blob under the primary; the primary is flushed again at once. */
+/*
+ * Loads a blob under the primary; the primary is flushed again at once. With
+ * sess != NULL also starts a session for the command to come (see
+ * start_session) while the primary is there to salt it.
+ */
 static int
-load(struct tpm *t, const struct tpm_blob *b, TPM2B_PUBLIC *pub, ESYS_TR *obj)
+load(struct tpm *t, const struct tpm_blob *b, TPM2B_PUBLIC *pub, ESYS_TR *obj, ESYS_TR *sess,
+     TPMA_SESSION flags)
 {
 	ESYS_TR parent = ESYS_TR_NONE;
 	TPM2B_PRIVATE priv;
@@ -292,6 +340,8 @@ load(struct tpm *t, const struct tpm_blob *b, TPM2B_PUBLIC *pub, ESYS_TR *obj)
 	int ret = -1;
 
 	*obj = ESYS_TR_NONE;
+	if (sess != NULL)
+		*sess = ESYS_TR_NONE;
 	if (blob_split(b, pub, &priv) == -1)
 		return -1;
 	if (primary(t, &parent) == -1)
@@ -301,6 +351,10 @@ load(struct tpm *t, const struct tpm_blob *b, TPM2B_PUBLIC *pub, ESYS_TR *obj)
 	if (rc != TSS2_RC_SUCCESS) {
 		*obj = ESYS_TR_NONE;
 		load_fail(rc);
+		goto out;
+	}
+	if (sess != NULL && start_session(t, parent, flags, sess) == -1) {
+		flush(t, obj);
 		goto out;
 	}
 	ret = 0;
@@ -313,19 +367,28 @@ out:
 int
 tpm_random(struct tpm *t, uint8_t *buf, size_t len)
 {
+	ESYS_TR parent = ESYS_TR_NONE, sess = ESYS_TR_NONE;
+	int ret = -1;
+
+	/* The bytes become keys: they come back encrypted (see start_session). */
+	if (primary(t, &parent) == -1 ||
+	    start_session(t, parent, TPMA_SESSION_ENCRYPT, &sess) == -1)
+		goto out;
+	flush(t, &parent);
 	while (len > 0) {
 		TPM2B_DIGEST *rnd = NULL;
 		UINT16 want = len > sizeof(rnd->buffer) ? sizeof(rnd->buffer) : (UINT16)len;
-		TSS2_RC rc =
-		    Esys_GetRandom(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, want, &rnd);
-		if (rc != TSS2_RC_SUCCESS)
-			return tss_fail(rc, "random number generation");
+		TSS2_RC rc = Esys_GetRandom(t->esys, sess, ESYS_TR_NONE, ESYS_TR_NONE, want, &rnd);
+		if (rc != TSS2_RC_SUCCESS) {
+			tss_fail(rc, "random number generation");
+			goto out;
+		}
 		/* The TPM may give fewer bytes than asked; take what came and ask again. */
 		if (rnd->size == 0 || rnd->size > want) {
-			unsigned got = rnd->size;
+			or_error("TPM random number generation gave %u bytes for %u", rnd->size,
+				 (unsigned)want);
 			Esys_Free(rnd);
-			return or_error("TPM random number generation gave %u bytes for %u", got,
-					(unsigned)want);
+			goto out;
 		}
 		memcpy(buf, rnd->buffer, rnd->size);
 		buf += rnd->size;
@@ -333,7 +396,11 @@ tpm_random(struct tpm *t, uint8_t *buf, size_t len)
 		secure_zero(rnd, sizeof(*rnd));
 		Esys_Free(rnd);
 	}
-	return 0;
+	ret = 0;
+out:
+	flush(t, &sess);
+	flush(t, &parent);
+	return ret;
 }
 
 int
@@ -342,23 +409,23 @@ tpm_hmac_key_create(struct tpm *t, enum ocra_hash hash, const struct secret *key
 {
 	TPM2B_SENSITIVE_CREATE sens = {0};
 	TPM2B_PUBLIC tmpl = {
-	    .publicArea =
-		{
-		    .type = TPM2_ALG_KEYEDHASH,
-		    .nameAlg = TPM2_ALG_SHA256,
-		    /*
-		     * The key bytes come from outside the Create
-		     * command, so SENSITIVEDATAORIGIN must be clear.
-		     */
-		    .objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-					TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_SIGN_ENCRYPT |
-					TPMA_OBJECT_NODA,
-		    .parameters.keyedHashDetail.scheme =
+		.publicArea =
 			{
-			    .scheme = TPM2_ALG_HMAC,
-			    .details.hmac.hashAlg = tpm_hash_alg(hash),
+				.type = TPM2_ALG_KEYEDHASH,
+				.nameAlg = TPM2_ALG_SHA256,
+				/*
+				 * The key bytes come from outside the Create
+				 * command, so SENSITIVEDATAORIGIN must be clear.
+				 */
+				.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+						    TPMA_OBJECT_USERWITHAUTH |
+						    TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_NODA,
+				.parameters.keyedHashDetail.scheme =
+					{
+						.scheme = TPM2_ALG_HMAC,
+						.details.hmac.hashAlg = tpm_hash_alg(hash),
+					},
 			},
-		},
 	};
 	size_t block = hash == OCRA_HASH_SHA512 ? 128 : 64;
 	int rc;
@@ -380,7 +447,7 @@ tpm_hmac(struct tpm *t, const struct tpm_blob *key, enum ocra_hash hash, const u
 	TPM2B_MAX_BUFFER in = {0};
 	TPM2B_DIGEST *digest = NULL;
 	TPM2B_PUBLIC pub;
-	ESYS_TR obj = ESYS_TR_NONE;
+	ESYS_TR obj = ESYS_TR_NONE, sess = ESYS_TR_NONE;
 	TPMI_ALG_HASH alg = tpm_hash_alg(hash);
 	TSS2_RC rc;
 	int ret = -1;
@@ -388,7 +455,7 @@ tpm_hmac(struct tpm *t, const struct tpm_blob *key, enum ocra_hash hash, const u
 	if (msg_len > sizeof(in.buffer))
 		return or_error("HMAC input of %zu bytes is more than the TPM's %zu", msg_len,
 				sizeof(in.buffer));
-	if (load(t, key, &pub, &obj) == -1)
+	if (load(t, key, &pub, &obj, &sess, TPMA_SESSION_ENCRYPT) == -1)
 		goto out;
 	if (pub.publicArea.type != TPM2_ALG_KEYEDHASH ||
 	    pub.publicArea.parameters.keyedHashDetail.scheme.scheme != TPM2_ALG_HMAC ||
@@ -398,8 +465,7 @@ tpm_hmac(struct tpm *t, const struct tpm_blob *key, enum ocra_hash hash, const u
 	}
 	in.size = (UINT16)msg_len;
 	memcpy(in.buffer, msg, msg_len);
-	rc = Esys_HMAC(t->esys, obj, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &in, alg,
-		       &digest);
+	rc = Esys_HMAC(t->esys, obj, sess, ESYS_TR_NONE, ESYS_TR_NONE, &in, alg, &digest);
 	if (rc != TSS2_RC_SUCCESS) {
 		tss_fail(rc, "HMAC");
 		goto out;
@@ -412,6 +478,7 @@ tpm_hmac(struct tpm *t, const struct tpm_blob *key, enum ocra_hash hash, const u
 	*mac_len = digest->size;
 	ret = 0;
 out:
+	flush(t, &sess);
 	flush(t, &obj);
 	secure_zero(&in, sizeof(in));
 	if (digest != NULL)
@@ -425,15 +492,15 @@ tpm_seal(struct tpm *t, const uint8_t *data, size_t len, struct tpm_blob *out)
 {
 	TPM2B_SENSITIVE_CREATE sens = {0};
 	const TPM2B_PUBLIC tmpl = {
-	    .publicArea =
-		{
-		    .type = TPM2_ALG_KEYEDHASH,
-		    .nameAlg = TPM2_ALG_SHA256,
-		    /* Neither sign nor decrypt: a sealed-data object. */
-		    .objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-					TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA,
-		    .parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL,
-		},
+		.publicArea =
+			{
+				.type = TPM2_ALG_KEYEDHASH,
+				.nameAlg = TPM2_ALG_SHA256,
+				/* Neither sign nor decrypt: a sealed-data object. */
+				.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+						    TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA,
+				.parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL,
+			},
 	};
 	int rc;
 
@@ -451,19 +518,20 @@ tpm_unseal(struct tpm *t, const struct tpm_blob *sealed, struct secret *out)
 {
 	TPM2B_SENSITIVE_DATA *data = NULL;
 	TPM2B_PUBLIC pub;
-	ESYS_TR obj = ESYS_TR_NONE;
+	ESYS_TR obj = ESYS_TR_NONE, sess = ESYS_TR_NONE;
 	TSS2_RC rc;
 	int ret = -1;
 
-	if (load(t, sealed, &pub, &obj) == -1)
+	if (load(t, sealed, &pub, &obj, &sess, TPMA_SESSION_ENCRYPT) == -1)
 		goto out;
-	rc = Esys_Unseal(t->esys, obj, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &data);
+	rc = Esys_Unseal(t->esys, obj, sess, ESYS_TR_NONE, ESYS_TR_NONE, &data);
 	if (rc != TSS2_RC_SUCCESS) {
 		tss_fail(rc, "unsealing");
 		goto out;
 	}
 	ret = secret_from(out, data->buffer, data->size);
 out:
+	flush(t, &sess);
 	flush(t, &obj);
 	if (data != NULL)
 		secure_zero(data, sizeof(*data));
@@ -476,22 +544,24 @@ tpm_ec_key_create(struct tpm *t, struct tpm_blob *out)
 {
 	const TPM2B_SENSITIVE_CREATE sens = {0};
 	const TPM2B_PUBLIC tmpl = {
-	    .publicArea =
-		{
-		    .type = TPM2_ALG_ECC,
-		    .nameAlg = TPM2_ALG_SHA256,
-		    .objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-					TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
-					TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_NODA,
-		    .parameters.eccDetail =
+		.publicArea =
 			{
-			    .symmetric = {.algorithm = TPM2_ALG_NULL},
-			    .scheme = {.scheme = TPM2_ALG_ECDSA,
-				       .details.ecdsa.hashAlg = TPM2_ALG_SHA256},
-			    .curveID = TPM2_ECC_NIST_P256,
-			    .kdf = {.scheme = TPM2_ALG_NULL},
+				.type = TPM2_ALG_ECC,
+				.nameAlg = TPM2_ALG_SHA256,
+				.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+						    TPMA_OBJECT_SENSITIVEDATAORIGIN |
+						    TPMA_OBJECT_USERWITHAUTH |
+						    TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_NODA,
+				.parameters.eccDetail =
+					{
+						.symmetric = {.algorithm = TPM2_ALG_NULL},
+						.scheme = {.scheme = TPM2_ALG_ECDSA,
+							   .details.ecdsa.hashAlg =
+								   TPM2_ALG_SHA256},
+						.curveID = TPM2_ECC_NIST_P256,
+						.kdf = {.scheme = TPM2_ALG_NULL},
+					},
 			},
-		},
 	};
 
 	return create(t, &tmpl, &sens, out, "EC key creation");
@@ -572,7 +642,7 @@ tpm_ec_sign(struct tpm *t, const struct tpm_blob *key, const uint8_t digest[32],
 	*sig_der = NULL;
 	*sig_len = 0;
 	memcpy(in.buffer, digest, 32);
-	if (load(t, key, &pub, &obj) == -1)
+	if (load(t, key, &pub, &obj, NULL, 0) == -1)
 		goto out;
 	rc = Esys_Sign(t->esys, obj, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &in, &scheme,
 		       &validation, &sig);

@@ -44,6 +44,9 @@ struct tpm_blob {
  * would load any shared library named there.
  */
 int tpm_open(const char *tcti, struct tpm **out);
+
+/* Checks a TCTI string's name against the list above, without connecting. */
+int tpm_check_tcti(const char *tcti);
 void tpm_close(struct tpm *);
 
 /* Fills buf with len bytes from the TPM's random number generator. */

@@ -88,7 +88,8 @@ device_key(struct vault *v, bool new_vault)
 	if (!exists) {
 		if (!new_vault)
 			return or_error(
-			    "%s is missing: the vault's entries cannot be read without it", path);
+				"%s is missing: the vault's entries cannot be read without it",
+				path);
 		if (secret_alloc(&v->device_key, AES_KEY_LEN) == -1)
 			return -1;
 		if (RAND_priv_bytes(v->device_key.data, AES_KEY_LEN) != 1)
@@ -332,9 +333,9 @@ get_entry(struct vault *v, enum entry_kind kind, const char *name, struct secret
 		return -1;
 	exists = file_exists(path);
 	if (exists != 1)
-		return exists == -1
-			   ? -1
-			   : or_error("the vault holds no %s named '%s'", kind_names[kind], name);
+		return exists == -1 ? -1
+				    : or_error("the vault holds no %s named '%s'", kind_names[kind],
+					       name);
 	if (file_read_all(path, ENTRY_FILE_MAX, &text, &text_len) == -1)
 		goto out;
 	aad_len = make_aad(kind, name, aad, sizeof(aad));
@@ -348,14 +349,15 @@ get_entry(struct vault *v, enum entry_kind kind, const char *name, struct secret
 	    get_b64(doc, "tag", GCM_TAG_LEN, &tag, &tag_len) == -1 ||
 	    get_b64(doc, "data", 0, &ct, &ct_len) == -1) {
 		or_error_prefix(
-		    "%s: the entry is damaged (truncated or altered); refusing to use it", path);
+			"%s: the entry is damaged (truncated or altered); refusing to use it",
+			path);
 		goto out;
 	}
 	if (strcmp(f_kind, kind_names[kind]) != 0 || strcmp(f_name, name) != 0 ||
 	    strcmp(f_mode, v->tpm != NULL ? "tpm" : "software") != 0) {
 		or_error(
-		    "%s: the entry says it is %s '%.64s' (%s), not %s '%s': refusing to use it",
-		    path, f_kind, f_name, f_mode, kind_names[kind], name);
+			"%s: the entry says it is %s '%.64s' (%s), not %s '%s': refusing to use it",
+			path, f_kind, f_name, f_mode, kind_names[kind], name);
 		goto out;
 	}
 	if (v->tpm != NULL) {
@@ -460,7 +462,7 @@ check_certificates(const char *pem, size_t len)
 	BIO_free(bio);
 	if (n == 0)
 		return or_error(
-		    "a trust anchor must be PEM text of at least one X.509 certificate");
+			"a trust anchor must be PEM text of at least one X.509 certificate");
 	return 0;
 }
 

@@ -16,6 +16,7 @@ PROGRAMS = {
     "onrampctl": "ctl/onrampctl",
     "http_test_server": "tests/tools/http_test_server",
     "test_store": "tests/unit/test_store",
+    "trust-tool": "tests/tools/trust-tool",
 }
 
 
@@ -124,3 +125,95 @@ def postgres():
         yield pg
     finally:
         pg.stop()
+
+
+def free_port_pair():
+    """A port P on 127.0.0.1 with P+1 also free (swtpm wants two)."""
+    import socket
+    for _ in range(50):
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+            if port >= 65535:
+                continue
+            with socket.socket() as b:
+                try:
+                    b.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free pair of ports")
+
+
+class SwTPM:
+    """A real swtpm (TPM 2.0 simulator) on 127.0.0.1, its state in state_dir.
+    stop() and start() again on the same state is a TPM restart."""
+
+    def __init__(self, state_dir):
+        self.state_dir = state_dir
+        self.proc = None
+        self.port = None
+
+    @property
+    def tcti(self):
+        return f"swtpm:host=127.0.0.1,port={self.port}"
+
+    def start(self):
+        import socket
+        import time
+        os.makedirs(self.state_dir, exist_ok=True)
+        self.port = free_port_pair()
+        self.proc = subprocess.Popen(
+            ["swtpm", "socket", "--tpmstate", f"dir={self.state_dir}", "--tpm2",
+             "--server", f"type=tcp,port={self.port},bindaddr=127.0.0.1",
+             "--ctrl", f"type=tcp,port={self.port + 1},bindaddr=127.0.0.1",
+             "--flags", "not-need-init,startup-clear"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"swtpm exited: {self.proc.stderr.read().decode()}")
+            try:
+                # The control port: a probe there does not take the TPM's one client slot.
+                socket.create_connection(("127.0.0.1", self.port + 1), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise RuntimeError("swtpm did not start listening")
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+
+@pytest.fixture
+def swtpm_factory(tmp_path):
+    """Starts swtpm instances on demand (each with its own state); all are stopped by PID at
+    the end, also when the test fails."""
+    started = []
+
+    def make(name="tpm"):
+        tpm = SwTPM(str(tmp_path / f"swtpm-{name}")).start()
+        started.append(tpm)
+        return tpm
+
+    yield make
+    for tpm in started:
+        tpm.stop()
+
+
+@pytest.fixture
+def swtpm(swtpm_factory):
+    """One running swtpm; .tcti is the string for onramp's tpm_open."""
+    return swtpm_factory()

@@ -42,7 +42,7 @@
 
 struct args {
 	const char *cmd, *state_dir, *tcti, *vectors, *question, *session, *name, *file, *cn,
-	    *record, *key, *path;
+		*record, *key, *path;
 	const char *uris[MAX_URIS];
 	size_t n_uris;
 	bool software;
@@ -385,13 +385,20 @@ int
 main(int argc, char **argv)
 {
 	static const struct option options[] = {
-	    {"state-dir", required_argument, NULL, 'd'}, {"tcti", required_argument, NULL, 't'},
-	    {"software", no_argument, NULL, 'S'},	 {"vectors", required_argument, NULL, 'v'},
-	    {"question", required_argument, NULL, 'q'},	 {"session", required_argument, NULL, 's'},
-	    {"name", required_argument, NULL, 'n'},	 {"file", required_argument, NULL, 'f'},
-	    {"cn", required_argument, NULL, 'c'},	 {"uri", required_argument, NULL, 'u'},
-	    {"record", required_argument, NULL, 'r'},	 {"key", required_argument, NULL, 'k'},
-	    {"path", required_argument, NULL, 'p'},	 {NULL, 0, NULL, 0},
+		{"state-dir", required_argument, NULL, 'd'},
+		{"tcti", required_argument, NULL, 't'},
+		{"software", no_argument, NULL, 'S'},
+		{"vectors", required_argument, NULL, 'v'},
+		{"question", required_argument, NULL, 'q'},
+		{"session", required_argument, NULL, 's'},
+		{"name", required_argument, NULL, 'n'},
+		{"file", required_argument, NULL, 'f'},
+		{"cn", required_argument, NULL, 'c'},
+		{"uri", required_argument, NULL, 'u'},
+		{"record", required_argument, NULL, 'r'},
+		{"key", required_argument, NULL, 'k'},
+		{"path", required_argument, NULL, 'p'},
+		{NULL, 0, NULL, 0},
 	};
 	struct args a = {0};
 	struct tpm *tpm = NULL;
