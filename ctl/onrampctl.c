@@ -16,6 +16,7 @@ static const struct command {
 	{"ocra", cmd_ocra, "compute an RFC 6287 OCRA response"},
 	{"factory", cmd_factory, "provision a device in the factory (init-device)"},
 	{"probe", cmd_probe, "make an HTTPS request through the proxy, report what happened"},
+	{"conductor", cmd_conductor, "operate a conductor: CA, secrets, routers, migrate"},
 };
 
 static void

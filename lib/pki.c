@@ -707,3 +707,71 @@ pki_cert_serves(const char *cert_pem, const char *const *names, size_t n_names, 
 	*serves = ok;
 	return 0;
 }
+
+/* Every certificate of a PEM text, in order; NULL (with or_error) when there is none. */
+static STACK_OF(X509) * certs_from_pem(const char *pem, const char *what)
+{
+	STACK_OF(X509) *certs = sk_X509_new_null();
+	BIO *bio = pem_source(pem, what);
+	X509 *cert;
+
+	if (certs == NULL || bio == NULL)
+		goto fail;
+	while ((cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+		if (sk_X509_push(certs, cert) == 0) {
+			X509_free(cert);
+			goto fail;
+		}
+	ERR_clear_error();
+	BIO_free(bio);
+	if (sk_X509_num(certs) > 0)
+		return certs;
+	or_error("%s: no PEM certificate", what);
+	sk_X509_pop_free(certs, X509_free);
+	return NULL;
+fail:
+	BIO_free(bio);
+	sk_X509_pop_free(certs, X509_free);
+	if (bio != NULL)
+		or_error("out of memory");
+	return NULL;
+}
+
+int
+pki_verify_chain(const char *cert_pem, const char *anchor_pem)
+{
+	STACK_OF(X509) *chain = NULL, *anchors = NULL;
+	X509_STORE_CTX *ctx = NULL;
+	X509_STORE *store = NULL;
+	X509 *leaf;
+	int rc = -1;
+
+	if ((chain = certs_from_pem(cert_pem, "certificate")) == NULL ||
+	    (anchors = certs_from_pem(anchor_pem, "trust anchor")) == NULL)
+		goto out;
+	if ((store = X509_STORE_new()) == NULL || (ctx = X509_STORE_CTX_new()) == NULL) {
+		or_error("out of memory");
+		goto out;
+	}
+	for (int i = 0; i < sk_X509_num(anchors); i++)
+		X509_STORE_add_cert(store, sk_X509_value(anchors, i));
+	leaf = sk_X509_shift(chain);
+	if (X509_STORE_CTX_init(ctx, store, leaf, chain) != 1) {
+		X509_free(leaf);
+		ssl_error("cannot set up certificate verification");
+		goto out;
+	}
+	if (X509_verify_cert(ctx) == 1)
+		rc = 0;
+	else
+		or_error("certificate does not verify: %s",
+			 X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+	X509_free(leaf);
+out:
+	ERR_clear_error();
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(store);
+	sk_X509_pop_free(chain, X509_free);
+	sk_X509_pop_free(anchors, X509_free);
+	return rc;
+}

@@ -101,4 +101,11 @@ int pki_cert_key_id(const char *cert_pem, char key_id[PKI_KEY_ID_LEN + 1]);
 int pki_cert_serves(const char *cert_pem, const char *const *names, size_t n_names,
 		    unsigned min_days, bool *serves, time_t *not_after);
 
+/*
+ * Verifies that cert_pem (a leaf, optionally followed by intermediates)
+ * chains to one of the certificates in anchor_pem, for TLS client and server
+ * use, now. -1 with the verifier's reason when it does not.
+ */
+int pki_verify_chain(const char *cert_pem, const char *anchor_pem);
+
 #endif

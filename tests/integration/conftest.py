@@ -17,6 +17,8 @@ PROGRAMS = {
     "http_test_server": "tests/tools/http_test_server",
     "test_store": "tests/unit/test_store",
     "trust-tool": "tests/tools/trust-tool",
+    "onramp-conductord": "conductord/onramp-conductord",
+    "conductor-router": "tests/tools/conductor-router",
 }
 
 

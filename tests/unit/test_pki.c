@@ -351,6 +351,29 @@ server_cert_serves_its_names_until_near_expiry(void **state)
 }
 
 static void
+verify_chain_against_anchor(void **state)
+{
+	struct fixture *f = *state;
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	char *csr = make_csr(key, "r", NULL), *other_pem;
+	struct secret other_key = {0};
+	struct pki_issued out;
+
+	assert_int_equal(pki_sign_router_csr(f->ca, csr, "r1", 10, &out), 0);
+	assert_int_equal(pki_verify_chain(out.cert_pem, f->ca_pem), 0);
+	assert_int_equal(pki_ca_create("other", 30, &other_pem, &other_key), 0);
+	assert_int_equal(pki_verify_chain(out.cert_pem, other_pem), -1);
+	assert_non_null(strstr(or_errmsg(), "does not verify"));
+	assert_int_equal(pki_verify_chain("junk", f->ca_pem), -1);
+	assert_int_equal(pki_verify_chain(out.cert_pem, "junk"), -1);
+	pki_issued_free(&out);
+	secret_free(&other_key);
+	free(other_pem);
+	free(csr);
+	EVP_PKEY_free(key);
+}
+
+static void
 router_names(void **state)
 {
 	(void)state;
@@ -378,6 +401,7 @@ main(void)
 		cmocka_unit_test(serials_are_unique),
 		cmocka_unit_test(csr_checks),
 		cmocka_unit_test(server_cert_serves_its_names_until_near_expiry),
+		cmocka_unit_test(verify_chain_against_anchor),
 		cmocka_unit_test(router_names),
 	};
 
