@@ -7,7 +7,7 @@
  * subject is CN=<router name>, the one SAN is the peering identity
  * urn:onramp:peering:<router name>, the CSR's own subject and extensions are
  * ignored. The CSR contributes only its public key, and only after its
- * signature (proof of possession) checks out. Serials are 159 random bits;
+ * signature (proof of possession) checks out. Serials are 20 bytes, 158 of their bits random;
  * the caller records every certificate issued (the conductor's database
  * refuses a repeated serial, so a collision can never go unnoticed).
  */

@@ -62,6 +62,10 @@ def routers():
         return r
 
     yield make
+    # Signal them all first: each finishes its current poll, in parallel.
+    for r in made:
+        if r.proc is not None and r.proc.poll() is None:
+            r.proc.terminate()
     for r in made:
         r.cleanup()
 
@@ -361,3 +365,73 @@ def test_init_refuses_an_initialised_directory_and_prints_no_secret(tmp_path):
         assert os.stat(os.path.join(c.state, "master.key")).st_mode & 0o777 == 0o600
     finally:
         c.cleanup()
+
+
+# ---- through the management proxy ---------------------------------------------
+
+
+@pytest.fixture
+def squid():
+    from netservices import Squid
+    proxy = Squid("basic", {"router": "proxy-pass-7"})
+    yield proxy
+    proxy.stop()
+
+
+def test_onboarding_and_migrate_through_squid(sqlite_conductor, routers, squid, tmp_path):
+    staging = sqlite_conductor()
+    production = sqlite_conductor(role="production", name="production")
+    password = tmp_path / "proxy-password"
+    password.write_text("proxy-pass-7\n")
+    proxy = {"address": f"127.0.0.1:{squid.port}", "user": "router",
+             "password_file": str(password)}
+    staging.add_router("r1", "ASSET-0001")
+    psk_file, _ = staging.psk("site")
+    router = routers(proxy=proxy).start(staging, psk_file)
+    staging.wait_state("ASSET-0001", "configured")
+    prod_psk, _ = production.psk("production")
+    staging.ok("router", "production", "r1", "--address", production.address,
+               "--psk-file", prod_psk, "--root-ca", production.ca)
+    router.wait_report("production-info")
+    production.add_router("r1", "ASSET-0001")
+    staging.ok("migrate", "conductor", production.address, "router", "r1", "--wait")
+    production.wait_state("ASSET-0001", "running")
+
+    # Both conductors were reached only through squid, with the proxy's credentials.
+    log = squid.access_log_text()
+    assert f"CONNECT {staging.address}" in log
+    assert f"CONNECT {production.address}" in log
+    assert "router" in log
+    assert "proxy-pass-7" not in router.log()
+
+
+def test_wrong_proxy_password_is_reported(sqlite_conductor, routers, squid, tmp_path):
+    staging = sqlite_conductor()
+    staging.add_router("r1", "ASSET-0001")
+    psk_file, _ = staging.psk("site")
+    password = tmp_path / "proxy-password"
+    password.write_text("wrong\n")
+    proxy = {"address": f"127.0.0.1:{squid.port}", "user": "router",
+             "password_file": str(password)}
+    router = routers(proxy=proxy).start(staging, psk_file)
+    report = router.wait_report("connect", ok=False)
+    assert "407" in report["reason"] or "proxy" in report["reason"].lower()
+    assert staging.asset("ASSET-0001")["state"] == "pending"
+
+
+def test_onboarding_with_the_device_key_in_a_tpm(sqlite_conductor, routers, swtpm):
+    """The certificate key is made and used inside a real swtpm; the secrets the
+    router receives are sealed to it."""
+    staging = sqlite_conductor()
+    staging.add_router("r1", "ASSET-0001")
+    psk_file, secret = staging.psk("site")
+    router = routers(tcti=swtpm.tcti).start(staging, psk_file)
+    staging.wait_state("ASSET-0001", "configured")
+    cert = router.path("conductor-cert.pem")
+    assert openssl("verify", "-CAfile", staging.ca, cert).returncode == 0
+    assert os.path.exists(router.path("certkey.json"))
+    assert not os.path.exists(router.path("certkey.pem"))
+    for root, _, files in os.walk(router.dir):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                assert secret.encode() not in f.read(), name
