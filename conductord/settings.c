@@ -104,6 +104,9 @@ load_values(struct config *cfg, struct conductor_settings *s)
 	    -1)
 		return -1;
 	s->renew_before_days = (unsigned)v;
+	if (s->renew_before_days > s->cert_days)
+		return or_error("%s: renew-before-days (%u) must not exceed certificate-days (%u)",
+				cfg->path, s->renew_before_days, s->cert_days);
 	if (config_get_uint(cfg, "ca", "days", 3650, 1, PKI_MAX_DAYS_CA, &v) == -1)
 		return -1;
 	s->ca_days = (unsigned)v;

@@ -63,7 +63,8 @@ class Managed:
 class Conductor(Managed):
     """One conductor daemon with its own state directory."""
 
-    def __init__(self, role, name, database=None, poll_timeout=3, revert_window=300):
+    def __init__(self, role, name, database=None, poll_timeout=3, revert_window=300,
+                 extra=""):
         self.role = role
         self.name = name
         self.dir = tempfile.mkdtemp(prefix=f"onramp-conductor-{name}-")
@@ -79,7 +80,8 @@ class Conductor(Managed):
             f.write(f"[conductor]\nrole = {role}\nname = {name}\nstate-dir = {self.state}\n"
                     f"{db_line}listen = 127.0.0.1\nport = 0\nthreads = 2\n"
                     f"poll-timeout = {poll_timeout}\nrevert-window = {revert_window}\n"
-                    f"ports-file = {self.ports_file}\n[admin]\nlisten = 127.0.0.1\nport = 0\n")
+                    f"ports-file = {self.ports_file}\n{extra}"
+                    "[admin]\nlisten = 127.0.0.1\nport = 0\n")
 
     def init(self):
         proc = subprocess.run([program("onramp-conductord"), "init", "--config", self.config,

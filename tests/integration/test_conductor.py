@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from conductorlib import PEERING, Conductor, Router, wait_until
+from conftest import program
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -74,11 +75,11 @@ def openssl(*args, **kw):
     return subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=30, **kw)
 
 
-def onboard(conductor, routers, asset_id="ASSET-0001", name="r1"):
+def onboard(conductor, routers, asset_id="ASSET-0001", name="r1", poll_wait=2):
     """Adds a router, makes a secret, runs the router until it is configured."""
     conductor.add_router(name, asset_id)
     psk_file, secret = conductor.psk("site")
-    router = routers(asset_id=asset_id).start(conductor, psk_file)
+    router = routers(asset_id=asset_id).start(conductor, psk_file, poll_wait=poll_wait)
     conductor.wait_state(asset_id, "configured")
     router.wait_report("configuration")
     return router, psk_file, secret
@@ -357,7 +358,7 @@ def test_init_refuses_an_initialised_directory_and_prints_no_secret(tmp_path):
         with open(c.token_file) as f:
             token = f.read().strip()
         assert token not in out
-        proc = subprocess.run([c.init.__globals__["program"]("onramp-conductord"), "init",
+        proc = subprocess.run([program("onramp-conductord"), "init",
                                "--config", c.config], capture_output=True, text=True)
         assert proc.returncode == 1 and "already initialised" in proc.stderr
         mode = os.stat(os.path.join(c.state, "ca.key")).st_mode & 0o777
@@ -435,3 +436,63 @@ def test_onboarding_with_the_device_key_in_a_tpm(sqlite_conductor, routers, swtp
         for name in files:
             with open(os.path.join(root, name), "rb") as f:
                 assert secret.encode() not in f.read(), name
+
+
+def test_a_queued_command_wakes_the_held_poll(sqlite_conductor, routers):
+    """The poll is held for 60 s; a command queued meanwhile is delivered long
+    before that (the admin API wakes the loop holding the poll)."""
+    staging = sqlite_conductor(poll_timeout=60)
+    router, _, _ = onboard(staging, routers, poll_wait=60)
+    after = len(router.reports)
+    staging.ok("router", "renew", "r1")
+    router.wait_report("certificate", after=after, timeout=30)
+    # Stopping the conductor ends the held poll, so the router stops at once.
+    staging.stop()
+
+
+def test_certificate_renewed_when_near_expiry(sqlite_conductor, routers):
+    """With certificates of 1 day renewed 1 day before expiry, the next
+    authentication queues a renewal: a second certificate, a new serial."""
+    staging = sqlite_conductor(extra="certificate-days = 1\nrenew-before-days = 1\n")
+    router, psk_file, _ = onboard(staging, routers)
+    first = staging.router_record("r1")["certificates"]
+    assert len(first) == 1
+    router.stop()
+    router.start(poll_wait=2)
+    certs = wait_until("a renewed certificate",
+                       lambda: len(staging.router_record("r1")["certificates"]) == 2
+                       and staging.router_record("r1")["certificates"])
+    assert certs[1]["serial"] != first[0]["serial"]
+    assert "certificate expires soon, renewing" in staging.log()
+
+
+def test_bad_configuration_names_file_and_line(tmp_path):
+    conf = tmp_path / "c.conf"
+    state = tmp_path / "state"
+    for text, message in [
+        ("[conductor]\nname = c\nstate-dir = {d}\nrole = primary\n", "role must be"),
+        ("[conductor]\nname = c\nstate-dir = {d}\nport = 70000\n", ":4: port"),
+        ("[conductor]\nname = c\nstate-dir = {d}\nfrobs = 1\n", ":4"),
+        ("[conductor]\nstate-dir = {d}\n", "name is required"),
+        ("[conductor]\nname = c\nstate-dir = relative\n", "must be absolute"),
+        ("[conductor]\nname = c\nstate-dir = {d}\nserver-name = bad name\n", "server-name"),
+        ("[conductor]\nname = c\nstate-dir = {d}\ncertificate-days = 10\n"
+         "renew-before-days = 20\n", "must not exceed"),
+        ("[conductor]\nname = c\nstate-dir = {d}\n[ca]\nimport-key = /k\n", "go together"),
+    ]:
+        conf.write_text(text.format(d=state))
+        proc = subprocess.run([program("onramp-conductord"), "init", "--config", str(conf)],
+                              capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 2, text
+        assert message in proc.stderr, (text, proc.stderr)
+        assert not state.exists()
+
+
+def test_help():
+    for args in (["onramp-conductord", "--help"], ["onrampctl", "conductor", "--help"]):
+        proc = subprocess.run([program(args[0]), *args[1:]], capture_output=True, text=True,
+                              timeout=30)
+        assert proc.returncode == 0 and "usage:" in proc.stdout
+    proc = subprocess.run([program("onramp-conductord"), "frob", "--config", "/nonexistent"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
