@@ -20,6 +20,7 @@ static const struct command {
 	{"probe", cmd_probe, "make an HTTPS request through the proxy, report what happened"},
 	{"cloud", cmd_cloud, "an organisation cloud's admin API (onramp-cloudd)"},
 	{"redirect", cmd_redirect, "the redirector's admin API (onramp-redirectd)"},
+	{"conductor", cmd_conductor, "operate a conductor: CA, secrets, routers, migrate"},
 };
 
 static void

@@ -21,6 +21,8 @@ PROGRAMS = {
     "http_test_server": "tests/tools/http_test_server",
     "test_store": "tests/unit/test_store",
     "onramp-agent": "agent/onramp-agent",
+    "onramp-conductord": "conductord/onramp-conductord",
+    "conductor-router": "tests/tools/conductor-router",
 }
 
 
