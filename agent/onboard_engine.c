@@ -169,6 +169,27 @@ onboard_migrate_requested(struct ob_state *st, const struct ob_policy *policy, t
 	st->next_at = 0;
 }
 
+void
+onboard_migrate_started(struct ob_state *st, time_t deadline)
+{
+	if (deadline <= 0)
+		deadline = 1;
+	st->migrate_deadline = deadline;
+	st->done_at[OB_MIGRATE] = 0;
+	st->done_at[OB_RUNNING] = 0;
+	st->attempt = 0;
+	st->next_at = 0;
+}
+
+void
+onboard_migrate_failed(struct ob_state *st, const char *reason, time_t now)
+{
+	snprintf(st->last_error, sizeof(st->last_error), "%s", reason);
+	st->last_error_step = OB_MIGRATE;
+	st->last_error_at = now;
+	fall_back_to_staging(st, now);
+}
+
 bool
 onboard_migrate_check_deadline(struct ob_state *st, time_t now)
 {

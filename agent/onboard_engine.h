@@ -93,6 +93,15 @@ void onboard_step_failed(struct ob_state *st, const struct ob_policy *policy, en
 /* The staging conductor said "migrate": start the revert window. */
 void onboard_migrate_requested(struct ob_state *st, const struct ob_policy *policy, time_t now);
 
+/*
+ * A migration is under way until deadline (the conductor client keeps the
+ * revert window itself; this tells the engine, e.g. after a restart).
+ */
+void onboard_migrate_started(struct ob_state *st, time_t deadline);
+
+/* The migration failed and the router is back on staging: keep the reason. */
+void onboard_migrate_failed(struct ob_state *st, const char *reason, time_t now);
+
 /* Called with the time when the migrate deadline may have passed; true if it fell back. */
 bool onboard_migrate_check_deadline(struct ob_state *st, time_t now);
 
