@@ -317,7 +317,7 @@ load_device_section(struct config *cfg, struct agent_conf *c)
 static int
 load_onboarding_section(struct config *cfg, struct agent_conf *c)
 {
-	const char *url, *ca;
+	const char *url, *ca, *kill;
 	unsigned long window, base, cap, connect, wait;
 
 	if (config_get_string(cfg, "onboarding", "redirector-url", NULL, &url) == -1 ||
@@ -326,8 +326,14 @@ load_onboarding_section(struct config *cfg, struct agent_conf *c)
 	    config_get_uint(cfg, "onboarding", "retry-base", 2, 1, 3600, &base) == -1 ||
 	    config_get_uint(cfg, "onboarding", "retry-cap", 300, 1, 86400, &cap) == -1 ||
 	    config_get_uint(cfg, "onboarding", "connect-timeout", 10, 1, 300, &connect) == -1 ||
-	    config_get_uint(cfg, "onboarding", "poll-wait", 25, 1, 300, &wait) == -1)
+	    config_get_uint(cfg, "onboarding", "poll-wait", 25, 1, 300, &wait) == -1 ||
+	    config_get_string(cfg, "onboarding", "test-kill-after", NULL, &kill) == -1)
 		return -1;
+	if (kill != NULL) {
+		if (strlen(kill) >= sizeof(c->test_kill_after))
+			return or_error("%s: [onboarding] test-kill-after is too long", cfg->path);
+		snprintf(c->test_kill_after, sizeof(c->test_kill_after), "%s", kill);
+	}
 	if (base > cap)
 		return or_error("%s: [onboarding] retry-base must not exceed retry-cap", cfg->path);
 	c->revert_window = (unsigned)window;

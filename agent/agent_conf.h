@@ -67,6 +67,7 @@ struct agent_conf {
 	unsigned retry_cap;	  /* seconds: largest backoff ceiling */
 	unsigned connect_timeout; /* seconds, every HTTPS connection */
 	unsigned poll_wait;	  /* seconds a conductor command poll may be held */
+	char test_kill_after[48]; /* test aid: SIGKILL itself once this event is saved */
 };
 
 /* Reads path, then the bootstrap file and the password file it names. */

@@ -29,6 +29,7 @@
 #include <event2/event.h>
 #include <limits.h>
 #include <openssl/rand.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,7 @@ struct onboard {
 	bool opened;
 	bool dirty; /* the last save failed: nothing is dispatched until one works */
 	bool book_onboarded;
+	bool kill_pending; /* test-kill-after matched: SIGKILL once saved */
 	struct backoff open_backoff, conductor_backoff, report_backoff;
 	time_t open_next, conductor_next, report_next;
 	bool up;
@@ -125,10 +127,25 @@ set_down(struct onboard *ob, const char *reason)
 	snprintf(ob->down_reason, sizeof(ob->down_reason), "%s", reason);
 }
 
+/* Whether the test aid test-kill-after names this event: "STEP" (ok) or "STEP:OUTCOME". */
+static bool
+kill_matches(const struct onboard *ob, const char *step, const char *outcome)
+{
+	char want[96];
+
+	if (ob->agent->conf.test_kill_after[0] == '\0')
+		return false;
+	snprintf(want, sizeof(want), "%s:%s", step, outcome);
+	return strcmp(ob->agent->conf.test_kill_after, want) == 0 ||
+	       (strcmp(outcome, "ok") == 0 && strcmp(ob->agent->conf.test_kill_after, step) == 0);
+}
+
 /* Adds a progress report and logs it. */
 static void
 record(struct onboard *ob, const char *step, const char *outcome, const char *reason)
 {
+	if (kill_matches(ob, step, outcome))
+		ob->kill_pending = true;
 	ob_events_add(&ob->ev, step, time(NULL), outcome, reason);
 	if (strcmp(outcome, "failed") == 0)
 		log_warn("onboarding: %s failed: %s", step, reason ? reason : "");
@@ -168,6 +185,12 @@ save(struct onboard *ob)
 		rc = state_save(ob->path, root);
 	}
 	json_decref(root);
+	if (rc == 0 && ob->kill_pending) {
+		/* A kill -9 exactly at this step boundary, for the crash tests. */
+		log_warn("onboarding: test-kill-after %s: killing myself",
+			 ob->agent->conf.test_kill_after);
+		raise(SIGKILL);
+	}
 	if (rc == -1) {
 		if (!ob->dirty)
 			log_error("onboarding: cannot save %s, holding: %s", ob->path, or_errmsg());
@@ -795,6 +818,15 @@ show_onboarding(void *arg, json_t *req, json_t **result)
 	return 0;
 }
 
+/* Whether a conductor address names its port (peering_check_address allows none). */
+static bool
+has_port(const char *a)
+{
+	const char *colon = strrchr(a, ':');
+
+	return colon != NULL && (a[0] != '[' || colon > strchr(a, ']'));
+}
+
 /* Control command "migrate conductor": {"addresses":["host:port", ...]}. */
 static int
 migrate_conductor(void *arg, json_t *req, json_t **result)
@@ -816,6 +848,9 @@ migrate_conductor(void *arg, json_t *req, json_t **result)
 			return or_error("address %zu is not a host:port string", i + 1);
 		if (peering_check_address(json_string_value(v), "conductor address") == -1)
 			return -1;
+		if (!has_port(json_string_value(v)))
+			return or_error("conductor address '%s' needs a port (host:port)",
+					json_string_value(v));
 		snprintf(job.addresses[i], sizeof(job.addresses[i]), "%s", json_string_value(v));
 	}
 	job.n_addresses = json_array_size(list);
@@ -912,6 +947,10 @@ onboard_start(struct agent *agent, struct onboard **out)
 	if ((size_t)snprintf(ob->path, sizeof(ob->path), "%s/%s", c->state_dir,
 			     ONBOARD_STATE_FILE) >= sizeof(ob->path))
 		return or_error("state-dir is too long");
+	if (c->test_kill_after[0] != '\0')
+		log_warn("onboarding: test-kill-after = %s is a test aid: the agent kills itself "
+			 "there",
+			 c->test_kill_after);
 	if (c->software_identity)
 		log_warn("onboarding: software identity: the device's keys are in files, not in "
 			 "a TPM");

@@ -14,6 +14,7 @@
 
 #include <getopt.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,15 @@ static const char migrate_usage[] =
 	"  --socket PATH  the agent's control socket (default " ONRAMP_AGENT_SOCKET ")\n"
 	"Exit 0 migrated (or accepted with --no-wait), 1 failed or refused, 2 bad input.\n";
 
+/* Whether a conductor address names its port (peering_check_address allows none). */
+static bool
+has_port(const char *a)
+{
+	const char *colon = strrchr(a, ':');
+
+	return colon != NULL && (a[0] != '[' || colon > strchr(a, ']'));
+}
+
 /* Sleeps ms milliseconds. */
 static void
 nap(long ms)
@@ -46,7 +56,7 @@ nap(long ms)
 
 /* Follows "show onboarding" until migration id ended; returns the exit code. */
 static int
-follow(const char *socket_path, json_int_t id, long timeout_s)
+follow(const char *socket_path, json_int_t id, long timeout_s, const char *where)
 {
 	time_t end = time(NULL) + timeout_s;
 	json_t *req = json_pack("{s:s}", "command", "show onboarding");
@@ -65,12 +75,8 @@ follow(const char *socket_path, json_int_t id, long timeout_s)
 		state = json_string_value(json_object_get(mig, "state"));
 		if (json_integer_value(json_object_get(mig, "id")) == id && state != NULL) {
 			if (strcmp(state, "succeeded") == 0) {
-				json_t *c = json_object_get(r, "conductor");
-				const char *addr = json_string_value(json_object_get(c, "address"));
-
-				printf("migrated: the router runs on the production "
-				       "conductor%s%s\n",
-				       addr ? " " : "", addr ? addr : "");
+				printf("migrated: the router runs on the production conductor %s\n",
+				       where);
 				rc = EXIT_OK;
 			} else if (strcmp(state, "failed") == 0) {
 				rc = ctl_fail(EXIT_FAILURE_RUNTIME,
@@ -155,10 +161,15 @@ cmd_migrate(int argc, char **argv)
 			}
 			continue;
 		}
-		if (a[0] == '-' || peering_check_address(a, "conductor address") == -1) {
+		if (a[0] == '-' || peering_check_address(a, "conductor address") == -1 ||
+		    !has_port(a)) {
 			json_decref(addresses);
-			return ctl_fail(EXIT_BAD_INPUT, "migrate: %s",
-					a[0] == '-' ? "unknown option" : or_errmsg());
+			if (a[0] == '-')
+				return ctl_fail(EXIT_BAD_INPUT, "migrate: unknown option '%s'", a);
+			if (has_port(a))
+				return ctl_fail(EXIT_BAD_INPUT, "migrate: %s", or_errmsg());
+			return ctl_fail(EXIT_BAD_INPUT,
+					"migrate: address '%s' needs a port (host:port)", a);
 		}
 		json_array_append_new(addresses, json_string(a));
 	}
@@ -167,9 +178,10 @@ cmd_migrate(int argc, char **argv)
 		return ctl_fail(EXIT_BAD_INPUT, "migrate: give 1 to %d conductor addresses",
 				MAX_ADDRESSES);
 	}
-	req = json_pack("{s:s, s:o}", "command", "migrate conductor", "addresses", addresses);
+	req = json_pack("{s:s, s:O}", "command", "migrate conductor", "addresses", addresses);
 	if (req == NULL || control_call(socket_path, req, &result) == -1) {
 		json_decref(req);
+		json_decref(addresses);
 		return ctl_fail(EXIT_FAILURE_RUNTIME, "migrate: %s", or_errmsg());
 	}
 	json_decref(req);
@@ -182,8 +194,9 @@ cmd_migrate(int argc, char **argv)
 		rc = EXIT_OK;
 	} else {
 		rc = follow(socket_path, json_integer_value(json_object_get(result, "id")),
-			    timeout_s);
+			    timeout_s, json_string_value(json_array_get(addresses, 0)));
 	}
 	json_decref(result);
+	json_decref(addresses);
 	return rc;
 }

@@ -1,0 +1,87 @@
+"""End to end (issue 7): what goes wrong before any server answers is kept
+with its reason, shown by `onrampctl show onboarding`, and reported to the
+cloud once it is reachable: the proxy unreachable (and its alarm), a proxy
+that intercepts TLS (certificate not trusted), the proxy wanting other
+credentials (407), and the router not claimed yet."""
+import pytest
+
+from cloud_env import free_port
+from e2elab import Agent, Lab, wait_until
+from netservices import InterceptingProxy, LocalCA
+
+SERIAL = "SSR1000-E2E-0003"
+
+
+@pytest.fixture
+def lab(tmp_path):
+    lab = Lab(tmp_path)
+    yield lab
+    lab.close()
+
+
+def test_diagnostics_before_any_server_answers_reach_the_cloud_later(lab, tmp_path):
+    lab.start_all()
+    state = lab.provision(SERIAL)
+    lab.operators(SERIAL, claim=False)
+    port = free_port()
+    # The agent's proxy is squid's address, but nothing listens there yet.
+    lab.start_squid(port=port)
+    lab.stop_squid()
+    agent = Agent(lab, state).start()
+
+    # 1. Proxy unreachable: a diagnostic, and the proxy book's critical alarm.
+    diag = agent.wait_diagnostic("proxy-unreachable:")
+    assert diag["step"] == "phone-home"
+    assert agent.show()["connection"].startswith("down - proxy-unreachable: ")
+    alarms = agent.ctl("show", "alarms", "--json").stdout
+    assert "Management Proxy is unreachable" in alarms
+
+    # 2. An intercepting proxy on that address: certificate not trusted.
+    ca_dir = tmp_path / "rogue"
+    ca_dir.mkdir()
+    rogue = LocalCA(str(ca_dir), "rogue inspection CA")
+    mitm = InterceptingProxy(*rogue.issue("mitm", ["IP:127.0.0.1"]), port=port)
+    try:
+        agent.wait_diagnostic("tls-untrusted:")
+        assert mitm.connects and mitm.intercepted == 0
+    finally:
+        mitm.stop()
+
+    # 3. squid, but it does not know the router's password: 407.
+    lab.set_squid_password("not-what-the-router-has")
+    lab.start_squid(port=port)
+    agent.wait_diagnostic("proxy-auth:")
+
+    # 4. The right password: the redirector answers, the router is not claimed yet.
+    lab.set_squid_password("proxy-secret-e2e")
+    diag = agent.wait_diagnostic("not claimed yet")
+    assert diag["count"] >= 1
+    show = agent.show()
+    assert show["current"] == "phone-home"
+    assert show["connection"].startswith("down - not claimed yet")
+    assert show["next_attempt"] is not None
+    text = agent.ctl("show", "onboarding").stdout
+    assert "diagnostics (newest first):" in text and "proxy-unreachable" in text
+
+    # 5. Claimed: it goes on, and every earlier reason reaches the cloud.
+    lab.claim(SERIAL)
+    agent.wait_done("onboarding-info")
+
+    def reported():
+        events = lab.device_events(SERIAL)
+        reasons = " | ".join(e["reason"] or "" for e in events if e["source"] == "device")
+        want = ["proxy-unreachable:", "tls-untrusted:", "proxy-auth:", "not claimed yet",
+                "Management Proxy is unreachable"]
+        return events if all(w in reasons for w in want) else None
+    events = wait_until("the diagnostics in the cloud", reported)
+    alarm_events = [e for e in events if e["step"] == "alarm"]
+    assert [e["outcome"] for e in alarm_events] == ["failed", "ok"]  # raised, then cleared
+    # The alarm's last change is now reported, as the proxy book keeps it.
+    wait_until("the alarm marked reported", lambda: '"reported":true' in
+               agent.ctl("show", "alarms", "--json").stdout.replace(" ", ""))
+    assert all(d["reported"] for d in agent.show()["diagnostics"])
+    # The cloud's device record shows the stage and the last failed step.
+    device = lab.cloud_json("device", "show", SERIAL)
+    assert device["stage"] != "imported"
+    # The proxy password was never logged.
+    assert b"proxy-secret-e2e" not in agent.log().encode()
