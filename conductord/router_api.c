@@ -725,7 +725,8 @@ handle_ack(struct http_ctx *ctx, void *arg)
 		router_note_error(w, r.name, note);
 		log_warn("router %s: %s", r.name, note);
 	}
-	result_text = json_dump_compact(ok ? (result ? result : json_object()) : body);
+	/* What is kept: the result of an "ok", the whole report of an "error". */
+	result_text = ok && result == NULL ? strdup("{}") : json_dump_compact(ok ? result : body);
 	fmt_i64(id, id_text);
 	fmt_i64((long long)time(NULL), now);
 	if (store_exec(w->db,
