@@ -1,0 +1,894 @@
+/*
+ * HTTPS server: evhttp over bufferevent_openssl, one event loop per thread,
+ * all loops accepting from one listening socket. See http_server.h for the
+ * contract and docs/http-server.md for the design (memory per connection,
+ * long poll, stop).
+ *
+ * Trust: requests come from anyone who can connect. evhttp parses them under
+ * header/body limits; routing uses the raw path; handlers get typed access.
+ */
+#include "http_server.h"
+
+#include "error.h"
+#include "json.h"
+#include "log.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define DEFAULT_MAX_BODY (64 * 1024)
+#define DEFAULT_MAX_HEADERS (16 * 1024)
+#define DEFAULT_TIMEOUT_S 60
+#define LISTEN_BACKLOG 4096
+#define MAX_LOOPS 256
+
+struct loop {
+	struct http_server *srv;
+	unsigned index;
+	pthread_t thread;
+	bool thread_started;
+	struct event_base *base;
+	struct evhttp *http;
+	struct event *stop_ev;
+	void *thread_state;
+	/* thread_init's outcome, under srv->mu */
+	bool init_done;
+	int init_rc;
+	char init_err[OR_ERRMSG_MAX];
+};
+
+struct http_server {
+	struct http_server_opts opts;
+	SSL_CTX *ssl_ctx;
+	int fd;
+	unsigned port;
+	unsigned n_loops;
+	struct loop *loops;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+};
+
+struct http_ctx {
+	struct evhttp_request *req;
+	struct loop *loop;
+	const char *method;
+	const char *path;
+	struct evkeyvalq query;
+	bool query_parsed;
+	bool in_handler, replied, held;
+	char peer[80];
+	void (*on_close)(void *arg);
+	void *on_close_arg;
+	struct event *close_ev; /* watches the socket while held */
+};
+
+/* ---- TLS ---- */
+
+/* Loads the certificate chain and key; TLS 1.2+ with forward-secret AEAD
+ * suites only. Buffers are released on idle connections (see the docs). */
+static int
+tls_server_ctx(const char *cert_file, const char *key_file, SSL_CTX **out)
+{
+	SSL_CTX *ctx;
+	unsigned long e;
+
+	*out = NULL;
+	if (cert_file == NULL || key_file == NULL)
+		return or_error("http server: cert_file and key_file are required");
+	ERR_clear_error();
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL)
+		return or_error("http server: cannot create a TLS context");
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+				     SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL") != 1)
+		goto tls_fail;
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+		e = ERR_peek_last_error();
+		SSL_CTX_free(ctx);
+		return or_error("http server: cannot load certificate %s: %s", cert_file,
+				ERR_reason_error_string(e) ? ERR_reason_error_string(e)
+							   : "bad PEM");
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+		e = ERR_peek_last_error();
+		SSL_CTX_free(ctx);
+		return or_error("http server: cannot load private key %s: %s", key_file,
+				ERR_reason_error_string(e) ? ERR_reason_error_string(e)
+							   : "bad PEM");
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		SSL_CTX_free(ctx);
+		return or_error("http server: private key %s does not match certificate %s",
+				key_file, cert_file);
+	}
+	ERR_clear_error();
+	*out = ctx;
+	return 0;
+tls_fail:
+	SSL_CTX_free(ctx);
+	return or_error("http server: cannot configure TLS");
+}
+
+/* evhttp's bevcb: every accepted connection gets its own SSL in accept state. */
+static struct bufferevent *
+make_tls_bev(struct event_base *base, void *arg)
+{
+	struct loop *lp = arg;
+	struct bufferevent *bev;
+	SSL *ssl = SSL_new(lp->srv->ssl_ctx);
+
+	/*
+	 * On NULL evhttp would fall back to a plain socket bufferevent; dispatch()
+	 * refuses to serve a request on a connection without TLS, so that case
+	 * only ever drops the connection.
+	 */
+	if (ssl == NULL)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* a client that closes TCP without close_notify is a normal close */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+static SSL *
+request_ssl(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+
+	if (evcon == NULL)
+		return NULL;
+	return bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(evcon));
+}
+
+/* ---- replies ---- */
+
+/* Frees a ctx whose request is answered or gone. */
+static void
+ctx_free(struct http_ctx *ctx)
+{
+	if (ctx->query_parsed)
+		evhttp_clear_headers(&ctx->query);
+	if (ctx->close_ev != NULL)
+		event_free(ctx->close_ev);
+	free(ctx);
+}
+
+/* Sends a JSON error without a ctx (out of memory, no route). */
+static void
+send_error_raw(struct evhttp_request *req, int status, const char *code, const char *msg,
+	       const char *allow)
+{
+	json_t *body = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	struct evbuffer *buf = evbuffer_new();
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (allow != NULL)
+		evhttp_add_header(h, "Allow", allow);
+	if (buf != NULL && text != NULL)
+		evbuffer_add(buf, text, strlen(text));
+	evhttp_send_reply(req, status, NULL, buf);
+	if (buf != NULL)
+		evbuffer_free(buf);
+	free(text);
+	json_decref(body);
+}
+
+/* Stops watching a held request's connection: it is about to be answered. */
+static void
+unhold(struct http_ctx *ctx)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(ctx->req);
+
+	if (!ctx->held)
+		return;
+	if (evcon != NULL)
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
+	if (ctx->close_ev != NULL) {
+		event_free(ctx->close_ev);
+		ctx->close_ev = NULL;
+	}
+	ctx->held = false;
+}
+
+/* Adds a header to the answer; evhttp refuses CR/LF in names and values. */
+void
+http_reply_header(struct http_ctx *ctx, const char *name, const char *value)
+{
+	if (ctx->replied)
+		return;
+	if (evhttp_add_header(evhttp_request_get_output_headers(ctx->req), name, value) != 0)
+		log_warn("http: response header %s refused (invalid characters)", name);
+}
+
+/*
+ * Sends the one answer of a request; the body is ours to free. A held ctx is
+ * freed here (outside its handler): after this call it is gone.
+ */
+void
+http_reply_json(struct http_ctx *ctx, int status, json_t *body)
+{
+	struct evkeyvalq *h;
+	struct evbuffer *buf = NULL;
+	char *text = NULL;
+	bool was_held = ctx->held;
+
+	if (ctx->replied) {
+		log_error("http: second reply to %s %s ignored", ctx->method, ctx->path);
+		json_decref(body);
+		return;
+	}
+	ctx->replied = true;
+	unhold(ctx);
+	h = evhttp_request_get_output_headers(ctx->req);
+	if (body != NULL) {
+		text = json_dumps(body, JSON_COMPACT);
+		json_decref(body);
+		buf = evbuffer_new();
+		if (text == NULL || buf == NULL || evbuffer_add(buf, text, strlen(text)) != 0) {
+			log_error("http: out of memory answering %s %s", ctx->method, ctx->path);
+			status = 500;
+			if (buf != NULL)
+				evbuffer_drain(buf, evbuffer_get_length(buf));
+		}
+		evhttp_add_header(h, "Content-Type", "application/json");
+	}
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (status >= 500)
+		log_warn("http: %s %s from %s -> %d", ctx->method, ctx->path, ctx->peer, status);
+	else
+		log_debug("http: %s %s from %s -> %d (loop %u)", ctx->method, ctx->path, ctx->peer,
+			  status, ctx->loop->index);
+	evhttp_send_reply(ctx->req, status, NULL, buf);
+	if (buf != NULL)
+		evbuffer_free(buf);
+	free(text);
+	/* inside the handler, dispatch() frees the ctx when the handler returns */
+	if (was_held && !ctx->in_handler)
+		ctx_free(ctx);
+}
+
+/* The JSON error answer: the message is formatted by our code, never a secret. */
+void
+http_reply_error(struct http_ctx *ctx, int status, const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	http_reply_json(ctx, status,
+			json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
+}
+
+/* ---- request accessors ---- */
+
+void *
+http_ctx_thread_state(struct http_ctx *ctx)
+{
+	return ctx->loop->thread_state;
+}
+
+const char *
+http_ctx_method(struct http_ctx *ctx)
+{
+	return ctx->method;
+}
+
+const char *
+http_ctx_path(struct http_ctx *ctx)
+{
+	return ctx->path;
+}
+
+/* Parses the query string on first use; a malformed one has no parameters. */
+const char *
+http_ctx_query(struct http_ctx *ctx, const char *key)
+{
+	if (!ctx->query_parsed) {
+		const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(ctx->req));
+
+		TAILQ_INIT(&ctx->query);
+		ctx->query_parsed = true;
+		if (q != NULL && evhttp_parse_query_str(q, &ctx->query) != 0) {
+			/* a malformed query string has no parameters */
+			evhttp_clear_headers(&ctx->query);
+			TAILQ_INIT(&ctx->query);
+		}
+	}
+	return evhttp_find_header(&ctx->query, key);
+}
+
+const char *
+http_ctx_header(struct http_ctx *ctx, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(ctx->req), name);
+}
+
+/* The token after "Bearer " (scheme case-insensitive); not checked here. */
+const char *
+http_ctx_bearer(struct http_ctx *ctx)
+{
+	const char *v = http_ctx_header(ctx, "Authorization");
+
+	if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0)
+		return NULL;
+	v += 7;
+	while (*v == ' ')
+		v++;
+	return *v != '\0' ? v : NULL;
+}
+
+const char *
+http_ctx_peer(struct http_ctx *ctx)
+{
+	return ctx->peer;
+}
+
+struct event_base *
+http_ctx_base(struct http_ctx *ctx)
+{
+	return ctx->loop->base;
+}
+
+/* Parses the body (at most max_body, as evhttp enforced) as one JSON object;
+ * on failure the 400/413 answer is sent here. */
+int
+http_ctx_json_body(struct http_ctx *ctx, json_t **out)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(ctx->req);
+	size_t len = evbuffer_get_length(in);
+	const char *data;
+
+	*out = NULL;
+	if (len > ctx->loop->srv->opts.max_body) {
+		http_reply_error(ctx, 413, "body-too-large",
+				 "request body of %zu bytes is larger than the %zu allowed", len,
+				 ctx->loop->srv->opts.max_body);
+		return -1;
+	}
+	if (len == 0) {
+		http_reply_error(ctx, 400, "bad-json", "a JSON object is expected as the body");
+		return -1;
+	}
+	data = (const char *)evbuffer_pullup(in, -1);
+	if (data == NULL ||
+	    json_parse_object(data, len, ctx->loop->srv->opts.max_body, out) == -1) {
+		http_reply_error(ctx, 400, "bad-json", "%s",
+				 data ? or_errmsg() : "out of memory reading the body");
+		return -1;
+	}
+	return 0;
+}
+
+/* Keying material of this request's own TLS connection (no context value). */
+int
+http_ctx_exporter(struct http_ctx *ctx, const char *label, uint8_t *out, size_t len)
+{
+	SSL *ssl = request_ssl(ctx->req);
+
+	if (ssl == NULL)
+		return or_error("http: the request has no TLS connection");
+	ERR_clear_error();
+	if (SSL_export_keying_material(ssl, out, len, label, strlen(label), NULL, 0, 0) != 1) {
+		ERR_clear_error();
+		return or_error("http: TLS exporter '%s' of %zu bytes failed", label, len);
+	}
+	return 0;
+}
+
+/* ---- long poll ---- */
+
+/* evhttp frees a held request's connection (client gone, server stopping). */
+static void
+held_conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct http_ctx *ctx = arg;
+
+	evhttp_connection_set_closecb(evcon, NULL, NULL);
+	ctx->held = false;
+	ctx->replied = true; /* a reply from on_close is ignored */
+	if (ctx->on_close != NULL)
+		ctx->on_close(ctx->on_close_arg);
+	ctx_free(ctx);
+}
+
+/*
+ * Something happened on a held request's socket: a FIN (EV_CLOSED), a reset
+ * (libevent's epoll reports EPOLLHUP/EPOLLERR as EV_READ, never EV_CLOSED), or
+ * bytes. evhttp does not read while a request is being answered (it would
+ * abort on data in that state), so it would only notice at the reply. A
+ * long-poll client sends nothing while it waits except a TLS close_notify, so
+ * any of these means the client is gone: freeing the connection runs
+ * held_conn_closed. (A client pipelining a request behind a long poll loses
+ * its connection; documented in docs/http-server.md.)
+ */
+static void
+held_peer_closed(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_ctx *ctx = arg;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(ctx->req);
+
+	(void)fd;
+	log_debug("http: client %s of held %s %s went away (%s)", ctx->peer, ctx->method, ctx->path,
+		  (what & EV_CLOSED) ? "closed" : "reset or sent data");
+	if (evcon != NULL)
+		evhttp_connection_free(evcon);
+}
+
+void
+http_ctx_hold(struct http_ctx *ctx)
+{
+	if (!ctx->replied)
+		ctx->held = true;
+}
+
+void
+http_ctx_on_close(struct http_ctx *ctx, void (*fn)(void *arg), void *arg)
+{
+	ctx->on_close = fn;
+	ctx->on_close_arg = arg;
+}
+
+/* Called when a handler returned holding its request: watch for hang-up. */
+static int
+start_hold(struct http_ctx *ctx)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(ctx->req);
+	evutil_socket_t fd;
+
+	if (evcon == NULL)
+		return -1;
+	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+	ctx->close_ev = event_new(ctx->loop->base, fd, EV_READ | EV_CLOSED, held_peer_closed, ctx);
+	if (ctx->close_ev == NULL || event_add(ctx->close_ev, NULL) != 0)
+		return -1;
+	evhttp_connection_set_closecb(evcon, held_conn_closed, ctx);
+	return 0;
+}
+
+/* ---- dispatch ---- */
+
+static const char *
+method_name(enum evhttp_cmd_type t)
+{
+	switch (t) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_OPTIONS:
+		return "OPTIONS";
+	case EVHTTP_REQ_TRACE:
+		return "TRACE";
+	case EVHTTP_REQ_CONNECT:
+		return "CONNECT";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
+	}
+	return "UNKNOWN";
+}
+
+/* Exact match, or prefix match when the route ends in a star. */
+static bool
+path_matches(const char *pattern, const char *path)
+{
+	size_t n = strlen(pattern);
+
+	if (n > 0 && pattern[n - 1] == '*')
+		return strncmp(pattern, path, n - 1) == 0;
+	return strcmp(pattern, path) == 0;
+}
+
+/* Finds the route; *allow lists the methods of routes whose path matched. */
+static const struct http_route *
+find_route(const struct http_server_opts *o, const char *method, const char *path, char *allow,
+	   size_t allow_len)
+{
+	allow[0] = '\0';
+	for (size_t i = 0; i < o->n_routes; i++) {
+		const struct http_route *r = &o->routes[i];
+
+		if (!path_matches(r->path, path))
+			continue;
+		if (strcmp(r->method, method) == 0)
+			return r;
+		if (strstr(allow, r->method) == NULL) {
+			size_t used = strlen(allow);
+
+			snprintf(allow + used, allow_len - used, "%s%s", used ? ", " : "",
+				 r->method);
+		}
+	}
+	return NULL;
+}
+
+/* "ip:port" of the client, from the address evhttp got at accept. */
+static void
+set_peer(struct http_ctx *ctx)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(ctx->req);
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	if (evcon != NULL)
+		evhttp_connection_get_peer(evcon, &addr, &port);
+	if (addr == NULL)
+		snprintf(ctx->peer, sizeof(ctx->peer), "unknown");
+	else if (strchr(addr, ':') != NULL)
+		snprintf(ctx->peer, sizeof(ctx->peer), "[%s]:%u", addr, port);
+	else
+		snprintf(ctx->peer, sizeof(ctx->peer), "%s:%u", addr, port);
+}
+
+/* evhttp's generic callback: every complete request arrives here. */
+static void
+dispatch(struct evhttp_request *req, void *arg)
+{
+	struct loop *lp = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	const char *method = method_name(evhttp_request_get_command(req));
+	const struct http_route *route;
+	struct http_ctx *ctx;
+	char allow[128];
+
+	if (request_ssl(req) == NULL) {
+		/* only when make_tls_bev failed: never serve HTTP in clear */
+		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+
+		log_error("http: connection without TLS dropped");
+		if (evcon != NULL)
+			evhttp_connection_free(evcon);
+		return;
+	}
+	if (path == NULL || path[0] != '/') {
+		send_error_raw(req, 400, "bad-request", "the request target must be a path", NULL);
+		return;
+	}
+	route = find_route(&lp->srv->opts, method, path, allow, sizeof(allow));
+	if (route == NULL) {
+		if (allow[0] != '\0')
+			send_error_raw(req, 405, "method-not-allowed",
+				       "method not allowed on this path", allow);
+		else
+			send_error_raw(req, 404, "not-found", "no such path", NULL);
+		return;
+	}
+	if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
+		send_error_raw(req, 503, "internal", "out of memory", NULL);
+		return;
+	}
+	ctx->req = req;
+	ctx->loop = lp;
+	ctx->method = method;
+	ctx->path = path;
+	set_peer(ctx);
+
+	/* in_handler stays set until dispatch is done with the ctx: a reply
+	 * before that must not free it under our feet */
+	ctx->in_handler = true;
+	route->fn(ctx, route->arg);
+	if (ctx->held && !ctx->replied) {
+		if (start_hold(ctx) == 0) {
+			ctx->in_handler = false;
+			return;
+		}
+		http_reply_error(ctx, 500, "internal", "cannot hold the request");
+	}
+	if (!ctx->replied) {
+		log_error("http: handler of %s %s gave no answer", method, path);
+		http_reply_error(ctx, 500, "internal", "handler gave no answer");
+	}
+	ctx_free(ctx);
+}
+
+/* ---- loops ---- */
+
+/* Runs on the loop when http_server_stop activated its stop event. */
+static void
+stop_loop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct loop *lp = arg;
+
+	(void)fd;
+	(void)what;
+	event_base_loopbreak(lp->base);
+}
+
+static _Thread_local struct event_base *current_base;
+
+struct event_base *
+http_server_thread_base(void)
+{
+	return current_base;
+}
+
+/* A loop thread: thread_init, serve until stopped, close all, thread_fini. */
+static void *
+loop_main(void *arg)
+{
+	struct loop *lp = arg;
+	struct http_server *srv = lp->srv;
+	int rc = 0;
+
+	or_error_clear();
+	current_base = lp->base;
+	if (srv->opts.thread_init != NULL)
+		rc = srv->opts.thread_init(srv->opts.arg, &lp->thread_state);
+	pthread_mutex_lock(&srv->mu);
+	lp->init_done = true;
+	lp->init_rc = rc;
+	if (rc != 0)
+		snprintf(lp->init_err, sizeof(lp->init_err), "%s", or_errmsg());
+	pthread_cond_broadcast(&srv->cv);
+	pthread_mutex_unlock(&srv->mu);
+
+	if (rc == 0) {
+		event_base_dispatch(lp->base);
+		/* closes every connection; held requests get their on_close here */
+		evhttp_free(lp->http);
+		lp->http = NULL;
+		if (srv->opts.thread_fini != NULL)
+			srv->opts.thread_fini(lp->thread_state);
+	}
+	return NULL;
+}
+
+/* Creates a loop's base and evhttp, accepting on a dup of the shared socket. */
+static int
+loop_setup(struct http_server *srv, struct loop *lp)
+{
+	const struct http_server_opts *o = &srv->opts;
+	struct timeval tv = {.tv_sec = o->timeout_s};
+	int fd;
+
+	lp->srv = srv;
+	if ((lp->base = event_base_new()) == NULL || (lp->http = evhttp_new(lp->base)) == NULL)
+		return or_error("http server: cannot create event loop %u", lp->index);
+	lp->stop_ev = event_new(lp->base, -1, 0, stop_loop_cb, lp);
+	if (lp->stop_ev == NULL)
+		return or_error("http server: cannot create event loop %u", lp->index);
+	evhttp_set_bevcb(lp->http, make_tls_bev, lp);
+	evhttp_set_gencb(lp->http, dispatch, lp);
+	evhttp_set_max_body_size(lp->http, (ev_ssize_t)o->max_body);
+	evhttp_set_max_headers_size(lp->http, (ev_ssize_t)o->max_headers);
+	evhttp_set_timeout_tv(lp->http, &tv);
+	/* every method reaches dispatch(), which answers 405 itself */
+	evhttp_set_allowed_methods(lp->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+						 EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						 EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	if ((fd = fcntl(srv->fd, F_DUPFD_CLOEXEC, 0)) == -1)
+		return or_error("http server: dup: %s", strerror(errno));
+	if (evhttp_accept_socket_with_handle(lp->http, fd) == NULL) {
+		close(fd);
+		return or_error("http server: cannot accept on the listening socket");
+	}
+	return 0;
+}
+
+/* Binds and listens on address:port (numeric), non-blocking. */
+static int
+listen_socket(const char *address, unsigned port, int *fd_out, unsigned *port_out)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
+	struct addrinfo *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	char portstr[16];
+	int fd = -1, one = 1, rc;
+
+	*fd_out = -1;
+	if (port > 65535)
+		return or_error("http server: port %u is out of range", port);
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	if ((rc = getaddrinfo(address, portstr, &hints, &ai)) != 0)
+		return or_error("http server: bad listen address '%s': %s",
+				address ? address : "(any)", gai_strerror(rc));
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		rc = or_error("http server: socket: %s", strerror(errno));
+		goto out;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 || listen(fd, LISTEN_BACKLOG) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1) {
+		rc = or_error("http server: cannot listen on %s port %u: %s",
+			      address ? address : "(any)", port, strerror(errno));
+		goto out;
+	}
+	*port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						   : ((struct sockaddr_in *)&ss)->sin_port);
+	*fd_out = fd;
+	fd = -1;
+	rc = 0;
+out:
+	if (fd != -1)
+		close(fd);
+	freeaddrinfo(ai);
+	return rc;
+}
+
+static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
+static int threads_rc;
+
+/*
+ * Process-wide setup, once: libevent locking (other threads may event_active()
+ * a loop's events), SIGPIPE ignored (OpenSSL writes to sockets with write(),
+ * and a client gone mid-reply must not kill the daemon), and the descriptor
+ * limit raised to its hard maximum (a conductor holds 10,000 connections).
+ */
+static void
+process_setup(void)
+{
+	struct rlimit rl;
+
+	threads_rc = evthread_use_pthreads();
+	signal(SIGPIPE, SIG_IGN);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* Undoes a partial start, keeping the error message of what failed. */
+static int
+start_failed(struct http_server *srv)
+{
+	char msg[OR_ERRMSG_MAX];
+
+	snprintf(msg, sizeof(msg), "%s", or_errmsg());
+	http_server_stop(srv);
+	return or_error("%s", msg);
+}
+
+int
+http_server_start(const struct http_server_opts *opts, struct http_server **out)
+{
+	struct http_server *srv;
+	long cores;
+
+	*out = NULL;
+	pthread_once(&threads_once, process_setup);
+	if (threads_rc != 0)
+		return or_error("http server: cannot enable libevent threads");
+	for (size_t i = 0; i < opts->n_routes; i++)
+		if (opts->routes[i].method == NULL || opts->routes[i].path == NULL ||
+		    opts->routes[i].path[0] != '/' || opts->routes[i].fn == NULL)
+			return or_error("http server: route %zu is incomplete", i);
+	if ((srv = calloc(1, sizeof(*srv))) == NULL)
+		return or_error("http server: out of memory");
+	srv->opts = *opts;
+	srv->fd = -1;
+	pthread_mutex_init(&srv->mu, NULL);
+	pthread_cond_init(&srv->cv, NULL);
+	if (srv->opts.max_body == 0)
+		srv->opts.max_body = DEFAULT_MAX_BODY;
+	if (srv->opts.max_headers == 0)
+		srv->opts.max_headers = DEFAULT_MAX_HEADERS;
+	if (srv->opts.timeout_s == 0)
+		srv->opts.timeout_s = DEFAULT_TIMEOUT_S;
+	srv->n_loops = opts->threads;
+	if (srv->n_loops == 0) {
+		cores = sysconf(_SC_NPROCESSORS_ONLN);
+		srv->n_loops = cores > 0 ? (unsigned)cores : 1;
+	}
+	if (srv->n_loops > MAX_LOOPS) {
+		or_error("http server: %u threads asked for, at most %d", srv->n_loops, MAX_LOOPS);
+		goto fail;
+	}
+	if (tls_server_ctx(opts->cert_file, opts->key_file, &srv->ssl_ctx) == -1 ||
+	    listen_socket(opts->address, opts->port, &srv->fd, &srv->port) == -1)
+		goto fail;
+	if ((srv->loops = calloc(srv->n_loops, sizeof(*srv->loops))) == NULL) {
+		or_error("http server: out of memory");
+		goto fail;
+	}
+	for (unsigned i = 0; i < srv->n_loops; i++) {
+		srv->loops[i].index = i;
+		if (loop_setup(srv, &srv->loops[i]) == -1)
+			goto fail;
+	}
+	for (unsigned i = 0; i < srv->n_loops; i++) {
+		if (pthread_create(&srv->loops[i].thread, NULL, loop_main, &srv->loops[i]) != 0) {
+			or_error("http server: cannot start thread %u", i);
+			goto fail;
+		}
+		srv->loops[i].thread_started = true;
+	}
+	/* wait for every thread_init; the first failure fails the start */
+	pthread_mutex_lock(&srv->mu);
+	for (unsigned i = 0; i < srv->n_loops; i++) {
+		while (!srv->loops[i].init_done)
+			pthread_cond_wait(&srv->cv, &srv->mu);
+		if (srv->loops[i].init_rc != 0) {
+			or_error("http server: thread %u: %s", i, srv->loops[i].init_err);
+			pthread_mutex_unlock(&srv->mu);
+			goto fail;
+		}
+	}
+	pthread_mutex_unlock(&srv->mu);
+	log_info("https server listening on %s port %u with %u event loops",
+		 opts->address ? opts->address : "(any)", srv->port, srv->n_loops);
+	*out = srv;
+	return 0;
+fail:
+	return start_failed(srv);
+}
+
+unsigned
+http_server_port(const struct http_server *srv)
+{
+	return srv->port;
+}
+
+/* Stops and joins every loop, then frees what start made; safe on a partial start. */
+void
+http_server_stop(struct http_server *srv)
+{
+	if (srv == NULL)
+		return;
+	for (unsigned i = 0; srv->loops != NULL && i < srv->n_loops; i++)
+		if (srv->loops[i].thread_started)
+			event_active(srv->loops[i].stop_ev, 0, 0);
+	for (unsigned i = 0; srv->loops != NULL && i < srv->n_loops; i++) {
+		struct loop *lp = &srv->loops[i];
+
+		if (lp->thread_started)
+			pthread_join(lp->thread, NULL);
+		if (lp->http != NULL)
+			evhttp_free(lp->http);
+		if (lp->stop_ev != NULL)
+			event_free(lp->stop_ev);
+		if (lp->base != NULL)
+			event_base_free(lp->base);
+	}
+	free(srv->loops);
+	if (srv->fd != -1)
+		close(srv->fd);
+	SSL_CTX_free(srv->ssl_ctx);
+	pthread_mutex_destroy(&srv->mu);
+	pthread_cond_destroy(&srv->cv);
+	free(srv);
+}
