@@ -25,36 +25,36 @@
 #include <string.h>
 
 static const char probe_usage[] =
-    "usage: onrampctl probe URL --ca FILE [--proxy HOST:PORT]\n"
-    "                       [--proxy-user USER --proxy-password-file FILE]\n"
-    "                       [--proxy-auth basic|digest|any] [--exporter LABEL]\n"
-    "                       [--exporter-length N] [--connect-timeout MS] [--timeout MS]\n"
-    "                       [--repeat N] [--retries N] [--method METHOD] [--data FILE]\n"
-    "                       [--bearer-file FILE] [--show-body] [--json]\n"
-    "\n"
-    "Makes an HTTPS request to URL with onramp's client and prints the status, or\n"
-    "what went wrong (proxy-auth, proxy-forbidden, tls-untrusted, dns, ...).\n"
-    "  --ca FILE                  PEM trust anchor(s) for URL; nothing else is trusted\n"
-    "  --proxy HOST:PORT          explicit web proxy, used with CONNECT (default: direct)\n"
-    "  --proxy-user USER          proxy user; the password is read from\n"
-    "  --proxy-password-file FILE (first line)\n"
-    "  --proxy-auth SCHEME        basic, digest or any (default: any)\n"
-    "  --exporter LABEL           print the TLS exporter (RFC 5705) of the connection\n"
-    "  --exporter-length N        exporter bytes (default 32)\n"
-    "  --connect-timeout MS       to connect, CONNECT and handshake (default 10000)\n"
-    "  --timeout MS               for each whole request (default 30000)\n"
-    "  --repeat N                 N requests over the same connection (default 1)\n"
-    "  --retries N                attempts per request with backoff (default 1)\n"
-    "  --method METHOD            GET (default), POST, PUT, PATCH or DELETE\n"
-    "  --data FILE                JSON object to send as the body\n"
-    "  --bearer-file FILE         bearer token to send (first line)\n"
-    "  --show-body                print the response body too\n"
-    "  --json                     one JSON object on stdout\n"
-    "Exit status: 0 an answer arrived (below 500), 1 network or server error, 2 bad input.\n";
+	"usage: onrampctl probe URL --ca FILE [--proxy HOST:PORT]\n"
+	"                       [--proxy-user USER --proxy-password-file FILE]\n"
+	"                       [--proxy-auth basic|digest|any] [--exporter LABEL]\n"
+	"                       [--exporter-length N] [--connect-timeout MS] [--timeout MS]\n"
+	"                       [--repeat N] [--retries N] [--method METHOD] [--data FILE]\n"
+	"                       [--bearer-file FILE] [--show-body] [--json]\n"
+	"\n"
+	"Makes an HTTPS request to URL with onramp's client and prints the status, or\n"
+	"what went wrong (proxy-auth, proxy-forbidden, tls-untrusted, dns, ...).\n"
+	"  --ca FILE                  PEM trust anchor(s) for URL; nothing else is trusted\n"
+	"  --proxy HOST:PORT          explicit web proxy, used with CONNECT (default: direct)\n"
+	"  --proxy-user USER          proxy user; the password is read from\n"
+	"  --proxy-password-file FILE (first line)\n"
+	"  --proxy-auth SCHEME        basic, digest or any (default: any)\n"
+	"  --exporter LABEL           print the TLS exporter (RFC 5705) of the connection\n"
+	"  --exporter-length N        exporter bytes (default 32)\n"
+	"  --connect-timeout MS       to connect, CONNECT and handshake (default 10000)\n"
+	"  --timeout MS               for each whole request (default 30000)\n"
+	"  --repeat N                 N requests over the same connection (default 1)\n"
+	"  --retries N                attempts per request with backoff (default 1)\n"
+	"  --method METHOD            GET (default), POST, PUT, PATCH or DELETE\n"
+	"  --data FILE                JSON object to send as the body\n"
+	"  --bearer-file FILE         bearer token to send (first line)\n"
+	"  --show-body                print the response body too\n"
+	"  --json                     one JSON object on stdout\n"
+	"Exit status: 0 an answer arrived (below 500), 1 network or server error, 2 bad input.\n";
 
 struct probe {
 	const char *url, *ca_file, *proxy, *user, *password_file, *auth, *label, *data_file,
-	    *bearer_file, *method;
+		*bearer_file, *method;
 	long connect_ms, total_ms, exporter_len, repeat, retries;
 	bool json, show_body;
 };
@@ -123,24 +123,24 @@ static int
 parse_args(int argc, char **argv, struct probe *p)
 {
 	static const struct option options[] = {
-	    {"ca", required_argument, NULL, 'c'},
-	    {"proxy", required_argument, NULL, 'x'},
-	    {"proxy-user", required_argument, NULL, 'u'},
-	    {"proxy-password-file", required_argument, NULL, 'P'},
-	    {"proxy-auth", required_argument, NULL, 'a'},
-	    {"exporter", required_argument, NULL, 'e'},
-	    {"exporter-length", required_argument, NULL, 'l'},
-	    {"connect-timeout", required_argument, NULL, 'C'},
-	    {"timeout", required_argument, NULL, 'T'},
-	    {"repeat", required_argument, NULL, 'r'},
-	    {"retries", required_argument, NULL, 'R'},
-	    {"method", required_argument, NULL, 'm'},
-	    {"data", required_argument, NULL, 'd'},
-	    {"bearer-file", required_argument, NULL, 'b'},
-	    {"show-body", no_argument, NULL, 'B'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+		{"ca", required_argument, NULL, 'c'},
+		{"proxy", required_argument, NULL, 'x'},
+		{"proxy-user", required_argument, NULL, 'u'},
+		{"proxy-password-file", required_argument, NULL, 'P'},
+		{"proxy-auth", required_argument, NULL, 'a'},
+		{"exporter", required_argument, NULL, 'e'},
+		{"exporter-length", required_argument, NULL, 'l'},
+		{"connect-timeout", required_argument, NULL, 'C'},
+		{"timeout", required_argument, NULL, 'T'},
+		{"repeat", required_argument, NULL, 'r'},
+		{"retries", required_argument, NULL, 'R'},
+		{"method", required_argument, NULL, 'm'},
+		{"data", required_argument, NULL, 'd'},
+		{"bearer-file", required_argument, NULL, 'b'},
+		{"show-body", no_argument, NULL, 'B'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	int opt, rc = 0;
 
@@ -344,7 +344,7 @@ cmd_probe(int argc, char **argv)
 	}
 	if (p.user != NULL) {
 		if (read_secret_line(p.password_file, "--proxy-password-file", &pw, &pw_len) ==
-			-1 ||
+			    -1 ||
 		    secret_from(&password, pw, pw_len) == -1)
 			goto bad;
 		proxy.user = p.user;

@@ -15,6 +15,8 @@ static const struct command {
 } commands[] = {
 	{"ocra", cmd_ocra, "compute an RFC 6287 OCRA response"},
 	{"factory", cmd_factory, "provision a device in the factory (init-device)"},
+	{"show", cmd_show, "show the router agent's state (management proxy, DHCP, alarms)"},
+	{"dhcp-hook", cmd_dhcp_hook, "hand a system DHCP client's option 43 to the agent"},
 	{"probe", cmd_probe, "make an HTTPS request through the proxy, report what happened"},
 	{"conductor", cmd_conductor, "operate a conductor: CA, secrets, routers, migrate"},
 };

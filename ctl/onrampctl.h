@@ -11,8 +11,10 @@
 #define EXIT_BAD_INPUT 2       /* usage or input error; nothing was changed */
 
 int cmd_ocra(int argc, char **argv);
-int cmd_conductor(int argc, char **argv);
 int cmd_factory(int argc, char **argv);
+int cmd_conductor(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_dhcp_hook(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 
 /* Prints "onrampctl: <message>" on stderr and returns code. */

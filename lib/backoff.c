@@ -32,10 +32,10 @@ backoff_delay_ms(const struct backoff *b, long retry_after_s, uint64_t random)
 	if (delay < BACKOFF_MIN_MS)
 		delay = BACKOFF_MIN_MS;
 	if (retry_after_s >= 0) {
-		floor =
-		    (uint64_t)(retry_after_s > BACKOFF_RETRY_AFTER_MAX_S ? BACKOFF_RETRY_AFTER_MAX_S
-									 : retry_after_s) *
-		    1000;
+		floor = (uint64_t)(retry_after_s > BACKOFF_RETRY_AFTER_MAX_S
+					   ? BACKOFF_RETRY_AFTER_MAX_S
+					   : retry_after_s) *
+			1000;
 		if (delay < floor)
 			delay = floor;
 	}

@@ -5,9 +5,11 @@
 #include "config.h"
 
 #include "error.h"
+#include "file.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,34 +163,18 @@ out:
 int
 config_load(const char *path, struct config *cfg)
 {
-	char *text = NULL;
+	uint8_t *text = NULL;
 	size_t len;
-	FILE *f;
 	int rc;
 
 	memset(cfg, 0, sizeof(*cfg));
-	f = fopen(path, "r");
-	if (f == NULL)
-		return or_error("%s: cannot open: %s", path, strerror(errno));
-	text = malloc(CONFIG_MAX_BYTES + 1);
-	if (text == NULL) {
-		fclose(f);
-		return or_error("out of memory");
-	}
-	len = fread(text, 1, CONFIG_MAX_BYTES + 1, f);
-	if (ferror(f) || len > CONFIG_MAX_BYTES) {
-		fclose(f);
-		free(text);
-		return or_error("%s: %s", path,
-				len > CONFIG_MAX_BYTES ? "larger than 1 MiB" : "read error");
-	}
-	fclose(f);
-	text[len] = '\0';
+	if (file_read_all(path, CONFIG_MAX_BYTES, &text, &len) == -1)
+		return -1;
 	if (memchr(text, '\0', len) != NULL) {
 		free(text);
 		return or_error("%s: contains a NUL byte; not a text file", path);
 	}
-	rc = config_parse(path, text, cfg);
+	rc = config_parse(path, (const char *)text, cfg);
 	free(text);
 	return rc;
 }

@@ -126,19 +126,19 @@ unreachable(const struct http_failure *f)
 }
 
 static const char *const err_names[] = {
-    [HTTP_OK] = "ok",
-    [HTTP_ERR_PROXY_UNREACHABLE] = "proxy-unreachable",
-    [HTTP_ERR_PROXY_AUTH] = "proxy-auth",
-    [HTTP_ERR_PROXY_FORBIDDEN] = "proxy-forbidden",
-    [HTTP_ERR_PROXY_OTHER] = "proxy-other",
-    [HTTP_ERR_DNS] = "dns",
-    [HTTP_ERR_CONNECT] = "connect",
-    [HTTP_ERR_TLS_UNTRUSTED] = "tls-untrusted",
-    [HTTP_ERR_TLS] = "tls",
-    [HTTP_ERR_TIMEOUT] = "timeout",
-    [HTTP_ERR_SERVER] = "server",
-    [HTTP_ERR_PROTOCOL] = "protocol",
-    [HTTP_ERR_INTERNAL] = "internal",
+	[HTTP_OK] = "ok",
+	[HTTP_ERR_PROXY_UNREACHABLE] = "proxy-unreachable",
+	[HTTP_ERR_PROXY_AUTH] = "proxy-auth",
+	[HTTP_ERR_PROXY_FORBIDDEN] = "proxy-forbidden",
+	[HTTP_ERR_PROXY_OTHER] = "proxy-other",
+	[HTTP_ERR_DNS] = "dns",
+	[HTTP_ERR_CONNECT] = "connect",
+	[HTTP_ERR_TLS_UNTRUSTED] = "tls-untrusted",
+	[HTTP_ERR_TLS] = "tls",
+	[HTTP_ERR_TIMEOUT] = "timeout",
+	[HTTP_ERR_SERVER] = "server",
+	[HTTP_ERR_PROTOCOL] = "protocol",
+	[HTTP_ERR_INTERNAL] = "internal",
 };
 
 const char *
@@ -154,9 +154,9 @@ http_classify(const struct http_failure *f)
 {
 	if (f->refused_new_conn) {
 		or_error(
-		    "the TLS connection to %s that the exporter was taken from is closed; "
-		    "the request was not sent over a new connection the exporter does not bind",
-		    f->origin);
+			"the TLS connection to %s that the exporter was taken from is closed; "
+			"the request was not sent over a new connection the exporter does not bind",
+			f->origin);
 		return HTTP_ERR_PROTOCOL;
 	}
 	if (f->not_openssl) {
@@ -204,9 +204,9 @@ http_classify(const struct http_failure *f)
 	case CURLE_SEND_ERROR:
 	case CURLE_RECV_ERROR:
 		if (f->has_proxy && !f->tunnel_up) {
-			or_error(
-			    "the connection to proxy %s broke while opening the tunnel to %s: %s",
-			    f->proxy, f->origin, f->detail);
+			or_error("the connection to proxy %s broke while opening the tunnel to %s: "
+				 "%s",
+				 f->proxy, f->origin, f->detail);
 			return HTTP_ERR_PROXY_OTHER;
 		}
 		or_error("the connection to %s broke: %s", f->origin, f->detail);

@@ -154,7 +154,7 @@ copy_proxy(struct http_session *s, const struct http_proxy *p)
 		return 0;
 	if (p->user[0] == '\0' || strlen(p->user) > 255 || strpbrk(p->user, ":\r\n") != NULL)
 		return or_error(
-		    "the proxy user must be 1 to 255 characters without ':' or line breaks");
+			"the proxy user must be 1 to 255 characters without ':' or line breaks");
 	if (p->password == NULL || p->password->data == NULL)
 		return or_error("a proxy user needs a password");
 	if (memchr(p->password->data, '\0', p->password->len) != NULL ||
@@ -351,7 +351,7 @@ static CURLcode
 setup_curl(struct http_session *s)
 {
 	struct curl_blob ca = {
-	    .data = s->ca_pem, .len = strlen(s->ca_pem), .flags = CURL_BLOB_COPY};
+		.data = s->ca_pem, .len = strlen(s->ca_pem), .flags = CURL_BLOB_COPY};
 	char proxy_url[96];
 	long auth;
 	CURLcode rc = CURLE_OK;
@@ -407,8 +407,8 @@ setup_curl(struct http_session *s)
 	if (s->proxy_user != NULL) {
 		auth = s->proxy_auth == PROXY_AUTH_BASIC ? CURLAUTH_BASIC
 		       : s->proxy_auth == PROXY_AUTH_DIGEST
-			   ? CURLAUTH_DIGEST
-			   : (long)(CURLAUTH_BASIC | CURLAUTH_DIGEST);
+			       ? CURLAUTH_DIGEST
+			       : (long)(CURLAUTH_BASIC | CURLAUTH_DIGEST);
 		SET(CURLOPT_PROXYAUTH, auth);
 		SET(CURLOPT_PROXYUSERNAME, s->proxy_user);
 		SET(CURLOPT_PROXYPASSWORD, s->proxy_password);
@@ -435,9 +435,9 @@ http_session_open(const char *base_url, const struct http_client_opts *opts,
 		return or_error("libcurl could not be initialised");
 	}
 	s->connect_timeout_ms =
-	    opts->connect_timeout_ms ? opts->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+		opts->connect_timeout_ms ? opts->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
 	s->total_timeout_ms =
-	    opts->total_timeout_ms ? opts->total_timeout_ms : DEFAULT_TOTAL_TIMEOUT_MS;
+		opts->total_timeout_ms ? opts->total_timeout_ms : DEFAULT_TOTAL_TIMEOUT_MS;
 	if (parse_base(s, base_url) == -1)
 		goto fail;
 	if (check_ca_pem(opts->ca_pem) == -1) {
@@ -597,8 +597,8 @@ prepare_request(struct http_session *s, const char *method, const char *path, co
 	}
 	if (rc == CURLE_OK)
 		rc = curl_easy_setopt(
-		    s->curl, CURLOPT_CUSTOMREQUEST,
-		    strcmp(method, "GET") == 0 || strcmp(method, "POST") == 0 ? NULL : method);
+			s->curl, CURLOPT_CUSTOMREQUEST,
+			strcmp(method, "GET") == 0 || strcmp(method, "POST") == 0 ? NULL : method);
 	if (rc != CURLE_OK) {
 		or_error("libcurl refused the request options: %s", curl_easy_strerror(rc));
 		goto out;
@@ -619,21 +619,21 @@ static enum http_err
 classify(struct http_session *s, CURLcode rc)
 {
 	struct http_failure f = {
-	    .curl_code = rc,
-	    .has_proxy = s->has_proxy,
-	    .tcp_connected = s->cur.tcp_connected,
-	    .tunnel_up = s->cur.tunnel_up,
-	    .refused_new_conn = s->cur.refused_new_conn,
-	    .not_openssl = s->cur.not_openssl,
-	    .body_too_big = s->cur.body_too_big,
-	    .origin = s->origin,
-	    .host = s->host,
-	    .proxy = s->proxy_label,
-	    .proxy_user = s->proxy_user,
-	    .proxy_reason = s->cur.proxy_reason,
-	    .squid_error = s->cur.squid_error,
-	    .proxy_schemes = s->cur.proxy_schemes,
-	    .detail = s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc),
+		.curl_code = rc,
+		.has_proxy = s->has_proxy,
+		.tcp_connected = s->cur.tcp_connected,
+		.tunnel_up = s->cur.tunnel_up,
+		.refused_new_conn = s->cur.refused_new_conn,
+		.not_openssl = s->cur.not_openssl,
+		.body_too_big = s->cur.body_too_big,
+		.origin = s->origin,
+		.host = s->host,
+		.proxy = s->proxy_label,
+		.proxy_user = s->proxy_user,
+		.proxy_reason = s->cur.proxy_reason,
+		.squid_error = s->cur.squid_error,
+		.proxy_schemes = s->cur.proxy_schemes,
+		.detail = s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc),
 	};
 	curl_off_t total = 0;
 

@@ -20,7 +20,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 
 enum proxy_auth { PROXY_AUTH_ANY = 0, PROXY_AUTH_BASIC, PROXY_AUTH_DIGEST };
 

@@ -42,6 +42,7 @@
 #define DEFAULT_MAX_HEADERS (16 * 1024)
 #define DEFAULT_TIMEOUT_S 60
 #define LISTEN_BACKLOG 4096
+#define MAX_LOOPS 256
 
 struct loop {
 	struct http_server *srv;
@@ -170,6 +171,7 @@ request_ssl(struct evhttp_request *req)
 
 /* ---- replies ---- */
 
+/* Frees a ctx whose request is answered or gone. */
 static void
 ctx_free(struct http_ctx *ctx)
 {
@@ -220,6 +222,7 @@ unhold(struct http_ctx *ctx)
 	ctx->held = false;
 }
 
+/* Adds a header to the answer; evhttp refuses CR/LF in names and values. */
 void
 http_reply_header(struct http_ctx *ctx, const char *name, const char *value)
 {
@@ -229,6 +232,10 @@ http_reply_header(struct http_ctx *ctx, const char *name, const char *value)
 		log_warn("http: response header %s refused (invalid characters)", name);
 }
 
+/*
+ * Sends the one answer of a request; the body is ours to free. A held ctx is
+ * freed here (outside its handler): after this call it is gone.
+ */
 void
 http_reply_json(struct http_ctx *ctx, int status, json_t *body)
 {
@@ -272,6 +279,7 @@ http_reply_json(struct http_ctx *ctx, int status, json_t *body)
 		ctx_free(ctx);
 }
 
+/* The JSON error answer: the message is formatted by our code, never a secret. */
 void
 http_reply_error(struct http_ctx *ctx, int status, const char *code, const char *fmt, ...)
 {
@@ -305,6 +313,7 @@ http_ctx_path(struct http_ctx *ctx)
 	return ctx->path;
 }
 
+/* Parses the query string on first use; a malformed one has no parameters. */
 const char *
 http_ctx_query(struct http_ctx *ctx, const char *key)
 {
@@ -328,6 +337,7 @@ http_ctx_header(struct http_ctx *ctx, const char *name)
 	return evhttp_find_header(evhttp_request_get_input_headers(ctx->req), name);
 }
 
+/* The token after "Bearer " (scheme case-insensitive); not checked here. */
 const char *
 http_ctx_bearer(struct http_ctx *ctx)
 {
@@ -353,6 +363,8 @@ http_ctx_base(struct http_ctx *ctx)
 	return ctx->loop->base;
 }
 
+/* Parses the body (at most max_body, as evhttp enforced) as one JSON object;
+ * on failure the 400/413 answer is sent here. */
 int
 http_ctx_json_body(struct http_ctx *ctx, json_t **out)
 {
@@ -381,6 +393,7 @@ http_ctx_json_body(struct http_ctx *ctx, json_t **out)
 	return 0;
 }
 
+/* Keying material of this request's own TLS connection (no context value). */
 int
 http_ctx_exporter(struct http_ctx *ctx, const char *label, uint8_t *out, size_t len)
 {
@@ -494,6 +507,7 @@ method_name(enum evhttp_cmd_type t)
 	return "UNKNOWN";
 }
 
+/* Exact match, or prefix match when the route ends in a star. */
 static bool
 path_matches(const char *pattern, const char *path)
 {
@@ -527,6 +541,7 @@ find_route(const struct http_server_opts *o, const char *method, const char *pat
 	return NULL;
 }
 
+/* "ip:port" of the client, from the address evhttp got at accept. */
 static void
 set_peer(struct http_ctx *ctx)
 {
@@ -588,13 +603,15 @@ dispatch(struct evhttp_request *req, void *arg)
 	ctx->path = path;
 	set_peer(ctx);
 
+	/* in_handler stays set until dispatch is done with the ctx: a reply
+	 * before that must not free it under our feet */
 	ctx->in_handler = true;
 	route->fn(ctx, route->arg);
-	ctx->in_handler = false;
-
 	if (ctx->held && !ctx->replied) {
-		if (start_hold(ctx) == 0)
+		if (start_hold(ctx) == 0) {
+			ctx->in_handler = false;
 			return;
+		}
 		http_reply_error(ctx, 500, "internal", "cannot hold the request");
 	}
 	if (!ctx->replied) {
@@ -606,6 +623,7 @@ dispatch(struct evhttp_request *req, void *arg)
 
 /* ---- loops ---- */
 
+/* Runs on the loop when http_server_stop activated its stop event. */
 static void
 stop_loop_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -624,6 +642,7 @@ http_server_thread_base(void)
 	return current_base;
 }
 
+/* A loop thread: thread_init, serve until stopped, close all, thread_fini. */
 static void *
 loop_main(void *arg)
 {
@@ -753,6 +772,17 @@ process_setup(void)
 	}
 }
 
+/* Undoes a partial start, keeping the error message of what failed. */
+static int
+start_failed(struct http_server *srv)
+{
+	char msg[OR_ERRMSG_MAX];
+
+	snprintf(msg, sizeof(msg), "%s", or_errmsg());
+	http_server_stop(srv);
+	return or_error("%s", msg);
+}
+
 int
 http_server_start(const struct http_server_opts *opts, struct http_server **out)
 {
@@ -783,6 +813,10 @@ http_server_start(const struct http_server_opts *opts, struct http_server **out)
 	if (srv->n_loops == 0) {
 		cores = sysconf(_SC_NPROCESSORS_ONLN);
 		srv->n_loops = cores > 0 ? (unsigned)cores : 1;
+	}
+	if (srv->n_loops > MAX_LOOPS) {
+		or_error("http server: %u threads asked for, at most %d", srv->n_loops, MAX_LOOPS);
+		goto fail;
 	}
 	if (tls_server_ctx(opts->cert_file, opts->key_file, &srv->ssl_ctx) == -1 ||
 	    listen_socket(opts->address, opts->port, &srv->fd, &srv->port) == -1)
@@ -819,13 +853,8 @@ http_server_start(const struct http_server_opts *opts, struct http_server **out)
 		 opts->address ? opts->address : "(any)", srv->port, srv->n_loops);
 	*out = srv;
 	return 0;
-fail : {
-	char msg[OR_ERRMSG_MAX];
-
-	snprintf(msg, sizeof(msg), "%s", or_errmsg());
-	http_server_stop(srv);
-	return or_error("%s", msg);
-}
+fail:
+	return start_failed(srv);
 }
 
 unsigned
@@ -834,6 +863,7 @@ http_server_port(const struct http_server *srv)
 	return srv->port;
 }
 
+/* Stops and joins every loop, then frees what start made; safe on a partial start. */
 void
 http_server_stop(struct http_server *srv)
 {

@@ -129,7 +129,8 @@ sqlite_exec_fixed(struct store *st, const char *sql)
 }
 
 /*
- * Opens (creating if needed) the database file. The file is created 0600
+ * Opens (creating if needed) the database file; "sqlite::memory:" is a private
+ * in-memory database (tests). The file is created 0600
  * before SQLite sees it because SQLite gives its WAL and shm files the
  * database file's mode, and the store holds hashed tokens and sealed secrets.
  */
@@ -140,10 +141,12 @@ sqlite_open(struct store *st, const char *path)
 
 	if (path[0] == '\0')
 		return or_error("sqlite: the URL names no file (expected sqlite:/path/file.db)");
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd == -1)
-		return or_error("sqlite: cannot open %s: %s", path, strerror(errno));
-	close(fd);
+	if (strcmp(path, ":memory:") != 0) {
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd == -1)
+			return or_error("sqlite: cannot open %s: %s", path, strerror(errno));
+		close(fd);
+	}
 	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
 	    SQLITE_OK) {
 		or_error("sqlite: cannot open %s: %s", path,
@@ -262,6 +265,7 @@ sqlite_take_row(struct store_result *res, sqlite3_stmt *stmt, size_t *cap)
 	return 0;
 }
 
+/* Prepares, binds and steps one statement, copying rows into res. */
 static int
 sqlite_exec(struct store *st, const char *sql, const char *const *params, size_t n,
 	    struct store_result *res)
@@ -397,6 +401,7 @@ pg_ensure_connected(struct store *st, const char *sql)
 	return 0;
 }
 
+/* One statement through PQexecParams: text parameters, text results. */
 static int
 pg_exec(struct store *st, const char *sql, const char *const *params, size_t n,
 	struct store_result *res)
@@ -447,6 +452,7 @@ pg_exec_script(struct store *st, const char *sql)
 
 /* ---- common ---- */
 
+/* Picks the backend from the URL form and connects; never echoes the URL. */
 int
 store_open(const char *url, struct store **out)
 {
@@ -478,6 +484,7 @@ store_open(const char *url, struct store **out)
 	return 0;
 }
 
+/* Closes the connection; NULL is fine. */
 void
 store_close(struct store *st)
 {
@@ -490,6 +497,7 @@ store_close(struct store *st)
 	free(st);
 }
 
+/* One statement; refused while the open transaction has failed. */
 int
 store_exec(struct store *st, const char *sql, const char *const *params, size_t n_params,
 	   struct store_result **res)
@@ -580,6 +588,7 @@ tx_statement(struct store *st, const char *sql)
 	return rc;
 }
 
+/* Opens a transaction (no nesting). */
 int
 store_begin(struct store *st)
 {
@@ -595,6 +604,7 @@ store_begin(struct store *st)
 	return 0;
 }
 
+/* Commits; a failed transaction or failed COMMIT is rolled back. */
 int
 store_commit(struct store *st)
 {
@@ -621,6 +631,7 @@ store_commit(struct store *st)
 	return 0;
 }
 
+/* Rolls back and forgets a failed state; the store is usable again. */
 int
 store_rollback(struct store *st)
 {
@@ -639,6 +650,7 @@ store_rollback(struct store *st)
 
 /* ---- migrations ---- */
 
+/* Highest applied version of the component (schema_migrations must exist). */
 int
 store_schema_version(struct store *st, const char *component, int *version)
 {
@@ -705,6 +717,8 @@ fail:
 	return or_error("%s", msg);
 }
 
+/* Checks the list, serialises with other migrators, refuses a newer database,
+ * applies what is missing. */
 int
 store_migrate(struct store *st, const char *component, const struct store_migration *m, size_t n)
 {

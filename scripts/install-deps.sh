@@ -8,6 +8,7 @@ build_pkgs="gcc meson ninja-build pkg-config libssl-dev libcurl4-openssl-dev
 libevent-dev libjansson-dev libsqlite3-dev libpq-dev libtss2-dev libcmocka-dev openssl"
 test_pkgs="python3 python3-pytest python3-pytest-timeout squid tinyproxy swtpm swtpm-tools tpm2-tools
 dnsmasq postgresql apache2-utils iproute2 tpm2-openssl procps"
+test_pkgs="$test_pkgs busybox" # udhcpc, for the agent's DHCP hook mode test
 
 case "${1:-build}" in
 build) wanted="$build_pkgs" ;;

@@ -129,14 +129,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(ceiling_doubles_up_to_the_cap),
-	    cmocka_unit_test(zero_means_defaults),
-	    cmocka_unit_test(never_below_the_minimum),
-	    cmocka_unit_test(huge_values_do_not_overflow),
-	    cmocka_unit_test(full_jitter_spans_zero_to_ceiling),
-	    cmocka_unit_test(retry_after_is_a_capped_floor),
-	    cmocka_unit_test(next_counts_attempts_and_reset_starts_over),
-	    cmocka_unit_test(next_is_random_over_the_whole_range),
+		cmocka_unit_test(ceiling_doubles_up_to_the_cap),
+		cmocka_unit_test(zero_means_defaults),
+		cmocka_unit_test(never_below_the_minimum),
+		cmocka_unit_test(huge_values_do_not_overflow),
+		cmocka_unit_test(full_jitter_spans_zero_to_ceiling),
+		cmocka_unit_test(retry_after_is_a_capped_floor),
+		cmocka_unit_test(next_counts_attempts_and_reset_starts_over),
+		cmocka_unit_test(next_is_random_over_the_whole_range),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,16 +23,16 @@ static struct http_failure
 base(void)
 {
 	return (struct http_failure){
-	    .curl_code = CURLE_RECV_ERROR,
-	    .has_proxy = true,
-	    .origin = "redirect.example:443",
-	    .host = "redirect.example",
-	    .proxy = "10.92.53.8:3128",
-	    .proxy_user = "router",
-	    .proxy_reason = "",
-	    .squid_error = "",
-	    .proxy_schemes = "",
-	    .detail = "curl said so",
+		.curl_code = CURLE_RECV_ERROR,
+		.has_proxy = true,
+		.origin = "redirect.example:443",
+		.host = "redirect.example",
+		.proxy = "10.92.53.8:3128",
+		.proxy_user = "router",
+		.proxy_reason = "",
+		.squid_error = "",
+		.proxy_schemes = "",
+		.detail = "curl said so",
 	};
 }
 
@@ -206,9 +206,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(proxy_answers_to_connect), cmocka_unit_test(no_connection),
-	    cmocka_unit_test(timeouts_name_the_phase),	cmocka_unit_test(certificates),
-	    cmocka_unit_test(answers_and_the_rest),	cmocka_unit_test(every_class_has_a_name),
+		cmocka_unit_test(proxy_answers_to_connect),
+		cmocka_unit_test(no_connection),
+		cmocka_unit_test(timeouts_name_the_phase),
+		cmocka_unit_test(certificates),
+		cmocka_unit_test(answers_and_the_rest),
+		cmocka_unit_test(every_class_has_a_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -77,18 +77,18 @@ request_checks_its_input(void **state)
 	uint8_t km[32];
 	json_t *body = json_pack("{s:s}", "a", "b");
 	const char *bad[][3] = {
-	    {"HEAD", "/", NULL},	 {"get", "/", NULL},
-	    {"GET", "x", NULL},		 {"GET", "/a b", NULL},
-	    {"GET", "/a\r\nX: y", NULL}, {"GET", "/", "a b"},
-	    {"GET", "/", "tok\r\nX"},	 {"GET", "/", ""},
+		{"HEAD", "/", NULL},	     {"get", "/", NULL},
+		{"GET", "x", NULL},	     {"GET", "/a b", NULL},
+		{"GET", "/a\r\nX: y", NULL}, {"GET", "/", "a b"},
+		{"GET", "/", "tok\r\nX"},    {"GET", "/", ""},
 	};
 
 	(void)state;
 	assert_int_equal(http_session_open("https://127.0.0.1:9", &opts, &s), 0);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(
-		    http_session_request(s, bad[i][0], bad[i][1], bad[i][2], NULL, &resp, &err),
-		    -1);
+			http_session_request(s, bad[i][0], bad[i][1], bad[i][2], NULL, &resp, &err),
+			-1);
 		assert_int_equal(err, HTTP_ERR_INTERNAL);
 		assert_null(resp.body);
 	}
@@ -107,8 +107,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(open_checks_its_input),
-	    cmocka_unit_test(request_checks_its_input),
+		cmocka_unit_test(open_checks_its_input),
+		cmocka_unit_test(request_checks_its_input),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -47,11 +47,11 @@ retry_after_http_dates(void **state)
 
 	(void)state;
 	assert_int_equal(
-	    http_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", RFC_DATE - 100, &s), 0);
+		http_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", RFC_DATE - 100, &s), 0);
 	assert_int_equal(s, 100);
 	/* The obsolete forms RFC 9110 still asks recipients to accept. */
 	assert_int_equal(
-	    http_parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", RFC_DATE - 100, &s), 0);
+		http_parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", RFC_DATE - 100, &s), 0);
 	assert_int_equal(s, 100);
 	assert_int_equal(http_parse_retry_after("Sun Nov  6 08:49:37 1994", RFC_DATE - 100, &s), 0);
 	assert_int_equal(s, 100);
@@ -67,17 +67,17 @@ static void
 retry_after_garbage_is_refused(void **state)
 {
 	const char *bad[] = {
-	    "",
-	    "   ",
-	    "-5",
-	    "+5",
-	    "5s",
-	    "1.5",
-	    "0x10",
-	    "soon",
-	    "Sun, 99 Foo",
-	    "5 6",
-	    "Sun, 06 Nov 1994 08:49:37 GMT and a long tail beyond sixty-four bytes"};
+		"",
+		"   ",
+		"-5",
+		"+5",
+		"5s",
+		"1.5",
+		"0x10",
+		"soon",
+		"Sun, 99 Foo",
+		"5 6",
+		"Sun, 06 Nov 1994 08:49:37 GMT and a long tail beyond sixty-four bytes"};
 	long s = 1234;
 
 	(void)state;
@@ -176,13 +176,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(retry_after_seconds),
-	    cmocka_unit_test(retry_after_http_dates),
-	    cmocka_unit_test(retry_after_garbage_is_refused),
-	    cmocka_unit_test(proxy_parsing),
-	    cmocka_unit_test(auth_names),
-	    cmocka_unit_test(url_split),
-	    cmocka_unit_test(printable_copies),
+		cmocka_unit_test(retry_after_seconds),
+		cmocka_unit_test(retry_after_http_dates),
+		cmocka_unit_test(retry_after_garbage_is_refused),
+		cmocka_unit_test(proxy_parsing),
+		cmocka_unit_test(auth_names),
+		cmocka_unit_test(url_split),
+		cmocka_unit_test(printable_copies),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

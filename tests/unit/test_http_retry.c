@@ -84,7 +84,8 @@ retry_loop_backs_off_on_transient_errors(void **state)
 	/* Not retried: an error that waiting cannot fix. */
 	z.count = 0;
 	assert_int_equal(
-	    http_session_request_retry(s, &retry, "GET", "no-slash", NULL, NULL, &resp, &err), -1);
+		http_session_request_retry(s, &retry, "GET", "no-slash", NULL, NULL, &resp, &err),
+		-1);
 	assert_int_equal(err, HTTP_ERR_INTERNAL);
 	assert_int_equal(z.count, 0);
 	http_session_close(s);
@@ -119,8 +120,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(retry_loop_backs_off_on_transient_errors),
-	    cmocka_unit_test(retryable_classes),
+		cmocka_unit_test(retry_loop_backs_off_on_transient_errors),
+		cmocka_unit_test(retryable_classes),
 	};
 
 	log_init("test_http_retry", LOG_TARGET_STDERR, LOG_LEVEL_ERROR);

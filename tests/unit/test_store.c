@@ -15,6 +15,7 @@
 #include "store.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -349,6 +350,94 @@ test_migration_failure(void **state)
 	assert_int_equal(store_rollback(f->st), 0);
 }
 
+struct migrator {
+	const char *url;
+	int rc;
+	char err[OR_ERRMSG_MAX];
+};
+
+static const struct store_migration conc[] = {
+    {1, "CREATE TABLE conc_a (id INTEGER)", NULL, NULL},
+    {2, "INSERT INTO conc_a (id) VALUES (1)", NULL, NULL},
+    {3, "INSERT INTO conc_a (id) VALUES (2)", NULL, NULL},
+};
+
+static void *
+migrate_thread(void *arg)
+{
+	struct migrator *m = arg;
+	struct store *st;
+
+	m->rc = store_open(m->url, &st);
+	if (m->rc == 0) {
+		m->rc = store_migrate(st, "conc", conc, 3);
+		store_close(st);
+	}
+	if (m->rc != 0)
+		snprintf(m->err, sizeof(m->err), "%s", or_errmsg());
+	return NULL;
+}
+
+/* Several daemons starting at once on one database: each migration once. */
+static void
+test_concurrent_migrations(void **state)
+{
+	struct fixture *f = *state;
+	struct migrator m[4];
+	pthread_t t[4];
+	int version;
+
+	ok(f->st, "DROP TABLE IF EXISTS conc_a", NULL, 0);
+	ok(f->st, "DROP TABLE IF EXISTS schema_migrations", NULL, 0);
+	for (int i = 0; i < 4; i++) {
+		m[i].url = f->url;
+		assert_int_equal(pthread_create(&t[i], NULL, migrate_thread, &m[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		if (m[i].rc != 0)
+			fail_msg("migrator %d: %s", i, m[i].err);
+	}
+	assert_int_equal(store_schema_version(f->st, "conc", &version), 0);
+	assert_int_equal(version, 3);
+	assert_one(f->st, "SELECT COUNT(*) FROM conc_a", NULL, 0, "2");
+	assert_one(f->st, "SELECT COUNT(*) FROM schema_migrations WHERE component = 'conc'", NULL,
+		   0, "3");
+}
+
+/* PostgreSQL: a connection the server dropped is reopened for the next
+ * statement, but never silently inside a transaction. */
+static void
+test_reconnect(void **state)
+{
+	struct fixture *f = *state;
+	struct store *other;
+	char *pid;
+	const char *p[1];
+
+	if (is_sqlite(f))
+		return;
+	if (store_open(f->url, &other) == -1)
+		fail_msg("second store_open: %s", or_errmsg());
+	pid = one(f->st, "SELECT pg_backend_pid()", NULL, 0);
+	p[0] = pid;
+	assert_one(other, "SELECT pg_terminate_backend($1)", p, 1, "t");
+	free(pid);
+	assert_int_equal(store_exec(f->st, "SELECT 1", NULL, 0, NULL), -1);
+	assert_one(f->st, "SELECT 1", NULL, 0, "1");
+
+	assert_int_equal(store_begin(f->st), 0);
+	pid = one(f->st, "SELECT pg_backend_pid()", NULL, 0);
+	p[0] = pid;
+	assert_one(other, "SELECT pg_terminate_backend($1)", p, 1, "t");
+	free(pid);
+	assert_int_equal(store_exec(f->st, "SELECT 1", NULL, 0, NULL), -1);
+	assert_int_equal(store_exec(f->st, "SELECT 1", NULL, 0, NULL), -1);
+	assert_int_equal(store_commit(f->st), -1);
+	assert_one(f->st, "SELECT 1", NULL, 0, "1");
+	store_close(other);
+}
+
 static void
 test_two_connections(void **state)
 {
@@ -447,6 +536,12 @@ test_bad_urls(void **state)
 	assert_null(st);
 	assert_null(strstr(or_errmsg(), "pw@"));
 	assert_int_equal(store_open("", &st), -1);
+	/* an in-memory database works and leaves no file named ":memory:" */
+	assert_int_equal(store_open("sqlite::memory:", &st), 0);
+	assert_int_equal(store_exec(st, "SELECT 1", NULL, 0, NULL), 0);
+	store_close(st);
+	st = NULL;
+	assert_int_equal(access(":memory:", F_OK), -1);
 	assert_int_equal(store_open("sqlite:", &st), -1);
 	assert_int_equal(store_open("sqlite:/nonexistent-onramp-dir/x.db", &st), -1);
 	assert_non_null(strstr(or_errmsg(), "nonexistent-onramp-dir"));
@@ -486,6 +581,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migration_failure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_connections, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent_migrations, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_constraints, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_values_in_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_urls, setup, teardown),

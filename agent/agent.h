@@ -1,0 +1,46 @@
+/*
+ * onramp-agent, the router's agent. One process, one libevent loop; the
+ * parts follow OpenBSD dhcpleased's split between pure engines (state
+ * machines that are unit-tested without I/O) and frontends (sockets, timers,
+ * rtnetlink) that feed them:
+ *
+ *   engines:   proxy_book.c (candidates, selection, alarms), alarm.c,
+ *              dhcp_engine.c + dhcp_packet.c (the DHCPv4 client), agent_conf.c
+ *   frontends: dhcp_io.c + netlink.c (one DHCP client per interface),
+ *              health.c (proxy probes), control.c (the control socket),
+ *              dhcp_hook.c (option 43 handed over by a system DHCP client)
+ *
+ * The onboarding flow (a later issue) adds its own engine and frontend here
+ * and asks the proxy book for the active proxy (proxy_book_active).
+ */
+#ifndef ONRAMP_AGENT_H
+#define ONRAMP_AGENT_H
+
+#include "agent_conf.h"
+#include "alarm.h"
+#include "control.h"
+#include "dhcp_io.h"
+#include "health.h"
+#include "proxy_book.h"
+
+#include <event2/event.h>
+
+struct agent {
+	struct agent_conf conf;
+	struct event_base *base;
+	struct alarms alarms;
+	struct proxy_book book;
+	struct control *control;
+	struct health *health;
+	struct dhcp_io *dhcp[AGENT_MAX_IFACES];
+	struct event *sig_term, *sig_int;
+	bool stopping; /* leases removed on the way out teach nothing */
+};
+
+/* Registers the "dhcp-hook" control command (dhcp_hook.c). */
+int dhcp_hook_register(struct agent *agent);
+
+/* Parses option 43 learned on ifname and hands the good proxies to the book. */
+void agent_learn_option43(struct agent *agent, const char *ifname, const uint8_t *data, size_t len);
+
+#endif

@@ -1,0 +1,142 @@
+/*
+ * A bounded list of alarms. It trusts its callers for the strings (they are
+ * the agent's own) but bounds their copies.
+ */
+#include "alarm.h"
+
+#include "log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const severity_names[] = {"critical", "major", "minor"};
+
+/* The severity as shown and reported. */
+const char *
+alarm_severity_name(enum alarm_severity severity)
+{
+	return (unsigned)severity < 3 ? severity_names[severity] : "unknown";
+}
+
+/* An empty list; ids start at 1. */
+void
+alarms_init(struct alarms *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->next_id = 1;
+}
+
+/* The active alarm of message about subject, or NULL. */
+static struct alarm *
+find_active(struct alarms *a, const char *message, const char *subject)
+{
+	for (size_t i = 0; i < a->count; i++) {
+		struct alarm *al = &a->list[i];
+		if (al->cleared == 0 && strcmp(al->message, message) == 0 &&
+		    strcmp(al->subject, subject) == 0)
+			return al;
+	}
+	return NULL;
+}
+
+/* Makes room for one more: drops the oldest cleared and reported alarm, else the oldest. */
+static void
+make_room(struct alarms *a)
+{
+	size_t victim = 0;
+
+	if (a->count < ALARM_KEEP)
+		return;
+	for (size_t i = 0; i < a->count; i++) {
+		if (a->list[i].cleared != 0 && a->list[i].reported) {
+			victim = i;
+			break;
+		}
+	}
+	memmove(&a->list[victim], &a->list[victim + 1],
+		(a->count - victim - 1) * sizeof(a->list[0]));
+	a->count--;
+}
+
+/* Raises (and logs) unless already active. */
+unsigned long
+alarm_raise(struct alarms *a, enum alarm_severity severity, const char *message,
+	    const char *subject, time_t now)
+{
+	struct alarm *al = find_active(a, message, subject);
+
+	if (al != NULL)
+		return al->id;
+	make_room(a);
+	al = &a->list[a->count++];
+	memset(al, 0, sizeof(*al));
+	al->id = a->next_id++;
+	al->severity = severity;
+	snprintf(al->message, sizeof(al->message), "%s", message);
+	snprintf(al->subject, sizeof(al->subject), "%s", subject);
+	al->raised = now;
+	log_error("alarm raised: %s: %s (%s)", alarm_severity_name(severity), message, subject);
+	return al->id;
+}
+
+/* Clears (and logs); the clearing is to be reported again. */
+bool
+alarm_clear(struct alarms *a, const char *message, const char *subject, time_t now)
+{
+	struct alarm *al = find_active(a, message, subject);
+
+	if (al == NULL)
+		return false;
+	al->cleared = now;
+	al->reported = false;
+	log_info("alarm cleared: %s: %s (%s)", alarm_severity_name(al->severity), message, subject);
+	return true;
+}
+
+/* True while raised and not cleared. */
+bool
+alarm_is_active(const struct alarms *a, const char *message, const char *subject)
+{
+	return find_active((struct alarms *)a, message, subject) != NULL;
+}
+
+/* The onboarding flow reported the alarm's latest change. */
+void
+alarm_mark_reported(struct alarms *a, unsigned long id)
+{
+	for (size_t i = 0; i < a->count; i++)
+		if (a->list[i].id == id)
+			a->list[i].reported = true;
+}
+
+/* RFC 3339 UTC time, or null for 0. */
+static json_t *
+time_json(time_t t)
+{
+	char text[32];
+	struct tm tm;
+
+	if (t == 0)
+		return json_null();
+	gmtime_r(&t, &tm);
+	strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(text);
+}
+
+/* The answer to "show alarms". */
+json_t *
+alarms_json(const struct alarms *a)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; list != NULL && i < a->count; i++) {
+		const struct alarm *al = &a->list[i];
+		json_array_append_new(list,
+				      json_pack("{sI ss ss ss so so sb}", "id", (json_int_t)al->id,
+						"severity", alarm_severity_name(al->severity),
+						"message", al->message, "subject", al->subject,
+						"raised", time_json(al->raised), "cleared",
+						time_json(al->cleared), "reported", al->reported));
+	}
+	return json_pack("{so}", "alarms", list);
+}

@@ -1,0 +1,55 @@
+/*
+ * The agent's alarms: raised and cleared by the engines, logged, shown by
+ * `onrampctl show alarms`, and kept (with their history) until the
+ * onboarding flow has reported them to the cloud. No I/O besides the log.
+ */
+#ifndef ONRAMP_ALARM_H
+#define ONRAMP_ALARM_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+enum alarm_severity { ALARM_CRITICAL = 0, ALARM_MAJOR, ALARM_MINOR };
+
+#define ALARM_MESSAGE_MAX 96
+#define ALARM_SUBJECT_MAX 64
+#define ALARM_KEEP 64 /* raised and cleared alarms kept, oldest reported ones go first */
+
+struct alarm {
+	unsigned long id;
+	enum alarm_severity severity;
+	char message[ALARM_MESSAGE_MAX]; /* "Management Proxy is unreachable" */
+	char subject[ALARM_SUBJECT_MAX]; /* what it is about: "10.92.53.8:3128" */
+	time_t raised, cleared;		 /* cleared: 0 while active */
+	bool reported;			 /* its latest change went to the cloud */
+};
+
+struct alarms {
+	struct alarm list[ALARM_KEEP];
+	size_t count;
+	unsigned long next_id;
+};
+
+void alarms_init(struct alarms *a);
+
+/* Raises message about subject unless it is already active; returns its id. */
+unsigned long alarm_raise(struct alarms *a, enum alarm_severity severity, const char *message,
+			  const char *subject, time_t now);
+
+/* Clears the active alarm of message about subject; false when none was active. */
+bool alarm_clear(struct alarms *a, const char *message, const char *subject, time_t now);
+
+bool alarm_is_active(const struct alarms *a, const char *message, const char *subject);
+
+/* Records that the alarm's latest change (raise or clear) reached the cloud. */
+void alarm_mark_reported(struct alarms *a, unsigned long id);
+
+/* {"alarms":[{"id":1,"severity":"critical","message":..,"subject":..,
+   "raised":"2026-01-01T00:00:00Z","cleared":null,"reported":false}]}, oldest first. */
+json_t *alarms_json(const struct alarms *a);
+
+const char *alarm_severity_name(enum alarm_severity severity);
+
+#endif

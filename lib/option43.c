@@ -1,0 +1,118 @@
+/*
+ * Option 43 TLV walk. Each sub-option is checked against the bytes that
+ * remain before it is read; one bad sub-option costs only itself, except a
+ * length that runs past the end, after which nothing can be trusted.
+ */
+#include "option43.h"
+
+#include "error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+/* Copies up to 64 bytes of value into out (>= 4*64+4 bytes) with non-printables as \xNN. */
+static void
+escape(const uint8_t *value, size_t len, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len && i < 64 && o + 5 < cap; i++) {
+		if (value[i] >= 0x20 && value[i] < 0x7F && value[i] != '"' && value[i] != '\\')
+			out[o++] = (char)value[i];
+		else
+			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", value[i]);
+	}
+	if (len > 64 && o + 4 < cap)
+		o += (size_t)snprintf(out + o, cap - o, "...");
+	out[o] = '\0';
+}
+
+/* Tells the caller why something was dropped. */
+static void
+dropped(option43_drop_fn drop, void *arg, const char *fmt, ...)
+{
+	char reason[512];
+	va_list ap;
+
+	if (drop == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	drop(arg, reason);
+}
+
+/* Adds one sub-option 128 value to out, or says why not. */
+static void
+take_proxy(const uint8_t *value, size_t len, struct option43_proxies *out, option43_drop_fn drop,
+	   void *arg)
+{
+	char shown[300];
+	struct proxy_addr addr;
+
+	escape(value, len, shown, sizeof(shown));
+	if (proxy_addr_parse((const char *)value, len, &addr) == -1) {
+		dropped(drop, arg, "sub-option 128 \"%s\": %s", shown, or_errmsg());
+		return;
+	}
+	if (proxy_addr_is_loopback(&addr)) {
+		dropped(drop, arg, "sub-option 128 \"%s\": a loopback address", shown);
+		return;
+	}
+	for (size_t i = 0; i < out->count; i++) {
+		if (proxy_addr_cmp(&out->proxy[i], &addr) == 0) {
+			dropped(drop, arg, "sub-option 128 \"%s\": given twice", shown);
+			return;
+		}
+	}
+	if (out->count == OPTION43_MAX_PROXIES) {
+		dropped(drop, arg, "sub-option 128 \"%s\": more than %d proxies", shown,
+			OPTION43_MAX_PROXIES);
+		return;
+	}
+	out->proxy[out->count++] = addr;
+}
+
+/* Walks the TLVs; checks each length against what remains first. */
+void
+option43_parse(const uint8_t *data, size_t len, struct option43_proxies *out, option43_drop_fn drop,
+	       void *arg)
+{
+	size_t pos = 0;
+
+	out->count = 0;
+	while (pos < len) {
+		uint8_t code = data[pos], sublen;
+
+		if (code == 0x00) {
+			pos++;
+			continue;
+		}
+		if (code == 0xFF) {
+			for (size_t rest = pos + 1; rest < len; rest++) {
+				if (data[rest] != 0x00) {
+					dropped(drop, arg,
+						"%zu bytes of trailing junk after the end "
+						"byte",
+						len - pos - 1);
+					break;
+				}
+			}
+			return;
+		}
+		if (len - pos < 2) {
+			dropped(drop, arg, "sub-option %u truncated: no length byte", code);
+			return;
+		}
+		sublen = data[pos + 1];
+		if (sublen > len - pos - 2) {
+			dropped(drop, arg,
+				"sub-option %u truncated: length %u but only %zu bytes remain",
+				code, sublen, len - pos - 2);
+			return;
+		}
+		if (code == OPTION43_PROXY_SUBOPTION)
+			take_proxy(data + pos + 2, sublen, out, drop, arg);
+		pos += 2 + (size_t)sublen;
+	}
+}

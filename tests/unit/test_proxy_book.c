@@ -1,0 +1,245 @@
+/*
+ * Unit tests for agent/proxy_book.c and agent/alarm.c: candidates from every
+ * source per mode, the exact JSON of `show management-proxy` and `show dhcp
+ * learned-proxies`, failover and the "Management Proxy is unreachable" alarm.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "alarm.h"
+#include "log.h"
+#include "proxy_book.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static struct proxy_addr
+A(const char *text)
+{
+	struct proxy_addr a;
+
+	assert_int_equal(proxy_addr_parse(text, strlen(text), &a), 0);
+	return a;
+}
+
+/* Compares the compact JSON of value (reference stolen) with want. */
+static void
+assert_json(json_t *value, const char *want)
+{
+	char *text;
+
+	assert_non_null(value);
+	text = json_dumps(value, JSON_COMPACT);
+	assert_string_equal(text, want);
+	free(text);
+	json_decref(value);
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	log_init("test", LOG_TARGET_STDERR, LOG_LEVEL_ERROR);
+	return 0;
+}
+
+static void
+learned_mode_uses_every_source(void **state)
+{
+	static struct proxy_book b;
+	struct alarms al;
+	struct proxy_addr eth0[] = {A("10.92.53.8:3128"), A("10.92.53.10:80")};
+	struct proxy_addr eth1[] = {A("10.92.53.9:3128")};
+	struct proxy_addr stat = A("10.100.0.1:8080");
+
+	(void)state;
+	alarms_init(&al);
+	proxy_book_init(&b, PROXY_MODE_LEARNED, &al);
+	assert_json(proxy_book_status_json(&b),
+		    "{\"mode\":\"learned\",\"active\":null,\"state\":\"none\",\"candidates\":[]}");
+	assert_int_equal(proxy_book_add_static(&b, &stat, false), 0);
+	assert_int_equal(proxy_book_add_iface(&b, "eth0", true), 0);
+	assert_int_equal(proxy_book_add_iface(&b, "eth1", true), 0);
+	assert_int_equal(proxy_book_add_iface(&b, "eth1", true), -1);
+	proxy_book_set_lease(&b, "eth0", "bound");
+	proxy_book_set_learned(&b, "eth0", eth0, 2, 1);
+	proxy_book_set_learned(&b, "eth1", eth1, 1, 1);
+	assert_json(proxy_book_status_json(&b),
+		    "{\"mode\":\"learned\",\"active\":\"10.92.53.8:3128\",\"state\":\"unreachable\","
+		    "\"candidates\":["
+		    "{\"proxy\":\"10.92.53.8:3128\",\"source\":\"dhcp:eth0\",\"reachable\":false},"
+		    "{\"proxy\":\"10.92.53.9:3128\",\"source\":\"dhcp:eth1\",\"reachable\":false},"
+		    "{\"proxy\":\"10.92.53.10:80\",\"source\":\"dhcp:eth0\",\"reachable\":false},"
+		    "{\"proxy\":\"10.100.0.1:8080\",\"source\":\"static\",\"reachable\":false}]}");
+	assert_json(proxy_book_learned_json(&b),
+		    "{\"interfaces\":["
+		    "{\"name\":\"eth0\",\"discovery\":true,\"lease\":\"bound\","
+		    "\"proxies\":[\"10.92.53.8:3128\",\"10.92.53.10:80\"]},"
+		    "{\"name\":\"eth1\",\"discovery\":true,\"lease\":\"none\","
+		    "\"proxies\":[\"10.92.53.9:3128\"]}]}");
+	/* the lease on eth0 ends: its proxies go */
+	proxy_book_set_learned(&b, "eth0", NULL, 0, 2);
+	assert_string_equal(proxy_book_active(&b)->source, "dhcp:eth1");
+	assert_int_equal(b.n_cand, 2);
+}
+
+static void
+discovery_off_and_static_mode_ignore_dhcp(void **state)
+{
+	static struct proxy_book b;
+	struct alarms al;
+	struct proxy_addr low[] = {A("10.0.0.1:3128")};
+	struct proxy_addr high[] = {A("10.0.0.9:3128")};
+
+	(void)state;
+	alarms_init(&al);
+	proxy_book_init(&b, PROXY_MODE_LEARNED, &al);
+	proxy_book_add_iface(&b, "eth0", false);
+	proxy_book_add_iface(&b, "eth1", true);
+	proxy_book_set_learned(&b, "eth0", low, 1, 1);
+	proxy_book_set_learned(&b, "eth1", high, 1, 1);
+	assert_string_equal(proxy_book_active(&b)->source, "dhcp:eth1");
+	assert_json(proxy_book_learned_json(&b),
+		    "{\"interfaces\":["
+		    "{\"name\":\"eth0\",\"discovery\":false,\"lease\":\"none\",\"proxies\":[]},"
+		    "{\"name\":\"eth1\",\"discovery\":true,\"lease\":\"none\","
+		    "\"proxies\":[\"10.0.0.9:3128\"]}]}");
+
+	proxy_book_init(&b, PROXY_MODE_STATIC, &al);
+	proxy_book_add_static(&b, &high[0], false);
+	proxy_book_add_iface(&b, "eth0", true);
+	proxy_book_set_learned(&b, "eth0", low, 1, 1);
+	assert_json(proxy_book_status_json(&b),
+		    "{\"mode\":\"static\",\"active\":\"10.0.0.9:3128\",\"state\":\"unreachable\","
+		    "\"candidates\":[{\"proxy\":\"10.0.0.9:3128\",\"source\":\"static\","
+		    "\"reachable\":false}]}");
+
+	proxy_book_init(&b, PROXY_MODE_DISABLED, &al);
+	proxy_book_add_static(&b, &high[0], false);
+	proxy_book_add_iface(&b, "eth0", true);
+	proxy_book_set_learned(&b, "eth0", low, 1, 1);
+	assert_json(proxy_book_status_json(&b),
+		    "{\"mode\":\"disabled\",\"active\":null,\"state\":\"none\",\"candidates\":[]}");
+}
+
+static void
+fails_over_with_alarms(void **state)
+{
+	static struct proxy_book b;
+	struct alarms al;
+	struct proxy_addr learned[] = {A("10.0.0.2:3128"), A("10.0.0.1:3128")};
+	struct proxy_addr targets[8];
+
+	(void)state;
+	alarms_init(&al);
+	proxy_book_init(&b, PROXY_MODE_LEARNED, &al);
+	proxy_book_add_iface(&b, "eth0", true);
+	proxy_book_add_iface(&b, "eth1", true);
+	proxy_book_set_learned(&b, "eth0", learned, 2, 10);
+	proxy_book_set_learned(&b, "eth1", learned + 1, 1, 10);
+	/* the same proxy from two interfaces is probed once */
+	assert_int_equal(proxy_book_targets(&b, targets, 8), 2);
+	proxy_book_report(&b, &learned[0], true, 11);
+	proxy_book_report(&b, &learned[1], true, 11);
+	assert_string_equal(proxy_book_state(&b), "reachable");
+	assert_int_equal(proxy_book_active(&b)->addr.ip, learned[1].ip);
+
+	proxy_book_report(&b, &learned[1], false, 20);
+	assert_true(alarm_is_active(&al, ALARM_PROXY_UNREACHABLE, "10.0.0.1:3128"));
+	assert_int_equal(proxy_book_active(&b)->addr.ip, learned[0].ip);
+	assert_string_equal(proxy_book_state(&b), "reachable");
+	/* a second failure raises nothing new */
+	proxy_book_report(&b, &learned[1], false, 21);
+	assert_int_equal(al.count, 1);
+
+	proxy_book_report(&b, &learned[0], false, 22);
+	assert_string_equal(proxy_book_state(&b), "unreachable");
+	assert_int_equal(proxy_book_active(&b)->addr.ip, learned[1].ip); /* all down: lowest */
+	assert_int_equal(al.count, 2);
+
+	proxy_book_report(&b, &learned[1], true, 30);
+	assert_false(alarm_is_active(&al, ALARM_PROXY_UNREACHABLE, "10.0.0.1:3128"));
+	assert_int_equal(proxy_book_active(&b)->addr.ip, learned[1].ip);
+	assert_string_equal(proxy_book_state(&b), "reachable");
+
+	/* a proxy that stops being a candidate takes its alarm with it */
+	proxy_book_set_learned(&b, "eth0", learned + 1, 1, 40);
+	assert_false(alarm_is_active(&al, ALARM_PROXY_UNREACHABLE, "10.0.0.2:3128"));
+	assert_json(alarms_json(&al),
+		    "{\"alarms\":["
+		    "{\"id\":1,\"severity\":\"critical\",\"message\":\"Management Proxy is "
+		    "unreachable\",\"subject\":\"10.0.0.1:3128\",\"raised\":\"1970-01-01T00:00:20Z\","
+		    "\"cleared\":\"1970-01-01T00:00:30Z\",\"reported\":false},"
+		    "{\"id\":2,\"severity\":\"critical\",\"message\":\"Management Proxy is "
+		    "unreachable\",\"subject\":\"10.0.0.2:3128\",\"raised\":\"1970-01-01T00:00:22Z\","
+		    "\"cleared\":\"1970-01-01T00:00:40Z\",\"reported\":false}]}");
+	/* a late probe of a proxy no longer there changes nothing */
+	proxy_book_report(&b, &learned[0], false, 41);
+	assert_int_equal(al.count, 2);
+}
+
+static void
+bootstrap_until_onboarded(void **state)
+{
+	static struct proxy_book b;
+	struct alarms al;
+	struct proxy_addr boot = A("10.0.0.7:3128"), stat = A("10.0.0.8:3128");
+
+	(void)state;
+	alarms_init(&al);
+	proxy_book_init(&b, PROXY_MODE_STATIC, &al);
+	proxy_book_add_static(&b, &boot, true);
+	proxy_book_add_static(&b, &stat, false);
+	/* Bootstrap entries are static entries: same source, dropped once onboarded. */
+	assert_string_equal(proxy_book_active(&b)->source, "static");
+	assert_int_equal(proxy_addr_cmp(&proxy_book_active(&b)->addr, &boot), 0);
+	proxy_book_report(&b, &boot, false, 5);
+	assert_true(alarm_is_active(&al, ALARM_PROXY_UNREACHABLE, "10.0.0.7:3128"));
+	proxy_book_set_onboarded(&b, true, 6);
+	assert_int_equal(proxy_addr_cmp(&proxy_book_active(&b)->addr, &stat), 0);
+	assert_int_equal(b.n_cand, 1);
+	assert_false(alarm_is_active(&al, ALARM_PROXY_UNREACHABLE, "10.0.0.7:3128"));
+}
+
+static void
+alarm_history_is_bounded(void **state)
+{
+	struct alarms al;
+	char subject[32];
+
+	(void)state;
+	alarms_init(&al);
+	for (int i = 0; i < ALARM_KEEP + 10; i++) {
+		unsigned long id;
+
+		snprintf(subject, sizeof(subject), "s%d", i);
+		id = alarm_raise(&al, ALARM_CRITICAL, "m", subject, i + 1);
+		assert_int_equal(alarm_raise(&al, ALARM_CRITICAL, "m", subject, i + 1), id);
+		alarm_clear(&al, "m", subject, i + 2);
+		if (i % 2)
+			alarm_mark_reported(&al, id);
+	}
+	assert_int_equal(al.count, ALARM_KEEP);
+	/* reported, cleared ones went first: every unreported one is still there */
+	for (size_t i = 0; i < al.count; i++)
+		if (al.list[i].id <= 20)
+			assert_false(al.list[i].reported);
+	assert_false(alarm_clear(&al, "m", "nothing", 1));
+	assert_string_equal(alarm_severity_name(ALARM_MAJOR), "major");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(learned_mode_uses_every_source),
+		cmocka_unit_test(discovery_off_and_static_mode_ignore_dhcp),
+		cmocka_unit_test(fails_over_with_alarms),
+		cmocka_unit_test(bootstrap_until_onboarded),
+		cmocka_unit_test(alarm_history_is_bounded),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
