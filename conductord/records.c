@@ -17,6 +17,9 @@
 
 #define EVENTS_KEPT_TEXT "199" /* progress reports kept per router, less one */
 #define CAS_TRIES 8
+/* Refused devices kept; past this only known ones are counted (a secret's holder cannot fill the
+ * disk). */
+#define FOREIGN_MAX_TEXT "10000"
 
 static const char router_cols[] =
 	"SELECT name, asset_id, progress, resume, device_key, polling, last_contact, last_error, "
@@ -201,7 +204,7 @@ alarm_raise(struct worker *w, const char *severity, const char *kind, const char
 			  (const char *[]){severity, kind, subject, message, now}, 5, NULL);
 }
 
-/* Records (or counts again) a refused device by asset ID and device key. */
+/* Records (or counts again) a refused device by asset ID and device key, up to a bound. */
 int
 foreign_record(struct worker *w, const char *asset_id, const char *device_key, const char *state,
 	       const char *router, const char *peer, const char *reason)
@@ -212,8 +215,9 @@ foreign_record(struct worker *w, const char *asset_id, const char *device_key, c
 	return store_exec(
 		w->db,
 		"INSERT INTO foreign_assets (asset_id, device_key, state, router, peer, "
-		"reason, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) "
-		"ON CONFLICT (asset_id, device_key) DO UPDATE SET state = $3, router = $4, "
+		"reason, first_seen, last_seen) SELECT $1, $2, $3, $4, $5, $6, CAST($7 AS BIGINT), "
+		"CAST($7 AS BIGINT) WHERE (SELECT count(*) FROM foreign_assets) < " FOREIGN_MAX_TEXT
+		" ON CONFLICT (asset_id, device_key) DO UPDATE SET state = $3, router = $4, "
 		"peer = $5, reason = $6, last_seen = $7, "
 		"attempts = foreign_assets.attempts + 1",
 		(const char *[]){asset_id, device_key, state, router, peer, reason, now}, 7, NULL);
