@@ -19,6 +19,8 @@ static const struct command {
 	{"dhcp-hook", cmd_dhcp_hook, "hand a system DHCP client's option 43 to the agent"},
 	{"probe", cmd_probe, "make an HTTPS request through the proxy, report what happened"},
 	{"conductor", cmd_conductor, "operate a conductor: CA, secrets, routers, migrate"},
+	{"cloud", cmd_cloud, "an organisation cloud's admin API (onramp-cloudd)"},
+	{"redirect", cmd_redirect, "the redirector's admin API (onramp-redirectd)"},
 };
 
 static void

@@ -16,6 +16,8 @@ int cmd_conductor(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_dhcp_hook(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
+int cmd_cloud(int argc, char **argv);
+int cmd_redirect(int argc, char **argv);
 
 /* Prints "onrampctl: <message>" on stderr and returns code. */
 int ctl_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

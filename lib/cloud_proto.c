@@ -18,9 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Letters, digits, '.', '_' and '-', not starting with '.' or '-' (no hidden names, no options). */
+/*
+ * Letters, digits, '.', '_', '-' and the extra characters, not starting with
+ * '.' or '-' (no hidden names, no options).
+ */
 static int
-check_identifier(const char *what, const char *s, size_t max)
+check_identifier(const char *what, const char *s, size_t max, const char *extra)
 {
 	size_t len = strnlen(s, max + 1);
 
@@ -32,10 +35,11 @@ check_identifier(const char *what, const char *s, size_t max)
 		return or_error("%s must not start with '%c'", what, s[0]);
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (!isalnum(c) && c != '.' && c != '_' && c != '-')
-			return or_error("%s may hold only letters, digits, '.', '_' and '-' "
+		if (!isalnum(c) && c != '.' && c != '_' && c != '-' &&
+		    (c == '\0' || strchr(extra, c) == NULL))
+			return or_error("%s may hold only letters, digits, '.', '_', '-'%s "
 					"(character %zu is not one)",
-					what, i + 1);
+					what, extra[0] ? " and ':'" : "", i + 1);
 	}
 	return 0;
 }
@@ -43,13 +47,13 @@ check_identifier(const char *what, const char *s, size_t max)
 int
 cloud_check_serial(const char *serial)
 {
-	return check_identifier("serial", serial, CLOUD_SERIAL_MAX);
+	return check_identifier("serial", serial, CLOUD_SERIAL_MAX, ":");
 }
 
 int
 cloud_check_name(const char *what, const char *name)
 {
-	return check_identifier(what, name, CLOUD_NAME_MAX);
+	return check_identifier(what, name, CLOUD_NAME_MAX, "");
 }
 
 int

@@ -39,9 +39,9 @@
 
 /* Each check returns 0, or -1 with a message naming `what` and the rule broken. */
 
-/* 1 to 64 of A-Z a-z 0-9 . _ - , not starting with . or - */
+/* 1 to 64 of A-Z a-z 0-9 . _ - : (as factory records allow), not starting with . or - */
 int cloud_check_serial(const char *serial);
-/* Same alphabet as serials; for organisations, sites, models, token names. */
+/* 1 to 64 of A-Z a-z 0-9 . _ -, not starting with . or -: organisations, sites, tokens. */
 int cloud_check_name(const char *what, const char *name);
 /* 4 to 32 of A-Z a-z 0-9 - */
 int cloud_check_claim_code(const char *code);

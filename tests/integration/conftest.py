@@ -20,6 +20,9 @@ PROGRAMS = {
     "test_store": "tests/unit/test_store",
     "onramp-conductord": "conductord/onramp-conductord",
     "conductor-router": "tests/tools/conductor-router",
+    "onramp-redirectd": "redirectd/onramp-redirectd",
+    "onramp-cloudd": "cloudd/onramp-cloudd",
+    "onramp-test-device": "tests/tools/onramp-test-device",
 }
 
 

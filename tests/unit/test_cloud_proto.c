@@ -34,6 +34,8 @@ serials_and_names(void **state)
 
 	(void)state;
 	assert_int_equal(cloud_check_serial("SSR-1000_a.b"), 0);
+	assert_int_equal(cloud_check_serial("SSR:1000"), 0);
+	assert_int_equal(cloud_check_name("site", "SSR:1000"), -1);
 	assert_int_equal(cloud_check_serial(""), -1);
 	assert_int_equal(cloud_check_serial("-rf"), -1);
 	assert_int_equal(cloud_check_serial(".hidden"), -1);

@@ -1,0 +1,86 @@
+/*
+ * onramp-cloudd, an organisation's cloud: inventory, organisations and sites,
+ * claims pushed to the redirector, mutual OCRA authentication of devices,
+ * onboarding information and progress (docs/protocol.md sections 2 to 4).
+ *
+ * Shared by the cloudd files: the loaded configuration and keys (read-only
+ * once serving starts, so every event-loop thread may use them) and helpers
+ * for device rows and events.
+ */
+#ifndef ONRAMP_CLOUD_H
+#define ONRAMP_CLOUD_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "cloud_proto.h"
+#include "daemon.h"
+#include "lockout.h"
+#include "secret.h"
+#include "store.h"
+
+struct http_ctx;
+struct http_route;
+struct masterkey;
+
+struct cloud_app {
+	char master_key_path[DAEMON_PATH_MAX];
+	char inventory_key_path[DAEMON_PATH_MAX]; /* RSA private key, PEM */
+	char inventory_pub_path[DAEMON_PATH_MAX]; /* its public key, for the factory */
+	struct masterkey *mk;			  /* loaded when serving */
+	char *inventory_key_pem;		  /* loaded when serving; zeroed on free */
+	const char *public_url;			  /* this cloud's origin, for claims */
+	char *public_ca_pem;			  /* its trust anchor, for claims */
+	unsigned long challenge_lifetime;	  /* seconds */
+	unsigned long token_lifetime;		  /* seconds, device tokens */
+	unsigned long retry_after;		  /* seconds, for not-ready */
+	struct lockout_policy lockout;
+	/* The redirector claims are pushed to; url NULL when none. */
+	const char *redirector_url;
+	char *redirector_ca_pem;
+	struct secret redirector_token;
+};
+
+extern const struct store_migration cloud_migrations[];
+extern const size_t cloud_n_migrations;
+
+size_t cloud_routes(struct cloud_app *app, const struct http_route **routes);
+
+/* Device endpoints (device_auth.c, device_api.c). */
+void cloud_auth_start(struct http_ctx *ctx, void *arg);
+void cloud_auth_finish(struct http_ctx *ctx, void *arg);
+void cloud_device_onboarding(struct http_ctx *ctx, void *arg);
+void cloud_device_events(struct http_ctx *ctx, void *arg);
+
+/* The admin API (admin_api.c), and its device and claim endpoints (admin_devices.c). */
+void cloud_admin(struct http_ctx *ctx, void *arg);
+struct api_path;
+struct admin_who;
+void cloud_admin_devices(struct http_ctx *ctx, struct cloud_app *app, struct store *st,
+			 const struct admin_who *who, const struct api_path *p);
+
+/* Pushes a claim to the redirector (PUT) or removes it (DELETE); *detail says why not. */
+int cloud_redirector_claim(const struct cloud_app *app, const char *serial, bool claim,
+			   char *detail, size_t cap);
+
+/*
+ * Records an event of a device (source "device" or "cloud") and moves its
+ * stage and last error: stage becomes `stage` when given, a failed outcome
+ * becomes the last error "STEP: reason".
+ */
+int cloud_event(struct store *st, const char *serial, time_t when, const char *source,
+		const char *step, const char *outcome, const char *reason, const char *stage);
+
+/* Replies 500 "internal" and logs what failed (the or_errmsg() of the cause). */
+void cloud_internal(struct http_ctx *ctx, const char *what);
+
+/* 1 when the query returns a row, 0 when none, -1 on a database error. */
+int cloud_exists(struct store *st, const char *sql, const char *const *params, size_t n);
+
+/* Decimal text of a time, for statement parameters. */
+#define CLOUD_NUM_LEN 24
+void cloud_num(long long v, char *out);
+
+#endif

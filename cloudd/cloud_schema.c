@@ -1,0 +1,44 @@
+/*
+ * The cloud's database schema, as versioned migrations. Times are seconds
+ * since the epoch (BIGINT), so expiry and lockout are plain comparisons on
+ * both backends; booleans are INTEGER 0/1. Secrets are stored sealed under
+ * the master key (masterkey.h), tokens as SHA-256.
+ */
+#include "cloud.h"
+
+#include "admin_tokens.h"
+
+#define CLOUD_SCHEMA_1                                                                             \
+	ADMIN_TOKENS_SCHEMA                                                                        \
+	"CREATE TABLE organizations (name TEXT PRIMARY KEY, created BIGINT NOT NULL);"             \
+	"CREATE TABLE sites (org TEXT NOT NULL, name TEXT NOT NULL, "                              \
+	"conductor_addresses TEXT, conductor_port INTEGER, psk_sealed TEXT, "                      \
+	"conductor_ca_pem TEXT, created BIGINT NOT NULL, PRIMARY KEY (org, name));"                \
+	"CREATE TABLE devices (serial TEXT PRIMARY KEY, model TEXT NOT NULL, "                     \
+	"ocra_suite TEXT NOT NULL, ocra_key_sealed TEXT NOT NULL, claim_code TEXT UNIQUE, "        \
+	"org TEXT, site TEXT, stage TEXT NOT NULL, last_error TEXT, last_error_time BIGINT, "      \
+	"last_seen BIGINT, failures INTEGER NOT NULL DEFAULT 0, "                                  \
+	"locked_until BIGINT NOT NULL DEFAULT 0, imported BIGINT NOT NULL);"                       \
+	"CREATE INDEX devices_site ON devices (org, site);"                                        \
+	"CREATE TABLE challenges (id TEXT PRIMARY KEY, serial TEXT NOT NULL, "                     \
+	"client_q TEXT NOT NULL, server_q TEXT NOT NULL, expires BIGINT NOT NULL, "                \
+	"used INTEGER NOT NULL DEFAULT 0);"                                                        \
+	"CREATE INDEX challenges_serial ON challenges (serial, expires);"                          \
+	"CREATE TABLE device_tokens (hash TEXT PRIMARY KEY, serial TEXT NOT NULL, "                \
+	"expires BIGINT NOT NULL);"                                                                \
+	"CREATE INDEX device_tokens_serial ON device_tokens (serial, expires);"
+
+#define EVENTS_COLUMNS                                                                             \
+	"serial TEXT NOT NULL, time BIGINT NOT NULL, received BIGINT NOT NULL, "                   \
+	"source TEXT NOT NULL, step TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT);"           \
+	"CREATE INDEX events_serial ON events (serial, id);"
+
+/* Only the events' key differs: the backends number rows each their own way. */
+const struct store_migration cloud_migrations[] = {
+	{1, NULL,
+	 CLOUD_SCHEMA_1
+	 "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, " EVENTS_COLUMNS,
+	 CLOUD_SCHEMA_1 "CREATE TABLE events (id BIGSERIAL PRIMARY KEY, " EVENTS_COLUMNS},
+};
+
+const size_t cloud_n_migrations = sizeof(cloud_migrations) / sizeof(cloud_migrations[0]);

@@ -1,0 +1,66 @@
+/*
+ * Small helpers every cloudd file uses: internal-error replies, numbers as
+ * statement parameters, and a device's events with its stage and last error.
+ */
+#include "cloud.h"
+
+#include "error.h"
+#include "http_server.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void
+cloud_internal(struct http_ctx *ctx, const char *what)
+{
+	log_error("%s failed: %s", what, or_errmsg());
+	http_reply_error(ctx, 500, "internal", "%s failed; nothing was changed", what);
+}
+
+void
+cloud_num(long long v, char *out)
+{
+	snprintf(out, CLOUD_NUM_LEN, "%lld", v);
+}
+
+int
+cloud_event(struct store *st, const char *serial, time_t when, const char *source, const char *step,
+	    const char *outcome, const char *reason, const char *stage)
+{
+	char t[CLOUD_NUM_LEN], now[CLOUD_NUM_LEN], error[CLOUD_STEP_MAX + CLOUD_REASON_MAX + 3];
+	const char *params[7] = {serial, t, now, source, step, outcome, reason};
+	bool failed = strcmp(outcome, "failed") == 0;
+
+	cloud_num((long long)when, t);
+	cloud_num((long long)time(NULL), now);
+	if (store_exec(st,
+		       "INSERT INTO events (serial, time, received, source, step, outcome, reason) "
+		       "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+		       params, 7, NULL) == -1)
+		return -1;
+	if (!failed && stage == NULL)
+		return 0;
+	snprintf(error, sizeof(error), "%s: %s", step, reason ? reason : outcome);
+	params[1] = stage;
+	params[2] = failed ? error : NULL;
+	params[3] = failed ? t : NULL;
+	return store_exec(st,
+			  "UPDATE devices SET stage = COALESCE($2, stage), "
+			  "last_error = COALESCE($3, last_error), "
+			  "last_error_time = COALESCE($4, last_error_time) WHERE serial = $1",
+			  params, 4, NULL);
+}
+
+int
+cloud_exists(struct store *st, const char *sql, const char *const *params, size_t n)
+{
+	struct store_result *res = NULL;
+	int rc;
+
+	if (store_exec(st, sql, params, n, &res) == -1)
+		return -1;
+	rc = store_rows(res) > 0;
+	store_result_free(res);
+	return rc;
+}

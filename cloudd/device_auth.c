@@ -1,0 +1,393 @@
+/*
+ * Mutual OCRA authentication of devices (docs/protocol.md section 2).
+ *
+ * Trusts nothing from the device: every field is checked, the challenge it
+ * names must be unused, unexpired and its own, and its response must be
+ * computed over the TLS exporter of the connection that carries it. All state
+ * (challenges, their use, failures, lockouts, tokens) is in the database and
+ * changed by single statements, so any instance may serve any step.
+ */
+#include "cloud.h"
+
+#include "error.h"
+#include "http_server.h"
+#include "json.h"
+#include "log.h"
+#include "masterkey.h"
+#include "ocra_mutual.h"
+
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Outstanding challenges a device may have; more is a client gone wrong, or a flood. */
+#define OPEN_CHALLENGES_MAX 16
+/* Expired challenges are kept this long, so a late finish hears "expired". */
+#define CHALLENGE_KEEP_S 600
+#define SESSION_MAX 512
+
+/* What authentication needs of a device row. */
+struct auth_device {
+	struct ocra_suite suite;
+	struct secret key;
+};
+
+/*
+ * Loads the device; replies and returns -1 when it may not authenticate now:
+ * unknown or unclaimed (404), locked out (429 with Retry-After), or its row
+ * unusable (500). The key is opened only for a device that may go on.
+ */
+static int
+load_device(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const char *serial,
+	    time_t now, struct auth_device *d)
+{
+	const char *params[1] = {serial};
+	struct store_result *res = NULL;
+	char context[32 + CLOUD_SERIAL_MAX], retry[CLOUD_NUM_LEN];
+	long long until;
+	int rc = -1;
+
+	memset(d, 0, sizeof(*d));
+	if (store_exec(st,
+		       "SELECT ocra_suite, ocra_key_sealed, org, locked_until FROM devices "
+		       "WHERE serial = $1",
+		       params, 1, &res) == -1) {
+		cloud_internal(ctx, "loading a device");
+		goto out;
+	}
+	if (store_rows(res) == 0 || store_value(res, 0, 2) == NULL) {
+		log_info("authentication from %s for serial %s: not a claimed device of this cloud",
+			 http_ctx_peer(ctx), serial);
+		http_reply_error(ctx, 404, "unknown-device",
+				 "serial %s is not a claimed device of this cloud", serial);
+		goto out;
+	}
+	until = strtoll(store_value(res, 0, 3), NULL, 10);
+	if (until > (long long)now) {
+		cloud_num(until - (long long)now, retry);
+		http_reply_header(ctx, "Retry-After", retry);
+		http_reply_error(ctx, 429, "locked-out",
+				 "too many failed authentications; try again in %s s", retry);
+		goto out;
+	}
+	snprintf(context, sizeof(context), "ocra-key:%s", serial);
+	if (cloud_device_suite(store_value(res, 0, 0), &d->suite) == -1 ||
+	    masterkey_open(app->mk, context, store_value(res, 0, 1), &d->key) == -1) {
+		cloud_internal(ctx, "opening a device key");
+		goto out;
+	}
+	rc = 0;
+out:
+	store_result_free(res);
+	return rc;
+}
+
+/* The exporter of this request's TLS connection: the OCRA session information. */
+static int
+session_info(struct http_ctx *ctx, const struct ocra_suite *suite, uint8_t *s)
+{
+	if (suite->session_len > SESSION_MAX ||
+	    http_ctx_exporter(ctx, CLOUD_EXPORTER_LABEL, s, suite->session_len) == -1) {
+		cloud_internal(ctx, "taking the TLS exporter");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Counts a refused finish against the device, locks it out when the policy
+ * says so, records and logs why (never the response), and replies 403 code.
+ */
+static void
+refuse(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const char *serial,
+       time_t now, const char *code, const char *reason)
+{
+	const char *params[2] = {serial, NULL};
+	struct store_result *res = NULL;
+	char until[CLOUD_NUM_LEN];
+	unsigned long failures = 0, lock = 0;
+
+	if (store_exec(st,
+		       "UPDATE devices SET failures = failures + 1 WHERE serial = $1 "
+		       "RETURNING failures",
+		       params, 1, &res) == -1 ||
+	    store_rows(res) != 1) {
+		cloud_internal(ctx, "counting a failed authentication");
+		goto out;
+	}
+	failures = strtoul(store_value(res, 0, 0), NULL, 10);
+	lock = lockout_seconds(&app->lockout, failures);
+	if (lock > 0) {
+		cloud_num((long long)now + (long long)lock, until);
+		params[1] = until;
+		if (store_exec(st, "UPDATE devices SET locked_until = $2 WHERE serial = $1", params,
+			       2, NULL) == -1) {
+			cloud_internal(ctx, "locking a device out");
+			goto out;
+		}
+	}
+	if (cloud_event(st, serial, now, "cloud", "cloud-auth", "failed", reason, NULL) == -1)
+		log_error("recording an event of %s failed: %s", serial, or_errmsg());
+	if (lock > 0)
+		log_warn("authentication of %s from %s refused: %s (consecutive failure %lu; "
+			 "locked out for %lu s)",
+			 serial, http_ctx_peer(ctx), reason, failures, lock);
+	else
+		log_warn("authentication of %s from %s refused: %s (consecutive failure %lu)",
+			 serial, http_ctx_peer(ctx), reason, failures);
+	http_reply_error(ctx, 403, code, "%s", reason);
+out:
+	store_result_free(res);
+}
+
+/* Refuses a device with too many open challenges (a flood); 0 when it may have one more. */
+static int
+limit_open(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const char *serial,
+	   time_t now)
+{
+	char num[CLOUD_NUM_LEN], keep[CLOUD_NUM_LEN];
+	const char *params[2] = {serial, num};
+	struct store_result *res = NULL;
+	int rc = -1;
+
+	/* Expired challenges past the keeping time go first: the table stays small. */
+	cloud_num((long long)now - CHALLENGE_KEEP_S, keep);
+	params[1] = keep;
+	if (store_exec(st, "DELETE FROM challenges WHERE serial = $1 AND expires < $2", params, 2,
+		       NULL) == -1)
+		goto fail;
+	cloud_num((long long)now, num);
+	params[1] = num;
+	if (store_exec(st,
+		       "SELECT COUNT(*) FROM challenges WHERE serial = $1 AND used = 0 "
+		       "AND expires > $2",
+		       params, 2, &res) == -1 ||
+	    store_rows(res) != 1)
+		goto fail;
+	if (strtol(store_value(res, 0, 0), NULL, 10) >= OPEN_CHALLENGES_MAX) {
+		cloud_num((long long)app->challenge_lifetime, num);
+		http_reply_header(ctx, "Retry-After", num);
+		http_reply_error(ctx, 429, "locked-out",
+				 "too many open challenges for this device; try again later");
+		goto out;
+	}
+	rc = 0;
+	goto out;
+fail:
+	cloud_internal(ctx, "checking open challenges");
+out:
+	store_result_free(res);
+	return rc;
+}
+
+void
+cloud_auth_start(struct http_ctx *ctx, void *arg)
+{
+	struct cloud_app *app = arg;
+	struct store *st = http_ctx_thread_state(ctx);
+	const char *serial = NULL, *qc = NULL, *params[5];
+	char id[CLOUD_ID_HEX + 1], qs[OCRA_QUESTION_FIELD + 1], rs[OCRA_RESPONSE_MAX];
+	char expires[CLOUD_NUM_LEN];
+	uint8_t s[SESSION_MAX];
+	struct auth_device d = {0};
+	json_t *body = NULL;
+	time_t now = time(NULL);
+
+	if (http_ctx_json_body(ctx, &body) == -1)
+		return;
+	if (json_get_string(body, "serial", true, CLOUD_SERIAL_MAX, &serial) == -1 ||
+	    cloud_check_serial(serial) == -1 ||
+	    json_get_string(body, "client_challenge", true, OCRA_QUESTION_FIELD, &qc) == -1) {
+		http_reply_error(ctx, 400, "bad-request", "%s", or_errmsg());
+		goto out;
+	}
+	if (load_device(ctx, app, st, serial, now, &d) == -1)
+		goto out;
+	if (cloud_check_challenge(&d.suite, qc) == -1) {
+		http_reply_error(ctx, 400, "bad-request", "client_challenge: %s", or_errmsg());
+		goto out;
+	}
+	if (limit_open(ctx, app, st, serial, now) == -1)
+		goto out;
+	if (cloud_random_hex(CLOUD_ID_HEX / 2, id) == -1 ||
+	    ocra_random_question(&d.suite, qs, sizeof(qs)) == -1) {
+		cloud_internal(ctx, "making a challenge");
+		goto out;
+	}
+	if (session_info(ctx, &d.suite, s) == -1)
+		goto out;
+	{
+		struct ocra_hmac hmac = {ocra_hmac_software, &d.key};
+		if (ocra_mutual_response(&d.suite, &hmac, OCRA_ROLE_SERVER, qc, qs, s,
+					 d.suite.session_len, rs, sizeof(rs)) == -1) {
+			cloud_internal(ctx, "computing the server response");
+			goto out;
+		}
+	}
+	cloud_num((long long)now + (long long)app->challenge_lifetime, expires);
+	params[0] = id;
+	params[1] = serial;
+	params[2] = qc;
+	params[3] = qs;
+	params[4] = expires;
+	if (store_exec(st,
+		       "INSERT INTO challenges (id, serial, client_q, server_q, expires, used) "
+		       "VALUES ($1, $2, $3, $4, $5, 0)",
+		       params, 5, NULL) == -1) {
+		cloud_internal(ctx, "storing a challenge");
+		goto out;
+	}
+	log_debug("challenge %s issued to %s at %s", id, serial, http_ctx_peer(ctx));
+	http_reply_json(ctx, 200,
+			json_pack("{s:s,s:s,s:s,s:s,s:I}", "challenge_id", id, "suite",
+				  d.suite.text, "server_challenge", qs, "server_response", rs,
+				  "expires_in", (json_int_t)app->challenge_lifetime));
+out:
+	OPENSSL_cleanse(rs, sizeof(rs));
+	OPENSSL_cleanse(s, sizeof(s));
+	secret_free(&d.key);
+	json_decref(body);
+}
+
+/*
+ * Uses up the challenge (one statement: of two concurrent finishes, one
+ * wins). Fills qc/qs; on a refusal returns -1 with *code and *reason set;
+ * on a database error returns -2.
+ */
+static int
+consume_challenge(struct store *st, const char *id, const char *serial, time_t now, char *qc,
+		  char *qs, const char **code, const char **reason)
+{
+	const char *params[1] = {id};
+	struct store_result *res = NULL;
+	int rc = -2;
+
+	if (store_exec(st,
+		       "UPDATE challenges SET used = 1 WHERE id = $1 AND used = 0 "
+		       "RETURNING serial, client_q, server_q, expires",
+		       params, 1, &res) == -1)
+		goto out;
+	if (store_rows(res) == 0) {
+		store_result_free(res);
+		if (store_exec(st, "SELECT used FROM challenges WHERE id = $1", params, 1, &res) ==
+		    -1)
+			goto out;
+		*code = store_rows(res) == 0 ? "unknown-challenge" : "challenge-used";
+		*reason = store_rows(res) == 0 ? "no such challenge"
+					       : "challenge was answered already (replay)";
+		rc = -1;
+		goto out;
+	}
+	if (strcmp(store_value(res, 0, 0), serial) != 0) {
+		*code = "auth-failed";
+		*reason = "challenge was issued to another device";
+		rc = -1;
+	} else if (strtoll(store_value(res, 0, 3), NULL, 10) <= (long long)now) {
+		*code = "challenge-expired";
+		*reason = "challenge expired";
+		rc = -1;
+	} else {
+		snprintf(qc, OCRA_QUESTION_FIELD + 1, "%s", store_value(res, 0, 1));
+		snprintf(qs, OCRA_QUESTION_FIELD + 1, "%s", store_value(res, 0, 2));
+		rc = 0;
+	}
+out:
+	store_result_free(res);
+	return rc;
+}
+
+/* Success: the failure count reset, a device token made (its hash stored), the event kept. */
+static void
+accept_device(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const char *serial,
+	      time_t now)
+{
+	char token[CLOUD_TOKEN_HEX + 1], hash[65], num[CLOUD_NUM_LEN], exp[CLOUD_NUM_LEN];
+	const char *params[3] = {serial, num, NULL};
+
+	cloud_num((long long)now, num);
+	cloud_num((long long)now + (long long)app->token_lifetime, exp);
+	if (cloud_random_hex(CLOUD_TOKEN_BYTES, token) == -1 ||
+	    cloud_token_hash(token, hash) == -1 ||
+	    store_exec(st,
+		       "UPDATE devices SET failures = 0, locked_until = 0, last_seen = $2, "
+		       "stage = 'authenticated' WHERE serial = $1",
+		       params, 2, NULL) == -1 ||
+	    store_exec(st, "DELETE FROM device_tokens WHERE serial = $1 AND expires <= $2", params,
+		       2, NULL) == -1) {
+		cloud_internal(ctx, "accepting a device");
+		goto out;
+	}
+	params[0] = hash;
+	params[1] = serial;
+	params[2] = exp;
+	if (store_exec(st, "INSERT INTO device_tokens (hash, serial, expires) VALUES ($1, $2, $3)",
+		       params, 3, NULL) == -1) {
+		cloud_internal(ctx, "storing a device token");
+		goto out;
+	}
+	if (cloud_event(st, serial, now, "cloud", "cloud-auth", "ok", NULL, NULL) == -1)
+		log_error("recording an event of %s failed: %s", serial, or_errmsg());
+	log_info("device %s authenticated from %s", serial, http_ctx_peer(ctx));
+	http_reply_json(ctx, 200,
+			json_pack("{s:s,s:I}", "token", token, "expires_in",
+				  (json_int_t)app->token_lifetime));
+out:
+	OPENSSL_cleanse(token, sizeof(token));
+}
+
+void
+cloud_auth_finish(struct http_ctx *ctx, void *arg)
+{
+	struct cloud_app *app = arg;
+	struct store *st = http_ctx_thread_state(ctx);
+	const char *serial = NULL, *id = NULL, *response = NULL, *code = NULL, *reason = NULL;
+	char qc[OCRA_QUESTION_FIELD + 1], qs[OCRA_QUESTION_FIELD + 1];
+	uint8_t s[SESSION_MAX];
+	struct auth_device d = {0};
+	json_t *body = NULL;
+	time_t now = time(NULL);
+	bool ok = false;
+	int rc;
+
+	if (http_ctx_json_body(ctx, &body) == -1)
+		return;
+	if (json_get_string(body, "challenge_id", true, CLOUD_ID_HEX, &id) == -1 ||
+	    cloud_check_id(id) == -1 ||
+	    json_get_string(body, "serial", true, CLOUD_SERIAL_MAX, &serial) == -1 ||
+	    cloud_check_serial(serial) == -1 ||
+	    json_get_string(body, "response", true, OCRA_RESPONSE_MAX - 1, &response) == -1 ||
+	    cloud_check_text("response", response, 1, OCRA_RESPONSE_MAX - 1) == -1) {
+		http_reply_error(ctx, 400, "bad-request", "%s", or_errmsg());
+		goto out;
+	}
+	if (load_device(ctx, app, st, serial, now, &d) == -1)
+		goto out;
+	rc = consume_challenge(st, id, serial, now, qc, qs, &code, &reason);
+	if (rc == -2) {
+		cloud_internal(ctx, "using up a challenge");
+		goto out;
+	}
+	if (rc == -1) {
+		refuse(ctx, app, st, serial, now, code, reason);
+		goto out;
+	}
+	if (session_info(ctx, &d.suite, s) == -1)
+		goto out;
+	{
+		struct ocra_hmac hmac = {ocra_hmac_software, &d.key};
+		/* A malformed response is simply a wrong one: ok stays false. */
+		if (ocra_mutual_check(&d.suite, &hmac, OCRA_ROLE_CLIENT, qc, qs, s,
+				      d.suite.session_len, response, &ok) == -1)
+			ok = false;
+	}
+	if (!ok)
+		refuse(ctx, app, st, serial, now, "auth-failed",
+		       "wrong response (or computed for another TLS connection)");
+	else
+		accept_device(ctx, app, st, serial, now);
+out:
+	OPENSSL_cleanse(s, sizeof(s));
+	secret_free(&d.key);
+	json_decref(body);
+}

@@ -1,0 +1,297 @@
+/*
+ * onramp-cloudd's entry point: its configuration keys, its keys (master key,
+ * inventory key) and its routes; daemon_main() does the rest. Key files are
+ * checked when loaded: size and mode for the master key, a parsable RSA
+ * private key for the inventory, certificates for the anchors.
+ */
+#include "cloud.h"
+
+#include "admin_tokens.h"
+#include "error.h"
+#include "file.h"
+#include "http_server.h"
+#include "log.h"
+#include "masterkey.h"
+
+#include <errno.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define KEY_FILE_MAX 65536
+
+static const char usage[] =
+	"usage: onramp-cloudd init --config FILE\n"
+	"       onramp-cloudd --config FILE\n"
+	"\n"
+	"An organisation's onramp cloud: inventory from factory records, organisations,\n"
+	"sites and their onboarding settings, claims pushed to the redirector, mutual\n"
+	"OCRA authentication of devices, onboarding information and progress.\n"
+	"\n"
+	"  init       create the state directory, database, master key and inventory key;\n"
+	"             print a first admin token (once)\n"
+	"  --config   configuration file (see onramp-cloudd(8)); section [cloudd]:\n"
+	"             address, port, cert_file, key_file, threads, state_dir, database,\n"
+	"             max_body, log_level, master_key_file, inventory_key_file,\n"
+	"             inventory_pub_file, public_url, public_ca_file, challenge_lifetime,\n"
+	"             token_lifetime, retry_after, lockout_threshold, lockout_base,\n"
+	"             lockout_max; section [redirector]: url, ca_file, token_file\n"
+	"  --help     this text\n"
+	"  --version  the version\n";
+
+static void
+release(void *arg)
+{
+	struct cloud_app *app = arg;
+
+	masterkey_free(app->mk);
+	if (app->inventory_key_pem != NULL) {
+		OPENSSL_cleanse(app->inventory_key_pem, strlen(app->inventory_key_pem));
+		free(app->inventory_key_pem);
+	}
+	free(app->public_ca_pem);
+	free(app->redirector_ca_pem);
+	secret_free(&app->redirector_token);
+	free(app);
+}
+
+/* Reads a PEM bundle of certificates (an anchor) into *out. */
+static int
+read_anchor(const char *what, const char *path, char **out)
+{
+	size_t len;
+
+	if (file_read_all(path, CLOUD_PEM_MAX, (uint8_t **)out, &len) == -1)
+		return or_error_prefix("%s", what);
+	if (cloud_check_pem(what, *out) == -1)
+		return or_error_prefix("%s", path);
+	return 0;
+}
+
+/*
+ * Reads the inventory private key file (refused when group or others may read
+ * it); it must be an RSA key, as factory records are RSA-OAEP. *pem_out (if
+ * not NULL) receives the PEM text, *pkey_out (if not NULL) the key.
+ */
+static int
+load_inventory_key(const char *path, char **pem_out, EVP_PKEY **pkey_out)
+{
+	uint8_t *pem = NULL;
+	EVP_PKEY *pkey = NULL;
+	BIO *bio = NULL;
+	struct stat st;
+	size_t len = 0;
+	int rc = -1;
+
+	if (stat(path, &st) == 0 && (st.st_mode & 077) != 0)
+		return or_error("inventory key %s is readable by group or others; it must be 0600",
+				path);
+	if (file_read_all(path, KEY_FILE_MAX, &pem, &len) == -1)
+		return or_error_prefix("inventory key");
+	bio = BIO_new_mem_buf(pem, (int)len);
+	if (bio == NULL || (pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)) == NULL ||
+	    !EVP_PKEY_is_a(pkey, "RSA")) {
+		or_error("inventory key %s is not an RSA private key in PEM", path);
+		goto out;
+	}
+	if (pem_out != NULL) {
+		*pem_out = (char *)pem;
+		pem = NULL;
+	}
+	if (pkey_out != NULL) {
+		*pkey_out = pkey;
+		pkey = NULL;
+	}
+	rc = 0;
+out:
+	EVP_PKEY_free(pkey);
+	BIO_free(bio);
+	if (pem != NULL) {
+		OPENSSL_cleanse(pem, len);
+		free(pem);
+	}
+	return rc;
+}
+
+/* The [redirector] section: all three keys, or none. */
+static int
+configure_redirector(struct config *cfg, struct cloud_app *app, bool init)
+{
+	const char *ca = NULL, *token = NULL;
+
+	if (config_get_string(cfg, "redirector", "url", NULL, &app->redirector_url) == -1 ||
+	    config_get_string(cfg, "redirector", "ca_file", NULL, &ca) == -1 ||
+	    config_get_string(cfg, "redirector", "token_file", NULL, &token) == -1)
+		return -1;
+	if (app->redirector_url == NULL && ca == NULL && token == NULL)
+		return 0;
+	if (app->redirector_url == NULL || ca == NULL || token == NULL)
+		return or_error("%s: [redirector] needs url, ca_file and token_file together",
+				cfg->path);
+	if (cloud_check_url("[redirector] url", app->redirector_url) == -1)
+		return or_error_prefix("%s", cfg->path);
+	if (app->public_url == NULL || app->public_ca_pem == NULL)
+		return or_error("%s: [cloudd] public_url and public_ca_file are needed to push "
+				"claims to the redirector",
+				cfg->path);
+	if (init)
+		return 0;
+	if (read_anchor("[redirector] ca_file", ca, &app->redirector_ca_pem) == -1 ||
+	    admin_token_read_file(token, &app->redirector_token) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+configure(struct config *cfg, const struct daemon_config *dc, bool init, void **out)
+{
+	struct cloud_app *app = calloc(1, sizeof(*app));
+	const char *ca = NULL;
+
+	if (app == NULL)
+		return or_error("out of memory");
+	*out = app;
+	if (daemon_state_path(cfg, "cloudd", "master_key_file", dc, "master.key",
+			      app->master_key_path, sizeof(app->master_key_path)) == -1 ||
+	    daemon_state_path(cfg, "cloudd", "inventory_key_file", dc, "inventory.key",
+			      app->inventory_key_path, sizeof(app->inventory_key_path)) == -1 ||
+	    daemon_state_path(cfg, "cloudd", "inventory_pub_file", dc, "inventory.pub.pem",
+			      app->inventory_pub_path, sizeof(app->inventory_pub_path)) == -1 ||
+	    config_get_string(cfg, "cloudd", "public_url", NULL, &app->public_url) == -1 ||
+	    config_get_string(cfg, "cloudd", "public_ca_file", NULL, &ca) == -1 ||
+	    config_get_uint(cfg, "cloudd", "challenge_lifetime", 60, 1, 3600,
+			    &app->challenge_lifetime) == -1 ||
+	    config_get_uint(cfg, "cloudd", "token_lifetime", 900, 60, 86400,
+			    &app->token_lifetime) == -1 ||
+	    config_get_uint(cfg, "cloudd", "retry_after", 60, 1, 86400, &app->retry_after) == -1 ||
+	    config_get_uint(cfg, "cloudd", "lockout_threshold", 5, 1, 1000,
+			    &app->lockout.threshold) == -1 ||
+	    config_get_uint(cfg, "cloudd", "lockout_base", 30, 1, 86400, &app->lockout.base_s) ==
+		    -1 ||
+	    config_get_uint(cfg, "cloudd", "lockout_max", 3600, 1, 604800, &app->lockout.max_s) ==
+		    -1)
+		return -1;
+	if (app->public_url != NULL &&
+	    cloud_check_url("[cloudd] public_url", app->public_url) == -1)
+		return or_error_prefix("%s", cfg->path);
+	if (ca != NULL && read_anchor("[cloudd] public_ca_file", ca, &app->public_ca_pem) == -1)
+		return -1;
+	if (configure_redirector(cfg, app, init) == -1)
+		return -1;
+	if (init)
+		return 0;
+	if (masterkey_load(app->master_key_path, &app->mk) == -1 ||
+	    load_inventory_key(app->inventory_key_path, &app->inventory_key_pem, NULL) == -1)
+		return or_error_prefix("not initialised? (onramp-cloudd init)");
+	return 0;
+}
+
+/*
+ * Makes an RSA-3072 inventory key (0600), or keeps the one already there, and
+ * writes its public key for the factory.
+ */
+static int
+make_inventory_key(const struct cloud_app *app)
+{
+	EVP_PKEY *pkey = NULL;
+	BIO *priv = NULL, *pub = NULL;
+	char *data;
+	long len;
+	int rc = -1;
+
+	if (access(app->inventory_key_path, F_OK) == 0) {
+		if (load_inventory_key(app->inventory_key_path, NULL, &pkey) == -1)
+			return -1;
+		log_info("keeping the inventory key in %s", app->inventory_key_path);
+	} else {
+		if ((pkey = EVP_RSA_gen(3072)) == NULL ||
+		    (priv = BIO_new(BIO_s_secmem())) == NULL ||
+		    PEM_write_bio_PrivateKey(priv, pkey, NULL, NULL, 0, NULL, NULL) != 1 ||
+		    (len = BIO_get_mem_data(priv, &data)) <= 0) {
+			or_error("cannot make an RSA inventory key");
+			goto out;
+		}
+		if (file_write_atomic(app->inventory_key_path, data, (size_t)len, 0600) == -1)
+			goto out;
+	}
+	if ((pub = BIO_new(BIO_s_mem())) == NULL || PEM_write_bio_PUBKEY(pub, pkey) != 1 ||
+	    (len = BIO_get_mem_data(pub, &data)) <= 0) {
+		or_error("cannot write the inventory public key");
+		goto out;
+	}
+	if (file_write_atomic(app->inventory_pub_path, data, (size_t)len, 0644) == -1)
+		goto out;
+	rc = 0;
+out:
+	EVP_PKEY_free(pkey);
+	BIO_free(priv);
+	BIO_free(pub);
+	return rc;
+}
+
+static int
+initialise(void *arg)
+{
+	struct cloud_app *app = arg;
+
+	if (masterkey_create(app->master_key_path) == -1 || make_inventory_key(app) == -1)
+		return -1;
+	fprintf(stderr,
+		"onramp-cloudd: master key %s made; give the factory the inventory public key %s\n",
+		app->master_key_path, app->inventory_pub_path);
+	return 0;
+}
+
+size_t
+cloud_routes(struct cloud_app *app, const struct http_route **routes)
+{
+	static struct http_route table[] = {
+		{"POST", "/v1/device/auth/start", cloud_auth_start, NULL},
+		{"POST", "/v1/device/auth/finish", cloud_auth_finish, NULL},
+		{"GET", "/v1/device/onboarding", cloud_device_onboarding, NULL},
+		{"POST", "/v1/device/events", cloud_device_events, NULL},
+		{"GET", "/v1/admin/*", cloud_admin, NULL},
+		{"POST", "/v1/admin/*", cloud_admin, NULL},
+		{"PUT", "/v1/admin/*", cloud_admin, NULL},
+		{"DELETE", "/v1/admin/*", cloud_admin, NULL},
+	};
+
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		table[i].arg = app;
+	*routes = table;
+	return sizeof(table) / sizeof(table[0]);
+}
+
+static size_t
+routes(void *app, const struct http_route **out)
+{
+	return cloud_routes(app, out);
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct daemon_program prog = {
+		.name = "onramp-cloudd",
+		.version = ONRAMP_VERSION,
+		.section = "cloudd",
+		.default_db = "cloud.db",
+		.usage = usage,
+		.component = "cloudd",
+		.migrations = cloud_migrations,
+		.n_migrations = cloud_n_migrations,
+		.configure = configure,
+		.initialise = initialise,
+		.routes = routes,
+		.release = release,
+	};
+
+	return daemon_main(argc, argv, &prog);
+}

@@ -1,0 +1,248 @@
+/*
+ * Server configuration, per-thread database connections and signals for the
+ * onramp daemons. Configuration values are checked for type and range here;
+ * files are checked by whoever opens them.
+ */
+#include "daemon.h"
+
+#include "admin_tokens.h"
+#include "error.h"
+#include "file.h"
+#include "http_server.h"
+#include "store.h"
+
+#include <openssl/crypto.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+int
+daemon_config_read(struct config *cfg, const char *section, const char *default_db,
+		   struct daemon_config *out)
+{
+	unsigned long port, threads, max_body;
+	const char *level, *db;
+
+	memset(out, 0, sizeof(*out));
+	if (config_get_string(cfg, section, "address", "127.0.0.1", &out->address) == -1 ||
+	    config_get_uint(cfg, section, "port", 8443, 0, 65535, &port) == -1 ||
+	    config_get_string(cfg, section, "cert_file", NULL, &out->cert_file) == -1 ||
+	    config_get_string(cfg, section, "key_file", NULL, &out->key_file) == -1 ||
+	    config_get_uint(cfg, section, "threads", 0, 0, 256, &threads) == -1 ||
+	    config_get_uint(cfg, section, "max_body", 131072, 1024, 16 * 1024 * 1024, &max_body) ==
+		    -1 ||
+	    config_get_string(cfg, section, "state_dir", NULL, &out->state_dir) == -1 ||
+	    config_get_string(cfg, section, "database", NULL, &db) == -1 ||
+	    config_get_string(cfg, section, "log_level", "info", &level) == -1)
+		return -1;
+	if (log_level_parse(level, &out->log_level) == -1)
+		return or_error_prefix("%s: [%s] log_level", cfg->path, section);
+	if (out->state_dir == NULL)
+		return or_error("%s: [%s] state_dir is required", cfg->path, section);
+	if (out->cert_file == NULL || out->key_file == NULL)
+		return or_error("%s: [%s] cert_file and key_file are required", cfg->path, section);
+	if (db != NULL &&
+	    snprintf(out->database, sizeof(out->database), "%s", db) >= (int)sizeof(out->database))
+		return or_error("%s: [%s] database is too long", cfg->path, section);
+	if (db == NULL && snprintf(out->database, sizeof(out->database), "sqlite:%s/%s",
+				   out->state_dir, default_db) >= (int)sizeof(out->database))
+		return or_error("%s: [%s] state_dir is too long", cfg->path, section);
+	out->port = (unsigned)port;
+	out->threads = (unsigned)threads;
+	out->max_body = max_body;
+	return 0;
+}
+
+int
+daemon_state_path(struct config *cfg, const char *section, const char *key,
+		  const struct daemon_config *dc, const char *name, char *out, size_t cap)
+{
+	const char *value;
+	int n;
+
+	if (config_get_string(cfg, section, key, NULL, &value) == -1)
+		return -1;
+	n = value != NULL ? snprintf(out, cap, "%s", value)
+			  : snprintf(out, cap, "%s/%s", dc->state_dir, name);
+	if (n < 0 || (size_t)n >= cap)
+		return or_error("%s: [%s] %s is too long", cfg->path, section, key);
+	return 0;
+}
+
+int
+daemon_block_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGPIPE);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+		return or_error("cannot block signals");
+	return 0;
+}
+
+int
+daemon_wait_signal(void)
+{
+	sigset_t set;
+	int sig = 0;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	while (sigwait(&set, &sig) != 0)
+		;
+	return sig;
+}
+
+int
+daemon_thread_store_open(void *arg, void **thread_state)
+{
+	struct store *st;
+
+	if (store_open(arg, &st) == -1)
+		return -1;
+	*thread_state = st;
+	return 0;
+}
+
+void
+daemon_thread_store_close(void *thread_state)
+{
+	store_close(thread_state);
+}
+
+/* Opens the database once to bring its schema up to date. */
+static int
+migrate(const struct daemon_program *prog, const struct daemon_config *dc)
+{
+	struct store *st;
+	int rc;
+
+	if (store_open(dc->database, &st) == -1)
+		return or_error_prefix("database");
+	rc = store_migrate(st, prog->component, prog->migrations, prog->n_migrations);
+	store_close(st);
+	return rc == -1 ? or_error_prefix("database schema") : 0;
+}
+
+/* init: the state directory, the schema, the program's keys, the first admin token. */
+static int
+initialise(const struct daemon_program *prog, const struct daemon_config *dc, void *app)
+{
+	char token[CLOUD_TOKEN_HEX + 1];
+	struct store *st = NULL;
+	bool exists;
+	int rc = -1;
+
+	if (file_ensure_dir(dc->state_dir, 0700) == -1 || migrate(prog, dc) == -1)
+		return -1;
+	if (prog->initialise != NULL && prog->initialise(app) == -1)
+		return -1;
+	if (store_open(dc->database, &st) == -1)
+		return or_error_prefix("database");
+	if (admin_token_create(st, "admin", "admin", token, &exists) == -1) {
+		if (exists)
+			or_error(
+				"already initialised: the database has an 'admin' token (make more "
+				"with the admin API)");
+		goto out;
+	}
+	fprintf(stderr, "%s: initialised %s; the first admin token follows, shown this once\n",
+		prog->name, dc->state_dir);
+	printf("%s\n", token);
+	fflush(stdout);
+	rc = 0;
+out:
+	OPENSSL_cleanse(token, sizeof(token));
+	store_close(st);
+	return rc;
+}
+
+/* Serves until SIGTERM or SIGINT. */
+static int
+serve(const struct daemon_program *prog, const struct daemon_config *dc, void *app)
+{
+	struct http_server_opts opts = {0};
+	struct http_server *srv = NULL;
+	int sig;
+
+	if (migrate(prog, dc) == -1 || daemon_block_signals() == -1)
+		return -1;
+	opts.address = dc->address;
+	opts.port = dc->port;
+	opts.cert_file = dc->cert_file;
+	opts.key_file = dc->key_file;
+	opts.threads = dc->threads;
+	opts.max_body = dc->max_body;
+	opts.n_routes = prog->routes(app, &opts.routes);
+	opts.thread_init = daemon_thread_store_open;
+	opts.thread_fini = daemon_thread_store_close;
+	opts.arg = (void *)dc->database;
+	if (http_server_start(&opts, &srv) == -1)
+		return or_error_prefix("cannot serve on %s:%u", dc->address, dc->port);
+	sig = daemon_wait_signal();
+	log_info("signal %d: stopping", sig);
+	http_server_stop(srv);
+	return 0;
+}
+
+static int
+usage_error(const struct daemon_program *prog, const char *msg)
+{
+	fprintf(stderr, "%s: %s\n%s", prog->name, msg, prog->usage);
+	return 2;
+}
+
+int
+daemon_main(int argc, char **argv, const struct daemon_program *prog)
+{
+	const char *config_path = NULL;
+	struct daemon_config dc;
+	struct config cfg = {0};
+	bool init = false, loaded = false;
+	void *app = NULL;
+	int rc = 1;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			fputs(prog->usage, stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("%s %s\n", prog->name, prog->version);
+			return 0;
+		} else if (strcmp(argv[i], "init") == 0 && i == 1) {
+			init = true;
+		} else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			config_path = argv[++i];
+		} else {
+			return usage_error(prog, "unexpected argument");
+		}
+	}
+	if (config_path == NULL)
+		return usage_error(prog, "--config FILE is required");
+	log_init(prog->name, LOG_TARGET_STDERR, LOG_LEVEL_INFO);
+	if (config_load(config_path, &cfg) == -1) {
+		rc = 2;
+		goto out;
+	}
+	loaded = true;
+	if (daemon_config_read(&cfg, prog->section, prog->default_db, &dc) == -1 ||
+	    prog->configure(&cfg, &dc, init, &app) == -1 || config_check_unused(&cfg) == -1) {
+		rc = 2;
+		goto out;
+	}
+	log_init(prog->name, LOG_TARGET_STDERR, dc.log_level);
+	if ((init ? initialise(prog, &dc, app) : serve(prog, &dc, app)) == 0)
+		rc = 0;
+out:
+	if (rc != 0)
+		fprintf(stderr, "%s: %s\n", prog->name, or_errmsg());
+	if (app != NULL)
+		prog->release(app);
+	if (loaded)
+		config_free(&cfg);
+	return rc;
+}

@@ -1,0 +1,63 @@
+/*
+ * onramp-redirectd's entry point: its configuration keys; daemon_main() does
+ * the rest (init, serving, signals).
+ */
+#include "redirect.h"
+
+#include "daemon.h"
+#include "error.h"
+
+#include <stdlib.h>
+
+static const char usage[] =
+	"usage: onramp-redirectd init --config FILE\n"
+	"       onramp-redirectd --config FILE\n"
+	"\n"
+	"The global phone-home service of onramp: a router posts its serial and learns\n"
+	"the URL and trust anchor of the cloud that claimed it, or 404 with Retry-After.\n"
+	"\n"
+	"  init       create the state directory and database, print a first admin token\n"
+	"  --config   configuration file (see onramp-redirectd(8)), section [redirectd]:\n"
+	"             address, port, cert_file, key_file, threads, state_dir, database,\n"
+	"             max_body, log_level, retry_after\n"
+	"  --help     this text\n"
+	"  --version  the version\n";
+
+static int
+configure(struct config *cfg, const struct daemon_config *dc, bool init, void **out)
+{
+	struct redirect_app *app = calloc(1, sizeof(*app));
+
+	(void)dc;
+	(void)init;
+	if (app == NULL)
+		return or_error("out of memory");
+	*out = app;
+	return config_get_uint(cfg, "redirectd", "retry_after", 60, 1, 86400, &app->retry_after);
+}
+
+static size_t
+routes(void *app, const struct http_route **out)
+{
+	return redirect_routes(app, out);
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct daemon_program prog = {
+		.name = "onramp-redirectd",
+		.version = ONRAMP_VERSION,
+		.section = "redirectd",
+		.default_db = "redirect.db",
+		.usage = usage,
+		.component = "redirectd",
+		.migrations = redirect_migrations,
+		.n_migrations = redirect_n_migrations,
+		.configure = configure,
+		.routes = routes,
+		.release = free,
+	};
+
+	return daemon_main(argc, argv, &prog);
+}

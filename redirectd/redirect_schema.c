@@ -1,0 +1,19 @@
+/*
+ * The redirector's database schema, as versioned migrations. Portable SQL:
+ * the same statements run on SQLite and on PostgreSQL.
+ */
+#include "redirect.h"
+
+#include "admin_tokens.h"
+#include "store.h"
+
+const struct store_migration redirect_migrations[] = {
+	{1,
+	 ADMIN_TOKENS_SCHEMA
+	 "CREATE TABLE claims (serial TEXT PRIMARY KEY, cloud_url TEXT NOT NULL, "
+	 "cloud_ca_pem TEXT NOT NULL, owner TEXT NOT NULL, updated BIGINT NOT NULL);"
+	 "CREATE INDEX claims_owner ON claims (owner);",
+	 NULL, NULL},
+};
+
+const size_t redirect_n_migrations = sizeof(redirect_migrations) / sizeof(redirect_migrations[0]);

@@ -1,0 +1,85 @@
+"""onramp-redirectd and onramp-cloudd as programs: --help, usage and
+configuration errors (FILE:LINE), init once only, key files made 0600 and
+refused when others may read them."""
+import os
+import stat
+
+from cloud_env import Daemon, Pki, remove, tempdir
+from conftest import run
+
+import pytest
+
+
+@pytest.fixture
+def workdir():
+    d = tempdir()
+    yield d
+    remove(d)
+
+
+@pytest.mark.parametrize("name", ["onramp-redirectd", "onramp-cloudd"])
+def test_help_and_usage(name):
+    proc = run(name, "--help")
+    assert proc.returncode == 0 and "usage:" in proc.stdout and "init" in proc.stdout
+    assert run(name, "--version").stdout.startswith(name + " ")
+    proc = run(name)
+    assert proc.returncode == 2 and "--config FILE is required" in proc.stderr
+    proc = run(name, "--frobnicate")
+    assert proc.returncode == 2
+
+
+@pytest.mark.parametrize("name,section", [("onramp-redirectd", "redirectd"),
+                                          ("onramp-cloudd", "cloudd")])
+def test_configuration_errors_name_file_and_line(workdir, name, section):
+    pki = Pki(workdir, "srv")
+    d = Daemon(name, workdir, section, pki, "retry_afterr = 5\n")
+    proc = run(name, "init", "--config", d.conf)
+    assert proc.returncode == 2 and f"{d.conf}:8:" in proc.stderr and "retry_afterr" in proc.stderr
+    assert not os.path.exists(d.state)
+    d = Daemon(name, workdir, section, pki, "threads = many\n", tag="-b")
+    proc = run(name, "init", "--config", d.conf)
+    assert proc.returncode == 2 and f"{d.conf}:" in proc.stderr and "threads" in proc.stderr
+    proc = run(name, "--config", os.path.join(workdir, "missing.conf"))
+    assert proc.returncode == 2 and "missing.conf" in proc.stderr
+
+
+def test_cloudd_init_once_keys_private(workdir):
+    pki = Pki(workdir, "srv")
+    d = Daemon("onramp-cloudd", workdir, "cloudd", pki)
+    token = d.init()
+    assert stat.S_IMODE(os.stat(d.state).st_mode) == 0o700
+    for name in ("master.key", "inventory.key"):
+        assert stat.S_IMODE(os.stat(os.path.join(d.state, name)).st_mode) == 0o600
+    with open(os.path.join(d.state, "inventory.pub.pem")) as f:
+        assert "BEGIN PUBLIC KEY" in f.read()
+    # A second init changes nothing and says why.
+    with open(os.path.join(d.state, "master.key"), "rb") as f:
+        master = f.read()
+    proc = run("onramp-cloudd", "init", "--config", d.conf)
+    assert proc.returncode == 1 and "already exists" in proc.stderr
+    with open(os.path.join(d.state, "master.key"), "rb") as f:
+        assert f.read() == master
+    # The token is kept only as its hash.
+    with open(os.path.join(d.state, "cloud.db"), "rb") as f:
+        assert token.encode() not in f.read()
+    # A master key others may read is refused at start.
+    os.chmod(os.path.join(d.state, "master.key"), 0o644)
+    proc = run("onramp-cloudd", "--config", d.conf, timeout=10)
+    assert proc.returncode == 2 and "master.key" in proc.stderr and "0600" in proc.stderr
+
+
+def test_cloudd_refuses_incomplete_redirector_section(workdir):
+    pki = Pki(workdir, "srv")
+    d = Daemon("onramp-cloudd", workdir, "cloudd", pki,
+               "[redirector]\nurl = https://127.0.0.1:9\n")
+    proc = run("onramp-cloudd", "init", "--config", d.conf)
+    assert proc.returncode == 2 and "url, ca_file and token_file together" in proc.stderr
+
+
+def test_redirectd_init_once(workdir):
+    pki = Pki(workdir, "srv")
+    d = Daemon("onramp-redirectd", workdir, "redirectd", pki)
+    token = d.init()
+    proc = run("onramp-redirectd", "init", "--config", d.conf)
+    assert proc.returncode == 1 and "already initialised" in proc.stderr
+    assert token not in proc.stdout
