@@ -12,6 +12,7 @@
 
 int cmd_ocra(int argc, char **argv);
 int cmd_factory(int argc, char **argv);
+int cmd_conductor(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_dhcp_hook(int argc, char **argv);
 int cmd_probe(int argc, char **argv);

@@ -18,6 +18,8 @@ PROGRAMS = {
     "onramp-agent": "agent/onramp-agent",
     "http_test_server": "tests/tools/http_test_server",
     "test_store": "tests/unit/test_store",
+    "onramp-conductord": "conductord/onramp-conductord",
+    "conductor-router": "tests/tools/conductor-router",
     "onramp-redirectd": "redirectd/onramp-redirectd",
     "onramp-cloudd": "cloudd/onramp-cloudd",
     "onramp-test-device": "tests/tools/onramp-test-device",

@@ -1,0 +1,654 @@
+/*
+ * The admin API (/admin/v1/...), for `onrampctl conductor`. Every request
+ * needs an admin bearer token; the database keeps only tokens' SHA-256.
+ * Input is checked in full before anything is written; a refused request
+ * changes nothing. The one secret this API hands out is a new pre-shared
+ * secret, once, in the answer to its creation.
+ */
+#include "conductor.h"
+
+#include "conductor_psk.h"
+#include "error.h"
+#include "http_server.h"
+#include "json.h"
+#include "masterkey.h"
+#include "peering_config.h"
+#include "pki.h"
+#include "records.h"
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ROUTERS_PREFIX "/admin/v1/routers/"
+
+/* Logs the failure and answers 500 with it. */
+static void
+reply_internal(struct http_ctx *ctx)
+{
+	log_error("admin %s %s: %s", http_ctx_method(ctx), http_ctx_path(ctx), or_errmsg());
+	http_reply_error(ctx, 500, "internal", "the conductor failed: %s", or_errmsg());
+}
+
+/* The worker of an authorised request, or NULL after replying 401/500. */
+static struct worker *
+admin_of(struct http_ctx *ctx)
+{
+	const char *token = http_ctx_bearer(ctx);
+	struct store_result *res = NULL;
+	struct worker *w = worker_of(ctx);
+	char hash[65];
+	bool ok;
+
+	if (w == NULL)
+		return NULL;
+	if (token == NULL || strlen(token) > 128) {
+		http_reply_error(ctx, 401, "unauthorized", "an admin bearer token is required");
+		return NULL;
+	}
+	if (sha256_hex(token, strlen(token), hash) == -1 ||
+	    store_exec(w->db, "SELECT 1 FROM admin_tokens WHERE hash = $1", (const char *[]){hash},
+		       1, &res) == -1) {
+		reply_internal(ctx);
+		return NULL;
+	}
+	ok = store_rows(res) == 1;
+	store_result_free(res);
+	if (!ok) {
+		log_warn("admin: wrong token from %s", http_ctx_peer(ctx));
+		http_reply_error(ctx, 401, "unauthorized", "the admin token is not valid");
+		return NULL;
+	}
+	return w;
+}
+
+/* ---- GET /admin/v1/ca --------------------------------------------------- */
+
+/* GET /admin/v1/ca: the root CA certificate. */
+static void
+handle_ca(struct http_ctx *ctx, void *arg)
+{
+	struct worker *w;
+
+	(void)arg;
+	if ((w = admin_of(ctx)) == NULL)
+		return;
+	http_reply_json(ctx, 200, json_pack("{s:s}", "certificate", pki_ca_cert_pem(w->c->ca)));
+}
+
+/* ---- POST /admin/v1/psks ------------------------------------------------ */
+
+/*
+ * POST /admin/v1/psks: a new secret, sealed under the master key; its text is in this answer
+ * only.
+ */
+static void
+handle_psk_create(struct http_ctx *ctx, void *arg)
+{
+	const char *name = NULL;
+	char id[PSK_ID_LEN + 1], context[32], now[24], default_name[32], *sealed = NULL;
+	struct secret text = {0};
+	json_t *body = NULL;
+	struct worker *w;
+
+	(void)arg;
+	if ((w = admin_of(ctx)) == NULL || http_ctx_json_body(ctx, &body) == -1)
+		return;
+	if (json_get_string(body, "name", false, 63, &name) == -1 ||
+	    (name != NULL && !pki_valid_router_name(name))) {
+		http_reply_error(ctx, 400, "bad-request",
+				 "name: 1 to 63 of A-Z a-z 0-9 . _ - starting with a letter or "
+				 "digit");
+		goto out;
+	}
+	if (psk_generate(id, &text) == -1) {
+		reply_internal(ctx);
+		goto out;
+	}
+	if (name == NULL) {
+		snprintf(default_name, sizeof(default_name), "psk-%s", id);
+		name = default_name;
+	}
+	snprintf(context, sizeof(context), "psk:%s", id);
+	fmt_i64((long long)time(NULL), now);
+	if (masterkey_seal(w->c->mk, context, text.data, text.len, &sealed) == -1) {
+		reply_internal(ctx);
+		goto out;
+	}
+	if (store_exec(w->db,
+		       "INSERT INTO psks (id, name, sealed, created) VALUES ($1, $2, $3, $4)",
+		       (const char *[]){id, name, sealed, now}, 4, NULL) == -1) {
+		if (store_last_error(w->db) == STORE_ERR_CONSTRAINT)
+			http_reply_error(ctx, 409, "exists", "a pre-shared secret named %s exists",
+					 name);
+		else
+			reply_internal(ctx);
+		goto out;
+	}
+	log_info("pre-shared secret %s (%s) created", id, name);
+	http_reply_json(ctx, 201,
+			json_pack("{s:s, s:s, s:s%}", "id", id, "name", name, "secret",
+				  (char *)text.data, text.len));
+out:
+	free(sealed);
+	secret_free(&text);
+	json_decref(body);
+}
+
+/* ---- POST /admin/v1/routers --------------------------------------------- */
+
+/*
+ * POST /admin/v1/routers: checks name, asset ID and configuration, stores the router and its
+ * first commands in one transaction.
+ */
+static void
+handle_router_add(struct http_ctx *ctx, void *arg)
+{
+	const char *name = NULL, *asset_id = NULL;
+	char sha[65], now[24], *text = NULL;
+	json_t *body = NULL, *config, *empty = NULL, *apply = NULL;
+	struct worker *w;
+
+	(void)arg;
+	if ((w = admin_of(ctx)) == NULL || http_ctx_json_body(ctx, &body) == -1)
+		return;
+	config = json_object_get(body, "config");
+	if (json_get_string(body, "name", true, 63, &name) == -1 ||
+	    json_get_string(body, "asset_id", true, CONDUCTOR_SUBJECT_MAX, &asset_id) == -1) {
+		http_reply_error(ctx, 400, "bad-request", "%s", or_errmsg());
+		goto out;
+	}
+	if (!pki_valid_router_name(name) || !valid_asset_id(asset_id)) {
+		http_reply_error(ctx, 400, "bad-request",
+				 "name: 1 to 63 of A-Z a-z 0-9 . _ -; asset ID: 1 to 128 "
+				 "printable characters without spaces");
+		goto out;
+	}
+	if (peering_config_validate(config, name) == -1) {
+		http_reply_error(ctx, 400, "bad-config", "%s", or_errmsg());
+		goto out;
+	}
+	if (peering_config_canonical(config, &text, sha) == -1) {
+		http_reply_error(ctx, 400, "bad-config", "%s", or_errmsg());
+		goto out;
+	}
+	fmt_i64((long long)time(NULL), now);
+	empty = json_object();
+	apply = json_pack("{s:s, s:s}", "config", text, "sha256", sha);
+	if (store_begin(w->db) == -1) {
+		reply_internal(ctx);
+		goto out;
+	}
+	if (store_exec(
+		    w->db,
+		    "INSERT INTO routers (name, asset_id, config, config_sha256, created) VALUES "
+		    "($1, $2, $3, $4, $5)",
+		    (const char *[]){name, asset_id, text, sha, now}, 5, NULL) == -1) {
+		bool exists = store_last_error(w->db) == STORE_ERR_CONSTRAINT;
+
+		store_rollback(w->db);
+		if (exists)
+			http_reply_error(ctx, 409, "exists",
+					 "a router named %s or with asset ID %s already exists",
+					 name, asset_id);
+		else
+			reply_internal(ctx);
+		goto out;
+	}
+	/* The first commands wait in the queue for the router's first poll. */
+	if (command_queue(w, name, "generate-certificate", empty, NULL) == -1 ||
+	    command_queue(w, name, "apply-config", apply, NULL) == -1 ||
+	    store_commit(w->db) == -1) {
+		store_rollback(w->db);
+		reply_internal(ctx);
+		goto out;
+	}
+	log_info("router %s (asset %s) added, configuration %s", name, asset_id, sha);
+	http_reply_json(ctx, 201,
+			json_pack("{s:s, s:s, s:s, s:s}", "name", name, "asset_id", asset_id,
+				  "config_sha256", sha, "state", "pending"));
+out:
+	free(text);
+	json_decref(empty);
+	json_decref(apply);
+	json_decref(body);
+}
+
+/* ---- GET /admin/v1/assets ----------------------------------------------- */
+
+/* One row of show assets. */
+static json_t *
+asset_entry(const char *name, const char *asset_id, const char *state, time_t contact,
+	    const char *error)
+{
+	char when[32];
+
+	fmt_time(contact, when, sizeof(when));
+	return json_pack("{s:s?, s:s, s:s, s:s?, s:s?}", "name", name, "asset_id", asset_id,
+			 "state", state, "last_contact", contact ? when : NULL, "last_error",
+			 error);
+}
+
+/* Every router with its shown state. */
+static int
+list_routers(struct worker *w, json_t *list)
+{
+	struct store_result *res = NULL;
+	time_t now = time(NULL);
+
+	if (store_exec(w->db, "SELECT name FROM routers ORDER BY name", NULL, 0, &res) == -1)
+		return -1;
+	for (size_t i = 0; i < store_rows(res); i++) {
+		struct router_row r;
+		bool found;
+
+		if (router_get(w, "name", store_value(res, i, 0), &r, &found) == -1) {
+			store_result_free(res);
+			return -1;
+		}
+		if (!found)
+			continue;
+		json_array_append_new(
+			list, asset_entry(r.name, r.asset_id,
+					  asset_state_name(asset_display(
+						  r.progress, router_online(w, &r, now))),
+					  r.last_contact, r.last_error[0] ? r.last_error : NULL));
+	}
+	store_result_free(res);
+	return 0;
+}
+
+/* Every refused device: unknown asset IDs and denied duplicates. */
+static int
+list_foreign(struct worker *w, json_t *list)
+{
+	struct store_result *res = NULL;
+
+	if (store_exec(w->db,
+		       "SELECT asset_id, state, last_seen, reason, router, device_key, attempts, "
+		       "peer FROM foreign_assets ORDER BY asset_id, first_seen",
+		       NULL, 0, &res) == -1)
+		return -1;
+	for (size_t i = 0; i < store_rows(res); i++) {
+		json_t *e = asset_entry(NULL, store_value(res, i, 0), store_value(res, i, 1),
+					(time_t)parse_i64(store_value(res, i, 2)),
+					store_value(res, i, 3));
+
+		json_object_set_new(e, "claimed_router", json_string(store_value(res, i, 4)));
+		json_object_set_new(e, "device_key", json_string(store_value(res, i, 5)));
+		json_object_set_new(e, "attempts", json_integer(parse_i64(store_value(res, i, 6))));
+		json_object_set_new(e, "peer", json_string(store_value(res, i, 7)));
+		json_array_append_new(list, e);
+	}
+	store_result_free(res);
+	return 0;
+}
+
+/* GET /admin/v1/assets: routers, then refused devices. */
+static void
+handle_assets(struct http_ctx *ctx, void *arg)
+{
+	json_t *list = json_array();
+	struct worker *w;
+
+	(void)arg;
+	if ((w = admin_of(ctx)) == NULL) {
+		json_decref(list);
+		return;
+	}
+	if (list_routers(w, list) == -1 || list_foreign(w, list) == -1) {
+		json_decref(list);
+		reply_internal(ctx);
+		return;
+	}
+	http_reply_json(ctx, 200, json_pack("{s:o}", "assets", list));
+}
+
+/* ---- GET /admin/v1/alarms ----------------------------------------------- */
+
+/* GET /admin/v1/alarms. */
+static void
+handle_alarms(struct http_ctx *ctx, void *arg)
+{
+	struct store_result *res = NULL;
+	json_t *list = json_array();
+	char raised[32], last[32];
+	struct worker *w;
+
+	(void)arg;
+	if ((w = admin_of(ctx)) == NULL) {
+		json_decref(list);
+		return;
+	}
+	if (store_exec(w->db,
+		       "SELECT severity, kind, subject, message, raised, last, count FROM alarms "
+		       "ORDER BY id",
+		       NULL, 0, &res) == -1) {
+		json_decref(list);
+		reply_internal(ctx);
+		return;
+	}
+	for (size_t i = 0; i < store_rows(res); i++) {
+		fmt_time((time_t)parse_i64(store_value(res, i, 4)), raised, sizeof(raised));
+		fmt_time((time_t)parse_i64(store_value(res, i, 5)), last, sizeof(last));
+		json_array_append_new(
+			list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "severity",
+					store_value(res, i, 0), "kind", store_value(res, i, 1),
+					"subject", store_value(res, i, 2), "message",
+					store_value(res, i, 3), "raised", raised, "last", last,
+					"count", (json_int_t)parse_i64(store_value(res, i, 6))));
+	}
+	store_result_free(res);
+	http_reply_json(ctx, 200, json_pack("{s:o}", "alarms", list));
+}
+
+/* ---- /admin/v1/routers/NAME[/ACTION] ------------------------------------ */
+
+/* Splits the path into a router name and an action ("" for none). */
+static bool
+router_path(const char *path, char name[64], const char **action)
+{
+	const char *p = path + strlen(ROUTERS_PREFIX), *slash = strchr(p, '/');
+	size_t len = slash ? (size_t)(slash - p) : strlen(p);
+
+	if (len == 0 || len >= 64)
+		return false;
+	memcpy(name, p, len);
+	name[len] = '\0';
+	*action = slash ? slash + 1 : "";
+	return pki_valid_router_name(name);
+}
+
+/*
+ * POST .../production: stores the production conductor (secret sealed) and queues set-
+ * production-conductor.
+ */
+static void
+handle_production(struct http_ctx *ctx, struct worker *w, const struct router_row *r, json_t *body)
+{
+	const char *addrs[CONDUCTOR_MAX_ADDRESSES], *psk = NULL, *ca = NULL;
+	char psk_id[PSK_ID_LEN + 1], context[80], key_id[PKI_KEY_ID_LEN + 1];
+	char *sealed = NULL, *addresses = NULL;
+	json_t *payload = NULL;
+	long long id;
+	size_t n;
+
+	if (parse_addresses(json_object_get(body, "addresses"), "addresses", addrs,
+			    CONDUCTOR_MAX_ADDRESSES, &n) == -1 ||
+	    json_get_string(body, "psk", true, PSK_TEXT_LEN, &psk) == -1 ||
+	    json_get_string(body, "ca", true, PKI_MAX_PEM, &ca) == -1 ||
+	    psk_parse_id(psk, strlen(psk), psk_id) == -1 || pki_cert_key_id(ca, key_id) == -1) {
+		http_reply_error(ctx, 400, "bad-request", "%s", or_errmsg());
+		goto out;
+	}
+	snprintf(context, sizeof(context), "prod-psk:%s", r->name);
+	addresses = json_dump_compact(json_object_get(body, "addresses"));
+	payload =
+		json_pack("{s:O, s:s}", "addresses", json_object_get(body, "addresses"), "ca", ca);
+	if (addresses == NULL || payload == NULL ||
+	    masterkey_seal(w->c->mk, context, psk, strlen(psk), &sealed) == -1 ||
+	    store_begin(w->db) == -1) {
+		reply_internal(ctx);
+		goto out;
+	}
+	if (store_exec(w->db,
+		       "UPDATE routers SET prod_addresses = $1, prod_psk = $2, prod_ca = $3 WHERE "
+		       "name = $4",
+		       (const char *[]){addresses, sealed, ca, r->name}, 4, NULL) == -1 ||
+	    command_queue(w, r->name, "set-production-conductor", payload, &id) == -1 ||
+	    store_commit(w->db) == -1) {
+		store_rollback(w->db);
+		reply_internal(ctx);
+		goto out;
+	}
+	command_wake(w, r->name);
+	http_reply_json(ctx, 202, json_pack("{s:I}", "command_id", (json_int_t)id));
+out:
+	free(sealed);
+	free(addresses);
+	json_decref(payload);
+}
+
+/* POST .../renew: queues a new certificate for the router. */
+static void
+handle_renew(struct http_ctx *ctx, struct worker *w, const struct router_row *r)
+{
+	json_t *payload = json_pack("{s:s}", "reason", "renewal");
+	long long id;
+
+	if (command_queue(w, r->name, "generate-certificate", payload, &id) == -1)
+		reply_internal(ctx);
+	else {
+		command_wake(w, r->name);
+		http_reply_json(ctx, 202, json_pack("{s:I}", "command_id", (json_int_t)id));
+	}
+	json_decref(payload);
+}
+
+/* The production secret and CA stored for the router (for validation). */
+static int
+production_of(struct worker *w, const char *router, struct secret *psk, char **ca)
+{
+	struct store_result *res = NULL;
+	char context[80];
+	int rc = -1;
+
+	*ca = NULL;
+	if (store_exec(w->db, "SELECT prod_psk, prod_ca FROM routers WHERE name = $1", &router, 1,
+		       &res) == -1)
+		return -1;
+	snprintf(context, sizeof(context), "prod-psk:%s", router);
+	if (store_rows(res) == 1 && store_value(res, 0, 1) != NULL &&
+	    unseal(w, context, store_value(res, 0, 0), psk) == 0) {
+		*ca = strdup(store_value(res, 0, 1));
+		rc = *ca ? 0 : or_error("out of memory");
+	}
+	store_result_free(res);
+	return rc;
+}
+
+/*
+ * POST .../migrate: policy, then (unless skipped) the peer query, then the migration and its
+ * command in one transaction.
+ */
+static void
+handle_migrate(struct http_ctx *ctx, struct worker *w, const struct router_row *r, json_t *body)
+{
+	const char *addrs[CONDUCTOR_MAX_ADDRESSES];
+	char *addresses = NULL, *ca = NULL, now[24], *psk_text = NULL;
+	struct store_result *res = NULL;
+	struct secret psk = {0};
+	bool skip = false, force = false;
+	json_int_t window = w->c->set.revert_window_s;
+	enum asset_progress to;
+	json_t *payload = NULL;
+	long long id;
+	size_t n;
+
+	if (parse_addresses(json_object_get(body, "addresses"), "addresses", addrs,
+			    CONDUCTOR_MAX_ADDRESSES, &n) == -1 ||
+	    json_get_bool(body, "skip_validation", false, &skip) == -1 ||
+	    json_get_bool(body, "force", false, &force) == -1 ||
+	    json_get_int(body, "revert_window", false, 1, 86400, &window) == -1) {
+		http_reply_error(ctx, 400, "bad-request", "%s", or_errmsg());
+		goto out;
+	}
+	if (!r->has_production) {
+		http_reply_error(
+			ctx, 409, "no-production",
+			"router %s has no production conductor secret and CA yet (onrampctl "
+			"conductor router production ...)",
+			r->name);
+		goto out;
+	}
+	if (asset_may_migrate(r->progress, router_online(w, r, time(NULL)), force) == -1) {
+		http_reply_error(ctx, 409, "not-ready", "router %s: %s", r->name, or_errmsg());
+		goto out;
+	}
+	if (!skip) {
+		if (production_of(w, r->name, &psk, &ca) == -1 ||
+		    (psk_text = strndup((char *)psk.data, psk.len)) == NULL) {
+			reply_internal(ctx);
+			goto out;
+		}
+		if (peer_check_router(w, addrs, n, ca, psk_text, r->name, r->asset_id) == -1) {
+			log_warn("router %s: migrate refused: %s", r->name, or_errmsg());
+			http_reply_error(ctx, 409, "validation-failed",
+					 "the new conductor cannot take router %s: %s", r->name,
+					 or_errmsg());
+			goto out;
+		}
+	}
+	addresses = json_dump_compact(json_object_get(body, "addresses"));
+	fmt_i64((long long)time(NULL), now);
+	if (addresses == NULL || store_begin(w->db) == -1) {
+		reply_internal(ctx);
+		goto out;
+	}
+	if (store_exec(w->db,
+		       "INSERT INTO migrations (router, addresses, state, started) VALUES ($1, $2, "
+		       "'pending', $3) RETURNING id",
+		       (const char *[]){r->name, addresses, now}, 3, &res) == -1 ||
+	    store_rows(res) != 1)
+		goto fail;
+	id = parse_i64(store_value(res, 0, 0));
+	payload = json_pack("{s:I, s:O, s:I}", "migration_id", (json_int_t)id, "addresses",
+			    json_object_get(body, "addresses"), "revert_window", window);
+	if (command_queue(w, r->name, "migrate", payload, NULL) == -1 ||
+	    router_event(w, r->name, AE_MIGRATE_SENT, &to) == -1 || store_commit(w->db) == -1)
+		goto fail;
+	command_wake(w, r->name);
+	log_info("router %s: migrate %lld to %s sent%s", r->name, id, addresses,
+		 skip ? " (validation skipped)" : "");
+	http_reply_json(
+		ctx, 202,
+		json_pack("{s:I, s:b}", "migration_id", (json_int_t)id, "validated", !skip));
+	goto out;
+fail:
+	store_rollback(w->db);
+	reply_internal(ctx);
+out:
+	if (psk_text != NULL) {
+		secure_zero(psk_text, strlen(psk_text));
+		free(psk_text);
+	}
+	secret_free(&psk);
+	store_result_free(res);
+	json_decref(payload);
+	free(addresses);
+	free(ca);
+}
+
+/* A router's record, certificates, commands, migrations and latest reports. */
+static void
+handle_router_show(struct http_ctx *ctx, struct worker *w, const struct router_row *r)
+{
+	static const char *const queries[][2] = {
+		{"certificates", "SELECT serial, not_before, not_after, sha256, command_id FROM "
+				 "certificates WHERE router = $1 ORDER BY issued"},
+		{"commands", "SELECT id, kind, state, result, created, acked FROM commands WHERE "
+			     "router = $1 ORDER BY id"},
+		{"migrations", "SELECT id, addresses, state, reason, started, finished FROM "
+			       "migrations WHERE router = $1 ORDER BY id"},
+		{"events", "SELECT step, outcome, reason, at FROM events WHERE router = $1 ORDER "
+			   "BY id"},
+	};
+	static const char *const cols[][6] = {
+		{"serial", "not_before", "not_after", "sha256", "command_id", NULL},
+		{"id", "type", "state", "result", "created", "acked"},
+		{"id", "addresses", "state", "reason", "started", "finished"},
+		{"step", "outcome", "reason", "time", NULL, NULL},
+	};
+	const char *name = r->name;
+	json_t *out = asset_entry(
+		r->name, r->asset_id,
+		asset_state_name(asset_display(r->progress, router_online(w, r, time(NULL)))),
+		r->last_contact, r->last_error[0] ? r->last_error : NULL);
+
+	json_object_set_new(out, "progress", json_string(asset_progress_name(r->progress)));
+	json_object_set_new(out, "device_key",
+			    r->device_key[0] ? json_string(r->device_key) : json_null());
+	json_object_set_new(out, "config_sha256", json_string(r->config_sha256));
+	for (size_t q = 0; q < sizeof(queries) / sizeof(queries[0]); q++) {
+		struct store_result *res = NULL;
+		json_t *list = json_array();
+
+		if (store_exec(w->db, queries[q][1], &name, 1, &res) == -1) {
+			json_decref(list);
+			json_decref(out);
+			reply_internal(ctx);
+			return;
+		}
+		for (size_t i = 0; i < store_rows(res); i++) {
+			json_t *row = json_object();
+
+			for (size_t c = 0; c < 6 && cols[q][c] != NULL; c++)
+				json_object_set_new(row, cols[q][c],
+						    store_value(res, i, c)
+							    ? json_string(store_value(res, i, c))
+							    : json_null());
+			json_array_append_new(list, row);
+		}
+		store_result_free(res);
+		json_object_set_new(out, queries[q][0], list);
+	}
+	http_reply_json(ctx, 200, out);
+}
+
+/* Dispatches /admin/v1/routers/NAME[/ACTION]. */
+static void
+handle_router_path(struct http_ctx *ctx, void *arg)
+{
+	const char *action = NULL, *method = http_ctx_method(ctx);
+	char name[64];
+	struct router_row r;
+	json_t *body = NULL;
+	struct worker *w;
+	bool found;
+
+	(void)arg;
+	if ((w = admin_of(ctx)) == NULL)
+		return;
+	if (!router_path(http_ctx_path(ctx), name, &action)) {
+		http_reply_error(ctx, 404, "not-found", "no such router path");
+		return;
+	}
+	if (router_get(w, "name", name, &r, &found) == -1) {
+		reply_internal(ctx);
+		return;
+	}
+	if (!found) {
+		http_reply_error(ctx, 404, "no-router", "no router named %s", name);
+		return;
+	}
+	if (strcmp(method, "GET") == 0 && action[0] == '\0') {
+		handle_router_show(ctx, w, &r);
+		return;
+	}
+	if (strcmp(method, "POST") != 0 || http_ctx_json_body(ctx, &body) == -1) {
+		if (strcmp(method, "POST") != 0)
+			http_reply_error(ctx, 405, "method-not-allowed", "use POST");
+		return;
+	}
+	if (strcmp(action, "production") == 0)
+		handle_production(ctx, w, &r, body);
+	else if (strcmp(action, "renew") == 0)
+		handle_renew(ctx, w, &r);
+	else if (strcmp(action, "migrate") == 0)
+		handle_migrate(ctx, w, &r, body);
+	else
+		http_reply_error(ctx, 404, "not-found", "no action '%s' on routers", action);
+	json_decref(body);
+}
+
+const struct http_route admin_routes[] = {
+	{"GET", "/admin/v1/ca", handle_ca, NULL},
+	{"POST", "/admin/v1/psks", handle_psk_create, NULL},
+	{"POST", "/admin/v1/routers", handle_router_add, NULL},
+	{"GET", "/admin/v1/assets", handle_assets, NULL},
+	{"GET", "/admin/v1/alarms", handle_alarms, NULL},
+	{"GET", ROUTERS_PREFIX "*", handle_router_path, NULL},
+	{"POST", ROUTERS_PREFIX "*", handle_router_path, NULL},
+};
+const size_t n_admin_routes = sizeof(admin_routes) / sizeof(admin_routes[0]);

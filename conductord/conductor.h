@@ -1,0 +1,118 @@
+/*
+ * onramp-conductord: what its files share. One process serves two HTTPS
+ * listeners: the router API (/v1/..., routers and peer conductors, reached
+ * through proxies) and the admin API (/admin/v1/..., operators through
+ * onrampctl, bearer tokens). Every request is served on the event loop that
+ * accepted it, with that loop's own database connection (struct worker).
+ * There is no per-router thread and no per-router state in memory except a
+ * held command poll (poll.h).
+ */
+#ifndef ONRAMP_CONDUCTOR_H
+#define ONRAMP_CONDUCTOR_H
+
+#include "asset_state.h"
+#include "http_server.h"
+#include "log.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+struct masterkey;
+struct pki_ca;
+struct poll_registry;
+struct store;
+
+#define CONDUCTOR_MAX_NAMES 16	  /* server names / addresses in the TLS certificate */
+#define CONDUCTOR_MAX_ADDRESSES 4 /* addresses of a migration target */
+#define CONDUCTOR_ERROR_MAX 256	  /* longest last_error or reason kept */
+#define CONDUCTOR_NONCE_TTL_S 60  /* a hello's nonce lives this long */
+#define CONDUCTOR_SESSION_TTL_S (24 * 3600)
+
+/* The configuration file (docs/conductor.md) with its defaults applied. */
+struct conductor_settings {
+	struct config *cfg; /* owns the strings below */
+	enum asset_role role;
+	const char *name;      /* CN of the server certificate, base of the CA's name */
+	const char *state_dir; /* master.key, ca.pem, ca.key, server.pem, server.key */
+	const char *database;  /* store URL; default sqlite:STATE_DIR/conductor.db */
+	char *database_owned;
+	const char *listen;
+	unsigned port;
+	const char *server_names[CONDUCTOR_MAX_NAMES];
+	size_t n_server_names;
+	unsigned threads;
+	unsigned poll_timeout_s;
+	unsigned revert_window_s;
+	unsigned cert_days;
+	unsigned renew_before_days;
+	unsigned ca_days;
+	const char *ca_import_cert, *ca_import_key;
+	const char *admin_listen;
+	unsigned admin_port;
+	const char *admin_port_file; /* where `run` writes the ports it listens on (tests) */
+	enum log_level log_level;
+};
+
+int settings_load(const char *path, struct conductor_settings *out);
+void settings_free(struct conductor_settings *s);
+
+/* The running conductor: settings plus what init made. */
+struct conductor {
+	struct conductor_settings set;
+	struct pki_ca *ca;
+	struct masterkey *mk;
+	struct poll_registry *polls;
+	char server_cert_path[4096], server_key_path[4096];
+};
+
+/* One event loop's state: its database connection. */
+struct worker {
+	struct conductor *c;
+	struct store *db;
+};
+
+/* Paths under the state directory. */
+int state_path(const struct conductor_settings *s, const char *file, char *out, size_t len);
+
+/* init.c */
+int conductor_init(const struct conductor_settings *s, const char *token_file);
+int conductor_load(struct conductor *c);
+void conductor_unload(struct conductor *c);
+int conductor_renew_server_cert(struct conductor *c, bool force);
+
+/* schema.c */
+int conductor_db_open(const struct conductor_settings *s, struct store **out);
+
+/* Small helpers (util.c). */
+void fmt_time(time_t t, char *out, size_t len); /* RFC 3339 UTC, "" for 0 */
+void fmt_i64(long long v, char out[24]);
+long long parse_i64(const char *text);	 /* 0 for NULL or junk */
+int random_hex(size_t bytes, char *out); /* out has 2*bytes+1 chars */
+bool valid_asset_id(const char *asset_id);
+/* Checks a JSON array of 1..max "host:port" strings; copies pointers into out. */
+int parse_addresses(json_t *array, const char *what, const char **out, size_t max, size_t *n);
+/* The request's worker, or NULL after replying 500. */
+struct worker *worker_of(struct http_ctx *ctx);
+
+/* router_api.c, admin_api.c, peer.c: route tables. */
+extern const struct http_route router_routes[];
+extern const size_t n_router_routes;
+extern const struct http_route admin_routes[];
+extern const size_t n_admin_routes;
+
+/*
+ * router_api.c: checks the proof of a pre-shared secret in body (psk_id,
+ * nonce, proof): the id names a secret of this conductor, the nonce was given
+ * to subject and is consumed, and the HMAC over nonce, subject and this
+ * connection's exporter matches. Replies on failure; true when it holds.
+ */
+bool check_psk_proof(struct http_ctx *ctx, struct worker *w, json_t *body, const char *subject);
+
+/* peer.c: asks the conductor at one of addresses whether it has router provisioned. */
+int peer_check_router(struct worker *w, const char *const *addresses, size_t n, const char *ca_pem,
+		      const char *psk_text, const char *router, const char *asset_id);
+void peer_handle_router(struct http_ctx *ctx, void *arg);
+
+#endif

@@ -1,0 +1,684 @@
+/*
+ * onrampctl conductor: the operator's side of a conductor, over its admin
+ * API (HTTPS, bearer token; docs/conductor.md). The connection comes from
+ * options or the environment: --url (ONRAMP_CONDUCTOR_URL), --ca
+ * (ONRAMP_CONDUCTOR_CA: the conductor's root CA, the only anchor trusted) and
+ * --token-file (ONRAMP_CONDUCTOR_TOKEN_FILE). Local input (names, files, the
+ * peering configuration against its schema) is checked before anything is
+ * sent: bad input exits 2 and changes nothing.
+ */
+#include "onrampctl.h"
+
+#include "conductor_psk.h"
+#include "error.h"
+#include "file.h"
+#include "http_client.h"
+#include "json.h"
+#include "peering_config.h"
+#include "pki.h"
+#include "secret.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_ADDRESSES 4
+
+static const char conductor_usage[] =
+	"usage: onrampctl conductor [--url URL] [--ca FILE] [--token-file FILE] COMMAND ...\n"
+	"\n"
+	"  ca export                         print the conductor's root CA (for the cloud's\n"
+	"                                    site settings)\n"
+	"  psk create [--name N]             make a pre-shared secret; printed once\n"
+	"  router add NAME --asset-id ID --config FILE\n"
+	"                                    add a router before it arrives; FILE is its\n"
+	"                                    peering configuration (docs/router-config-schema.md)\n"
+	"  router production NAME --address HOST:PORT [--address HOST:PORT]\n"
+	"         --psk-file FILE --root-ca FILE\n"
+	"                                    tell the router its production conductor\n"
+	"  router renew NAME                 issue the router a new certificate\n"
+	"  router show NAME [--json]         a router's record, certificates, commands\n"
+	"  show assets [--json]              every asset ID and its state\n"
+	"  show alarms [--json]              alarms (e.g. duplicate asset IDs)\n"
+	"  migrate conductor ADDR [ADDR] router NAME [--skip-validation] [--force]\n"
+	"         [--revert-window SECONDS] [--wait]\n"
+	"                                    move the router to the conductor at ADDR\n"
+	"\n"
+	"Connection: --url https://HOST:PORT of the admin API (or ONRAMP_CONDUCTOR_URL),\n"
+	"--ca the conductor's root CA file (ONRAMP_CONDUCTOR_CA), --token-file the admin\n"
+	"token (ONRAMP_CONDUCTOR_TOKEN_FILE). Exit 0 ok, 2 bad input, 1 failure.\n";
+
+struct admin {
+	struct http_session *s;
+	char *token;
+	int bad_status; /* exit code of the last failed call */
+};
+
+/* ---- connection ---------------------------------------------------------- */
+
+/* A whole small file, NUL-terminated; what names it in errors. */
+static char *
+read_small_file(const char *path, size_t max, const char *what)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+
+	if (file_read_all(path, max, &data, &len) == -1) {
+		or_error_prefix("%s", what);
+		return NULL;
+	}
+	return (char *)data;
+}
+
+/* The admin session: URL, CA and token from options or the environment. */
+static int
+admin_open(struct admin *a, const char *url, const char *ca_file, const char *token_file)
+{
+	struct http_client_opts o = {0};
+	char *ca = NULL;
+	size_t len;
+	int rc = -1;
+
+	url = url ? url : getenv("ONRAMP_CONDUCTOR_URL");
+	ca_file = ca_file ? ca_file : getenv("ONRAMP_CONDUCTOR_CA");
+	token_file = token_file ? token_file : getenv("ONRAMP_CONDUCTOR_TOKEN_FILE");
+	if (url == NULL || ca_file == NULL || token_file == NULL)
+		return or_error("conductor: --url, --ca and --token-file (or ONRAMP_CONDUCTOR_URL, "
+				"_CA, _TOKEN_FILE) are required");
+	if ((ca = read_small_file(ca_file, PKI_MAX_PEM, "--ca")) == NULL ||
+	    (a->token = read_small_file(token_file, 256, "--token-file")) == NULL)
+		goto out;
+	len = strlen(a->token);
+	while (len > 0 && (a->token[len - 1] == '\n' || a->token[len - 1] == '\r'))
+		a->token[--len] = '\0';
+	if (len == 0) {
+		or_error("--token-file: empty");
+		goto out;
+	}
+	o.ca_pem = ca;
+	o.connect_timeout_ms = 10000;
+	o.total_timeout_ms = 120000; /* a migrate validates against the new conductor first */
+	rc = http_session_open(url, &o, &a->s);
+out:
+	free(ca);
+	return rc;
+}
+
+/* Closes the session; the token is zeroed. */
+static void
+admin_close(struct admin *a)
+{
+	http_session_close(a->s);
+	if (a->token != NULL) {
+		secure_zero(a->token, strlen(a->token));
+		free(a->token);
+	}
+}
+
+/*
+ * One admin request; 0 with *answer on 2xx. On an error answer, -1 with the
+ * server's message and a->bad_status set: 2 when the conductor refused our
+ * input (400, 404, 413), 1 otherwise.
+ */
+static int
+admin_call(struct admin *a, const char *method, const char *path, json_t *body, json_t **answer)
+{
+	struct http_response resp = {0};
+	enum http_err err;
+	json_t *parsed = NULL, *e;
+	const char *code, *message;
+	int rc = -1;
+
+	*answer = NULL;
+	a->bad_status = EXIT_FAILURE_RUNTIME;
+	if (http_session_request(a->s, method, path, a->token, body, &resp, &err) == -1)
+		return -1;
+	if (resp.body_len > 0 &&
+	    json_parse_object(resp.body, resp.body_len, HTTP_BODY_MAX, &parsed) == -1) {
+		or_error_prefix("the conductor's answer (%ld)", resp.status);
+		goto out;
+	}
+	if (resp.status >= 200 && resp.status <= 299) {
+		*answer = parsed ? parsed : json_object();
+		parsed = NULL;
+		rc = 0;
+		goto out;
+	}
+	e = json_object_get(parsed, "error");
+	code = json_string_value(json_object_get(e, "code"));
+	message = json_string_value(json_object_get(e, "message"));
+	or_error("%s (%s, %ld)", message ? message : "the conductor refused", code ? code : "error",
+		 resp.status);
+	if (resp.status == 400 || resp.status == 404 || resp.status == 413)
+		a->bad_status = EXIT_BAD_INPUT;
+out:
+	json_decref(parsed);
+	http_response_free(&resp);
+	return rc;
+}
+
+/* ---- commands ------------------------------------------------------------ */
+
+/* ca export: prints the root CA. */
+static int
+ca_export(struct admin *a)
+{
+	json_t *answer;
+	const char *pem;
+
+	if (admin_call(a, "GET", "/admin/v1/ca", NULL, &answer) == -1)
+		return -1;
+	pem = json_string_value(json_object_get(answer, "certificate"));
+	if (pem != NULL)
+		fputs(pem, stdout);
+	json_decref(answer);
+	return pem ? 0 : or_error("the conductor sent no certificate");
+}
+
+/* psk create: prints the new secret alone on stdout. */
+static int
+psk_create(struct admin *a, const char *name)
+{
+	json_t *body = name ? json_pack("{s:s}", "name", name) : json_object(), *answer = NULL;
+	const char *secret, *id, *given;
+	int rc = -1;
+
+	if (admin_call(a, "POST", "/admin/v1/psks", body, &answer) == -1)
+		goto out;
+	secret = json_string_value(json_object_get(answer, "secret"));
+	id = json_string_value(json_object_get(answer, "id"));
+	given = json_string_value(json_object_get(answer, "name"));
+	if (secret == NULL || id == NULL || given == NULL) {
+		or_error("the conductor's answer lacks the secret");
+		goto out;
+	}
+	/* The secret alone on stdout, for scripts; it is not shown again. */
+	puts(secret);
+	fprintf(stderr, "onrampctl: pre-shared secret %s (id %s) created; it is shown only once\n",
+		given, id);
+	rc = 0;
+out:
+	json_decref(body);
+	json_decref(answer);
+	return rc;
+}
+
+/* router add: name, asset ID and configuration checked here before sending. */
+static int
+router_add(struct admin *a, const char *name, const char *asset_id, const char *config_file)
+{
+	json_t *config = NULL, *body = NULL, *answer = NULL;
+	int rc = -1;
+
+	a->bad_status = EXIT_BAD_INPUT;
+	if (!pki_valid_router_name(name))
+		return or_error("router name '%s': 1 to 63 of A-Z a-z 0-9 . _ - starting with a "
+				"letter or digit",
+				name);
+	if (!conductor_valid_subject(asset_id))
+		return or_error("asset ID: 1 to %d printable characters without spaces",
+				CONDUCTOR_SUBJECT_MAX);
+	if (peering_config_load(config_file, name, &config) == -1)
+		return -1;
+	body = json_pack("{s:s, s:s, s:O}", "name", name, "asset_id", asset_id, "config", config);
+	if (admin_call(a, "POST", "/admin/v1/routers", body, &answer) == -1)
+		goto out;
+	printf("router %s added (asset ID %s, configuration sha256 %s); state %s\n", name, asset_id,
+	       json_string_value(json_object_get(answer, "config_sha256")),
+	       json_string_value(json_object_get(answer, "state")));
+	rc = 0;
+out:
+	json_decref(config);
+	json_decref(body);
+	json_decref(answer);
+	return rc;
+}
+
+/* The addresses as a JSON array; each must be host:port. */
+static json_t *
+address_array(const char *const *addresses, size_t n)
+{
+	json_t *array = json_array();
+
+	for (size_t i = 0; i < n; i++) {
+		const char *colon = strrchr(addresses[i], ':');
+		const char *bracket = strrchr(addresses[i], ']');
+
+		if (colon == NULL || (bracket != NULL && colon < bracket)) {
+			or_error("address '%s' needs a port (host:port)", addresses[i]);
+			json_decref(array);
+			return NULL;
+		}
+		if (peering_check_address(addresses[i], "address") == -1) {
+			json_decref(array);
+			return NULL;
+		}
+		json_array_append_new(array, json_string(addresses[i]));
+	}
+	return array;
+}
+
+/* router production: addresses, secret and CA checked here before sending. */
+static int
+router_production(struct admin *a, const char *name, const char *const *addresses, size_t n,
+		  const char *psk_file, const char *ca_file)
+{
+	char *psk = NULL, *ca = NULL, id[PSK_ID_LEN + 1], key_id[PKI_KEY_ID_LEN + 1], path[160];
+	json_t *addrs = NULL, *body = NULL, *answer = NULL;
+	size_t len;
+	int rc = -1;
+
+	a->bad_status = EXIT_BAD_INPUT;
+	if (n == 0 || psk_file == NULL || ca_file == NULL)
+		return or_error("router production needs --address, --psk-file and --root-ca");
+	if ((addrs = address_array(addresses, n)) == NULL ||
+	    (psk = read_small_file(psk_file, 256, "--psk-file")) == NULL ||
+	    (ca = read_small_file(ca_file, PKI_MAX_PEM, "--root-ca")) == NULL)
+		goto out;
+	len = strlen(psk);
+	while (len > 0 && (psk[len - 1] == '\n' || psk[len - 1] == '\r'))
+		psk[--len] = '\0';
+	if (psk_parse_id(psk, len, id) == -1 || pki_cert_key_id(ca, key_id) == -1)
+		goto out;
+	body = json_pack("{s:O, s:s, s:s}", "addresses", addrs, "psk", psk, "ca", ca);
+	snprintf(path, sizeof(path), "/admin/v1/routers/%s/production", name);
+	if (admin_call(a, "POST", path, body, &answer) == -1)
+		goto out;
+	printf("router %s: production conductor sent (command %lld)\n", name,
+	       (long long)json_integer_value(json_object_get(answer, "command_id")));
+	rc = 0;
+out:
+	if (psk != NULL) {
+		secure_zero(psk, strlen(psk));
+		free(psk);
+	}
+	free(ca);
+	json_decref(addrs);
+	json_decref(body);
+	json_decref(answer);
+	return rc;
+}
+
+/* router renew. */
+static int
+router_renew(struct admin *a, const char *name)
+{
+	json_t *body = json_object(), *answer = NULL;
+	char path[160];
+	int rc = -1;
+
+	snprintf(path, sizeof(path), "/admin/v1/routers/%s/renew", name);
+	if (admin_call(a, "POST", path, body, &answer) == 0) {
+		printf("router %s: new certificate requested (command %lld)\n", name,
+		       (long long)json_integer_value(json_object_get(answer, "command_id")));
+		rc = 0;
+	}
+	json_decref(body);
+	json_decref(answer);
+	return rc;
+}
+
+/* Indented, key-sorted JSON on stdout. */
+static void
+print_json(json_t *value)
+{
+	char *text = json_dumps(value, JSON_INDENT(2) | JSON_SORT_KEYS);
+
+	if (text != NULL)
+		puts(text);
+	free(text);
+}
+
+/* A string field or "-". */
+static const char *
+field(json_t *obj, const char *key)
+{
+	const char *v = json_string_value(json_object_get(obj, key));
+
+	return v ? v : "-";
+}
+
+/* router show: a summary, or the whole record with --json. */
+static int
+router_show(struct admin *a, const char *name, bool as_json)
+{
+	json_t *answer = NULL, *list, *e;
+	char path[160];
+	size_t i;
+
+	snprintf(path, sizeof(path), "/admin/v1/routers/%s", name);
+	if (admin_call(a, "GET", path, NULL, &answer) == -1)
+		return -1;
+	if (as_json) {
+		print_json(answer);
+	} else {
+		printf("router %s  asset ID %s  state %s\n", field(answer, "name"),
+		       field(answer, "asset_id"), field(answer, "state"));
+		printf("last contact %s  last error %s\n", field(answer, "last_contact"),
+		       field(answer, "last_error"));
+		list = json_object_get(answer, "certificates");
+		json_array_foreach(list, i, e) printf("certificate %s  valid until %s\n",
+						      field(e, "serial"), field(e, "not_after"));
+		list = json_object_get(answer, "migrations");
+		json_array_foreach(list, i, e)
+			printf("migration %s to %s: %s %s\n", field(e, "id"), field(e, "addresses"),
+			       field(e, "state"), field(e, "reason"));
+	}
+	json_decref(answer);
+	return 0;
+}
+
+/* show assets, show alarms. */
+static int
+show(struct admin *a, const char *what, bool as_json)
+{
+	json_t *answer = NULL, *list, *e;
+	size_t i;
+
+	if (strcmp(what, "assets") == 0) {
+		if (admin_call(a, "GET", "/admin/v1/assets", NULL, &answer) == -1)
+			return -1;
+		if (as_json) {
+			print_json(answer);
+		} else {
+			printf("%-20s %-24s %-12s %-20s %s\n", "ROUTER", "ASSET-ID", "STATE",
+			       "LAST-CONTACT", "LAST-ERROR");
+			list = json_object_get(answer, "assets");
+			json_array_foreach(list, i, e)
+				printf("%-20s %-24s %-12s %-20s %s\n", field(e, "name"),
+				       field(e, "asset_id"), field(e, "state"),
+				       field(e, "last_contact"), field(e, "last_error"));
+		}
+	} else {
+		if (admin_call(a, "GET", "/admin/v1/alarms", NULL, &answer) == -1)
+			return -1;
+		if (as_json) {
+			print_json(answer);
+		} else {
+			list = json_object_get(answer, "alarms");
+			json_array_foreach(list, i, e)
+				printf("%s %s [%s] x%lld: %s\n", field(e, "severity"),
+				       field(e, "kind"), field(e, "subject"),
+				       (long long)json_integer_value(json_object_get(e, "count")),
+				       field(e, "message"));
+		}
+	}
+	json_decref(answer);
+	return 0;
+}
+
+/* Waits for the migration's outcome (the router reports it to this conductor). */
+static int
+wait_migration(struct admin *a, const char *name, json_int_t id, unsigned seconds)
+{
+	char path[160], id_text[24];
+	time_t end = time(NULL) + seconds;
+
+	snprintf(path, sizeof(path), "/admin/v1/routers/%s", name);
+	snprintf(id_text, sizeof(id_text), "%lld", (long long)id);
+	while (time(NULL) < end) {
+		json_t *answer = NULL, *list, *e;
+		size_t i;
+		int done = 0;
+
+		if (admin_call(a, "GET", path, NULL, &answer) == -1)
+			return -1;
+		list = json_object_get(answer, "migrations");
+		json_array_foreach(list, i, e)
+		{
+			if (strcmp(field(e, "id"), id_text) != 0 ||
+			    strcmp(field(e, "state"), "pending") == 0)
+				continue;
+			if (strcmp(field(e, "state"), "succeeded") == 0) {
+				printf("router %s migrated\n", name);
+				done = 1;
+			} else {
+				or_error("router %s did not migrate: %s", name, field(e, "reason"));
+				done = -1;
+			}
+		}
+		json_decref(answer);
+		if (done != 0)
+			return done == 1 ? 0 : -1;
+		sleep(1);
+	}
+	return or_error("no outcome of migration %lld within %u seconds", (long long)id, seconds);
+}
+
+/* migrate: sends it, then (with --wait) waits for the router's report. */
+static int
+migrate(struct admin *a, const char *const *addresses, size_t n, const char *name, bool skip,
+	bool force, long window, bool wait)
+{
+	json_t *addrs = NULL, *body = NULL, *answer = NULL;
+	char path[160];
+	json_int_t id;
+	int rc = -1;
+
+	a->bad_status = EXIT_BAD_INPUT;
+	if (!pki_valid_router_name(name))
+		return or_error("router name '%s' is not valid", name);
+	if ((addrs = address_array(addresses, n)) == NULL)
+		return -1;
+	body = json_pack("{s:O, s:b, s:b}", "addresses", addrs, "skip_validation", skip, "force",
+			 force);
+	if (window > 0)
+		json_object_set_new(body, "revert_window", json_integer(window));
+	snprintf(path, sizeof(path), "/admin/v1/routers/%s/migrate", name);
+	if (admin_call(a, "POST", path, body, &answer) == -1)
+		goto out;
+	id = json_integer_value(json_object_get(answer, "migration_id"));
+	printf("migration %lld of router %s to %s sent (%s)\n", (long long)id, name, addresses[0],
+	       skip ? "validation skipped" : "the new conductor has the router");
+	fflush(stdout);
+	rc = wait ? wait_migration(a, name, id, (unsigned)(window > 0 ? window : 300) + 60) : 0;
+out:
+	json_decref(addrs);
+	json_decref(body);
+	json_decref(answer);
+	return rc;
+}
+
+/* ---- argument parsing ------------------------------------------------------ */
+
+struct args {
+	const char *asset_id, *config, *name, *psk_file, *ca, *addresses[MAX_ADDRESSES];
+	size_t n_addresses;
+	bool json, skip, force, wait;
+	long window;
+};
+
+/* Parses the options after the command words; positional words stay in argv. */
+static int
+parse_options(int argc, char **argv, struct args *a)
+{
+	static const struct option options[] = {
+		{"asset-id", required_argument, NULL, 'a'},
+		{"config", required_argument, NULL, 'c'},
+		{"name", required_argument, NULL, 'n'},
+		{"psk-file", required_argument, NULL, 'p'},
+		{"root-ca", required_argument, NULL, 'C'},
+		{"address", required_argument, NULL, 'A'},
+		{"json", no_argument, NULL, 'j'},
+		{"skip-validation", no_argument, NULL, 's'},
+		{"force", no_argument, NULL, 'f'},
+		{"wait", no_argument, NULL, 'w'},
+		{"revert-window", required_argument, NULL, 'r'},
+		{NULL, 0, NULL, 0},
+	};
+	char *end;
+	int opt;
+
+	optind = 0; /* a fresh scan of a new argv, permuting words to the end */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		switch (opt) {
+		case 'a':
+			a->asset_id = optarg;
+			break;
+		case 'c':
+			a->config = optarg;
+			break;
+		case 'n':
+			a->name = optarg;
+			break;
+		case 'p':
+			a->psk_file = optarg;
+			break;
+		case 'C':
+			a->ca = optarg;
+			break;
+		case 'A':
+			if (a->n_addresses == MAX_ADDRESSES)
+				return or_error("at most %d --address", MAX_ADDRESSES);
+			a->addresses[a->n_addresses++] = optarg;
+			break;
+		case 'j':
+			a->json = true;
+			break;
+		case 's':
+			a->skip = true;
+			break;
+		case 'f':
+			a->force = true;
+			break;
+		case 'w':
+			a->wait = true;
+			break;
+		case 'r':
+			a->window = strtol(optarg, &end, 10);
+			if (*end != '\0' || a->window < 1 || a->window > 86400)
+				return or_error("--revert-window must be 1 to 86400 seconds");
+			break;
+		default:
+			return or_error("unknown or incomplete option '%s'", argv[optind - 1]);
+		}
+	}
+	return 0;
+}
+
+/* The positional words (argv after getopt_long permuted them). */
+static int
+words(int argc, char **argv, char ***out)
+{
+	*out = argv + optind;
+	return argc - optind;
+}
+
+/* "migrate conductor ADDR [ADDR] router NAME" */
+static int
+parse_migrate(char **w, int n, const char **addrs, size_t *n_addrs, const char **name)
+{
+	int i = 2;
+
+	*n_addrs = 0;
+	if (n < 5 || strcmp(w[1], "conductor") != 0)
+		return or_error("usage: migrate conductor ADDR [ADDR] router NAME");
+	while (i < n && strcmp(w[i], "router") != 0) {
+		if (*n_addrs == 2)
+			return or_error("migrate takes one or two conductor addresses");
+		addrs[(*n_addrs)++] = w[i++];
+	}
+	if (*n_addrs == 0 || i != n - 2)
+		return or_error("usage: migrate conductor ADDR [ADDR] router NAME");
+	*name = w[n - 1];
+	return 0;
+}
+
+/* Runs the command named by the words. */
+static int
+dispatch(struct admin *adm, char **w, int n, struct args *a)
+{
+	const char *addrs[2], *name = NULL;
+	size_t n_addrs;
+
+	adm->bad_status = EXIT_BAD_INPUT;
+	if (n == 2 && strcmp(w[0], "ca") == 0 && strcmp(w[1], "export") == 0)
+		return ca_export(adm);
+	if (n == 2 && strcmp(w[0], "psk") == 0 && strcmp(w[1], "create") == 0)
+		return psk_create(adm, a->name);
+	if (n == 3 && strcmp(w[0], "router") == 0 && strcmp(w[1], "add") == 0) {
+		if (a->asset_id == NULL || a->config == NULL)
+			return or_error("router add NAME needs --asset-id and --config");
+		return router_add(adm, w[2], a->asset_id, a->config);
+	}
+	if (n == 3 && strcmp(w[0], "router") == 0 && strcmp(w[1], "production") == 0)
+		return router_production(adm, w[2], a->addresses, a->n_addresses, a->psk_file,
+					 a->ca);
+	if (n == 3 && strcmp(w[0], "router") == 0 && strcmp(w[1], "renew") == 0)
+		return router_renew(adm, w[2]);
+	if (n == 3 && strcmp(w[0], "router") == 0 && strcmp(w[1], "show") == 0)
+		return router_show(adm, w[2], a->json);
+	if (n == 2 && strcmp(w[0], "show") == 0 &&
+	    (strcmp(w[1], "assets") == 0 || strcmp(w[1], "alarms") == 0))
+		return show(adm, w[1], a->json);
+	if (n >= 1 && strcmp(w[0], "migrate") == 0) {
+		if (parse_migrate(w, n, addrs, &n_addrs, &name) == -1)
+			return -1;
+		return migrate(adm, addrs, n_addrs, name, a->skip, a->force, a->window, a->wait);
+	}
+	return or_error("unknown conductor command (try 'onrampctl conductor --help')");
+}
+
+/* Connection options, command options, then the command. */
+int
+cmd_conductor(int argc, char **argv)
+{
+	static const struct option conn_options[] = {
+		{"url", required_argument, NULL, 'u'},
+		{"ca", required_argument, NULL, 'C'},
+		{"token-file", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *url = NULL, *ca = NULL, *token_file = NULL;
+	struct admin adm = {0};
+	struct args a = {0};
+	char **w;
+	int opt, n, rc;
+
+	/* Connection options come first, before the command words ("+": stop at the first). */
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+", conn_options, NULL)) != -1) {
+		switch (opt) {
+		case 'u':
+			url = optarg;
+			break;
+		case 'C':
+			ca = optarg;
+			break;
+		case 't':
+			token_file = optarg;
+			break;
+		case 'h':
+			fputs(conductor_usage, stdout);
+			return EXIT_OK;
+		default:
+			return ctl_fail(EXIT_BAD_INPUT,
+					"conductor: unknown or incomplete option '%s'",
+					argv[optind - 1]);
+		}
+	}
+	argc -= optind - 1;
+	argv += optind - 1;
+	if (argc < 2)
+		return ctl_fail(EXIT_BAD_INPUT, "conductor: a command is required (try --help)");
+	if (parse_options(argc, argv, &a) == -1)
+		return ctl_fail(EXIT_BAD_INPUT, "conductor: %s", or_errmsg());
+	n = words(argc, argv, &w);
+	if (n == 0)
+		return ctl_fail(EXIT_BAD_INPUT, "conductor: a command is required (try --help)");
+	if (admin_open(&adm, url, ca, token_file) == -1) {
+		admin_close(&adm);
+		return ctl_fail(EXIT_BAD_INPUT, "conductor: %s", or_errmsg());
+	}
+	rc = dispatch(&adm, w, n, &a) == 0 ? EXIT_OK : adm.bad_status;
+	if (rc != EXIT_OK)
+		ctl_fail(rc, "conductor: %s", or_errmsg());
+	admin_close(&adm);
+	return rc;
+}

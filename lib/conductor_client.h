@@ -1,0 +1,138 @@
+/*
+ * The router's half of the conductor protocol (docs/protocol-conductor.md):
+ * authenticate with the pre-shared secret, keep one outbound HTTPS
+ * connection (through the management proxy) long-polling for commands, run
+ * each command and acknowledge it, and migrate to the production conductor
+ * with a revert window.
+ *
+ * What it trusts: a conductor only through the root CA it was given for it
+ * (host name or address checked, by lib/http_client); commands only from
+ * that authenticated connection. It keeps:
+ *   STATE_DIR/conductor.json        which conductor is current, their addresses,
+ *                                   a migration under way, a report not yet delivered
+ *   STATE_DIR/conductor-cert.pem    the certificate issued to the router (its key is
+ *                                   the certkey: in the TPM when there is one)
+ *   STATE_DIR/conductor-ca.pem      the CA that issued it
+ *   STATE_DIR/peering.json          the peering configuration, exactly as sent
+ *   vault: conductor-staging-psk, conductor-production-psk (secrets) and
+ *          conductor-staging-ca, conductor-production-ca (trust anchors)
+ * Every file is replaced atomically; a command done twice does no harm.
+ */
+#ifndef ONRAMP_CONDUCTOR_CLIENT_H
+#define ONRAMP_CONDUCTOR_CLIENT_H
+
+#include "http_client.h"
+#include "secret.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct certkey;
+struct vault;
+
+#define CONDUCTOR_MAX_TARGET_ADDRESSES 4
+#define CONDUCTOR_DEFAULT_REVERT_WINDOW_S 300
+
+/* Reports each step (for the agent's progress): "connect", "certificate",
+ * "configuration", "production-info", "migrate". reason is NULL on success. */
+typedef void (*conductor_report_fn)(void *arg, const char *step, bool ok, const char *reason);
+
+struct conductor_client_opts {
+	const char *state_dir;
+	const char *asset_id;
+	const struct http_proxy *proxy; /* NULL: direct */
+	struct certkey *certkey;	/* the device key: proves the device, signs CSRs */
+	struct vault *vault;
+	long connect_timeout_ms; /* 0: 10000 */
+	unsigned poll_wait_s;	 /* 0: the conductor's poll timeout */
+	conductor_report_fn report;
+	void *report_arg;
+};
+
+/* One conductor as the router knows it. */
+struct conductor_target {
+	char *addresses[CONDUCTOR_MAX_TARGET_ADDRESSES]; /* "host:port", tried in order */
+	size_t n_addresses;
+	char *ca_pem;	   /* the root CA it is trusted through */
+	struct secret psk; /* "orpsk-..." */
+};
+void conductor_target_free(struct conductor_target *t);
+
+/*
+ * Stores a conductor's addresses, secret and root CA ("staging" from the
+ * cloud's onboarding information, "production" from the conductor's
+ * set-production-conductor command). The first one stored becomes current.
+ */
+int conductor_set_target(const struct conductor_client_opts *opts, const char *which,
+			 const char *const *addresses, size_t n, const char *psk, size_t psk_len,
+			 const char *ca_pem);
+int conductor_get_target(const struct conductor_client_opts *opts, const char *which,
+			 struct conductor_target *out);
+
+/* The current conductor: "staging" or "production", or "" when none is stored. */
+int conductor_current(const struct conductor_client_opts *opts, char which[16]);
+
+struct conductor_conn; /* an authenticated session with one conductor */
+
+/* Connects to the first of the target's addresses that answers and authenticates. */
+int conductor_connect(const struct conductor_client_opts *opts, const struct conductor_target *t,
+		      struct conductor_conn **out);
+const char *conductor_conn_router(const struct conductor_conn *c); /* name given by the conductor */
+const char *conductor_conn_address(const struct conductor_conn *c);
+void conductor_close(struct conductor_conn *c);
+
+/* One long poll: *commands is the array of commands (possibly empty). */
+int conductor_poll(struct conductor_conn *c, json_t **commands);
+
+/* Runs one command other than migrate and acknowledges it (ok or error). */
+int conductor_execute(struct conductor_conn *c, json_t *command);
+
+/* Sends progress reports: [{"step","outcome","reason","time"}]. */
+int conductor_report_events(struct conductor_conn *c, json_t *events);
+
+/*
+ * Migrates from the current conductor to the production one at addresses
+ * (NULL: the stored production addresses), with its stored secret and CA:
+ * keeps trying for window_s seconds; on success the production conductor
+ * becomes current and both conductors are told; otherwise the router stays
+ * with (returns to) the old one, which is told why. migration_id is the
+ * conductor's (0 when the router decided, e.g. onrampctl on the router).
+ * Returns 0 when migrated; -1 with the reason in or_errmsg() otherwise.
+ * The agent's `onrampctl migrate conductor ADDR [ADDR]` calls this.
+ */
+int conductor_migrate(const struct conductor_client_opts *opts, const char *const *addresses,
+		      size_t n, unsigned window_s, long long migration_id);
+
+/*
+ * The whole router side: keeps a channel to the current conductor, runs
+ * its commands, migrates when told, reconnects with backoff, until *stop.
+ */
+int conductor_run(const struct conductor_client_opts *opts, volatile sig_atomic_t *stop);
+
+/* ---- lower level, shared with the conductor's own peer queries ---------- */
+
+/* Opens an HTTPS session to "host:port" trusting ca_pem only. */
+int conductor_session_open(const char *address, const char *ca_pem, const struct http_proxy *proxy,
+			   long connect_timeout_ms, long total_timeout_ms,
+			   struct http_session **out);
+
+/*
+ * One JSON request. 0 on a 2xx answer (*answer: its object, or NULL when
+ * empty); -1 otherwise with or_error() saying what the server or the network
+ * said, and *status (0 when no answer came). answer may be NULL.
+ */
+int conductor_call(struct http_session *s, const char *method, const char *path, const char *bearer,
+		   const json_t *body, long *status, json_t **answer);
+
+/*
+ * POST /v1/hello with {hello_key: hello_value}, then fills body with psk_id,
+ * nonce and the proof over subject bound to this session's TLS exporter.
+ * nonce_hex gets the nonce (for binding a device CSR to it).
+ */
+int conductor_prove(struct http_session *s, const char *hello_key, const char *hello_value,
+		    const char *subject, const struct secret *psk, json_t *body,
+		    char nonce_hex[65]);
+
+#endif

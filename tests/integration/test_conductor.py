@@ -1,0 +1,498 @@
+"""The conductor (issue 6) end to end: real onramp-conductord daemons over real
+TLS, onrampctl conductor on their admin API, and the real router side
+(lib/conductor_client through tests/tools/conductor-router). Certificates are
+checked with `openssl verify`, and a TLS server using the issued certificate
+is checked with `openssl s_client -verify_return_error`."""
+import hashlib
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+from conductorlib import PEERING, Conductor, Router, wait_until
+from conftest import program
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request):
+    """Where the conductors keep their database: a SQLite file or a fresh
+    PostgreSQL database of the shared test cluster."""
+    if request.param == "sqlite":
+        return lambda name: None
+    try:
+        pg = request.getfixturevalue("postgres")
+    except pytest.FixtureLookupError:
+        pytest.skip("no postgres fixture in this tree")
+    return lambda name: pg.new_database(f"conductor_{name}_{os.getpid()}_{id(request)}")
+
+
+def conductors(database_for):
+    """Yields a maker of initialised, running conductors; stops them all after."""
+    made = []
+
+    def make(role="staging", name="staging", **kw):
+        c = Conductor(role, name, database=database_for(name), **kw)
+        made.append(c)
+        c.init()
+        return c.start()
+
+    yield make
+    for c in made:
+        c.cleanup()
+
+
+@pytest.fixture
+def make_conductor(backend):
+    yield from conductors(backend)
+
+
+@pytest.fixture
+def sqlite_conductor():
+    yield from conductors(lambda name: None)
+
+
+@pytest.fixture
+def routers():
+    made = []
+
+    def make(**kw):
+        r = Router(**kw)
+        made.append(r)
+        return r
+
+    yield make
+    # Signal them all first: each finishes its current poll, in parallel.
+    for r in made:
+        if r.proc is not None and r.proc.poll() is None:
+            r.proc.terminate()
+    for r in made:
+        r.cleanup()
+
+
+def openssl(*args, **kw):
+    return subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=30, **kw)
+
+
+def onboard(conductor, routers, asset_id="ASSET-0001", name="r1", poll_wait=2):
+    """Adds a router, makes a secret, runs the router until it is configured."""
+    conductor.add_router(name, asset_id)
+    psk_file, secret = conductor.psk("site")
+    router = routers(asset_id=asset_id).start(conductor, psk_file, poll_wait=poll_wait)
+    conductor.wait_state(asset_id, "configured")
+    router.wait_report("configuration")
+    return router, psk_file, secret
+
+
+# ---- onboarding --------------------------------------------------------------
+
+
+def test_onboarding_with_the_right_secret(make_conductor, routers):
+    staging = make_conductor()
+    router, _, secret = onboard(staging, routers)
+
+    # The certificate: chains to the conductor's root CA and names the router.
+    cert = router.path("conductor-cert.pem")
+    proc = openssl("verify", "-CAfile", staging.ca, "-purpose", "sslserver", cert)
+    assert proc.returncode == 0 and ": OK" in proc.stdout, proc.stdout + proc.stderr
+    proc = openssl("verify", "-CAfile", staging.ca, "-purpose", "sslclient", cert)
+    assert proc.returncode == 0, proc.stderr
+    text = openssl("x509", "-in", cert, "-noout", "-text").stdout
+    assert "Subject: CN = r1" in text
+    assert "URI:urn:onramp:peering:r1" in text
+    assert "CA:FALSE" in text
+    # The key never left the router: the certificate is for its own key.
+    pub_cert = openssl("x509", "-in", cert, "-noout", "-pubkey").stdout
+    pub_key = openssl("pkey", "-in", router.path("certkey.pem"), "-pubout").stdout
+    assert pub_cert == pub_key
+
+    # The configuration: stored exactly, acknowledged by its hash.
+    record = staging.router_record("r1")
+    with open(router.path("peering.json"), "rb") as f:
+        stored = f.read()
+    assert hashlib.sha256(stored).hexdigest() == record["config_sha256"]
+    assert json.loads(stored) == PEERING
+    assert record["state"] == "configured"
+    assert record["last_contact"]
+    assert len(record["certificates"]) == 1
+    assert [c["state"] for c in record["commands"]] == ["acked", "acked"]
+
+    # The secret is in no log, no state file of the conductor.
+    assert secret not in staging.log()
+    assert secret not in router.log()
+    for root, _, files in os.walk(staging.state):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                assert secret.encode() not in f.read(), name
+
+
+def test_wrong_secret_is_refused(sqlite_conductor, routers):
+    staging = sqlite_conductor()
+    staging.add_router("r1", "ASSET-0001")
+    staging.psk("real")
+    other = sqlite_conductor(name="other")
+    wrong_file, wrong = other.psk("other")  # well formed, but not this conductor's
+    router = routers().start(staging, wrong_file)
+    report = router.wait_report("connect", ok=False)
+    assert "bad-proof" in report["reason"]
+    asset = staging.asset("ASSET-0001")
+    assert asset["state"] == "pending"
+    assert "authentication refused" in asset["last_error"]
+    assert wrong not in staging.log() and wrong not in router.log()
+
+
+def test_unknown_asset_is_refused_and_listed(make_conductor, routers):
+    staging = make_conductor()
+    staging.add_router("r1", "ASSET-0001")
+    psk_file, _ = staging.psk("site")
+    router = routers(asset_id="NOBODY-42").start(staging, psk_file)
+    report = router.wait_report("connect", ok=False)
+    assert "unknown-asset" in report["reason"]
+    unknown = staging.wait_state("NOBODY-42", "unknown")
+    assert unknown["name"] is None
+    assert staging.asset("ASSET-0001")["state"] == "pending"
+    # The table view shows it too.
+    assert re.search(r"NOBODY-42\s+unknown", staging.ok("show", "assets"))
+
+
+def test_duplicate_asset_is_denied_and_the_first_keeps_working(make_conductor, routers):
+    staging = make_conductor()
+    first, psk_file, _ = onboard(staging, routers)
+    serial = staging.router_record("r1")["certificates"][0]["serial"]
+
+    second = routers(asset_id="ASSET-0001").start(staging, psk_file)
+    report = second.wait_report("connect", ok=False)
+    assert "duplicate-asset" in report["reason"]
+    denied = staging.wait_state("ASSET-0001", "denied")
+    assert denied["claimed_router"] == "r1"
+    alarms = json.loads(staging.ok("show", "alarms", "--json"))["alarms"]
+    assert [(a["severity"], a["kind"]) for a in alarms] == [("critical", "duplicate-asset")]
+    assert "ALARM critical duplicate-asset" in staging.log()
+
+    # The first device still works: a renewal reaches it and is acknowledged.
+    after = len(first.reports)
+    staging.ok("router", "renew", "r1")
+    first.wait_report("certificate", after=after)
+    certs = wait_until("a second certificate",
+                       lambda: len(staging.router_record("r1")["certificates"]) == 2
+                       and staging.router_record("r1")["certificates"])
+    assert certs[1]["serial"] != serial
+    assert staging.asset("ASSET-0001", "configured") is not None
+
+
+def test_issued_certificate_serves_tls_to_a_client_trusting_the_root(sqlite_conductor, routers):
+    staging = sqlite_conductor()
+    router, _, _ = onboard(staging, routers)
+    server = subprocess.Popen(["openssl", "s_server", "-accept", "127.0.0.1:0",
+                               "-cert", router.path("conductor-cert.pem"),
+                               "-key", router.path("certkey.pem"), "-www"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = server.stdout.readline()
+        while line and not line.startswith("ACCEPT"):
+            line = server.stdout.readline()
+        port = line.strip().rsplit(":", 1)[1]
+        proc = openssl("s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", staging.ca,
+                       "-verify_return_error", "-brief", input="")
+        assert proc.returncode == 0, proc.stderr
+        assert "Verification: OK" in proc.stderr
+        # A client that trusts another root refuses it.
+        other = sqlite_conductor(name="other")
+        proc = openssl("s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", other.ca,
+                       "-verify_return_error", "-brief", input="")
+        assert proc.returncode != 0
+    finally:
+        server.kill()
+        server.wait()
+
+
+# ---- migrate -----------------------------------------------------------------
+
+
+def production_for(staging, production, routers, name="r1", asset_id="ASSET-0001"):
+    """Onboards r1 on staging and gives it the production conductor's details."""
+    router, _, _ = onboard(staging, routers, asset_id, name)
+    prod_psk, prod_secret = production.psk("production")
+    after = len(router.reports)
+    staging.ok("router", "production", name, "--address", production.address,
+               "--psk-file", prod_psk, "--root-ca", production.ca)
+    router.wait_report("production-info", after=after)
+    return router, prod_secret
+
+
+def test_migrate_to_a_production_conductor_that_has_the_router(make_conductor, routers):
+    staging = make_conductor()
+    production = make_conductor(role="production", name="production")
+    router, prod_secret = production_for(staging, production, routers)
+
+    # Validation: the production conductor does not have r1 yet.
+    proc = staging.ctl("migrate", "conductor", production.address, "router", "r1")
+    assert proc.returncode == 1
+    assert "not provisioned" in proc.stderr
+    assert staging.asset("ASSET-0001")["state"] == "configured"  # nothing changed
+    assert staging.router_record("r1")["migrations"] == []
+
+    production.add_router("r1", "ASSET-0001")
+    out = staging.ok("migrate", "conductor", production.address, "router", "r1", "--wait")
+    assert "router r1 migrated" in out
+    staging.wait_state("ASSET-0001", "migrated")
+    # On production it gets its production certificate and configuration, and runs.
+    production.wait_state("ASSET-0001", "running")
+    assert router.current() == "production"
+    cert = router.path("conductor-cert.pem")
+    assert openssl("verify", "-CAfile", production.ca, cert).returncode == 0
+    migrations = staging.router_record("r1")["migrations"]
+    assert [m["state"] for m in migrations] == ["succeeded"]
+    assert prod_secret not in staging.log() and prod_secret not in router.log()
+
+
+def test_migrate_reverts_when_production_is_down_then_succeeds(make_conductor, routers):
+    staging = make_conductor()
+    production = make_conductor(role="production", name="production")
+    router, _ = production_for(staging, production, routers)
+    production.add_router("r1", "ASSET-0001")
+    port = production.port
+    production.stop()
+
+    # Validation sees it down and refuses; nothing changes.
+    proc = staging.ctl("migrate", "conductor", production.address, "router", "r1")
+    assert proc.returncode == 1 and "cannot take router r1" in proc.stderr
+    assert staging.router_record("r1")["migrations"] == []
+
+    # Skipping validation: the router tries for the revert window, then comes back.
+    proc = staging.ctl("migrate", "conductor", production.address, "router", "r1",
+                       "--skip-validation", "--revert-window", "3", "--wait")
+    assert proc.returncode == 1
+    assert "did not migrate" in proc.stderr
+    asset = staging.wait_state("ASSET-0001", "configured")
+    assert "failed, back on this conductor" in asset["last_error"]
+    assert "could not reach the production conductor" in asset["last_error"]
+    assert router.current() == "staging"
+    router.wait_report("migrate", ok=False)
+    migrations = staging.router_record("r1")["migrations"]
+    assert [m["state"] for m in migrations] == ["failed"]
+    assert "revert window" in migrations[0]["reason"]
+
+    # Production comes back on the same address: a second migrate succeeds.
+    production.start(port=port)
+    out = staging.ok("migrate", "conductor", production.address, "router", "r1", "--wait")
+    assert "migrated" in out
+    staging.wait_state("ASSET-0001", "migrated")
+    production.wait_state("ASSET-0001", "running")
+    assert router.current() == "production"
+
+
+def test_router_side_migrate_command(sqlite_conductor, routers):
+    """The library function behind the agent's `onrampctl migrate conductor ADDR`."""
+    staging = sqlite_conductor()
+    production = sqlite_conductor(role="production", name="production")
+    router, _ = production_for(staging, production, routers)
+    production.add_router("r1", "ASSET-0001")
+    router.stop()
+    proc = router.run_tool("--window", "10", "migrate", production.address)
+    assert proc.returncode == 0, proc.stderr
+    assert router.current() == "production"
+    staging.wait_state("ASSET-0001", "migrated")
+    assert staging.router_record("r1")["migrations"][0]["state"] == "succeeded"
+
+
+# ---- bad input and the admin API ---------------------------------------------
+
+
+def test_bad_input_changes_nothing(sqlite_conductor, tmp_path):
+    staging = sqlite_conductor()
+    bad = dict(PEERING, hub={"name": "hub-east", "addresses": ["127.0.0.1:0"]})
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+    proc = staging.ctl("router", "add", "r1", "--asset-id", "A1", "--config", str(path))
+    assert proc.returncode == 2 and "hub.addresses[0]" in proc.stderr
+    path.write_text(json.dumps(PEERING))
+    proc = staging.ctl("router", "add", "r2", "--asset-id", "A1", "--config", str(path))
+    assert proc.returncode == 2 and "not the router being added" in proc.stderr
+    proc = staging.ctl("router", "add", "bad name", "--asset-id", "A1", "--config", str(path))
+    assert proc.returncode == 2
+    proc = staging.ctl("router", "add", "r1", "--asset-id", "has space", "--config", str(path))
+    assert proc.returncode == 2
+    proc = staging.ctl("router", "add", "r1", "--config", str(path))
+    assert proc.returncode == 2 and "--asset-id" in proc.stderr
+    proc = staging.ctl("frobnicate")
+    assert proc.returncode == 2 and proc.stderr.startswith("onrampctl: ")
+    proc = staging.ctl("migrate", "conductor", "127.0.0.1", "router", "r1")
+    assert proc.returncode == 2 and "needs a port" in proc.stderr
+    proc = staging.ctl("router", "show", "nobody")
+    assert proc.returncode == 2
+    assert staging.assets() == []
+
+    staging.add_router("r1", "A1")
+    proc = staging.ctl("router", "add", "r1", "--asset-id", "A2", "--config", str(path))
+    assert proc.returncode == 1 and "already exists" in proc.stderr
+    proc = staging.ctl("migrate", "conductor", "127.0.0.1:1", "router", "r1")
+    assert proc.returncode == 1 and "no production conductor" in proc.stderr
+    assert [a["asset_id"] for a in staging.assets()] == ["A1"]
+
+
+def test_admin_api_needs_the_token(sqlite_conductor, tmp_path):
+    staging = sqlite_conductor()
+    wrong = tmp_path / "wrong"
+    wrong.write_text("0" * 64 + "\n")
+    proc = staging.ctl("show", "assets", token_file=str(wrong))
+    assert proc.returncode == 1 and "unauthorized" in proc.stderr
+    proc = staging.ctl("psk", "create", token_file=str(wrong))
+    assert proc.returncode == 1
+    proc = subprocess.run(["curl", "-s", "--cacert", staging.ca,
+                           f"https://127.0.0.1:{staging.admin_port}/admin/v1/assets"],
+                          capture_output=True, text=True, timeout=30)
+    assert json.loads(proc.stdout)["error"]["code"] == "unauthorized"
+    # The CA export needs no secret to be useful, but still the token.
+    pem = staging.ok("ca", "export")
+    with open(staging.ca) as f:
+        assert pem == f.read()
+
+
+def test_init_refuses_an_initialised_directory_and_prints_no_secret(tmp_path):
+    c = Conductor("staging", "again")
+    try:
+        out = c.init().stdout
+        assert "admin token written to" in out
+        with open(c.token_file) as f:
+            token = f.read().strip()
+        assert token not in out
+        proc = subprocess.run([program("onramp-conductord"), "init",
+                               "--config", c.config], capture_output=True, text=True)
+        assert proc.returncode == 1 and "already initialised" in proc.stderr
+        mode = os.stat(os.path.join(c.state, "ca.key")).st_mode & 0o777
+        assert mode == 0o600
+        assert os.stat(os.path.join(c.state, "master.key")).st_mode & 0o777 == 0o600
+    finally:
+        c.cleanup()
+
+
+# ---- through the management proxy ---------------------------------------------
+
+
+@pytest.fixture
+def squid():
+    from netservices import Squid
+    proxy = Squid("basic", {"router": "proxy-pass-7"})
+    yield proxy
+    proxy.stop()
+
+
+def test_onboarding_and_migrate_through_squid(sqlite_conductor, routers, squid, tmp_path):
+    staging = sqlite_conductor()
+    production = sqlite_conductor(role="production", name="production")
+    password = tmp_path / "proxy-password"
+    password.write_text("proxy-pass-7\n")
+    proxy = {"address": f"127.0.0.1:{squid.port}", "user": "router",
+             "password_file": str(password)}
+    staging.add_router("r1", "ASSET-0001")
+    psk_file, _ = staging.psk("site")
+    router = routers(proxy=proxy).start(staging, psk_file)
+    staging.wait_state("ASSET-0001", "configured")
+    prod_psk, _ = production.psk("production")
+    staging.ok("router", "production", "r1", "--address", production.address,
+               "--psk-file", prod_psk, "--root-ca", production.ca)
+    router.wait_report("production-info")
+    production.add_router("r1", "ASSET-0001")
+    staging.ok("migrate", "conductor", production.address, "router", "r1", "--wait")
+    production.wait_state("ASSET-0001", "running")
+
+    # Both conductors were reached only through squid, with the proxy's credentials.
+    log = squid.access_log_text()
+    assert f"CONNECT {staging.address}" in log
+    assert f"CONNECT {production.address}" in log
+    assert "router" in log
+    assert "proxy-pass-7" not in router.log()
+
+
+def test_wrong_proxy_password_is_reported(sqlite_conductor, routers, squid, tmp_path):
+    staging = sqlite_conductor()
+    staging.add_router("r1", "ASSET-0001")
+    psk_file, _ = staging.psk("site")
+    password = tmp_path / "proxy-password"
+    password.write_text("wrong\n")
+    proxy = {"address": f"127.0.0.1:{squid.port}", "user": "router",
+             "password_file": str(password)}
+    router = routers(proxy=proxy).start(staging, psk_file)
+    report = router.wait_report("connect", ok=False)
+    assert "407" in report["reason"] or "proxy" in report["reason"].lower()
+    assert staging.asset("ASSET-0001")["state"] == "pending"
+
+
+def test_onboarding_with_the_device_key_in_a_tpm(sqlite_conductor, routers, swtpm):
+    """The certificate key is made and used inside a real swtpm; the secrets the
+    router receives are sealed to it."""
+    staging = sqlite_conductor()
+    staging.add_router("r1", "ASSET-0001")
+    psk_file, secret = staging.psk("site")
+    router = routers(tcti=swtpm.tcti).start(staging, psk_file)
+    staging.wait_state("ASSET-0001", "configured")
+    cert = router.path("conductor-cert.pem")
+    assert openssl("verify", "-CAfile", staging.ca, cert).returncode == 0
+    assert os.path.exists(router.path("certkey.json"))
+    assert not os.path.exists(router.path("certkey.pem"))
+    for root, _, files in os.walk(router.dir):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                assert secret.encode() not in f.read(), name
+
+
+def test_a_queued_command_wakes_the_held_poll(sqlite_conductor, routers):
+    """The poll is held for 60 s; a command queued meanwhile is delivered long
+    before that (the admin API wakes the loop holding the poll)."""
+    staging = sqlite_conductor(poll_timeout=60)
+    router, _, _ = onboard(staging, routers, poll_wait=60)
+    after = len(router.reports)
+    staging.ok("router", "renew", "r1")
+    router.wait_report("certificate", after=after, timeout=30)
+    # Stopping the conductor ends the held poll, so the router stops at once.
+    staging.stop()
+
+
+def test_certificate_renewed_when_near_expiry(sqlite_conductor, routers):
+    """With certificates of 1 day renewed 1 day before expiry, the next
+    authentication queues a renewal: a second certificate, a new serial."""
+    staging = sqlite_conductor(extra="certificate-days = 1\nrenew-before-days = 1\n")
+    router, psk_file, _ = onboard(staging, routers)
+    first = staging.router_record("r1")["certificates"]
+    assert len(first) == 1
+    router.stop()
+    router.start(poll_wait=2)
+    certs = wait_until("a renewed certificate",
+                       lambda: len(staging.router_record("r1")["certificates"]) == 2
+                       and staging.router_record("r1")["certificates"])
+    assert certs[1]["serial"] != first[0]["serial"]
+    assert "certificate expires soon, renewing" in staging.log()
+
+
+def test_bad_configuration_names_file_and_line(tmp_path):
+    conf = tmp_path / "c.conf"
+    state = tmp_path / "state"
+    for text, message in [
+        ("[conductor]\nname = c\nstate-dir = {d}\nrole = primary\n", "role must be"),
+        ("[conductor]\nname = c\nstate-dir = {d}\nport = 70000\n", ":4: port"),
+        ("[conductor]\nname = c\nstate-dir = {d}\nfrobs = 1\n", ":4"),
+        ("[conductor]\nstate-dir = {d}\n", "name is required"),
+        ("[conductor]\nname = c\nstate-dir = relative\n", "must be absolute"),
+        ("[conductor]\nname = c\nstate-dir = {d}\nserver-name = bad name\n", "server-name"),
+        ("[conductor]\nname = c\nstate-dir = {d}\ncertificate-days = 10\n"
+         "renew-before-days = 20\n", "must not exceed"),
+        ("[conductor]\nname = c\nstate-dir = {d}\n[ca]\nimport-key = /k\n", "go together"),
+    ]:
+        conf.write_text(text.format(d=state))
+        proc = subprocess.run([program("onramp-conductord"), "init", "--config", str(conf)],
+                              capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 2, text
+        assert message in proc.stderr, (text, proc.stderr)
+        assert not state.exists()
+
+
+def test_help():
+    for args in (["onramp-conductord", "--help"], ["onrampctl", "conductor", "--help"]):
+        proc = subprocess.run([program(args[0]), *args[1:]], capture_output=True, text=True,
+                              timeout=30)
+        assert proc.returncode == 0 and "usage:" in proc.stdout
+    proc = subprocess.run([program("onramp-conductord"), "frob", "--config", "/nonexistent"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
