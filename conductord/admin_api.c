@@ -23,6 +23,7 @@
 
 #define ROUTERS_PREFIX "/admin/v1/routers/"
 
+/* Logs the failure and answers 500 with it. */
 static void
 reply_internal(struct http_ctx *ctx)
 {
@@ -64,6 +65,7 @@ admin_of(struct http_ctx *ctx)
 
 /* ---- GET /admin/v1/ca --------------------------------------------------- */
 
+/* GET /admin/v1/ca: the root CA certificate. */
 static void
 handle_ca(struct http_ctx *ctx, void *arg)
 {
@@ -77,6 +79,10 @@ handle_ca(struct http_ctx *ctx, void *arg)
 
 /* ---- POST /admin/v1/psks ------------------------------------------------ */
 
+/*
+ * POST /admin/v1/psks: a new secret, sealed under the master key; its text is in this answer
+ * only.
+ */
 static void
 handle_psk_create(struct http_ctx *ctx, void *arg)
 {
@@ -132,6 +138,10 @@ out:
 
 /* ---- POST /admin/v1/routers --------------------------------------------- */
 
+/*
+ * POST /admin/v1/routers: checks name, asset ID and configuration, stores the router and its
+ * first commands in one transaction.
+ */
 static void
 handle_router_add(struct http_ctx *ctx, void *arg)
 {
@@ -207,6 +217,7 @@ out:
 
 /* ---- GET /admin/v1/assets ----------------------------------------------- */
 
+/* One row of show assets. */
 static json_t *
 asset_entry(const char *name, const char *asset_id, const char *state, time_t contact,
 	    const char *error)
@@ -219,6 +230,7 @@ asset_entry(const char *name, const char *asset_id, const char *state, time_t co
 			 error);
 }
 
+/* Every router with its shown state. */
 static int
 list_routers(struct worker *w, json_t *list)
 {
@@ -247,6 +259,7 @@ list_routers(struct worker *w, json_t *list)
 	return 0;
 }
 
+/* Every refused device: unknown asset IDs and denied duplicates. */
 static int
 list_foreign(struct worker *w, json_t *list)
 {
@@ -272,6 +285,7 @@ list_foreign(struct worker *w, json_t *list)
 	return 0;
 }
 
+/* GET /admin/v1/assets: routers, then refused devices. */
 static void
 handle_assets(struct http_ctx *ctx, void *arg)
 {
@@ -293,6 +307,7 @@ handle_assets(struct http_ctx *ctx, void *arg)
 
 /* ---- GET /admin/v1/alarms ----------------------------------------------- */
 
+/* GET /admin/v1/alarms. */
 static void
 handle_alarms(struct http_ctx *ctx, void *arg)
 {
@@ -345,6 +360,10 @@ router_path(const char *path, char name[64], const char **action)
 	return pki_valid_router_name(name);
 }
 
+/*
+ * POST .../production: stores the production conductor (secret sealed) and queues set-
+ * production-conductor.
+ */
 static void
 handle_production(struct http_ctx *ctx, struct worker *w, const struct router_row *r, json_t *body)
 {
@@ -391,6 +410,7 @@ out:
 	json_decref(payload);
 }
 
+/* POST .../renew: queues a new certificate for the router. */
 static void
 handle_renew(struct http_ctx *ctx, struct worker *w, const struct router_row *r)
 {
@@ -428,6 +448,10 @@ production_of(struct worker *w, const char *router, struct secret *psk, char **c
 	return rc;
 }
 
+/*
+ * POST .../migrate: policy, then (unless skipped) the peer query, then the migration and its
+ * command in one transaction.
+ */
 static void
 handle_migrate(struct http_ctx *ctx, struct worker *w, const struct router_row *r, json_t *body)
 {
@@ -572,6 +596,7 @@ handle_router_show(struct http_ctx *ctx, struct worker *w, const struct router_r
 	http_reply_json(ctx, 200, out);
 }
 
+/* Dispatches /admin/v1/routers/NAME[/ACTION]. */
 static void
 handle_router_path(struct http_ctx *ctx, void *arg)
 {

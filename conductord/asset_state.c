@@ -24,12 +24,14 @@ static const char *const event_names[AE_COUNT] = {
 	"migrated in",
 };
 
+/* The stored name of a progress value. */
 const char *
 asset_progress_name(enum asset_progress p)
 {
 	return (unsigned)p < AP_COUNT ? progress_names[p] : "invalid";
 }
 
+/* Parses a stored progress name; anything else is refused. */
 int
 asset_progress_parse(const char *name, enum asset_progress *out)
 {
@@ -41,12 +43,14 @@ asset_progress_parse(const char *name, enum asset_progress *out)
 	return or_error("'%s' is not a router progress state", name);
 }
 
+/* The name operators see for a state. */
 const char *
 asset_state_name(enum asset_state s)
 {
 	return (unsigned)s < AS_COUNT ? state_names[s] : "invalid";
 }
 
+/* The name of an event, for logs and errors. */
 const char *
 asset_event_name(enum asset_event e)
 {
@@ -79,6 +83,7 @@ after_ack(enum asset_role role, enum asset_progress cur, enum asset_event ev)
 	}
 }
 
+/* The transition table: the progress after ev, or -1 when ev cannot happen in cur. */
 int
 asset_next(enum asset_role role, enum asset_progress cur, enum asset_progress resume,
 	   enum asset_event ev, enum asset_progress *next)
@@ -123,6 +128,7 @@ asset_next(enum asset_role role, enum asset_progress cur, enum asset_progress re
 	return 0;
 }
 
+/* The policy of migrate: configured or running and online, unless forced; never twice at once. */
 int
 asset_may_migrate(enum asset_progress cur, bool online, bool force)
 {
@@ -140,6 +146,10 @@ asset_may_migrate(enum asset_progress cur, bool online, bool force)
 	return 0;
 }
 
+/*
+ * Online while polling, or when the last contact is at most window_s old (and not in the
+ * future).
+ */
 bool
 asset_online(bool polling, time_t last_contact, time_t now, unsigned window_s)
 {
@@ -148,6 +158,7 @@ asset_online(bool polling, time_t last_contact, time_t now, unsigned window_s)
 	return last_contact > 0 && now >= last_contact && now - last_contact <= (time_t)window_s;
 }
 
+/* Progress with liveness laid over it. */
 enum asset_state
 asset_display(enum asset_progress p, bool online)
 {

@@ -27,6 +27,7 @@
 
 #define SERVER_CERT_DAYS 397
 
+/* A PEM file of at most PKI_MAX_PEM bytes, NUL-terminated. */
 static int
 read_text(const char *path, char **out)
 {
@@ -39,6 +40,7 @@ read_text(const char *path, char **out)
 	return 0;
 }
 
+/* Writes a file of the state directory atomically with the given mode. */
 static int
 write_pem(const struct conductor_settings *s, const char *file, const char *pem, size_t len,
 	  mode_t mode)
@@ -92,6 +94,7 @@ out:
 	return rc;
 }
 
+/* Loads the CA of the state directory; the key's copy in memory is zeroed after use. */
 static int
 load_ca(const struct conductor_settings *s, struct pki_ca **out)
 {
@@ -114,6 +117,7 @@ out:
 	return rc;
 }
 
+/* A new server certificate and key for every server-name, written as server.pem and server.key. */
 static int
 issue_server_cert(const struct conductor_settings *s, struct pki_ca *ca)
 {
@@ -162,6 +166,7 @@ out:
 	return rc;
 }
 
+/* Creates the state directory; refuses one that already holds a CA. */
 int
 conductor_init(const struct conductor_settings *s, const char *token_file)
 {
@@ -189,6 +194,7 @@ out:
 	return rc;
 }
 
+/* Reissues the server certificate when it expires soon or misses a server-name (or when forced). */
 int
 conductor_renew_server_cert(struct conductor *c, bool force)
 {
@@ -213,6 +219,7 @@ out:
 	return rc;
 }
 
+/* Loads what run needs: master key, CA, server certificate paths (renewed if due). */
 int
 conductor_load(struct conductor *c)
 {
@@ -233,6 +240,7 @@ conductor_load(struct conductor *c)
 	return 0;
 }
 
+/* Frees what conductor_load loaded. */
 void
 conductor_unload(struct conductor *c)
 {

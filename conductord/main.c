@@ -37,6 +37,7 @@ static const char usage_text[] =
 	"  run    serve the router API and the admin API until SIGTERM\n"
 	"See docs/conductor.md for the configuration file.\n";
 
+/* Gives each event loop its own database connection. */
 static int
 thread_init(void *arg, void **thread_state)
 {
@@ -54,6 +55,7 @@ thread_init(void *arg, void **thread_state)
 	return 0;
 }
 
+/* Closes a loop's database connection when the loop stops. */
 static void
 thread_fini(void *thread_state)
 {
@@ -65,6 +67,7 @@ thread_fini(void *thread_state)
 	free(w);
 }
 
+/* Writes the ports actually listened on (for port 0) atomically, for tests and scripts. */
 static int
 write_ports(const char *path, unsigned port, unsigned admin_port)
 {
@@ -75,6 +78,10 @@ write_ports(const char *path, unsigned port, unsigned admin_port)
 	return file_write_atomic(path, text, (size_t)len, 0644);
 }
 
+/*
+ * Runs both HTTPS servers until SIGTERM or SIGINT, then stops them (held polls see their clients
+ * go).
+ */
 static int
 serve(struct conductor *c)
 {
@@ -130,6 +137,7 @@ out:
 	return rc;
 }
 
+/* Parses the command line and the configuration, then runs init or run. */
 int
 main(int argc, char **argv)
 {

@@ -25,6 +25,10 @@
 #define PEER_CONNECT_MS 5000L
 #define PEER_TOTAL_MS 15000L
 
+/*
+ * POST /v1/peer/router: answers a peer conductor that proved a production secret whether it has
+ * the router.
+ */
 void
 peer_handle_router(struct http_ctx *ctx, void *arg)
 {
@@ -98,6 +102,10 @@ out:
 	return rc;
 }
 
+/*
+ * Asks each address in turn; 0 as soon as one has the router, else -1 with the first address's
+ * reason.
+ */
 int
 peer_check_router(struct worker *w, const char *const *addresses, size_t n, const char *ca_pem,
 		  const char *psk_text, const char *router, const char *asset_id)

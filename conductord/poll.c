@@ -48,6 +48,7 @@ bucket_of(const char *router)
 	return h & (BUCKETS - 1);
 }
 
+/* An empty registry with its mutex. */
 int
 poll_registry_new(struct poll_registry **out)
 {
@@ -63,6 +64,7 @@ poll_registry_new(struct poll_registry **out)
 	return 0;
 }
 
+/* Frees the registry; every poll has ended by then (the servers stopped). */
 void
 poll_registry_free(struct poll_registry *reg)
 {
@@ -92,6 +94,7 @@ unlink_poll(struct held_poll *hp)
 	return found;
 }
 
+/* Frees a poll that has left the table; only its own loop does this. */
 static void
 finish(struct held_poll *hp)
 {
@@ -112,6 +115,7 @@ on_event(evutil_socket_t fd, short what, void *arg)
 	finish(hp);
 }
 
+/* The router went away while its poll was held: tell the owner, free the poll. */
 static void
 on_close(void *arg)
 {
@@ -124,6 +128,7 @@ on_close(void *arg)
 	finish(hp);
 }
 
+/* Arms the poll's event with its wait, holds the request, and enters it in the table. */
 int
 poll_hold(struct poll_registry *reg, struct http_ctx *ctx, const char *router, unsigned timeout_s,
 	  poll_answer_fn answer, poll_gone_fn gone, void *arg)
@@ -161,6 +166,10 @@ poll_hold(struct poll_registry *reg, struct http_ctx *ctx, const char *router, u
 	return 0;
 }
 
+/*
+ * Activates the event of every poll held for router; under the mutex, so none is freed
+ * meanwhile.
+ */
 void
 poll_wake(struct poll_registry *reg, const char *router)
 {
@@ -171,6 +180,7 @@ poll_wake(struct poll_registry *reg, const char *router)
 	pthread_mutex_unlock(&reg->lock);
 }
 
+/* How many polls are held now. */
 unsigned
 poll_held_count(struct poll_registry *reg)
 {

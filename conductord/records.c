@@ -17,17 +17,22 @@
 
 #define EVENTS_KEPT_TEXT "199" /* progress reports kept per router, less one */
 #define CAS_TRIES 8
+/* Refused devices kept; past this only known ones are counted (a secret's holder cannot fill the
+ * disk). */
+#define FOREIGN_MAX_TEXT "10000"
 
 static const char router_cols[] =
 	"SELECT name, asset_id, progress, resume, device_key, polling, last_contact, last_error, "
 	"config_sha256, CASE WHEN prod_psk IS NULL THEN 0 ELSE 1 END FROM routers WHERE ";
 
+/* Copies a possibly NULL store value into a fixed buffer, truncating. */
 static void
 copy_text(char *dst, size_t cap, const char *src)
 {
 	snprintf(dst, cap, "%s", src ? src : "");
 }
 
+/* Reads one router's record; the lookup column is a constant of the callers, never input. */
 int
 router_get(struct worker *w, const char *column, const char *value, struct router_row *r,
 	   bool *found)
@@ -65,6 +70,7 @@ out:
 	return rc;
 }
 
+/* Online: a poll held recently (a dead process's stale flag expires) or a contact within 15 s. */
 bool
 router_online(struct worker *w, const struct router_row *r, time_t now)
 {
@@ -75,6 +81,10 @@ router_online(struct worker *w, const struct router_row *r, time_t now)
 	return asset_online(polling, r->last_contact, now, 15);
 }
 
+/*
+ * Applies an event by compare-and-set on the stored progress, retrying when another loop changed
+ * it.
+ */
 int
 router_event(struct worker *w, const char *name, enum asset_event ev, enum asset_progress *to)
 {
@@ -116,6 +126,7 @@ router_event(struct worker *w, const char *name, enum asset_event ev, enum asset
 	return or_error("router %s: its state keeps changing under us", name);
 }
 
+/* Sets or clears the last error shown for the router (truncated to CONDUCTOR_ERROR_MAX). */
 int
 router_note_error(struct worker *w, const char *name, const char *error)
 {
@@ -127,6 +138,7 @@ router_note_error(struct worker *w, const char *name, const char *error)
 			  (const char *[]){error ? text : NULL, name}, 2, NULL);
 }
 
+/* Records contact now, and whether a poll is being held. */
 int
 router_contact(struct worker *w, const char *name, bool polling)
 {
@@ -138,6 +150,7 @@ router_contact(struct worker *w, const char *name, bool polling)
 			  (const char *[]){now, polling ? "1" : "0", name}, 3, NULL);
 }
 
+/* Appends a command to the router's queue; the caller wakes its poll after committing. */
 int
 command_queue(struct worker *w, const char *router, const char *kind, json_t *payload,
 	      long long *id)
@@ -168,12 +181,14 @@ out:
 	return rc;
 }
 
+/* Wakes the router's held poll, on whichever loop holds it. */
 void
 command_wake(struct worker *w, const char *router)
 {
 	poll_wake(w->c->polls, router);
 }
 
+/* Raises an alarm, or counts a repeat of the same kind and subject; always logged. */
 int
 alarm_raise(struct worker *w, const char *severity, const char *kind, const char *subject,
 	    const char *message)
@@ -189,6 +204,7 @@ alarm_raise(struct worker *w, const char *severity, const char *kind, const char
 			  (const char *[]){severity, kind, subject, message, now}, 5, NULL);
 }
 
+/* Records (or counts again) a refused device by asset ID and device key, up to a bound. */
 int
 foreign_record(struct worker *w, const char *asset_id, const char *device_key, const char *state,
 	       const char *router, const char *peer, const char *reason)
@@ -199,13 +215,15 @@ foreign_record(struct worker *w, const char *asset_id, const char *device_key, c
 	return store_exec(
 		w->db,
 		"INSERT INTO foreign_assets (asset_id, device_key, state, router, peer, "
-		"reason, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) "
-		"ON CONFLICT (asset_id, device_key) DO UPDATE SET state = $3, router = $4, "
+		"reason, first_seen, last_seen) SELECT $1, $2, $3, $4, $5, $6, CAST($7 AS BIGINT), "
+		"CAST($7 AS BIGINT) WHERE (SELECT count(*) FROM foreign_assets) < " FOREIGN_MAX_TEXT
+		" ON CONFLICT (asset_id, device_key) DO UPDATE SET state = $3, router = $4, "
 		"peer = $5, reason = $6, last_seen = $7, "
 		"attempts = foreign_assets.attempts + 1",
 		(const char *[]){asset_id, device_key, state, router, peer, reason, now}, 7, NULL);
 }
 
+/* Opens a value sealed under the master key; refuses a tampered or misplaced one. */
 int
 unseal(struct worker *w, const char *context, const char *sealed, struct secret *out)
 {
@@ -214,6 +232,7 @@ unseal(struct worker *w, const char *context, const char *sealed, struct secret 
 	return masterkey_open(w->c->mk, context, sealed, out);
 }
 
+/* Keeps a progress report, and drops the router's oldest beyond the newest 200. */
 int
 event_record(struct worker *w, const char *router, const char *step, const char *outcome,
 	     const char *reason, time_t at)

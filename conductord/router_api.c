@@ -34,6 +34,7 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
+/* A required field of exactly bytes bytes in hex, decoded into out. */
 static int
 hex_field(json_t *body, const char *key, size_t bytes, uint8_t *out)
 {
@@ -52,6 +53,7 @@ hex_field(json_t *body, const char *key, size_t bytes, uint8_t *out)
 	return 0;
 }
 
+/* The SHA-256 of this TLS connection's exporter: what a session is bound to. */
 static int
 connection_binding(struct http_ctx *ctx, char out[65])
 {
@@ -113,6 +115,7 @@ body_of(struct http_ctx *ctx, json_t **body)
 	return http_ctx_json_body(ctx, body) == 0;
 }
 
+/* Logs the failure and answers 500 with it (messages never hold secrets). */
 static void
 reply_internal(struct http_ctx *ctx)
 {
@@ -122,6 +125,10 @@ reply_internal(struct http_ctx *ctx)
 
 /* ---- POST /v1/hello ----------------------------------------------------- */
 
+/*
+ * POST /v1/hello: a fresh single-use nonce for an asset ID or a peer query; says nothing about
+ * whether the asset exists.
+ */
 static void
 handle_hello(struct http_ctx *ctx, void *arg)
 {
@@ -197,6 +204,10 @@ take_nonce(struct worker *w, const char *nonce_hex, const char *subject, bool *o
 	return 0;
 }
 
+/*
+ * See conductor.h: nonce consumed first, then the secret looked up and the HMAC compared in
+ * constant time.
+ */
 bool
 check_psk_proof(struct http_ctx *ctx, struct worker *w, json_t *body, const char *subject)
 {
@@ -301,6 +312,7 @@ renew_if_due(struct worker *w, const char *router)
 	return rc;
 }
 
+/* A new session token bound to this connection; the router's previous session ends. */
 static int
 new_session(struct http_ctx *ctx, struct worker *w, const char *router, char token[65])
 {
@@ -338,6 +350,10 @@ deny_duplicate(struct http_ctx *ctx, struct worker *w, const struct router_row *
 			 "asset ID %s is already in use by another device", r->asset_id);
 }
 
+/*
+ * POST /v1/auth: proof of the secret, device CSR over the nonce, asset ID, device binding, then
+ * a session.
+ */
 static void
 handle_auth(struct http_ctx *ctx, void *arg)
 {
@@ -447,6 +463,7 @@ out:
 	return rc;
 }
 
+/* The router's queued commands, oldest first, at most 16, with delivery-time additions. */
 static int
 pending_commands(struct worker *w, const char *router, json_t **out)
 {
@@ -486,6 +503,7 @@ out:
 	return rc;
 }
 
+/* Answers a poll with whatever is queued now (possibly nothing). */
 static void
 reply_commands(struct http_ctx *ctx, struct worker *w, const char *router)
 {
@@ -498,6 +516,7 @@ reply_commands(struct http_ctx *ctx, struct worker *w, const char *router)
 	http_reply_json(ctx, 200, json_pack("{s:o}", "commands", list));
 }
 
+/* A held poll was woken or its wait ran out: answer it on its own loop. */
 static void
 poll_answer(struct http_ctx *ctx, const char *router, bool timed_out, void *arg)
 {
@@ -508,6 +527,7 @@ poll_answer(struct http_ctx *ctx, const char *router, bool timed_out, void *arg)
 	reply_commands(ctx, w, router);
 }
 
+/* The router hung up during a held poll: it is no longer polling. */
 static void
 poll_gone(const char *router, void *arg)
 {
@@ -517,6 +537,7 @@ poll_gone(const char *router, void *arg)
 		log_warn("router %s: cannot record its disconnection: %s", router, or_errmsg());
 }
 
+/* GET /v1/commands: answers at once when something is queued, else holds the poll. */
 static void
 handle_commands(struct http_ctx *ctx, void *arg)
 {
@@ -579,6 +600,7 @@ command_id_of(const char *path, const char *suffix)
 	return strcmp(end, suffix) == 0 && id > 0 ? id : -1;
 }
 
+/* One of the router's commands by id; a command of another router is not found. */
 static int
 command_get(struct worker *w, const char *router, long long id, struct command_row *c, bool *found)
 {
@@ -667,6 +689,10 @@ apply_ack(struct http_ctx *ctx, struct worker *w, const struct router_row *r,
 	return 0;
 }
 
+/*
+ * POST /v1/commands/ID/ack: checks the acknowledgement, applies its effect once; a repeat gets
+ * the same answer.
+ */
 static void
 handle_ack(struct http_ctx *ctx, void *arg)
 {
@@ -725,7 +751,8 @@ handle_ack(struct http_ctx *ctx, void *arg)
 		router_note_error(w, r.name, note);
 		log_warn("router %s: %s", r.name, note);
 	}
-	result_text = json_dump_compact(ok ? (result ? result : json_object()) : body);
+	/* What is kept: the result of an "ok", the whole report of an "error". */
+	result_text = ok && result == NULL ? strdup("{}") : json_dump_compact(ok ? result : body);
 	fmt_i64(id, id_text);
 	fmt_i64((long long)time(NULL), now);
 	if (store_exec(w->db,
@@ -747,6 +774,7 @@ out:
 
 /* ---- POST /v1/certificate ----------------------------------------------- */
 
+/* The answer to a certificate request: certificate, issuing CA, serial, expiry. */
 static json_t *
 certificate_answer(struct worker *w, const char *pem, const char *serial, time_t not_after)
 {
@@ -757,6 +785,10 @@ certificate_answer(struct worker *w, const char *pem, const char *serial, time_t
 			 pki_ca_cert_pem(w->c->ca), "serial", serial, "not_after", when);
 }
 
+/*
+ * POST /v1/certificate: signs the CSR of the bound device key for a queued generate-certificate;
+ * once per command.
+ */
 static void
 handle_certificate(struct http_ctx *ctx, void *arg)
 {
@@ -848,6 +880,7 @@ done:
 
 /* ---- POST /v1/migration (report to the old conductor) -------------------- */
 
+/* Records a migration's outcome reported by the router, and moves its state (once). */
 static int
 finish_migration(struct worker *w, const struct router_row *r, json_int_t id, bool succeeded,
 		 const char *reason, const char *addresses, bool *known)
@@ -906,6 +939,7 @@ finish_migration(struct worker *w, const struct router_row *r, json_int_t id, bo
 	return router_note_error(w, r->name, NULL);
 }
 
+/* POST /v1/migration: the router's report to the conductor it left (or came back to). */
 static void
 handle_migration(struct http_ctx *ctx, void *arg)
 {
@@ -952,6 +986,7 @@ out:
 
 /* ---- POST /v1/migrated-in (report to the new conductor) ------------------ */
 
+/* POST /v1/migrated-in: the router's report to the conductor it arrived at. */
 static void
 handle_migrated_in(struct http_ctx *ctx, void *arg)
 {
@@ -977,6 +1012,7 @@ out:
 
 /* ---- POST /v1/events (progress reports) --------------------------------- */
 
+/* POST /v1/events: progress reports of the router's agent, checked in full before any is kept. */
 static void
 handle_events(struct http_ctx *ctx, void *arg)
 {
@@ -1027,6 +1063,7 @@ out:
 
 /* ---- dispatch ------------------------------------------------------------ */
 
+/* Dispatches /v1/commands/ID/ack. */
 static void
 handle_command_path(struct http_ctx *ctx, void *arg)
 {

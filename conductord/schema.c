@@ -110,6 +110,10 @@ static const struct store_migration migrations[] = {
 	{1, NULL, TABLES("INTEGER PRIMARY KEY AUTOINCREMENT"), TABLES("BIGSERIAL PRIMARY KEY")},
 };
 
+/*
+ * Opens the database and brings its schema up to date (serialised between instances by the
+ * store).
+ */
 int
 conductor_db_open(const struct conductor_settings *s, struct store **out)
 {

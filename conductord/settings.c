@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One server-name entry: an IP address or a DNS name, at most CONDUCTOR_MAX_NAMES. */
 static int
 add_server_name(void *arg, const char *value, const char *where)
 {
@@ -29,6 +30,7 @@ add_server_name(void *arg, const char *value, const char *where)
 	return 0;
 }
 
+/* A listen address must be numeric: the servers bind it without name lookups. */
 static int
 check_listen(const char *value, const char *key, const char *path)
 {
@@ -39,6 +41,7 @@ check_listen(const char *value, const char *key, const char *path)
 	return 0;
 }
 
+/* Reads every key with its default and range; the first bad one stops with FILE:LINE. */
 static int
 load_values(struct config *cfg, struct conductor_settings *s)
 {
@@ -113,6 +116,7 @@ load_values(struct config *cfg, struct conductor_settings *s)
 	return config_check_unused(cfg);
 }
 
+/* Loads and checks the configuration file; on failure nothing is kept. */
 int
 settings_load(const char *path, struct conductor_settings *out)
 {
@@ -136,6 +140,7 @@ fail:
 	return -1;
 }
 
+/* Frees the configuration and every string that came from it. */
 void
 settings_free(struct conductor_settings *s)
 {
@@ -147,6 +152,7 @@ settings_free(struct conductor_settings *s)
 	memset(s, 0, sizeof(*s));
 }
 
+/* STATE_DIR/file into out; refuses a path that does not fit. */
 int
 state_path(const struct conductor_settings *s, const char *file, char *out, size_t len)
 {

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* RFC 3339 UTC text of t, or "" for 0 (never set). */
 void
 fmt_time(time_t t, char *out, size_t len)
 {
@@ -27,12 +28,14 @@ fmt_time(time_t t, char *out, size_t len)
 	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* Decimal text of v, for a store parameter. */
 void
 fmt_i64(long long v, char out[24])
 {
 	snprintf(out, 24, "%lld", v);
 }
 
+/* The integer of a store value; 0 for NULL or anything that is not a whole integer. */
 long long
 parse_i64(const char *text)
 {
@@ -45,6 +48,7 @@ parse_i64(const char *text)
 	return *end == '\0' ? v : 0;
 }
 
+/* bytes random bytes as hex: nonces, tokens. Trusts OpenSSL's generator only. */
 int
 random_hex(size_t bytes, char *out)
 {
@@ -57,6 +61,7 @@ random_hex(size_t bytes, char *out)
 	return 0;
 }
 
+/* An asset ID is a subject that cannot be mistaken for a peer conductor's. */
 bool
 valid_asset_id(const char *asset_id)
 {
@@ -64,6 +69,7 @@ valid_asset_id(const char *asset_id)
 	return conductor_valid_subject(asset_id) && strncmp(asset_id, "peer:", 5) != 0;
 }
 
+/* Checks a JSON array of host:port strings from a request; out points into it. */
 int
 parse_addresses(json_t *array, const char *what, const char **out, size_t max, size_t *n)
 {
@@ -88,6 +94,7 @@ parse_addresses(json_t *array, const char *what, const char **out, size_t max, s
 	return 0;
 }
 
+/* The loop's worker; replies 503 when the loop has no database connection. */
 struct worker *
 worker_of(struct http_ctx *ctx)
 {

@@ -59,6 +59,7 @@ struct admin {
 
 /* ---- connection ---------------------------------------------------------- */
 
+/* A whole small file, NUL-terminated; what names it in errors. */
 static char *
 read_small_file(const char *path, size_t max, const char *what)
 {
@@ -72,6 +73,7 @@ read_small_file(const char *path, size_t max, const char *what)
 	return (char *)data;
 }
 
+/* The admin session: URL, CA and token from options or the environment. */
 static int
 admin_open(struct admin *a, const char *url, const char *ca_file, const char *token_file)
 {
@@ -105,6 +107,7 @@ out:
 	return rc;
 }
 
+/* Closes the session; the token is zeroed. */
 static void
 admin_close(struct admin *a)
 {
@@ -159,6 +162,7 @@ out:
 
 /* ---- commands ------------------------------------------------------------ */
 
+/* ca export: prints the root CA. */
 static int
 ca_export(struct admin *a)
 {
@@ -174,6 +178,7 @@ ca_export(struct admin *a)
 	return pem ? 0 : or_error("the conductor sent no certificate");
 }
 
+/* psk create: prints the new secret alone on stdout. */
 static int
 psk_create(struct admin *a, const char *name)
 {
@@ -201,6 +206,7 @@ out:
 	return rc;
 }
 
+/* router add: name, asset ID and configuration checked here before sending. */
 static int
 router_add(struct admin *a, const char *name, const char *asset_id, const char *config_file)
 {
@@ -255,6 +261,7 @@ address_array(const char *const *addresses, size_t n)
 	return array;
 }
 
+/* router production: addresses, secret and CA checked here before sending. */
 static int
 router_production(struct admin *a, const char *name, const char *const *addresses, size_t n,
 		  const char *psk_file, const char *ca_file)
@@ -295,6 +302,7 @@ out:
 	return rc;
 }
 
+/* router renew. */
 static int
 router_renew(struct admin *a, const char *name)
 {
@@ -313,6 +321,7 @@ router_renew(struct admin *a, const char *name)
 	return rc;
 }
 
+/* Indented, key-sorted JSON on stdout. */
 static void
 print_json(json_t *value)
 {
@@ -323,6 +332,7 @@ print_json(json_t *value)
 	free(text);
 }
 
+/* A string field or "-". */
 static const char *
 field(json_t *obj, const char *key)
 {
@@ -331,6 +341,7 @@ field(json_t *obj, const char *key)
 	return v ? v : "-";
 }
 
+/* router show: a summary, or the whole record with --json. */
 static int
 router_show(struct admin *a, const char *name, bool as_json)
 {
@@ -360,6 +371,7 @@ router_show(struct admin *a, const char *name, bool as_json)
 	return 0;
 }
 
+/* show assets, show alarms. */
 static int
 show(struct admin *a, const char *what, bool as_json)
 {
@@ -436,6 +448,7 @@ wait_migration(struct admin *a, const char *name, json_int_t id, unsigned second
 	return or_error("no outcome of migration %lld within %u seconds", (long long)id, seconds);
 }
 
+/* migrate: sends it, then (with --wait) waits for the router's report. */
 static int
 migrate(struct admin *a, const char *const *addresses, size_t n, const char *name, bool skip,
 	bool force, long window, bool wait)
@@ -575,6 +588,7 @@ parse_migrate(char **w, int n, const char **addrs, size_t *n_addrs, const char *
 	return 0;
 }
 
+/* Runs the command named by the words. */
 static int
 dispatch(struct admin *adm, char **w, int n, struct args *a)
 {
@@ -609,6 +623,7 @@ dispatch(struct admin *adm, char **w, int n, struct args *a)
 	return or_error("unknown conductor command (try 'onrampctl conductor --help')");
 }
 
+/* Connection options, command options, then the command. */
 int
 cmd_conductor(int argc, char **argv)
 {

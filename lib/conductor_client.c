@@ -46,6 +46,7 @@ struct conductor_conn {
 
 /* ---- small helpers ------------------------------------------------------ */
 
+/* Logs a step's outcome and hands it to the caller's report function. */
 static void
 report(const struct conductor_client_opts *o, const char *step, bool ok, const char *reason)
 {
@@ -57,6 +58,7 @@ report(const struct conductor_client_opts *o, const char *step, bool ok, const c
 		o->report(o->report_arg, step, ok, reason);
 }
 
+/* STATE_DIR/file into out. */
 static int
 path_in(const struct conductor_client_opts *o, const char *file, char out[PATH_MAX])
 {
@@ -65,6 +67,7 @@ path_in(const struct conductor_client_opts *o, const char *file, char out[PATH_M
 	return 0;
 }
 
+/* The router's conductor state, or a new empty one when there is no file yet. */
 static int
 state_load_or_new(const struct conductor_client_opts *o, json_t **out)
 {
@@ -104,6 +107,7 @@ state_entry(const struct conductor_client_opts *o, const char *key, json_t **st,
 	return 1;
 }
 
+/* Replaces the state file atomically (mode 0600). */
 static int
 state_save(const struct conductor_client_opts *o, const json_t *st)
 {
@@ -142,6 +146,7 @@ addresses_from_json(json_t *array, struct conductor_target *t)
 	return 0;
 }
 
+/* The addresses as a JSON array. */
 static json_t *
 addresses_to_json(const char *const *addresses, size_t n)
 {
@@ -152,6 +157,7 @@ addresses_to_json(const char *const *addresses, size_t n)
 	return array;
 }
 
+/* Sleeps in slices of 100 ms, so that a stop request is seen soon. */
 static void
 sleep_ms(unsigned ms, volatile sig_atomic_t *stop)
 {
@@ -174,6 +180,7 @@ text_or(const json_t *v, const char *def)
 	return text ? text : def;
 }
 
+/* The vault names of a conductor's secret and root CA. */
 static void
 vault_names(const char *which, char psk_name[64], char ca_name[64])
 {
@@ -181,6 +188,7 @@ vault_names(const char *which, char psk_name[64], char ca_name[64])
 	snprintf(ca_name, 64, "conductor-%s-ca", which);
 }
 
+/* Only two conductors are known: staging and production. */
 static bool
 valid_which(const char *which)
 {
@@ -189,6 +197,7 @@ valid_which(const char *which)
 
 /* ---- targets ------------------------------------------------------------- */
 
+/* Frees a target; the secret is zeroed. */
 void
 conductor_target_free(struct conductor_target *t)
 {
@@ -199,6 +208,7 @@ conductor_target_free(struct conductor_target *t)
 	memset(t, 0, sizeof(*t));
 }
 
+/* Checks and stores a conductor: secret and CA in the vault, addresses in the state. */
 int
 conductor_set_target(const struct conductor_client_opts *o, const char *which,
 		     const char *const *addresses, size_t n, const char *psk, size_t psk_len,
@@ -236,6 +246,7 @@ out:
 	return rc;
 }
 
+/* Reads a stored conductor back; a tampered vault entry is refused. */
 int
 conductor_get_target(const struct conductor_client_opts *o, const char *which,
 		     struct conductor_target *out)
@@ -268,6 +279,7 @@ out:
 	return rc;
 }
 
+/* Which conductor the router serves now. */
 int
 conductor_current(const struct conductor_client_opts *o, char which[16])
 {
@@ -308,6 +320,7 @@ tick(const struct conductor_client_opts *o, struct conductor_conn *c)
 
 /* ---- requests ------------------------------------------------------------- */
 
+/* An HTTPS session to one conductor address, trusting only ca_pem, through the proxy if any. */
 int
 conductor_session_open(const char *address, const char *ca_pem, const struct http_proxy *proxy,
 		       long connect_timeout_ms, long total_timeout_ms, struct http_session **out)
@@ -325,6 +338,10 @@ conductor_session_open(const char *address, const char *ca_pem, const struct htt
 	return http_session_open(url, &hopts, out);
 }
 
+/*
+ * One request; turns a non-2xx answer into one sentence naming the path, status, code and
+ * message.
+ */
 int
 conductor_call(struct http_session *s, const char *method, const char *path, const char *bearer,
 	       const json_t *body, long *status, json_t **answer)
@@ -365,6 +382,10 @@ out:
 	return rc;
 }
 
+/*
+ * Hello, then the proof over nonce, subject and this session's exporter; the session must not
+ * reconnect after.
+ */
 int
 conductor_prove(struct http_session *s, const char *hello_key, const char *hello_value,
 		const char *subject, const struct secret *psk, json_t *body, char nonce_hex[65])
@@ -408,6 +429,7 @@ out:
 
 /* ---- connection ---------------------------------------------------------- */
 
+/* The longest poll wait this router asks for. */
 static unsigned
 wait_cap(const struct conductor_client_opts *o)
 {
@@ -455,6 +477,7 @@ out:
 	return rc;
 }
 
+/* Tries each address in order: TLS, hello, proof, device CSR, session. */
 int
 conductor_connect(const struct conductor_client_opts *o, const struct conductor_target *t,
 		  struct conductor_conn **out)
@@ -490,18 +513,21 @@ conductor_connect(const struct conductor_client_opts *o, const struct conductor_
 	return -1;
 }
 
+/* The router name the conductor gave at authentication. */
 const char *
 conductor_conn_router(const struct conductor_conn *c)
 {
 	return c->router;
 }
 
+/* The address this connection reached. */
 const char *
 conductor_conn_address(const struct conductor_conn *c)
 {
 	return c->address;
 }
 
+/* Closes the session; the token is zeroed. */
 void
 conductor_close(struct conductor_conn *c)
 {
@@ -513,6 +539,7 @@ conductor_close(struct conductor_conn *c)
 	free(c);
 }
 
+/* One long poll on the session. */
 int
 conductor_poll(struct conductor_conn *c, json_t **commands)
 {
@@ -537,6 +564,7 @@ conductor_poll(struct conductor_conn *c, json_t **commands)
 	return 0;
 }
 
+/* Sends progress reports on the session. */
 int
 conductor_report_events(struct conductor_conn *c, json_t *events)
 {
@@ -551,6 +579,7 @@ conductor_report_events(struct conductor_conn *c, json_t *events)
 
 /* ---- commands ------------------------------------------------------------- */
 
+/* Replaces a file of the state directory atomically. */
 static int
 write_state_file(const struct conductor_client_opts *o, const char *file, const char *text,
 		 mode_t mode)
@@ -652,6 +681,7 @@ do_production(struct conductor_conn *c, json_t *payload)
 	return rc;
 }
 
+/* Acknowledges a command: ok with its result, or error with the reason. */
 static int
 ack(struct conductor_conn *c, json_int_t id, bool ok, json_t *result, const char *error)
 {
@@ -667,6 +697,10 @@ ack(struct conductor_conn *c, json_int_t id, bool ok, json_t *result, const char
 	return rc;
 }
 
+/*
+ * Runs a command other than migrate, then acknowledges it; -1 only when the acknowledgement
+ * failed.
+ */
 int
 conductor_execute(struct conductor_conn *c, json_t *command)
 {
@@ -868,6 +902,7 @@ out:
 	return rc;
 }
 
+/* Records the migration, then carries it out (see the header). */
 int
 conductor_migrate(const struct conductor_client_opts *o, const char *const *addresses, size_t n,
 		  unsigned window_s, long long migration_id)
@@ -966,6 +1001,10 @@ serve(const struct conductor_client_opts *o, struct conductor_conn *c, volatile 
 	return 0;
 }
 
+/*
+ * Reconnects with backoff, resumes a recorded migration first, delivers pending reports, serves
+ * commands.
+ */
 int
 conductor_run(const struct conductor_client_opts *o, volatile sig_atomic_t *stop)
 {

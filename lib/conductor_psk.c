@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 #include <string.h>
 
+/* 36 random bytes: 4 become the identifier, 32 the secret. */
 int
 psk_generate(char id[PSK_ID_LEN + 1], struct secret *text)
 {
@@ -41,6 +42,7 @@ out:
 	return rc;
 }
 
+/* See conductor_psk.h; the message never echoes the text. */
 int
 psk_parse_id(const char *text, size_t len, char id[PSK_ID_LEN + 1])
 {
@@ -56,6 +58,7 @@ psk_parse_id(const char *text, size_t len, char id[PSK_ID_LEN + 1])
 	return 0;
 }
 
+/* See conductor_psk.h. */
 bool
 conductor_valid_subject(const char *subject)
 {
@@ -69,6 +72,7 @@ conductor_valid_subject(const char *subject)
 	return true;
 }
 
+/* HMAC-SHA256 through EVP_MAC over the three parts in order. */
 int
 psk_proof(const struct secret *psk, const uint8_t nonce[CONDUCTOR_NONCE_LEN], const char *subject,
 	  const uint8_t exporter[CONDUCTOR_EXPORTER_LEN], uint8_t out[CONDUCTOR_PROOF_LEN])
@@ -105,6 +109,7 @@ out:
 	return rc;
 }
 
+/* See conductor_psk.h. */
 bool
 psk_proof_check(const struct secret *psk, const uint8_t nonce[CONDUCTOR_NONCE_LEN],
 		const char *subject, const uint8_t exporter[CONDUCTOR_EXPORTER_LEN],

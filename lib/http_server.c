@@ -39,6 +39,8 @@
 #include <unistd.h>
 
 #define DEFAULT_MAX_BODY (64 * 1024)
+/* evhttp itself holds bodies up to this many times max_body (see loop_init). */
+#define OVERSIZE_FACTOR 4
 #define DEFAULT_MAX_HEADERS (16 * 1024)
 #define DEFAULT_TIMEOUT_S 60
 #define LISTEN_BACKLOG 4096
@@ -102,7 +104,7 @@ tls_server_ctx(const char *cert_file, const char *key_file, SSL_CTX **out)
 		return or_error("http server: cannot create a TLS context");
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-				     SSL_OP_NO_COMPRESSION);
+					 SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL") != 1)
 		goto tls_fail;
@@ -584,6 +586,16 @@ dispatch(struct evhttp_request *req, void *arg)
 		send_error_raw(req, 400, "bad-request", "the request target must be a path", NULL);
 		return;
 	}
+	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > lp->srv->opts.max_body) {
+		char msg[96];
+
+		snprintf(msg, sizeof(msg), "request body is larger than the %zu bytes allowed",
+			 lp->srv->opts.max_body);
+		/* The client sent what we will not read: do not keep its connection. */
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		send_error_raw(req, 413, "body-too-large", msg, NULL);
+		return;
+	}
 	route = find_route(&lp->srv->opts, method, path, allow, sizeof(allow));
 	if (route == NULL) {
 		if (allow[0] != '\0')
@@ -689,14 +701,20 @@ loop_setup(struct http_server *srv, struct loop *lp)
 		return or_error("http server: cannot create event loop %u", lp->index);
 	evhttp_set_bevcb(lp->http, make_tls_bev, lp);
 	evhttp_set_gencb(lp->http, dispatch, lp);
-	evhttp_set_max_body_size(lp->http, (ev_ssize_t)o->max_body);
+	/*
+	 * evhttp answers an over-limit body itself, with an HTML page (libevent
+	 * 2.1 has no hook for it). So it holds up to OVERSIZE_FACTOR times
+	 * max_body, bounded memory still, and dispatch() refuses anything past
+	 * max_body with our JSON 413; only bodies past that bound get evhttp's page.
+	 */
+	evhttp_set_max_body_size(lp->http, (ev_ssize_t)(o->max_body * OVERSIZE_FACTOR));
 	evhttp_set_max_headers_size(lp->http, (ev_ssize_t)o->max_headers);
 	evhttp_set_timeout_tv(lp->http, &tv);
 	/* every method reaches dispatch(), which answers 405 itself */
 	evhttp_set_allowed_methods(lp->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-						 EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-						 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-						 EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+						     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						     EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						     EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	if ((fd = fcntl(srv->fd, F_DUPFD_CLOEXEC, 0)) == -1)
 		return or_error("http server: dup: %s", strerror(errno));
 	if (evhttp_accept_socket_with_handle(lp->http, fd) == NULL) {

@@ -59,6 +59,7 @@ check_name(json_t *obj, const char *where, const char *key, bool required, const
 	return 0;
 }
 
+/* See peering_config.h. */
 int
 peering_check_address(const char *text, const char *what)
 {
@@ -113,6 +114,7 @@ peering_check_address(const char *text, const char *what)
 	return 0;
 }
 
+/* router: an object with exactly name, the router being added when one is named. */
 static int
 check_router(json_t *config, const char *router_name)
 {
@@ -131,6 +133,7 @@ check_router(json_t *config, const char *router_name)
 	return 0;
 }
 
+/* hub: name and 1 to 8 distinct addresses. */
 static int
 check_hub(json_t *config)
 {
@@ -164,6 +167,7 @@ check_hub(json_t *config)
 	return 0;
 }
 
+/* One neighborhood: name, optional topology, vector and cost. */
 static int
 check_neighborhood(json_t *nb, const char *where)
 {
@@ -189,6 +193,7 @@ check_neighborhood(json_t *nb, const char *where)
 	return ok ? 0 : or_error("%s.topology: '%s' is not spoke, hub or mesh", where, topology);
 }
 
+/* neighborhoods: 1 to 32, names distinct. */
 static int
 check_neighborhoods(json_t *config)
 {
@@ -213,6 +218,7 @@ check_neighborhoods(json_t *config)
 	return 0;
 }
 
+/* See peering_config.h. */
 int
 peering_config_validate(json_t *config, const char *router_name)
 {
@@ -230,6 +236,7 @@ peering_config_validate(json_t *config, const char *router_name)
 	return 0;
 }
 
+/* See peering_config.h. */
 int
 peering_config_load(const char *path, const char *router_name, json_t **out)
 {
@@ -246,6 +253,7 @@ peering_config_load(const char *path, const char *router_name, json_t **out)
 	return 0;
 }
 
+/* See peering_config.h. */
 int
 sha256_hex(const void *data, size_t len, char out[65])
 {
@@ -258,6 +266,7 @@ sha256_hex(const void *data, size_t len, char out[65])
 	return 0;
 }
 
+/* See peering_config.h. */
 int
 peering_config_canonical(json_t *config, char **text, char sha256[65])
 {

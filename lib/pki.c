@@ -44,6 +44,7 @@ ssl_error(const char *what)
 	return or_error("%s (%s)", what, buf);
 }
 
+/* A read-only BIO over PEM text after a size check. */
 static BIO *
 pem_source(const char *pem, const char *what)
 {
@@ -64,6 +65,7 @@ pem_source(const char *pem, const char *what)
 	return bio;
 }
 
+/* The first certificate of PEM text. */
 static X509 *
 cert_from_pem(const char *pem, const char *what)
 {
@@ -122,6 +124,10 @@ out:
 	return rc;
 }
 
+/*
+ * Hex SHA-256 of the DER SubjectPublicKeyInfo: the key's identity, the same for a CSR and its
+ * certificate.
+ */
 static int
 spki_sha256(EVP_PKEY *key, char out[PKI_KEY_ID_LEN + 1])
 {
@@ -141,6 +147,7 @@ spki_sha256(EVP_PKEY *key, char out[PKI_KEY_ID_LEN + 1])
 	return 0;
 }
 
+/* An ASN.1 time as seconds since the epoch, or -1. */
 static time_t
 asn1_time_t(const ASN1_TIME *t)
 {
@@ -183,6 +190,7 @@ describe(X509 *cert, struct pki_issued *out)
 	return out->cert_pem ? 0 : -1;
 }
 
+/* A fresh random serial from OpenSSL's generator. */
 static int
 set_random_serial(X509 *cert)
 {
@@ -208,6 +216,7 @@ out:
 	return rc;
 }
 
+/* Adds one extension from a constant value string of this file. */
 static int
 add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 {
@@ -224,6 +233,7 @@ add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 	return ok == 1 ? 0 : ssl_error("cannot add certificate extension");
 }
 
+/* Sets CN as the only subject attribute. */
 static int
 set_subject_cn(X509 *cert, const char *cn)
 {
@@ -262,6 +272,7 @@ fail:
 	return NULL;
 }
 
+/* Signs with SHA-256 (or the key's own digest for EdDSA). */
 static int
 sign_cert(X509 *cert, EVP_PKEY *key)
 {
@@ -271,6 +282,7 @@ sign_cert(X509 *cert, EVP_PKEY *key)
 	return X509_sign(cert, key, md) > 0 ? 0 : ssl_error("cannot sign certificate");
 }
 
+/* See pki.h. */
 bool
 pki_valid_dns_name(const char *name)
 {
@@ -312,6 +324,7 @@ push_name(GENERAL_NAMES *gens, int type, const char *value)
 	return 0;
 }
 
+/* Adds the subjectAltName extension built from typed names. */
 static int
 add_sans(X509 *cert, GENERAL_NAMES *gens)
 {
@@ -320,6 +333,7 @@ add_sans(X509 *cert, GENERAL_NAMES *gens)
 	return 0;
 }
 
+/* True for an IPv4 or IPv6 literal. */
 static bool
 is_ip_literal(const char *name)
 {
@@ -330,6 +344,7 @@ is_ip_literal(const char *name)
 	return ip != NULL;
 }
 
+/* A common name: 1 to 64 printable characters. */
 static bool
 valid_cn(const char *cn)
 {
@@ -372,6 +387,7 @@ out:
 	return rc;
 }
 
+/* A self-signed root: CA:TRUE, keyCertSign and cRLSign, SKI/AKI. */
 int
 pki_ca_create(const char *common_name, unsigned days, char **cert_pem, struct secret *key_pem)
 {
@@ -408,6 +424,7 @@ out:
 	return rc;
 }
 
+/* See pki.h: checks CA flags, validity and key match before use. */
 int
 pki_ca_load(const char *cert_pem, const char *key_pem, struct pki_ca **out)
 {
@@ -456,6 +473,7 @@ fail:
 	return -1;
 }
 
+/* Frees the CA; the key is freed by OpenSSL (cleansed). */
 void
 pki_ca_free(struct pki_ca *ca)
 {
@@ -467,12 +485,14 @@ pki_ca_free(struct pki_ca *ca)
 	free(ca);
 }
 
+/* The CA certificate as loaded. */
 const char *
 pki_ca_cert_pem(const struct pki_ca *ca)
 {
 	return ca->cert_pem;
 }
 
+/* See pki.h: names checked and typed before anything is generated. */
 int
 pki_issue_server(struct pki_ca *ca, const char *common_name, const char *const *names,
 		 size_t n_names, unsigned days, struct pki_issued *out, struct secret *key_pem)
@@ -517,6 +537,7 @@ out:
 	return rc;
 }
 
+/* Whether the CSR's requested subjectAltName holds exactly uri. */
 static bool
 csr_has_uri(X509_REQ *req, const char *uri)
 {
@@ -543,6 +564,7 @@ csr_has_uri(X509_REQ *req, const char *uri)
 	return found;
 }
 
+/* Accepts EC P-256/P-384 and RSA of 2048 bits or more, nothing else. */
 static int
 check_key_strength(EVP_PKEY *key)
 {
@@ -604,6 +626,7 @@ load_csr(const char *csr_pem, const char *required_uri, X509_REQ **req_out,
 	return 0;
 }
 
+/* See pki.h. */
 int
 pki_csr_check(const char *csr_pem, const char *required_uri, char key_id[PKI_KEY_ID_LEN + 1])
 {
@@ -615,6 +638,7 @@ pki_csr_check(const char *csr_pem, const char *required_uri, char key_id[PKI_KEY
 	return 0;
 }
 
+/* See pki.h. */
 bool
 pki_valid_router_name(const char *name)
 {
@@ -628,6 +652,7 @@ pki_valid_router_name(const char *name)
 	return true;
 }
 
+/* See pki.h: only the CSR's key is used. */
 int
 pki_sign_router_csr(struct pki_ca *ca, const char *csr_pem, const char *router_name, unsigned days,
 		    struct pki_issued *out)
@@ -663,6 +688,7 @@ out:
 	return rc;
 }
 
+/* Frees what pki_issue_server or pki_sign_router_csr filled. */
 void
 pki_issued_free(struct pki_issued *issued)
 {
@@ -670,6 +696,7 @@ pki_issued_free(struct pki_issued *issued)
 	issued->cert_pem = NULL;
 }
 
+/* See pki.h. */
 int
 pki_cert_key_id(const char *cert_pem, char key_id[PKI_KEY_ID_LEN + 1])
 {
@@ -683,6 +710,7 @@ pki_cert_key_id(const char *cert_pem, char key_id[PKI_KEY_ID_LEN + 1])
 	return rc;
 }
 
+/* See pki.h. */
 int
 pki_cert_serves(const char *cert_pem, const char *const *names, size_t n_names, unsigned min_days,
 		bool *serves, time_t *not_after)
@@ -737,6 +765,7 @@ fail:
 	return NULL;
 }
 
+/* See pki.h: OpenSSL's verifier with only the given anchors trusted. */
 int
 pki_verify_chain(const char *cert_pem, const char *anchor_pem)
 {

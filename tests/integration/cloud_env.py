@@ -8,6 +8,7 @@ Every process is started here and stopped by its PID, even when a test fails.
 import json
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -286,6 +287,11 @@ class CloudEnv:
         for c in conductors:
             args += ["--conductor", c]
         return json.loads(self.ctl_ok(*args, "--json"))
+
+    def ensure_site(self, org, site):
+        """The site, made with default settings if an earlier test did not make it."""
+        if self.ctl("site", "show", org, site, "--json").returncode != 0:
+            self.site(org, site, f"{site}-psk-" + secrets.token_hex(8))
 
     def device(self, serial, claim_code=None, import_it=True):
         """A device made at the factory (software identity) and imported."""

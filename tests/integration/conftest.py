@@ -15,14 +15,14 @@ BUILD = os.environ.get("ONRAMP_BUILD", os.path.join(ROOT, "build"))
 PROGRAMS = {
     "onrampctl": "ctl/onrampctl",
     "trust-tool": "tests/tools/trust-tool",
+    "onramp-agent": "agent/onramp-agent",
+    "http_test_server": "tests/tools/http_test_server",
+    "test_store": "tests/unit/test_store",
+    "onramp-conductord": "conductord/onramp-conductord",
+    "conductor-router": "tests/tools/conductor-router",
     "onramp-redirectd": "redirectd/onramp-redirectd",
     "onramp-cloudd": "cloudd/onramp-cloudd",
     "onramp-test-device": "tests/tools/onramp-test-device",
-    "http_test_server": "tests/tools/http_test_server",
-    "test_store": "tests/unit/test_store",
-    "onramp-agent": "agent/onramp-agent",
-    "onramp-conductord": "conductord/onramp-conductord",
-    "conductor-router": "tests/tools/conductor-router",
 }
 
 
@@ -138,8 +138,6 @@ def swtpm_factory(tmp_path):
 def swtpm(swtpm_factory):
     """One running swtpm; .tcti is the string for onramp's tpm_open."""
     return swtpm_factory()
-
-
 PG_BIN = "/usr/lib/postgresql/15/bin"
 
 

@@ -300,6 +300,7 @@ def test_admin_api_refuses_missing_and_wrong_tokens(env):
 
 def test_bad_input_is_refused_and_changes_nothing(env):
     token = env.cloud_admin_token
+    env.ensure_site("acme", "paris")
     orgs = env.ctl_json("org", "list")
     bad = [
         ("POST", "/v1/admin/organizations", {"name": 5}),
@@ -324,11 +325,15 @@ def test_bad_input_is_refused_and_changes_nothing(env):
         assert_error(cloud_request(env, method, path, body, token=token), 400, "bad-request")
     assert_error(cloud_request(env, "POST", "/v1/admin/organizations", token=token,
                                raw="{not json"), 400, "bad-json")
-    # Refused before it is read: evhttp answers 413 as soon as it sees the
-    # Content-Length, and closes, so the client may not even finish sending.
+    # Just over the 128 KiB limit: the JSON error, and nothing written.
+    status, _, doc = cloud_request(env, "POST", "/v1/admin/organizations", token=token,
+                                   raw=json.dumps({"name": "big", "pad": "x" * 140000}))
+    assert status == 413 and doc["error"]["code"] == "body-too-large", doc
+    # Far over it, evhttp refuses before reading: it answers 413 as soon as it
+    # sees the Content-Length, and closes, so the client may not even finish sending.
     try:
         status, _, doc = cloud_request(env, "POST", "/v1/admin/organizations", token=token,
-                                       raw=json.dumps({"name": "big", "pad": "x" * 300000}))
+                                       raw=json.dumps({"name": "big", "pad": "x" * 900000}))
         assert status == 413, doc
     except (ssl.SSLError, ConnectionError):
         pass

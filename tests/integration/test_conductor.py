@@ -142,8 +142,8 @@ def test_wrong_secret_is_refused(sqlite_conductor, routers):
     assert wrong not in staging.log() and wrong not in router.log()
 
 
-def test_unknown_asset_is_refused_and_listed(sqlite_conductor, routers):
-    staging = sqlite_conductor()
+def test_unknown_asset_is_refused_and_listed(make_conductor, routers):
+    staging = make_conductor()
     staging.add_router("r1", "ASSET-0001")
     psk_file, _ = staging.psk("site")
     router = routers(asset_id="NOBODY-42").start(staging, psk_file)
@@ -156,8 +156,8 @@ def test_unknown_asset_is_refused_and_listed(sqlite_conductor, routers):
     assert re.search(r"NOBODY-42\s+unknown", staging.ok("show", "assets"))
 
 
-def test_duplicate_asset_is_denied_and_the_first_keeps_working(sqlite_conductor, routers):
-    staging = sqlite_conductor()
+def test_duplicate_asset_is_denied_and_the_first_keeps_working(make_conductor, routers):
+    staging = make_conductor()
     first, psk_file, _ = onboard(staging, routers)
     serial = staging.router_record("r1")["certificates"][0]["serial"]
 

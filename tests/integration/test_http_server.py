@@ -214,10 +214,17 @@ def test_json_bodies(start_server, build):
 @pytest.mark.parametrize("build", BUILDS)
 def test_body_and_header_limits(start_server, build):
     srv = start_server("--threads", "1", "--max-body", "1024", build=build)
-    # over the limit by Content-Length: refused before the body is read
-    st, r, _ = srv.request("POST", "/echo", body=b'{"k": "' + b"v" * 2000 + b'"}')
+    # over the limit by Content-Length: refused with the JSON error, connection closed
+    st, r, body = srv.request("POST", "/echo", body=b'{"k": "' + b"v" * 2000 + b'"}')
     assert st == 413
     assert r.getheader("Connection") == "close"
+    assert body["error"]["code"] == "body-too-large"
+    # on a path whose handler reads no body, too
+    st, r, body = srv.request("GET", "/hello", body=b"x" * 2000)
+    assert st == 413 and body["error"]["code"] == "body-too-large"
+    # far past the limit (over 4 times), evhttp refuses it before reading it
+    st, r, _ = srv.request("POST", "/echo", body=b"x" * 5000)
+    assert st == 413
     # a chunked body that grows over the limit (sent whole: the server answers
     # and closes before reading it all)
     chunk = b"12c\r\n" + b" " * 300 + b"\r\n"

@@ -36,6 +36,7 @@
 
 static volatile sig_atomic_t stop;
 
+/* SIGTERM/SIGINT: the run loop stops after its current request. */
 static void
 on_signal(int sig)
 {
@@ -43,6 +44,7 @@ on_signal(int sig)
 	stop = 1;
 }
 
+/* Each step report as one JSON line on stdout. */
 static void
 print_report(void *arg, const char *step, bool ok, const char *reason)
 {
@@ -59,6 +61,7 @@ print_report(void *arg, const char *step, bool ok, const char *reason)
 	json_decref(line);
 }
 
+/* A small file without its trailing newline. */
 static char *
 read_text(const char *path)
 {
@@ -80,6 +83,10 @@ static const char usage[] =
 	"         [--proxy-user U --proxy-password-file F]] [--poll-wait S] [--window S]\n"
 	"         run | current | migrate ADDR [ADDR]\n";
 
+/*
+ * Opens the device key and vault (software or TPM), stores the staging conductor if given, runs
+ * the command.
+ */
 int
 main(int argc, char **argv)
 {
