@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include "agent_conf.h"
@@ -161,15 +162,19 @@ bad_values_name_file_and_line(void **state)
 		{"[interface eth0]\nenable-proxy-discovery = on\n",
 		 "agent.conf:4: enable-proxy-discovery must be true or false, not 'on'"},
 		{"[interface eth0]\nvendor-class = \n", "agent.conf:4: vendor-class is empty"},
-		{"[interface eth0]\n[interface eth0]\n", "agent.conf:4: [interface eth0] given twice"},
+		{"[interface eth0]\n[interface eth0]\n",
+		 "agent.conf:4: [interface eth0] given twice"},
 		{"[interface averyveryverylongname]\n",
-		 "agent.conf:3: interface name 'averyveryverylongname' is longer than 15 characters"},
+		 "agent.conf:3: interface name 'averyveryverylongname' is longer than 15 "
+		 "characters"},
 		{"[interface eth0]\ntest-lease-divisor = 0\n",
 		 "agent.conf:4: test-lease-divisor must be a whole number from 1 to 3600, not '0'"},
-		{"control-socket = relative.sock\n",
-		 "agent.conf: [agent]: control-socket must be an absolute path, not 'relative.sock'"},
-		{"[interface eth0]\ndhcp = true\n[interface eth1]\ndhcp = true\nroute-metric = 100\n",
-		 "agent.conf: [interface eth0] and [interface eth1] have the same route-metric 100"},
+		{"control-socket = relative.sock\n", "agent.conf: [agent]: control-socket must be "
+						     "an absolute path, not 'relative.sock'"},
+		{"[interface eth0]\ndhcp = true\n[interface eth1]\ndhcp = true\nroute-metric = "
+		 "100\n",
+		 "agent.conf: [interface eth0] and [interface eth1] have the same route-metric "
+		 "100"},
 		{"log-level = loud\n",
 		 "agent.conf: [agent]: unknown log level 'loud' (expected error, warn, info or "
 		 "debug)"},
@@ -208,7 +213,8 @@ static_mode_needs_an_entry(void **state)
 	agent_conf_free(&c);
 	write_file("bootstrap.conf", "[proxy]\nstatic = 10.9.9.9\n");
 	assert_int_equal(parse("", &c), -1);
-	assert_non_null(strstr(or_errmsg(), "bootstrap.conf:2: static proxy '10.9.9.9': missing port"));
+	assert_non_null(
+		strstr(or_errmsg(), "bootstrap.conf:2: static proxy '10.9.9.9': missing port"));
 	write_file("bootstrap.conf", "[agent]\n");
 	assert_int_equal(parse("", &c), -1);
 	assert_non_null(strstr(or_errmsg(), "unknown section [agent]"));
@@ -246,6 +252,77 @@ password_file_is_checked_and_never_shown(void **state)
 	assert_non_null(strstr(or_errmsg(), "have no ':'"));
 }
 
+/* [device] and [onboarding]: defaults, every key, and each refusal with its reason. */
+static void
+onboarding_and_device(void **state)
+{
+	static const struct {
+		const char *text, *error;
+	} bad[] = {
+		{"[onboarding]\nredirector-url = http://r\nredirector-ca = /ca\n[device]\n"
+		 "software-identity = true\n",
+		 "redirector-url must be https://"},
+		{"[onboarding]\nredirector-url = https://r\n[device]\nsoftware-identity = true\n",
+		 "needs redirector-ca"},
+		{"[onboarding]\nredirector-url = https://r\nredirector-ca = /ca\n",
+		 "needs [device] tcti"},
+		{"[onboarding]\nredirector-ca = /ca\n", "redirector-ca needs redirector-url"},
+		{"[onboarding]\nredirector-url = https://r\nredirector-ca = ca.pem\n[device]\n"
+		 "tcti = tabrmd\n",
+		 "redirector-ca must be an absolute path"},
+		{"[device]\ntcti = tabrmd\nsoftware-identity = true\n", "exclude each other"},
+		{"[device]\nasset-id = has space\n", "asset-id must be printable"},
+		{"[onboarding]\nretry-base = 10\nretry-cap = 5\n", "must not exceed retry-cap"},
+		{"[onboarding]\nrevert-window = 0\n", "revert-window"},
+		{"[onboarding]\npoll-wait = 301\n", "poll-wait"},
+		{"[onboarding]\nredirector = https://r\n", "redirector"},
+	};
+	struct agent_conf c;
+
+	(void)state;
+	assert_int_equal(parse("", &c), 0);
+	assert_false(c.onboarding);
+	assert_int_equal(c.revert_window, 300);
+	assert_int_equal(c.retry_base, 2);
+	assert_int_equal(c.retry_cap, 300);
+	assert_int_equal(c.connect_timeout, 10);
+	assert_int_equal(c.poll_wait, 25);
+	assert_string_equal(c.tcti, "");
+	assert_string_equal(c.asset_id, "");
+	agent_conf_free(&c);
+
+	assert_int_equal(
+		parse("[device]\ntcti = swtpm:host=127.0.0.1,port=2321\n"
+		      "asset-id = ASSET-1\n[onboarding]\n"
+		      "redirector-url = https://127.0.0.1:8443\nredirector-ca = /etc/ca.pem\n"
+		      "revert-window = 30\nretry-base = 1\nretry-cap = 9\n"
+		      "connect-timeout = 4\npoll-wait = 3\ntest-kill-after = migrate:started\n",
+		      &c),
+		0);
+	assert_true(c.onboarding);
+	assert_string_equal(c.tcti, "swtpm:host=127.0.0.1,port=2321");
+	assert_false(c.software_identity);
+	assert_string_equal(c.asset_id, "ASSET-1");
+	assert_string_equal(c.redirector_url, "https://127.0.0.1:8443");
+	assert_string_equal(c.redirector_ca, "/etc/ca.pem");
+	assert_int_equal(c.revert_window, 30);
+	assert_int_equal(c.retry_base, 1);
+	assert_int_equal(c.retry_cap, 9);
+	assert_int_equal(c.connect_timeout, 4);
+	assert_int_equal(c.poll_wait, 3);
+	assert_string_equal(c.test_kill_after, "migrate:started");
+	agent_conf_free(&c);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (parse(bad[i].text, &c) != -1)
+			fail_msg("accepted: %s", bad[i].text);
+		if (strstr(or_errmsg(), bad[i].error) == NULL)
+			fail_msg("'%s': error '%s' lacks '%s'", bad[i].text, or_errmsg(),
+				 bad[i].error);
+		assert_non_null(strstr(or_errmsg(), "agent.conf"));
+	}
+}
+
 int
 main(void)
 {
@@ -255,6 +332,7 @@ main(void)
 		cmocka_unit_test(bad_values_name_file_and_line),
 		cmocka_unit_test(static_mode_needs_an_entry),
 		cmocka_unit_test(password_file_is_checked_and_never_shown),
+		cmocka_unit_test(onboarding_and_device),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
