@@ -26,6 +26,7 @@
 #include "peering_config.h"
 #include "state.h"
 
+#include <curl/curl.h>
 #include <event2/event.h>
 #include <limits.h>
 #include <openssl/rand.h>
@@ -58,6 +59,7 @@ struct onboard {
 	bool dirty; /* the last save failed: nothing is dispatched until one works */
 	bool book_onboarded;
 	bool kill_pending; /* test-kill-after matched: SIGKILL once saved */
+	bool curl_ready;   /* curl_global_init done (undone at stop) */
 	struct backoff open_backoff, conductor_backoff, report_backoff;
 	time_t open_next, conductor_next, report_next;
 	bool up;
@@ -956,6 +958,10 @@ onboard_start(struct agent *agent, struct onboard **out)
 			 "a TPM");
 	if (worker_conf(c, &wc) == -1)
 		return -1;
+	/* Once, before any thread: the worker's sessions then never re-initialise libcurl. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return or_error("libcurl could not be initialised");
+	ob->curl_ready = true;
 	load(ob);
 	set_down(ob, "not connected yet");
 	if (onboard_worker_start(&wc, &ob->w) == -1)
@@ -992,6 +998,8 @@ onboard_stop(struct onboard *ob)
 		save(ob);
 	if (!ended)
 		return false; /* the worker may still read ob: leave it allocated */
+	if (ob->curl_ready)
+		curl_global_cleanup();
 	json_decref(ob->data);
 	free(ob);
 	return true;

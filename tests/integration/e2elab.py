@@ -106,8 +106,10 @@ class Lab:
 
     # ---- servers -----------------------------------------------------------
 
-    def start_squid(self, port=None, listen="127.0.0.1", password="proxy-secret-e2e"):
-        """squid with Basic auth (user router), CONNECT only to 127.0.0.1."""
+    def start_squid(self, port=None, listen="127.0.0.1", password="proxy-secret-e2e",
+                    forbid_connect=False):
+        """squid with Basic auth (user router), CONNECT only to 127.0.0.1 (none with
+        forbid_connect: 403, as a proxy whose rules refuse the destination)."""
         if self.squid is None:
             d = tempfile.mkdtemp(prefix="onramp-e2e-squid-")
             os.chmod(d, 0o755)
@@ -126,6 +128,8 @@ class Lab:
                     "cache deny all\n"
                     f"auth_param basic program /usr/lib/squid/basic_ncsa_auth {s['htpasswd']}\n"
                     "acl authenticated proxy_auth REQUIRED\nacl here dst 127.0.0.1\n"
+                    "acl tunnel method CONNECT\n"
+                    + ("http_access deny tunnel\n" if forbid_connect else "") +
                     "http_access deny !here\nhttp_access allow authenticated\n"
                     "http_access deny all\nshutdown_lifetime 0 seconds\npinger_enable off\n")
         self._chown_squid()

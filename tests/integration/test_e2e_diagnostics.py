@@ -47,12 +47,17 @@ def test_diagnostics_before_any_server_answers_reach_the_cloud_later(lab, tmp_pa
     finally:
         mitm.stop()
 
-    # 3. squid, but it does not know the router's password: 407.
+    # 3. squid whose rules refuse the CONNECT: 403.
+    lab.start_squid(port=port, forbid_connect=True)
+    agent.wait_diagnostic("proxy-forbidden:")
+    lab.stop_squid()
+
+    # 4. squid, but it does not know the router's password: 407.
     lab.set_squid_password("not-what-the-router-has")
     lab.start_squid(port=port)
     agent.wait_diagnostic("proxy-auth:")
 
-    # 4. The right password: the redirector answers, the router is not claimed yet.
+    # 5. The right password: the redirector answers, the router is not claimed yet.
     lab.set_squid_password("proxy-secret-e2e")
     diag = agent.wait_diagnostic("not claimed yet")
     assert diag["count"] >= 1
@@ -63,19 +68,23 @@ def test_diagnostics_before_any_server_answers_reach_the_cloud_later(lab, tmp_pa
     text = agent.ctl("show", "onboarding").stdout
     assert "diagnostics (newest first):" in text and "proxy-unreachable" in text
 
-    # 5. Claimed: it goes on, and every earlier reason reaches the cloud.
+    # 6. Claimed: it goes on, and every earlier reason reaches the cloud.
     lab.claim(SERIAL)
     agent.wait_done("onboarding-info")
 
     def reported():
         events = lab.device_events(SERIAL)
         reasons = " | ".join(e["reason"] or "" for e in events if e["source"] == "device")
-        want = ["proxy-unreachable:", "tls-untrusted:", "proxy-auth:", "not claimed yet",
+        want = ["proxy-unreachable:", "tls-untrusted:", "proxy-forbidden:", "proxy-auth:",
+                "not claimed yet",
                 "Management Proxy is unreachable"]
         return events if all(w in reasons for w in want) else None
     events = wait_until("the diagnostics in the cloud", reported)
     alarm_events = [e for e in events if e["step"] == "alarm"]
-    assert [e["outcome"] for e in alarm_events] == ["failed", "ok"]  # raised, then cleared
+    # Raised, then cleared (again each time the proxy went away between phases).
+    outcomes = [e["outcome"] for e in alarm_events]
+    assert outcomes[0] == "failed" and outcomes[-1] == "ok", outcomes
+    assert all("Management Proxy is unreachable" in e["reason"] for e in alarm_events)
     # The alarm's last change is now reported, as the proxy book keeps it.
     wait_until("the alarm marked reported", lambda: '"reported":true' in
                agent.ctl("show", "alarms", "--json").stdout.replace(" ", ""))
