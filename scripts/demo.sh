@@ -349,8 +349,9 @@ for s in d["steps"]:
 			case " $SEEN " in *" $want "*) return 0 ;; esac
 		fi
 		if [ "$(date +%s)" -ge "$deadline" ]; then
-			STEP="$want"
-			fail "not done after ${TIMEOUT}s: $(printf '%s' "$out" | jfield '"current step " + d["current"] + ", connection " + d["connection"] + (", last error: " + d["last_error"]["reason"] if d.get("last_error") else "")' 2>/dev/null)"
+			STEP="router: $(printf '%s' "$out" | jfield 'd["current"]' 2>/dev/null || echo "$want")"
+			fail "$want not reached after ${TIMEOUT}s; connection $(printf '%s' "$out" |
+				jfield 'd["connection"] + ("" if not d.get("last_error") or d["last_error"]["reason"] in d["connection"] else "; last error: " + d["last_error"]["step"] + ": " + d["last_error"]["reason"])' 2>/dev/null)"
 		fi
 		sleep 0.3
 	done
