@@ -481,6 +481,12 @@ job_done(struct onboard *ob, struct ob_msg *m)
 		cloud_step_result(ob, OB_PHONE_HOME, m, reason);
 		break;
 	case OB_JOB_AUTHENTICATE:
+		if (m->redo_phone_home) {
+			/* Phone home again; nothing more goes to a cloud that is not ours. */
+			onboard_redo_from(&ob->st, OB_PHONE_HOME);
+			json_object_del(ob->data, "cloud");
+			onboard_worker_set_cloud(ob->w, NULL, NULL);
+		}
 		cloud_step_result(ob, OB_AUTHENTICATE, m, "mutual OCRA with the cloud");
 		break;
 	case OB_JOB_ONBOARDING_INFO:

@@ -170,6 +170,16 @@ onboard_migrate_requested(struct ob_state *st, const struct ob_policy *policy, t
 }
 
 void
+onboard_redo_from(struct ob_state *st, enum ob_step step)
+{
+	if (step < OB_PHONE_HOME || step > OB_ONBOARDING_INFO ||
+	    onboard_is_done(st, OB_STAGING_CONNECT))
+		return; /* only the cloud steps, and only before a conductor took over */
+	for (int s = step; s <= OB_ONBOARDING_INFO; s++)
+		st->done_at[s] = 0;
+}
+
+void
 onboard_migrate_started(struct ob_state *st, time_t deadline)
 {
 	if (deadline <= 0)

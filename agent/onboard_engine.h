@@ -108,6 +108,13 @@ bool onboard_migrate_check_deadline(struct ob_state *st, time_t now);
 /* The connection to the managing conductor was lost: reconnect is the current step. */
 void onboard_connection_lost(struct ob_state *st, const char *reason, time_t now);
 
+/*
+ * Makes step (phone-home to onboarding-info) and the later cloud steps run
+ * again, e.g. when the cloud the redirector named does not know the device.
+ * The backoff already set stays.
+ */
+void onboard_redo_from(struct ob_state *st, enum ob_step step);
+
 bool onboard_is_done(const struct ob_state *st, enum ob_step step);
 const char *onboard_step_name(enum ob_step step);
 int onboard_step_from_name(const char *name, enum ob_step *step);

@@ -475,6 +475,10 @@ job_authenticate(struct ob_worker *w, struct ob_msg *m)
 	if (authenticate(w, &oc) == -1) {
 		cloud_reason(&oc, m->reason, sizeof(m->reason));
 		m->retry_after_s = oc.retry_after_s;
+		/* Not our cloud, or it does not have us: ask the redirector again. */
+		m->redo_phone_home =
+			oc.status == CLOUD_SERVER_NOT_PROVEN ||
+			(oc.status == CLOUD_REFUSED && strcmp(oc.code, "unknown-device") == 0);
 		return;
 	}
 	m->ok = true;

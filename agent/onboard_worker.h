@@ -66,8 +66,9 @@ struct ob_msg {
 	char step[32];
 	char which[16]; /* "staging", "production" or "" */
 	char reason[OB_REASON_LEN];
-	long retry_after_s; /* -1: none */
-	json_t *data;	    /* owned by the message */
+	long retry_after_s;   /* -1: none */
+	bool redo_phone_home; /* the cloud does not know or cannot prove this device's key */
+	json_t *data;	      /* owned by the message */
 	enum ob_dest dest;
 	unsigned long seq;
 	time_t deadline;

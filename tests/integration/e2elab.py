@@ -15,38 +15,14 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
 
 from cloud_env import Pki, free_port
-from conductorlib import PEERING
+from conductorlib import PEERING, wait_until
+from conductorlib import stop_process as stop_proc
 from conftest import program
 
 STEPS = ["find-proxy", "phone-home", "authenticate", "onboarding-info", "staging-connect",
          "certificate", "configuration", "production-info", "migrate", "running"]
-
-
-def wait_until(what, predicate, timeout=30.0, interval=0.1):
-    """Polls predicate until it returns a true value, which is returned."""
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
-
-
-def stop_proc(proc, timeout=15):
-    """SIGTERM (a clean exit, so sanitizers report), then SIGKILL."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 class Lab:
@@ -219,6 +195,16 @@ class Lab:
         self.start_cloud()
         self.start_conductor("staging")
         self.start_conductor("production")
+
+    def router(self, serial, tcti=None, start=True, **agent_kw):
+        """squid, the four servers, one router provisioned and prepared by the
+        operators (claimed, known to both conductors), and its agent."""
+        self.start_squid()
+        self.start_all()
+        state = self.provision(serial, tcti=tcti)
+        self.operators(serial)
+        agent = Agent(self, state, tcti=tcti, **agent_kw)
+        return agent.start() if start else agent
 
     # ---- the device and the operators ------------------------------------------
 

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from e2elab import STEPS, Agent, Lab, wait_until
+from e2elab import STEPS, Lab, wait_until
 
 SERIAL = "SSR1000-E2E-0001"
 
@@ -42,11 +42,8 @@ def sha256(path):
 
 
 def test_demo_flow_through_squid_with_the_key_in_swtpm(lab, swtpm):
-    lab.start_squid()
-    lab.start_all()
-    state = lab.provision(SERIAL, tcti=swtpm.tcti)
-    lab.operators(SERIAL)
-    agent = Agent(lab, state, tcti=swtpm.tcti).start()
+    agent = lab.router(SERIAL, tcti=swtpm.tcti)
+    state = agent.state
     run_to_running(lab, agent)
 
     show = agent.show()
@@ -109,11 +106,7 @@ def test_demo_flow_through_squid_with_the_key_in_swtpm(lab, swtpm):
 def test_same_flow_on_postgresql(tmp_path, postgres):
     lab = Lab(tmp_path, database_for=lambda name: postgres.new_database(f"e2e_{name}"))
     try:
-        lab.start_squid()
-        lab.start_all()
-        state = lab.provision(SERIAL)
-        lab.operators(SERIAL)
-        agent = Agent(lab, state).start()
+        agent = lab.router(SERIAL)
         run_to_running(lab, agent)
         assert agent.show()["connection"] == "up"
         events = wait_until("the running report in the cloud",
@@ -132,11 +125,8 @@ BOUNDARIES = ["find-proxy", "phone-home", "authenticate", "onboarding-info", "st
 
 
 def test_killed_with_9_at_every_step_boundary_it_still_ends_running(lab, swtpm):
-    lab.start_squid()
-    lab.start_all()
-    state = lab.provision(SERIAL, tcti=swtpm.tcti)
-    lab.operators(SERIAL)
-    agent = Agent(lab, state, tcti=swtpm.tcti)
+    agent = lab.router(SERIAL, tcti=swtpm.tcti, start=False)
+    state = agent.state
     identity = sha256(os.path.join(state, "identity.json"))
     certkey = None
     for boundary in BOUNDARIES:

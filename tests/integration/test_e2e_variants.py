@@ -4,12 +4,10 @@ proxy learned by DHCP from dnsmasq in network namespaces, and the production
 conductor down at migrate (back on staging with the reason, then a later
 migrate succeeds, once from the staging conductor and once from the router)."""
 import os
-import subprocess
 
 import pytest
 
 from agentlab import Lab as NetLab
-from agentlab import sh
 from e2elab import Agent, Lab, wait_until
 from netservices import Netns
 
@@ -124,11 +122,7 @@ def test_proxy_learned_by_dhcp_from_dnsmasq_in_namespaces(tmp_path):
 def test_production_down_at_migrate_then_a_later_migrate_succeeds(tmp_path):
     lab = Lab(tmp_path, revert_window=4)
     try:
-        lab.start_squid()
-        lab.start_all()
-        state = lab.provision(SERIAL)
-        lab.operators(SERIAL)
-        agent = Agent(lab, state).start()
+        agent = lab.router(SERIAL)
         agent.wait_done("production-info")
         lab.production.stop()
 

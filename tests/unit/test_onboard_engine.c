@@ -287,6 +287,32 @@ migrate_started_then_failed_keeps_the_reason(void **state)
 	assert_int_equal(st.migrations_failed, 1);
 }
 
+/* The cloud the redirector named does not know the device: phone home again. */
+static void
+redo_from_phone_home(void **state)
+{
+	struct ob_state st;
+
+	(void)state;
+	onboard_init(&st);
+	advance_to(&st, OB_PHONE_HOME, 3000);
+	onboard_step_failed(&st, &policy, OB_AUTHENTICATE, "server-not-proven", -1, 1.0, 3001);
+	onboard_redo_from(&st, OB_PHONE_HOME);
+	assert_false(onboard_is_done(&st, OB_PHONE_HOME));
+	assert_true(onboard_is_done(&st, OB_FIND_PROXY));
+	assert_int_equal(onboard_next(&st, 3001).kind, OB_ACT_WAIT); /* the backoff stays */
+	assert_int_equal(onboard_next(&st, 3001).step, OB_PHONE_HOME);
+	/* Never once a conductor has the router, and never for other steps. */
+	for (int s = OB_PHONE_HOME; s <= OB_STAGING_CONNECT; s++)
+		onboard_step_done(&st, (enum ob_step)s, 4000);
+	onboard_redo_from(&st, OB_PHONE_HOME);
+	assert_true(onboard_is_done(&st, OB_PHONE_HOME));
+	onboard_init(&st);
+	advance_to(&st, OB_AUTHENTICATE, 5000);
+	onboard_redo_from(&st, OB_FIND_PROXY);
+	assert_true(onboard_is_done(&st, OB_FIND_PROXY));
+}
+
 int
 main(void)
 {
@@ -299,6 +325,7 @@ main(void)
 		cmocka_unit_test(refuses_inconsistent_state),
 		cmocka_unit_test(step_names),
 		cmocka_unit_test(migrate_started_then_failed_keeps_the_reason),
+		cmocka_unit_test(redo_from_phone_home),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
