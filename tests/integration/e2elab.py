@@ -13,6 +13,7 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
 
@@ -23,6 +24,20 @@ from conftest import program
 
 STEPS = ["find-proxy", "phone-home", "authenticate", "onboarding-info", "staging-connect",
          "certificate", "configuration", "production-info", "migrate", "running"]
+
+
+def hold_port(port):
+    """Binds 127.0.0.1:port without listening: a connection there is refused and no
+    other test on this machine can take the port while its server is down."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
+def release(holder):
+    if holder is not None:
+        holder.close()
 
 
 class Lab:
@@ -78,7 +93,11 @@ class Lab:
         for proc in reversed(self.procs):
             stop_proc(proc)
         if self.squid is not None:
+            self.release_squid_port()
             shutil.rmtree(self.squid["dir"], ignore_errors=True)
+        for role in ("staging", "production"):
+            if hasattr(self, role):
+                release(getattr(self, role).hold)
 
     # ---- servers -----------------------------------------------------------
 
@@ -97,6 +116,7 @@ class Lab:
             os.chmod(self.squid["password_file"], 0o600)
             self.set_squid_password(password)
         s = self.squid
+        self.release_squid_port()
         conf = os.path.join(s["dir"], "squid.conf")
         with open(conf, "w") as f:
             f.write(f"http_port {s['listen']}:{s['port']}\npid_filename {s['dir']}/squid.pid\n"
@@ -127,8 +147,14 @@ class Lab:
             self._chown_squid()
 
     def stop_squid(self):
+        """Stops squid and holds its port until it starts again."""
         stop_proc(self.squid.get("proc"))
         self.squid["proc"] = None
+        if self.squid["listen"] == "127.0.0.1" and not self.ns:
+            self.squid["hold"] = hold_port(self.squid["port"])
+
+    def release_squid_port(self):
+        release(self.squid.pop("hold", None))
 
     def squid_connects(self):
         try:
@@ -272,6 +298,7 @@ class Conductor:
         self.ports_file = os.path.join(self.dir, "ports.json")
         self.token_file = os.path.join(self.dir, "admin.token")
         self.port = port
+        self.hold = None
         database = lab.database_for(role)
         db = f"database = {database}\n" if database else ""
         self._write_config(port, db)
@@ -289,6 +316,8 @@ class Conductor:
                     f"ports-file = {self.ports_file}\n[admin]\nlisten = 127.0.0.1\nport = 0\n")
 
     def start(self):
+        release(self.hold)
+        self.hold = None
         if os.path.exists(self.ports_file):
             os.unlink(self.ports_file)
         if self.port:
@@ -304,7 +333,10 @@ class Conductor:
         return self
 
     def stop(self):
+        """Stops the conductor and holds its port (refused, not reused) until it starts."""
         stop_proc(self.proc)
+        if not self.lab.ns:
+            self.hold = hold_port(self.port)
 
     @property
     def address(self):

@@ -40,6 +40,7 @@ def test_diagnostics_before_any_server_answers_reach_the_cloud_later(lab, tmp_pa
     ca_dir = tmp_path / "rogue"
     ca_dir.mkdir()
     rogue = LocalCA(str(ca_dir), "rogue inspection CA")
+    lab.release_squid_port()
     mitm = InterceptingProxy(*rogue.issue("mitm", ["IP:127.0.0.1"]), port=port)
     try:
         agent.wait_diagnostic("tls-untrusted:")
