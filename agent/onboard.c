@@ -419,6 +419,10 @@ opened(struct onboard *ob, json_t *facts)
 		}
 	} else if (deadline != 0 && ob->st.migrate_deadline == 0) {
 		onboard_migrate_started(&ob->st, deadline);
+	} else if (deadline == 0 && ob->st.migrate_deadline != 0) {
+		/* A router-side migrate recorded here, stopped before the client began it. */
+		onboard_migrate_failed(&ob->st, "the agent stopped before the migration began", now);
+		record(ob, "migrate", "failed", ob->st.last_error);
 	}
 	if (data_str(ob, "cloud", "url") != NULL)
 		onboard_worker_set_cloud(ob->w, data_str(ob, "cloud", "url"),
