@@ -420,8 +420,9 @@ opened(struct onboard *ob, json_t *facts)
 	} else if (deadline != 0 && ob->st.migrate_deadline == 0) {
 		onboard_migrate_started(&ob->st, deadline);
 	} else if (deadline == 0 && ob->st.migrate_deadline != 0) {
-		/* A router-side migrate recorded here, stopped before the client began it. */
-		onboard_migrate_failed(&ob->st, "the agent stopped before the migration began", now);
+		/* Recorded here but not (or no longer) by the client: it ended on staging. */
+		onboard_migrate_failed(&ob->st,
+				       "the agent restarted during the migration; on staging", now);
 		record(ob, "migrate", "failed", ob->st.last_error);
 	}
 	if (data_str(ob, "cloud", "url") != NULL)
