@@ -3,6 +3,9 @@ with its reason, shown by `onrampctl show onboarding`, and reported to the
 cloud once it is reachable: the proxy unreachable (and its alarm), a proxy
 that intercepts TLS (certificate not trusted), the proxy wanting other
 credentials (407), and the router not claimed yet."""
+import socket
+import time
+
 import pytest
 
 from cloud_env import free_port
@@ -24,10 +27,32 @@ def test_diagnostics_before_any_server_answers_reach_the_cloud_later(lab, tmp_pa
     state = lab.provision(SERIAL)
     lab.operators(SERIAL, claim=False)
     port = free_port()
-    # The agent's proxy is squid's address, but nothing listens there yet.
     lab.start_squid(port=port)
     lab.stop_squid()
-    agent = Agent(lab, state).start()
+    lab.release_squid_port()
+
+    # 0. Something accepts on the proxy's address but never answers: the phone home
+    #    waits for its connect timeout on the worker thread, and the control socket
+    #    answers at once meanwhile.
+    silent = socket.socket()
+    silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    silent.bind(("127.0.0.1", port))
+    silent.listen(64)
+    try:
+        agent = Agent(lab, state).start()
+        wait_until("phone home under way", lambda: (agent.show() or {}).get("current") ==
+                   "phone-home")
+        for _ in range(5):
+            started = time.monotonic()
+            show = agent.show()
+            assert time.monotonic() - started < 1.0
+            assert show["activity"] == "in progress"
+            time.sleep(0.3)
+        agent.wait_diagnostic("timeout:")
+    finally:
+        silent.close()
+    # The agent's proxy is squid's address, and nothing listens there now.
+    lab.stop_squid()
 
     # 1. Proxy unreachable: a diagnostic, and the proxy book's critical alarm.
     diag = agent.wait_diagnostic("proxy-unreachable:")
@@ -76,7 +101,7 @@ def test_diagnostics_before_any_server_answers_reach_the_cloud_later(lab, tmp_pa
     def reported():
         events = lab.device_events(SERIAL)
         reasons = " | ".join(e["reason"] or "" for e in events if e["source"] == "device")
-        want = ["proxy-unreachable:", "tls-untrusted:", "proxy-forbidden:", "proxy-auth:",
+        want = ["timeout:", "proxy-unreachable:", "tls-untrusted:", "proxy-forbidden:", "proxy-auth:",
                 "not claimed yet",
                 "Management Proxy is unreachable"]
         return events if all(w in reasons for w in want) else None
