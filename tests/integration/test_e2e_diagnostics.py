@@ -9,17 +9,15 @@ import time
 import pytest
 
 from cloud_env import free_port
-from e2elab import Agent, Lab, wait_until
+from e2elab import Agent, wait_until
 from netservices import InterceptingProxy, LocalCA
 
 SERIAL = "SSR1000-E2E-0003"
 
 
 @pytest.fixture
-def lab(tmp_path):
-    lab = Lab(tmp_path)
-    yield lab
-    lab.close()
+def lab(e2e_lab):
+    return e2e_lab
 
 
 def test_diagnostics_before_any_server_answers_reach_the_cloud_later(lab, tmp_path):

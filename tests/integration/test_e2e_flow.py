@@ -15,10 +15,8 @@ SERIAL = "SSR1000-E2E-0001"
 
 
 @pytest.fixture
-def lab(tmp_path):
-    lab = Lab(tmp_path)
-    yield lab
-    lab.close()
+def lab(e2e_lab):
+    return e2e_lab
 
 
 def migrate_on_staging(lab, *extra):
