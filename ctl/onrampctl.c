@@ -4,6 +4,9 @@
  */
 #include "onrampctl.h"
 
+#include "error.h"
+#include "secret.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,6 +59,9 @@ main(int argc, char **argv)
 		printf("onrampctl %s\n", ONRAMP_VERSION);
 		return EXIT_OK;
 	}
+	/* keys, passwords and tokens pass through several commands: never into a core */
+	if (secret_disable_core_dumps() == -1)
+		return ctl_fail(EXIT_FAILURE_RUNTIME, "%s", or_errmsg());
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].run(argc - 1, argv + 1);

@@ -5,8 +5,11 @@
 
 #include "error.h"
 
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 int
 secret_alloc(struct secret *s, size_t len)
@@ -59,4 +62,16 @@ ct_equal_str(const char *a, const char *b)
 	if (la != lb)
 		return false;
 	return CRYPTO_memcmp(a, b, la) == 0;
+}
+
+int
+secret_disable_core_dumps(void)
+{
+	const struct rlimit none = {0, 0};
+
+	if (setrlimit(RLIMIT_CORE, &none) == -1)
+		return or_error("cannot turn core dumps off: %s", strerror(errno));
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		return or_error("cannot make the process non-dumpable: %s", strerror(errno));
+	return 0;
 }
