@@ -220,6 +220,19 @@ config_get(struct config *cfg, const char *section, const char *key)
 }
 
 int
+config_line(const struct config *cfg, const char *section, const char *key)
+{
+	int line = 0;
+
+	for (size_t i = 0; i < cfg->count; i++) {
+		const struct config_entry *e = &cfg->entries[i];
+		if (strcmp(e->section, section) == 0 && strcmp(e->key, key) == 0)
+			line = e->line;
+	}
+	return line;
+}
+
+int
 config_each(struct config *cfg, const char *section, const char *key,
 	    int (*fn)(void *arg, const char *value, const char *where), void *arg)
 {
