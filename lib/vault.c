@@ -15,6 +15,7 @@
 
 #include <ctype.h>
 #include <limits.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -445,7 +446,10 @@ vault_has(struct vault *v, const char *name)
 	return entry_path(v, ENTRY_SECRET, name, path, sizeof(path)) == 0 && file_exists(path) == 1;
 }
 
-/* Counts the certificates in PEM text; anything else in it, or none, is an error. */
+/*
+ * Checks that PEM text holds at least one X.509 certificate (text around the
+ * PEM blocks is ignored, as OpenSSL ignores it when it loads the anchor).
+ */
 static int
 check_certificates(const char *pem, size_t len)
 {
@@ -459,6 +463,8 @@ check_certificates(const char *pem, size_t len)
 		X509_free(cert);
 		n++;
 	}
+	/* The read past the last certificate always fails: not this thread's next error. */
+	ERR_clear_error();
 	BIO_free(bio);
 	if (n == 0)
 		return or_error(
