@@ -451,6 +451,7 @@ ocra_verify(const struct ocra_suite *suite, const struct ocra_input *in,
 	char expected[OCRA_RESPONSE_MAX];
 	unsigned c_ahead, t_behind, t_ahead;
 	bool found = false;
+	int rc = 0;
 
 	*ok = false;
 	if (win == NULL)
@@ -462,12 +463,14 @@ ocra_verify(const struct ocra_suite *suite, const struct ocra_input *in,
 		t_behind = (unsigned)in->timestamp;
 
 	/* Every candidate is computed and compared, so timing does not tell which matched. */
-	for (uint64_t dc = 0; dc <= c_ahead; dc++) {
-		for (uint64_t dt = 0; dt <= (uint64_t)t_behind + t_ahead; dt++) {
+	for (uint64_t dc = 0; rc == 0 && dc <= c_ahead; dc++) {
+		for (uint64_t dt = 0; rc == 0 && dt <= (uint64_t)t_behind + t_ahead; dt++) {
 			probe.counter = in->counter + dc;
 			probe.timestamp = in->timestamp - t_behind + dt;
-			if (ocra_compute(suite, &probe, hmac, expected, sizeof(expected)) == -1)
-				return -1;
+			if (ocra_compute(suite, &probe, hmac, expected, sizeof(expected)) == -1) {
+				rc = -1;
+				break;
+			}
 			if (ct_equal_str(expected, response) && !found) {
 				found = true;
 				if (matched_counter)
@@ -477,9 +480,10 @@ ocra_verify(const struct ocra_suite *suite, const struct ocra_input *in,
 			}
 		}
 	}
+	/* An expected response is as good as the key for this challenge: wipe it on every path. */
 	OPENSSL_cleanse(expected, sizeof(expected));
-	*ok = found;
-	return 0;
+	*ok = rc == 0 && found;
+	return rc;
 }
 
 int
