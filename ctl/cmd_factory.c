@@ -136,6 +136,10 @@ undo(const struct factory_args *a, bool record_written)
 		unlink(a->out);
 }
 
+/*
+ * Checks everything first, then makes the identity, the record and
+ * device.json; a failure after the identity undoes what was written.
+ */
 static int
 init_device(const struct factory_args *a)
 {
@@ -190,6 +194,7 @@ out:
 	return rc;
 }
 
+/* Parses "factory init-device" and its options; see factory_usage. */
 int
 cmd_factory(int argc, char **argv)
 {

@@ -80,6 +80,7 @@ clear_free(char *buf, size_t len)
 	free(buf);
 }
 
+/* A decimal number of the command line within [min, max]. */
 static int
 parse_long(const char *text, const char *what, long min, long max, long *out)
 {
@@ -119,6 +120,7 @@ read_secret_line(const char *path, const char *what, char **out, size_t *len)
 	return 0;
 }
 
+/* The command line into p; returns 1 after --help. */
 static int
 parse_args(int argc, char **argv, struct probe *p)
 {
@@ -221,6 +223,7 @@ parse_args(int argc, char **argv, struct probe *p)
 	return 0;
 }
 
+/* The statuses, exporter and error as lines or as one JSON object. */
 static void
 print_outcome(const struct probe *p, const struct outcome *o)
 {
@@ -311,6 +314,10 @@ run(struct http_session *s, const struct probe *p, const char *path, const char 
 	return o->err == HTTP_OK ? EXIT_OK : EXIT_FAILURE_RUNTIME;
 }
 
+/*
+ * Reads the CA, the proxy settings and the secrets from files, makes the
+ * requests and reports; secrets are wiped.
+ */
 int
 cmd_probe(int argc, char **argv)
 {

@@ -23,6 +23,7 @@ static const struct command {
 	{"probe", cmd_probe, "make an HTTPS request through the proxy, report what happened"},
 };
 
+/* The list of commands. */
 static void
 usage(FILE *out)
 {
@@ -32,6 +33,7 @@ usage(FILE *out)
 	fprintf(out, "\n'onrampctl COMMAND --help' describes a command; see also onrampctl(1).\n");
 }
 
+/* Prints "onrampctl: MESSAGE" on stderr and returns code, so errors are one line. */
 int
 ctl_fail(int code, const char *fmt, ...)
 {
@@ -45,6 +47,7 @@ ctl_fail(int code, const char *fmt, ...)
 	return code;
 }
 
+/* Finds the command named by the first argument and hands it the rest. */
 int
 main(int argc, char **argv)
 {

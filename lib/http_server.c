@@ -102,7 +102,7 @@ tls_server_ctx(const char *cert_file, const char *key_file, SSL_CTX **out)
 		return or_error("http server: cannot create a TLS context");
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-				     SSL_OP_NO_COMPRESSION);
+					 SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL") != 1)
 		goto tls_fail;
@@ -159,6 +159,7 @@ make_tls_bev(struct event_base *base, void *arg)
 	return bev;
 }
 
+/* The TLS object of the request's connection, or NULL. */
 static SSL *
 request_ssl(struct evhttp_request *req)
 {
@@ -481,6 +482,7 @@ start_hold(struct http_ctx *ctx)
 
 /* ---- dispatch ---- */
 
+/* The method's name as routes spell it. */
 static const char *
 method_name(enum evhttp_cmd_type t)
 {
@@ -694,9 +696,9 @@ loop_setup(struct http_server *srv, struct loop *lp)
 	evhttp_set_timeout_tv(lp->http, &tv);
 	/* every method reaches dispatch(), which answers 405 itself */
 	evhttp_set_allowed_methods(lp->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-						 EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-						 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-						 EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+						     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						     EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						     EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	if ((fd = fcntl(srv->fd, F_DUPFD_CLOEXEC, 0)) == -1)
 		return or_error("http server: dup: %s", strerror(errno));
 	if (evhttp_accept_socket_with_handle(lp->http, fd) == NULL) {
@@ -783,6 +785,10 @@ start_failed(struct http_server *srv)
 	return or_error("%s", msg);
 }
 
+/*
+ * Checks the routes, loads the certificate, listens, starts the loops and
+ * waits for every thread_init; any failure undoes the start.
+ */
 int
 http_server_start(const struct http_server_opts *opts, struct http_server **out)
 {
