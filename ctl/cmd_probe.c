@@ -67,10 +67,11 @@ struct outcome {
 	char message[OR_ERRMSG_MAX];
 	char *exporter_hex;
 	char *body;
+	size_t body_len;
 	unsigned connections;
 };
 
-/* Zeroes and frees a buffer from file_read_all that held a secret. */
+/* Zeroes and frees a buffer that held a secret (a file's line, a response body). */
 static void
 clear_free(char *buf, size_t len)
 {
@@ -296,8 +297,9 @@ run(struct http_session *s, const struct probe *p, const char *path, const char 
 		json_array_append_new(o->statuses, json_integer(resp.status));
 		if (!p->json)
 			printf("status %ld\n", resp.status);
-		free(o->body);
+		clear_free(o->body, o->body_len);
 		o->body = resp.body;
+		o->body_len = resp.body_len;
 		resp.body = NULL;
 		if (o->err != HTTP_OK)
 			break;
@@ -383,7 +385,7 @@ out:
 	json_decref(body);
 	json_decref(o.statuses);
 	free(o.exporter_hex);
-	free(o.body);
+	clear_free(o.body, o.body_len);
 	free(ca);
 	free(base);
 	free(path);
