@@ -9,6 +9,7 @@
 #include "error.h"
 #include "file.h"
 #include "log.h"
+#include "secret.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -263,6 +264,11 @@ main(int argc, char **argv)
 		return EXIT_BAD_INPUT;
 	}
 	log_init("onramp-agent", target, level);
+	/* before the proxy password is read: no core dump may carry it */
+	if (secret_disable_core_dumps() == -1) {
+		fprintf(stderr, "onramp-agent: %s\n", or_errmsg());
+		return 1;
+	}
 	if (agent_conf_load(config, &agent.conf) == -1) {
 		fprintf(stderr, "onramp-agent: %s\n", or_errmsg());
 		return EXIT_BAD_INPUT;

@@ -57,6 +57,7 @@ fresh_xid(void)
 	return xid;
 }
 
+/* Prefix length of a contiguous netmask. */
 static unsigned
 prefix_of(uint32_t mask)
 {

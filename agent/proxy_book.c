@@ -178,6 +178,16 @@ proxy_book_iface(struct proxy_book *b, const char *name)
 	return NULL;
 }
 
+/* True when a and b hold the same n addresses in the same order (fields, not padding). */
+static bool
+same_addrs(const struct proxy_addr *a, const struct proxy_addr *b, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (proxy_addr_cmp(&a[k], &b[k]) != 0)
+			return false;
+	return true;
+}
+
 /*
  * Replaces the interface's learned proxies when they changed, logs
  * them, and selects again.
@@ -193,7 +203,7 @@ proxy_book_set_learned(struct proxy_book *b, const char *name, const struct prox
 		return;
 	if (n > OPTION43_MAX_PROXIES)
 		n = OPTION43_MAX_PROXIES;
-	if (n == i->n_learned && (n == 0 || memcmp(i->learned, addrs, n * sizeof(*addrs)) == 0))
+	if (n == i->n_learned && same_addrs(i->learned, addrs, n))
 		return;
 	if (n > 0)
 		memcpy(i->learned, addrs, n * sizeof(*addrs));

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "pki.h"
 #include "poll.h"
+#include "secret.h"
 #include "store.h"
 
 #include <getopt.h>
@@ -154,6 +155,11 @@ main(int argc, char **argv)
 
 	memset(&c, 0, sizeof(c));
 	log_init("onramp-conductord", LOG_TARGET_STDERR, LOG_LEVEL_INFO);
+	/* Before any key, token or secret is read: a crash must not write them to disk. */
+	if (secret_disable_core_dumps() == -1) {
+		log_error("%s", or_errmsg());
+		return 1;
+	}
 	while ((opt = getopt_long(argc, argv, "c:t:hV", options, NULL)) != -1) {
 		switch (opt) {
 		case 'c':

@@ -60,9 +60,13 @@ struct factory_args {
 	bool software, force;
 };
 
-/* Checks that path's directory exists, so that the write at the end cannot fail for that. */
+/*
+ * Checks that path's directory exists and that path, if it exists, is a file
+ * the record may replace, so that the write at the end cannot fail for that
+ * (with --force the identity is replaced before the record is written).
+ */
 static int
-check_out_dir(const char *path)
+check_out(const char *path)
 {
 	char copy[PATH_MAX];
 	struct stat st;
@@ -72,6 +76,8 @@ check_out_dir(const char *path)
 	strcpy(copy, path);
 	if (stat(dirname(copy), &st) == -1 || !S_ISDIR(st.st_mode))
 		return or_error("%s: its directory does not exist", path);
+	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return or_error("%s exists and is not a regular file", path);
 	return 0;
 }
 
@@ -100,7 +106,7 @@ check_input(const struct factory_args *a, struct ocra_suite *suite, EVP_PKEY **i
 	free(pem);
 	if (rc == -1)
 		return or_error_prefix("--cloud-key %s", a->cloud_key);
-	if (check_out_dir(a->out) == -1)
+	if (check_out(a->out) == -1)
 		return -1;
 	if (!a->force) {
 		if (file_exists(a->out) != 0)
@@ -130,6 +136,10 @@ undo(const struct factory_args *a, bool record_written)
 		unlink(a->out);
 }
 
+/*
+ * Checks everything first, then makes the identity, the record and
+ * device.json; a failure after the identity undoes what was written.
+ */
 static int
 init_device(const struct factory_args *a)
 {
@@ -184,6 +194,7 @@ out:
 	return rc;
 }
 
+/* Parses "factory init-device" and its options; see factory_usage. */
 int
 cmd_factory(int argc, char **argv)
 {

@@ -47,6 +47,7 @@ decode_padded_hex(const char *text, const char *what, uint8_t **out, size_t *len
 	return rc;
 }
 
+/* A whole decimal or hex number of the command line that fits in 64 bits. */
 static int
 parse_u64(const char *text, int base, const char *what, uint64_t *out)
 {
@@ -68,6 +69,7 @@ parse_u64(const char *text, int base, const char *what, uint64_t *out)
 	return 0;
 }
 
+/* Checks every input, computes the response with the key in memory, wipes the key. */
 int
 cmd_ocra(int argc, char **argv)
 {

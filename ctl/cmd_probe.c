@@ -67,10 +67,11 @@ struct outcome {
 	char message[OR_ERRMSG_MAX];
 	char *exporter_hex;
 	char *body;
+	size_t body_len;
 	unsigned connections;
 };
 
-/* Zeroes and frees a buffer from file_read_all that held a secret. */
+/* Zeroes and frees a buffer that held a secret (a file's line, a response body). */
 static void
 clear_free(char *buf, size_t len)
 {
@@ -80,6 +81,7 @@ clear_free(char *buf, size_t len)
 	free(buf);
 }
 
+/* A decimal number of the command line within [min, max]. */
 static int
 parse_long(const char *text, const char *what, long min, long max, long *out)
 {
@@ -119,6 +121,7 @@ read_secret_line(const char *path, const char *what, char **out, size_t *len)
 	return 0;
 }
 
+/* The command line into p; returns 1 after --help. */
 static int
 parse_args(int argc, char **argv, struct probe *p)
 {
@@ -221,6 +224,7 @@ parse_args(int argc, char **argv, struct probe *p)
 	return 0;
 }
 
+/* The statuses, exporter and error as lines or as one JSON object. */
 static void
 print_outcome(const struct probe *p, const struct outcome *o)
 {
@@ -293,8 +297,9 @@ run(struct http_session *s, const struct probe *p, const char *path, const char 
 		json_array_append_new(o->statuses, json_integer(resp.status));
 		if (!p->json)
 			printf("status %ld\n", resp.status);
-		free(o->body);
+		clear_free(o->body, o->body_len);
 		o->body = resp.body;
+		o->body_len = resp.body_len;
 		resp.body = NULL;
 		if (o->err != HTTP_OK)
 			break;
@@ -311,6 +316,10 @@ run(struct http_session *s, const struct probe *p, const char *path, const char 
 	return o->err == HTTP_OK ? EXIT_OK : EXIT_FAILURE_RUNTIME;
 }
 
+/*
+ * Reads the CA, the proxy settings and the secrets from files, makes the
+ * requests and reports; secrets are wiped.
+ */
 int
 cmd_probe(int argc, char **argv)
 {
@@ -376,7 +385,7 @@ out:
 	json_decref(body);
 	json_decref(o.statuses);
 	free(o.exporter_hex);
-	free(o.body);
+	clear_free(o.body, o.body_len);
 	free(ca);
 	free(base);
 	free(path);

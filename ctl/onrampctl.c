@@ -4,6 +4,9 @@
  */
 #include "onrampctl.h"
 
+#include "error.h"
+#include "secret.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +27,7 @@ static const struct command {
 	{"redirect", cmd_redirect, "the redirector's admin API (onramp-redirectd)"},
 };
 
+/* The list of commands. */
 static void
 usage(FILE *out)
 {
@@ -33,6 +37,7 @@ usage(FILE *out)
 	fprintf(out, "\n'onrampctl COMMAND --help' describes a command; see also onrampctl(1).\n");
 }
 
+/* Prints "onrampctl: MESSAGE" on stderr and returns code, so errors are one line. */
 int
 ctl_fail(int code, const char *fmt, ...)
 {
@@ -46,6 +51,7 @@ ctl_fail(int code, const char *fmt, ...)
 	return code;
 }
 
+/* Finds the command named by the first argument and hands it the rest. */
 int
 main(int argc, char **argv)
 {
@@ -60,6 +66,9 @@ main(int argc, char **argv)
 		printf("onrampctl %s\n", ONRAMP_VERSION);
 		return EXIT_OK;
 	}
+	/* keys, passwords and tokens pass through several commands: never into a core */
+	if (secret_disable_core_dumps() == -1)
+		return ctl_fail(EXIT_FAILURE_RUNTIME, "%s", or_errmsg());
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].run(argc - 1, argv + 1);

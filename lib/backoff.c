@@ -7,6 +7,7 @@
 
 #include <openssl/rand.h>
 
+/* base doubled once per attempt, capped; zero or inverted settings fall back to the defaults. */
 unsigned
 backoff_ceiling_ms(const struct backoff *b)
 {
@@ -22,6 +23,10 @@ backoff_ceiling_ms(const struct backoff *b)
 	return ceiling < BACKOFF_MIN_MS ? BACKOFF_MIN_MS : (unsigned)ceiling;
 }
 
+/*
+ * Full jitter: random within [0, ceiling], at least BACKOFF_MIN_MS and at
+ * least Retry-After (capped).
+ */
 unsigned
 backoff_delay_ms(const struct backoff *b, long retry_after_s, uint64_t random)
 {
@@ -42,6 +47,7 @@ backoff_delay_ms(const struct backoff *b, long retry_after_s, uint64_t random)
 	return (unsigned)delay;
 }
 
+/* The delay before the next attempt, from OpenSSL's generator; counts the attempt. */
 unsigned
 backoff_next_ms(struct backoff *b, long retry_after_s)
 {
@@ -57,6 +63,7 @@ backoff_next_ms(struct backoff *b, long retry_after_s)
 	return delay;
 }
 
+/* Starts over from the base delay (after a success). */
 void
 backoff_reset(struct backoff *b)
 {

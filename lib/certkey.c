@@ -49,6 +49,7 @@ bio_to_string(BIO *bio, char **out)
 	return 0;
 }
 
+/* Refuses a key that is not EC P-256. */
 static int
 check_p256(EVP_PKEY *pkey, const char *path)
 {
@@ -62,6 +63,7 @@ check_p256(EVP_PKEY *pkey, const char *path)
 	return 0;
 }
 
+/* Reads the software key PEM, or generates one and writes it 0600; the PEM text is wiped after. */
 static int
 open_software(struct certkey *k, const char *path)
 {
@@ -109,6 +111,10 @@ out:
 	return ret;
 }
 
+/*
+ * Reads the TPM key blob, or has the TPM generate a key and keeps its blob;
+ * the public key is taken from the blob.
+ */
 static int
 open_tpm(struct certkey *k, const char *path)
 {
@@ -153,6 +159,10 @@ out:
 	return ret;
 }
 
+/*
+ * Opens the certificate key of the configured kind; a key of the other kind is
+ * refused rather than replaced.
+ */
 int
 certkey_open_or_create(const char *state_dir, struct tpm *tpm, struct certkey **out)
 {
@@ -187,6 +197,7 @@ certkey_open_or_create(const char *state_dir, struct tpm *tpm, struct certkey **
 	return 0;
 }
 
+/* Frees the key; NULL is fine. */
 void
 certkey_close(struct certkey *k)
 {
@@ -197,12 +208,14 @@ certkey_close(struct certkey *k)
 	free(k);
 }
 
+/* Whether the key lives in a TPM. */
 bool
 certkey_in_tpm(const struct certkey *k)
 {
 	return k->tpm != NULL;
 }
 
+/* A URI SAN: an absolute URI of printable ASCII without spaces. */
 static int
 check_uri(const char *uri)
 {
@@ -223,6 +236,7 @@ check_uri(const char *uri)
 	return 0;
 }
 
+/* Adds a subjectAltName extension of URIs to the request. */
 static int
 add_sans(X509_REQ *req, const char *const *uris, size_t n)
 {
@@ -266,6 +280,7 @@ out:
 	return ret;
 }
 
+/* ECDSA-SHA256 over data: in the TPM (digest signed there) or by OpenSSL. */
 int
 certkey_sign(struct certkey *k, const void *data, size_t len, uint8_t **sig_der, size_t *sig_len)
 {
@@ -340,6 +355,10 @@ out:
 	return ret;
 }
 
+/*
+ * A PKCS#10 request for common_name and URI SANs, signed by the certificate
+ * key and verified before it is returned.
+ */
 int
 certkey_csr(struct certkey *k, const char *common_name, const char *const *uri_sans, size_t n_sans,
 	    char **csr_pem_out)
@@ -391,6 +410,7 @@ out:
 	return ret;
 }
 
+/* The public key as PEM. */
 int
 certkey_public_pem(struct certkey *k, char **pem_out)
 {

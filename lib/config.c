@@ -16,6 +16,7 @@
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
 
+/* Strips leading and trailing white space in place. */
 static char *
 trim(char *s)
 {
@@ -29,6 +30,7 @@ trim(char *s)
 	return s;
 }
 
+/* A section or key name: letters, digits, '-', '_' and '.'. */
 static int
 valid_name(const char *s)
 {
@@ -40,6 +42,7 @@ valid_name(const char *s)
 	return 1;
 }
 
+/* Appends one key = value with its section and line. */
 static int
 add_entry(struct config *cfg, const char *section, const char *key, const char *value, int line)
 {
@@ -61,6 +64,7 @@ add_entry(struct config *cfg, const char *section, const char *key, const char *
 	return 0;
 }
 
+/* Remembers a section header and its line, repeats included. */
 static int
 add_section(struct config *cfg, const char *name, int line)
 {
@@ -106,6 +110,10 @@ parse_header(const char *path, int lineno, char *line, char *section, size_t cap
 	return 0;
 }
 
+/*
+ * Parses untrusted text line by line; the first bad line stops it with
+ * FILE:LINE and nothing is kept.
+ */
 int
 config_parse(const char *path, const char *text, struct config *cfg)
 {
@@ -160,6 +168,7 @@ out:
 	return rc;
 }
 
+/* Reads a text file of at most CONFIG_MAX_BYTES (no NUL byte) and parses it. */
 int
 config_load(const char *path, struct config *cfg)
 {
@@ -179,6 +188,7 @@ config_load(const char *path, struct config *cfg)
 	return rc;
 }
 
+/* Frees everything config_parse made. */
 void
 config_free(struct config *cfg)
 {
@@ -196,6 +206,7 @@ config_free(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
+/* The last entry of section/key (a later value wins), marking every one used. */
 static struct config_entry *
 find_last(struct config *cfg, const char *section, const char *key)
 {
@@ -211,6 +222,7 @@ find_last(struct config *cfg, const char *section, const char *key)
 	return found;
 }
 
+/* The value of section/key, or NULL. */
 const char *
 config_get(struct config *cfg, const char *section, const char *key)
 {
@@ -219,6 +231,21 @@ config_get(struct config *cfg, const char *section, const char *key)
 	return e ? e->value : NULL;
 }
 
+/* The line of the value config_get() gives; 0 when absent. Marks nothing used. */
+int
+config_line(const struct config *cfg, const char *section, const char *key)
+{
+	int line = 0;
+
+	for (size_t i = 0; i < cfg->count; i++) {
+		const struct config_entry *e = &cfg->entries[i];
+		if (strcmp(e->section, section) == 0 && strcmp(e->key, key) == 0)
+			line = e->line;
+	}
+	return line;
+}
+
+/* Calls fn with every value of a repeated key and its FILE:LINE. */
 int
 config_each(struct config *cfg, const char *section, const char *key,
 	    int (*fn)(void *arg, const char *value, const char *where), void *arg)
@@ -237,6 +264,7 @@ config_each(struct config *cfg, const char *section, const char *key,
 	return 0;
 }
 
+/* A non-empty string value, or def when absent. */
 int
 config_get_string(struct config *cfg, const char *section, const char *key, const char *def,
 		  const char **out)
@@ -249,6 +277,7 @@ config_get_string(struct config *cfg, const char *section, const char *key, cons
 	return 0;
 }
 
+/* A decimal value within [min, max] (no sign, no junk), or def when absent. */
 int
 config_get_uint(struct config *cfg, const char *section, const char *key, unsigned long def,
 		unsigned long min, unsigned long max, unsigned long *out)
@@ -270,6 +299,7 @@ config_get_uint(struct config *cfg, const char *section, const char *key, unsign
 	return 0;
 }
 
+/* true/yes or false/no, or def when absent. */
 int
 config_get_bool(struct config *cfg, const char *section, const char *key, bool def, bool *out)
 {
@@ -288,6 +318,7 @@ config_get_bool(struct config *cfg, const char *section, const char *key, bool d
 	return 0;
 }
 
+/* Refuses the first key no getter asked for, so a typo is never ignored. */
 int
 config_check_unused(const struct config *cfg)
 {

@@ -38,6 +38,12 @@ void config_free(struct config *cfg);
 /* The value of the last section/key, or NULL. Marks the key used. */
 const char *config_get(struct config *cfg, const char *section, const char *key);
 
+/*
+ * The line of the value config_get() gives for section/key, or 0 when the key
+ * is absent, so that a caller's own check of a value can name FILE:LINE too.
+ */
+int config_line(const struct config *cfg, const char *section, const char *key);
+
 /* Calls fn for every value of a repeated key, in file order; stops at the first -1. */
 int config_each(struct config *cfg, const char *section, const char *key,
 		int (*fn)(void *arg, const char *value, const char *where), void *arg);

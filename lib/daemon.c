@@ -9,6 +9,7 @@
 #include "error.h"
 #include "file.h"
 #include "http_server.h"
+#include "secret.h"
 #include "store.h"
 
 #include <openssl/crypto.h>
@@ -206,6 +207,11 @@ daemon_main(int argc, char **argv, const struct daemon_program *prog)
 	void *app = NULL;
 	int rc = 1;
 
+	/* Before any key, token or secret is read: a crash must not write them to disk. */
+	if (secret_disable_core_dumps() == -1) {
+		fprintf(stderr, "%s: %s\n", prog->name, or_errmsg());
+		return 1;
+	}
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			fputs(prog->usage, stdout);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The factory's checks of serial, model and suite. */
 static int
 check(const struct device_info *d)
 {
@@ -24,6 +25,7 @@ check(const struct device_info *d)
 	return 0;
 }
 
+/* Writes device.json (0600, atomically) after the same checks as the factory. */
 int
 device_info_write(const char *state_dir, const struct device_info *d)
 {
@@ -40,6 +42,7 @@ device_info_write(const char *state_dir, const struct device_info *d)
 	return ret;
 }
 
+/* Reads device.json and checks it as the factory did. */
 int
 device_info_read(const char *state_dir, struct device_info *out)
 {
@@ -67,12 +70,14 @@ out:
 	return ret == -1 ? or_error_prefix("%s", path) : 0;
 }
 
+/* Whether state_dir holds device.json. */
 int
 device_info_exists(const char *state_dir)
 {
 	return file_exists_in(state_dir, DEVICE_FILE);
 }
 
+/* Removes device.json (the factory's undo). */
 int
 device_info_remove(const char *state_dir)
 {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Lower-case hex of buf into out (2*len+1 bytes); trusts the caller for the size. */
 void
 hex_encode(const uint8_t *buf, size_t len, char *out)
 {
@@ -24,6 +25,7 @@ hex_encode(const uint8_t *buf, size_t len, char *out)
 		out[i] = (char)tolower((unsigned char)out[i]);
 }
 
+/* True when every character is a hex digit. */
 int
 is_hex_string(const char *text)
 {
@@ -33,6 +35,7 @@ is_hex_string(const char *text)
 	return 1;
 }
 
+/* Strict hex (even length, hex digits only) into a new OpenSSL buffer. */
 int
 hex_decode(const char *hex, const char *what, uint8_t **out, size_t *outlen)
 {
@@ -61,6 +64,7 @@ hex_decode(const char *hex, const char *what, uint8_t **out, size_t *outlen)
 	return 0;
 }
 
+/* Standard base64 with padding, no line breaks, NUL-terminated. */
 char *
 base64_encode(const uint8_t *buf, size_t len)
 {
@@ -73,6 +77,10 @@ base64_encode(const uint8_t *buf, size_t len)
 	return out;
 }
 
+/*
+ * Strict base64: alphabet, length a multiple of 4 and padding only at the end
+ * are checked before OpenSSL decodes.
+ */
 int
 base64_decode(const char *text, const char *what, uint8_t **out, size_t *outlen)
 {

@@ -9,6 +9,7 @@
 
 static _Thread_local char errmsg[OR_ERRMSG_MAX];
 
+/* Records the formatted sentence as this thread's error; trusts fmt to be ours. */
 int
 or_error(const char *fmt, ...)
 {
@@ -20,6 +21,7 @@ or_error(const char *fmt, ...)
 	return -1;
 }
 
+/* Puts "context: " before the current message, cutting what does not fit. */
 int
 or_error_prefix(const char *fmt, ...)
 {
@@ -36,12 +38,14 @@ or_error_prefix(const char *fmt, ...)
 	return -1;
 }
 
+/* The current message of this thread. */
 const char *
 or_errmsg(void)
 {
 	return errmsg[0] ? errmsg : "no error";
 }
 
+/* Forgets this thread's message. */
 void
 or_error_clear(void)
 {

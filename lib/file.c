@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Writes all of p, retrying short writes and EINTR. */
 static int
 write_all(int fd, const uint8_t *p, size_t len)
 {
@@ -31,6 +32,7 @@ write_all(int fd, const uint8_t *p, size_t len)
 	return 0;
 }
 
+/* Makes a rename or unlink in path's directory durable. */
 static int
 fsync_dir_of(const char *path)
 {
@@ -48,6 +50,11 @@ fsync_dir_of(const char *path)
 	return rc == 0 ? 0 : or_error("%s: fsync of directory failed: %s", path, strerror(errno));
 }
 
+/*
+ * Temporary file in the same directory (mkstemp, so never through a symlink),
+ * mode, data, fsync, rename over path, fsync of the directory. A failure before
+ * the rename leaves path untouched and removes the temporary file.
+ */
 int
 file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
@@ -77,6 +84,10 @@ fail:
 	return or_error("%s: cannot write: %s", path, strerror(saved));
 }
 
+/*
+ * Reads a regular file of at most max bytes, NUL-terminated. Trusts nothing in
+ * it; the caller zeroes the buffer when it may hold a secret.
+ */
 int
 file_read_all(const char *path, size_t max, uint8_t **out, size_t *len)
 {
@@ -123,6 +134,7 @@ file_read_all(const char *path, size_t max, uint8_t **out, size_t *len)
 	return 0;
 }
 
+/* Creates one directory level with mode; an existing directory is kept as it is. */
 int
 file_ensure_dir(const char *dir, mode_t mode)
 {
@@ -137,6 +149,7 @@ file_ensure_dir(const char *dir, mode_t mode)
 	return 0;
 }
 
+/* "dir/name" into out, refusing a path that would be cut. */
 int
 file_path(char *out, size_t cap, const char *dir, const char *name)
 {
@@ -145,6 +158,7 @@ file_path(char *out, size_t cap, const char *dir, const char *name)
 	return 0;
 }
 
+/* Whether path exists (a dangling symlink counts: lstat). */
 int
 file_exists(const char *path)
 {
@@ -157,6 +171,7 @@ file_exists(const char *path)
 	return or_error("%s: %s", path, strerror(errno));
 }
 
+/* Unlinks path durably (fsync of its directory). */
 int
 file_remove(const char *path)
 {
@@ -165,6 +180,7 @@ file_remove(const char *path)
 	return fsync_dir_of(path);
 }
 
+/* file_exists() of dir/name. */
 int
 file_exists_in(const char *dir, const char *name)
 {
@@ -175,6 +191,7 @@ file_exists_in(const char *dir, const char *name)
 	return file_exists(path);
 }
 
+/* Unlinks dir/name; a missing file is not an error. */
 int
 file_remove_in(const char *dir, const char *name)
 {

@@ -141,6 +141,7 @@ static const char *const err_names[] = {
 	[HTTP_ERR_INTERNAL] = "internal",
 };
 
+/* The stable name of an error class. */
 const char *
 http_err_name(enum http_err e)
 {
@@ -149,6 +150,10 @@ http_err_name(enum http_err e)
 	return err_names[e];
 }
 
+/*
+ * One class and one sentence for a failed transfer; checks the proxy's CONNECT
+ * answer before curl's code.
+ */
 enum http_err
 http_classify(const struct http_failure *f)
 {

@@ -417,6 +417,10 @@ setup_curl(struct http_session *s)
 	return rc;
 }
 
+/*
+ * Checks the URL, the trust anchor and the proxy settings, copies them, and
+ * sets up curl for this one origin.
+ */
 int
 http_session_open(const char *base_url, const struct http_client_opts *opts,
 		  struct http_session **out)
@@ -465,6 +469,7 @@ fail:
 	return -1;
 }
 
+/* Closes the connection and wipes the proxy password and any body left. */
 void
 http_session_close(struct http_session *s)
 {
@@ -484,6 +489,7 @@ http_session_close(struct http_session *s)
 	curl_global_cleanup();
 }
 
+/* Wipes and frees the body (it may carry a secret). */
 void
 http_response_free(struct http_response *resp)
 {
@@ -494,6 +500,7 @@ http_response_free(struct http_response *resp)
 	resp->body_len = 0;
 }
 
+/* TCP connections opened so far. */
 unsigned
 http_session_connects(const struct http_session *s)
 {
@@ -646,6 +653,10 @@ classify(struct http_session *s, CURLcode rc)
 	return http_classify(&f);
 }
 
+/*
+ * One request over the session's connection; on failure the error is
+ * classified (see http_classify.c).
+ */
 int
 http_session_request(struct http_session *s, const char *method, const char *path,
 		     const char *bearer, const json_t *body, struct http_response *resp,
@@ -710,6 +721,10 @@ out:
 	return ret;
 }
 
+/*
+ * The TLS exporter of the connection the last request used, refused for TLS
+ * 1.2 without extended master secret.
+ */
 int
 http_session_exporter(struct http_session *s, const char *label, uint8_t *out, size_t len)
 {

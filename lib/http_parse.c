@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Copies untrusted network text, trimmed, with anything but printable ASCII as '?'. */
 void
 http_printable(char *dst, size_t dstsize, const char *src, size_t len)
 {
@@ -30,6 +31,7 @@ http_printable(char *dst, size_t dstsize, const char *src, size_t len)
 	dst[n] = '\0';
 }
 
+/* "any", "basic" or "digest". */
 int
 proxy_auth_parse(const char *text, enum proxy_auth *auth)
 {
@@ -45,6 +47,7 @@ proxy_auth_parse(const char *text, enum proxy_auth *auth)
 	return 0;
 }
 
+/* A host name or address of letters, digits, '.', '-' and ':' that fits struct http_proxy. */
 bool
 http_valid_host(const char *host)
 {
@@ -58,6 +61,7 @@ http_valid_host(const char *host)
 	return true;
 }
 
+/* "host:port" or "[v6]:port" with a port from 1 to 65535. */
 int
 http_proxy_parse(const char *text, struct http_proxy *proxy)
 {
@@ -93,6 +97,7 @@ http_proxy_parse(const char *text, struct http_proxy *proxy)
 	return 0;
 }
 
+/* Delta-seconds or an HTTP-date from a server, relative to now, clamped to a day. */
 int
 http_parse_retry_after(const char *value, time_t now, long *seconds)
 {
@@ -123,6 +128,7 @@ http_parse_retry_after(const char *value, time_t now, long *seconds)
 	return 0;
 }
 
+/* An https:// URL through curl's parser, refusing credentials and fragments. */
 int
 http_split_url(const char *url, char **host, char **port, char **target)
 {
@@ -168,6 +174,7 @@ out:
 	return rc;
 }
 
+/* An https:// URL split into the session base and the request path. */
 int
 http_url_split(const char *url, char **base, char **path)
 {

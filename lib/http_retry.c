@@ -11,6 +11,10 @@
 #include <errno.h>
 #include <time.h>
 
+/*
+ * Whether trying again may help: 5xx, 429, or a failure on the way (proxy,
+ * DNS, connect, timeout).
+ */
 bool
 http_retryable(int rc, const struct http_response *resp, enum http_err err)
 {
@@ -28,6 +32,7 @@ http_retryable(int rc, const struct http_response *resp, enum http_err err)
 	}
 }
 
+/* Sleeps ms milliseconds, resuming after signals. */
 static void
 sleep_ms(void *arg, unsigned ms)
 {
@@ -38,6 +43,10 @@ sleep_ms(void *arg, unsigned ms)
 		;
 }
 
+/*
+ * http_session_request() up to max_attempts times, waiting by backoff
+ * (Retry-After honoured) between retryable failures.
+ */
 int
 http_session_request_retry(struct http_session *s, struct http_retry *r, const char *method,
 			   const char *path, const char *bearer, const json_t *body,

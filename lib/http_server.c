@@ -161,6 +161,7 @@ make_tls_bev(struct event_base *base, void *arg)
 	return bev;
 }
 
+/* The TLS object of the request's connection, or NULL. */
 static SSL *
 request_ssl(struct evhttp_request *req)
 {
@@ -483,6 +484,7 @@ start_hold(struct http_ctx *ctx)
 
 /* ---- dispatch ---- */
 
+/* The method's name as routes spell it. */
 static const char *
 method_name(enum evhttp_cmd_type t)
 {
@@ -801,6 +803,10 @@ start_failed(struct http_server *srv)
 	return or_error("%s", msg);
 }
 
+/*
+ * Checks the routes, loads the certificate, listens, starts the loops and
+ * waits for every thread_init; any failure undoes the start.
+ */
 int
 http_server_start(const struct http_server_opts *opts, struct http_server **out)
 {

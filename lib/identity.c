@@ -27,6 +27,7 @@ struct identity {
 	enum ocra_hash hash;
 };
 
+/* The OCRA hash of a name from the identity file. */
 static int
 hash_from_name(const char *name, enum ocra_hash *out)
 {
@@ -102,6 +103,7 @@ out:
 	return ret;
 }
 
+/* Stores key as the device identity (in the TPM when tpm is given). */
 int
 identity_import(const char *state_dir, struct tpm *tpm, enum ocra_hash hash,
 		const struct secret *key)
@@ -111,6 +113,10 @@ identity_import(const char *state_dir, struct tpm *tpm, enum ocra_hash hash,
 	return 0;
 }
 
+/*
+ * A new key from the TPM's generator (RAND_priv_bytes in software), stored as
+ * the identity; key_out gets it only when asked for.
+ */
 int
 identity_create(const char *state_dir, struct tpm *tpm, enum ocra_hash hash, struct secret *key_out)
 {
@@ -138,6 +144,7 @@ out:
 	return ret;
 }
 
+/* Reads and checks the identity file; the software key's text is wiped after it is decoded. */
 int
 identity_open(const char *state_dir, struct tpm *tpm, struct identity **out)
 {
@@ -228,6 +235,10 @@ out:
 	return ret;
 }
 
+/*
+ * The ocra_hmac provider: refuses another hash than the key's, then HMACs in
+ * the TPM or in software.
+ */
 static int
 identity_compute(void *ctx, enum ocra_hash hash, const uint8_t *msg, size_t msg_len, uint8_t *mac,
 		 size_t *mac_len)
@@ -242,24 +253,28 @@ identity_compute(void *ctx, enum ocra_hash hash, const uint8_t *msg, size_t msg_
 	return ocra_hmac_software(&id->key, hash, msg, msg_len, mac, mac_len);
 }
 
+/* The HMAC provider of this identity for ocra_compute/ocra_verify. */
 struct ocra_hmac
 identity_ocra_hmac(struct identity *id)
 {
 	return (struct ocra_hmac){.compute = identity_compute, .ctx = id};
 }
 
+/* The hash the key was made for. */
 enum ocra_hash
 identity_hash(const struct identity *id)
 {
 	return id->hash;
 }
 
+/* Whether the key lives in a TPM. */
 bool
 identity_in_tpm(const struct identity *id)
 {
 	return id->tpm != NULL;
 }
 
+/* Wipes a software key and frees; NULL is fine. */
 void
 identity_close(struct identity *id)
 {
@@ -270,12 +285,14 @@ identity_close(struct identity *id)
 	free(id);
 }
 
+/* Whether state_dir holds an identity file. */
 int
 identity_exists(const char *state_dir)
 {
 	return file_exists_in(state_dir, IDENTITY_FILE);
 }
 
+/* Removes the identity file (the factory's undo). */
 int
 identity_remove(const char *state_dir)
 {

@@ -10,6 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * Parses at most max bytes of untrusted text that must be one JSON object
+ * (duplicate keys refused).
+ */
 int
 json_parse_object(const char *text, size_t len, size_t max, json_t **out)
 {
@@ -32,6 +36,7 @@ json_parse_object(const char *text, size_t len, size_t max, json_t **out)
 	return 0;
 }
 
+/* A file of at most max bytes that must hold one JSON object; errors name the file. */
 int
 json_load_object_file(const char *path, size_t max, json_t **out)
 {
@@ -47,6 +52,7 @@ json_load_object_file(const char *path, size_t max, json_t **out)
 	return rc == -1 ? or_error_prefix("%s", path) : 0;
 }
 
+/* The value of key, or NULL when missing or null; *rc is -1 for a missing required field. */
 static json_t *
 field(json_t *obj, const char *key, bool required, int *rc)
 {
@@ -61,6 +67,7 @@ field(json_t *obj, const char *key, bool required, int *rc)
 	return v;
 }
 
+/* A string field of at most max_len bytes without a NUL inside. */
 int
 json_get_string(json_t *obj, const char *key, bool required, size_t max_len, const char **out)
 {
@@ -79,6 +86,7 @@ json_get_string(json_t *obj, const char *key, bool required, size_t max_len, con
 	return 0;
 }
 
+/* An integer field within [min, max]. */
 int
 json_get_int(json_t *obj, const char *key, bool required, json_int_t min, json_int_t max,
 	     json_int_t *out)
@@ -98,6 +106,7 @@ json_get_int(json_t *obj, const char *key, bool required, json_int_t min, json_i
 	return 0;
 }
 
+/* A true/false field. */
 int
 json_get_bool(json_t *obj, const char *key, bool required, bool *out)
 {
@@ -112,12 +121,14 @@ json_get_bool(json_t *obj, const char *key, bool required, bool *out)
 	return 0;
 }
 
+/* Compact, key-sorted text of value (malloc'd). */
 char *
 json_dump_compact(const json_t *value)
 {
 	return json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS);
 }
 
+/* Indented, key-sorted text of doc written atomically; the text is wiped after. */
 int
 json_write_atomic(const char *path, const json_t *doc, unsigned mode)
 {

@@ -18,6 +18,7 @@ static enum log_level log_threshold = LOG_LEVEL_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
+/* Sets where lines go and the lowest level written; opens syslog when asked. */
 void
 log_init(const char *progname, enum log_target target, enum log_level level)
 {
@@ -28,6 +29,7 @@ log_init(const char *progname, enum log_target target, enum log_level level)
 		openlog(progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
 
+/* Parses a level name from configuration or the command line. */
 int
 log_level_parse(const char *text, enum log_level *level)
 {
@@ -40,6 +42,7 @@ log_level_parse(const char *text, enum log_level *level)
 	return or_error("unknown log level '%s' (expected error, warn, info or debug)", text);
 }
 
+/* Writes one line at level; callers pass identifiers, never secrets (see log.h). */
 void
 log_msg(enum log_level level, const char *fmt, ...)
 {

@@ -29,18 +29,21 @@ static const struct {
 	{"SHA512", OCRA_HASH_SHA512, 64, "SHA512"},
 };
 
+/* Bytes of the hash's output; trusts hash to be an enum value. */
 size_t
 ocra_hash_size(enum ocra_hash hash)
 {
 	return hashes[hash].size;
 }
 
+/* "SHA1", "SHA256" or "SHA512". */
 const char *
 ocra_hash_name(enum ocra_hash hash)
 {
 	return hashes[hash].name;
 }
 
+/* Matches exactly len bytes of text against the three hash names. */
 static int
 parse_hash(const char *text, size_t len, enum ocra_hash *hash)
 {
@@ -91,6 +94,7 @@ parse_crypto_function(const char *text, size_t len, struct ocra_suite *s)
 	return 0;
 }
 
+/* "QA10": format and length 04 to 64. */
 static int
 parse_question_spec(const char *tok, size_t len, struct ocra_suite *s)
 {
@@ -107,6 +111,7 @@ parse_question_spec(const char *tok, size_t len, struct ocra_suite *s)
 	return 0;
 }
 
+/* "S064": session information of 001 to 512 bytes. */
 static int
 parse_session_spec(const char *tok, size_t len, struct ocra_suite *s)
 {
@@ -125,6 +130,7 @@ parse_session_spec(const char *tok, size_t len, struct ocra_suite *s)
 	return 0;
 }
 
+/* "T30S", "T1M", "T24H": the time step in seconds, within the RFC's ranges. */
 static int
 parse_time_spec(const char *tok, size_t len, struct ocra_suite *s)
 {
@@ -207,6 +213,10 @@ parse_data_input(const char *text, struct ocra_suite *s)
 	return 0;
 }
 
+/*
+ * Parses an untrusted suite string into suite, all or nothing, with a message
+ * naming the faulty part.
+ */
 int
 ocra_suite_parse(const char *text, struct ocra_suite *suite)
 {
@@ -232,6 +242,7 @@ ocra_suite_parse(const char *text, struct ocra_suite *suite)
 	return 0;
 }
 
+/* Checks a question's length and alphabet against the suite. */
 int
 ocra_check_question(const struct ocra_suite *suite, const char *q)
 {
@@ -303,6 +314,7 @@ encode_question(const struct ocra_suite *suite, const char *q, uint8_t *field)
 	}
 }
 
+/* Writes v as 8 big-endian bytes. */
 static void
 put_be64(uint8_t *p, uint64_t v)
 {
@@ -310,6 +322,7 @@ put_be64(uint8_t *p, uint64_t v)
 		p[i] = (uint8_t)v;
 }
 
+/* Every input the suite names is given and fits, and no other is. */
 static int
 check_inputs(const struct ocra_suite *s, const struct ocra_input *in)
 {
@@ -346,6 +359,7 @@ check_inputs(const struct ocra_suite *s, const struct ocra_input *in)
 	return 0;
 }
 
+/* Builds the RFC's DataInput from checked inputs (see docs/ocra.md). */
 int
 ocra_data_input(const struct ocra_suite *s, const struct ocra_input *in, uint8_t **msg,
 		size_t *msg_len)
@@ -414,6 +428,10 @@ truncate_mac(const uint8_t *mac, size_t mac_len, unsigned digits, char *out)
 		 (unsigned long long)(binary % modulus));
 }
 
+/*
+ * One response: DataInput, the HMAC through the given provider, truncation.
+ * Wipes the MAC and the message.
+ */
 int
 ocra_compute(const struct ocra_suite *suite, const struct ocra_input *in,
 	     const struct ocra_hmac *hmac, char *out, size_t out_cap)
@@ -441,6 +459,7 @@ out:
 	return rc;
 }
 
+/* Tries every counter and time step in the window, comparing each in constant time. */
 int
 ocra_verify(const struct ocra_suite *suite, const struct ocra_input *in,
 	    const struct ocra_hmac *hmac, const char *response, const struct ocra_window *win,
@@ -451,6 +470,7 @@ ocra_verify(const struct ocra_suite *suite, const struct ocra_input *in,
 	char expected[OCRA_RESPONSE_MAX];
 	unsigned c_ahead, t_behind, t_ahead;
 	bool found = false;
+	int rc = 0;
 
 	*ok = false;
 	if (win == NULL)
@@ -462,12 +482,14 @@ ocra_verify(const struct ocra_suite *suite, const struct ocra_input *in,
 		t_behind = (unsigned)in->timestamp;
 
 	/* Every candidate is computed and compared, so timing does not tell which matched. */
-	for (uint64_t dc = 0; dc <= c_ahead; dc++) {
-		for (uint64_t dt = 0; dt <= (uint64_t)t_behind + t_ahead; dt++) {
+	for (uint64_t dc = 0; rc == 0 && dc <= c_ahead; dc++) {
+		for (uint64_t dt = 0; rc == 0 && dt <= (uint64_t)t_behind + t_ahead; dt++) {
 			probe.counter = in->counter + dc;
 			probe.timestamp = in->timestamp - t_behind + dt;
-			if (ocra_compute(suite, &probe, hmac, expected, sizeof(expected)) == -1)
-				return -1;
+			if (ocra_compute(suite, &probe, hmac, expected, sizeof(expected)) == -1) {
+				rc = -1;
+				break;
+			}
 			if (ct_equal_str(expected, response) && !found) {
 				found = true;
 				if (matched_counter)
@@ -477,11 +499,13 @@ ocra_verify(const struct ocra_suite *suite, const struct ocra_input *in,
 			}
 		}
 	}
+	/* An expected response is as good as the key for this challenge: wipe it on every path. */
 	OPENSSL_cleanse(expected, sizeof(expected));
-	*ok = found;
-	return 0;
+	*ok = rc == 0 && found;
+	return rc;
 }
 
+/* Time steps of the suite since the epoch at now. */
 int
 ocra_time_steps(const struct ocra_suite *suite, time_t now, uint64_t *steps)
 {
@@ -496,6 +520,7 @@ ocra_time_steps(const struct ocra_suite *suite, time_t now, uint64_t *steps)
 	return 0;
 }
 
+/* A random question of the suite's full length, without modulo bias. */
 int
 ocra_random_question(const struct ocra_suite *suite, char *out, size_t out_cap)
 {
@@ -524,6 +549,7 @@ ocra_random_question(const struct ocra_suite *suite, char *out, size_t out_cap)
 	return 0;
 }
 
+/* HMAC with the key in ctx (a struct secret) through OpenSSL. */
 int
 ocra_hmac_software(void *ctx, enum ocra_hash hash, const uint8_t *msg, size_t msg_len, uint8_t *mac,
 		   size_t *mac_len)

@@ -29,6 +29,7 @@
 #define CREATED_LEN 20 /* 2006-01-02T15:04:05Z */
 #define MIN_RSA_BITS 2048
 
+/* A serial: 1-64 letters, digits, '.', '_', ':' or '-'. */
 int
 record_check_serial(const char *serial)
 {
@@ -44,6 +45,7 @@ record_check_serial(const char *serial)
 	return 0;
 }
 
+/* A model: 1-64 printable ASCII characters. */
 int
 record_check_model(const char *model)
 {
@@ -57,6 +59,7 @@ record_check_model(const char *model)
 	return 0;
 }
 
+/* An RFC 3339 UTC time of exactly the form YYYY-MM-DDTHH:MM:SSZ. */
 static int
 check_created(const char *text)
 {
@@ -79,6 +82,7 @@ ssl_reason(void)
 	return r != NULL ? r : "unknown OpenSSL error";
 }
 
+/* Refuses a key that is not RSA of at least MIN_RSA_BITS. */
 static int
 check_rsa(EVP_PKEY *pkey, const char *what)
 {
@@ -90,6 +94,10 @@ check_rsa(EVP_PKEY *pkey, const char *what)
 	return 0;
 }
 
+/*
+ * The inventory's RSA public key from PEM (a public key or a certificate); a
+ * private key is refused outright.
+ */
 int
 record_load_inventory_key(const char *pem, size_t len, void **pkey_out)
 {
@@ -175,6 +183,7 @@ fail:
 	return NULL;
 }
 
+/* The current UTC time in RFC 3339. */
 static void
 utc_now(char out[CREATED_LEN + 1])
 {
@@ -185,6 +194,10 @@ utc_now(char out[CREATED_LEN + 1])
 	strftime(out, CREATED_LEN + 1, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/*
+ * A record with the OCRA key in CMS EnvelopedData to the inventory key
+ * (AES-256-CBC, RSA-OAEP SHA-256).
+ */
 int
 record_create(const char *serial, const char *model, const char *suite_text,
 	      const struct secret *key, void *inventory_pkey, struct record *out)
@@ -244,6 +257,7 @@ out:
 	return ret;
 }
 
+/* The record as the JSON the inventory imports. */
 json_t *
 record_to_json(const struct record *r)
 {
@@ -258,6 +272,7 @@ record_to_json(const struct record *r)
 	return doc;
 }
 
+/* Reads an untrusted record: known fields only, each checked. */
 int
 record_from_json(json_t *doc, struct record *out)
 {
@@ -305,6 +320,7 @@ out:
 	return ret;
 }
 
+/* Writes the record atomically, 0600. */
 int
 record_write(const char *path, const struct record *r)
 {
@@ -315,6 +331,7 @@ record_write(const char *path, const struct record *r)
 	return ret;
 }
 
+/* Reads and checks a record file. */
 int
 record_read(const char *path, struct record *out)
 {
@@ -344,6 +361,10 @@ addressed_to(CMS_ContentInfo *cms, X509 *stub)
 	return false;
 }
 
+/*
+ * Decrypts the OCRA key with the inventory private key, after checking that
+ * the record is addressed to it; the key must fit the suite.
+ */
 int
 record_decrypt_key(const struct record *r, const char *inventory_private_key_pem,
 		   struct secret *key_out)
@@ -414,6 +435,7 @@ out:
 	return ret;
 }
 
+/* Frees the record's CMS bytes. */
 void
 record_free(struct record *r)
 {

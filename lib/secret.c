@@ -5,9 +5,13 @@
 
 #include "error.h"
 
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
+/* A zeroed buffer of len bytes from OpenSSL's allocator (at least one byte). */
 int
 secret_alloc(struct secret *s, size_t len)
 {
@@ -20,6 +24,7 @@ secret_alloc(struct secret *s, size_t len)
 	return 0;
 }
 
+/* A new secret holding a copy of data. */
 int
 secret_from(struct secret *s, const void *data, size_t len)
 {
@@ -29,6 +34,7 @@ secret_from(struct secret *s, const void *data, size_t len)
 	return 0;
 }
 
+/* Zeroes and frees; an empty or already freed secret is fine. */
 void
 secret_free(struct secret *s)
 {
@@ -38,18 +44,21 @@ secret_free(struct secret *s)
 	s->len = 0;
 }
 
+/* Zeroes memory in a way the compiler cannot drop (OPENSSL_cleanse). */
 void
 secure_zero(void *p, size_t len)
 {
 	OPENSSL_cleanse(p, len);
 }
 
+/* Compares len bytes in time that does not depend on where they differ. */
 bool
 ct_equal(const void *a, const void *b, size_t len)
 {
 	return CRYPTO_memcmp(a, b, len) == 0;
 }
 
+/* Compares two strings; only their lengths may show in the time taken. */
 bool
 ct_equal_str(const char *a, const char *b)
 {
@@ -59,4 +68,17 @@ ct_equal_str(const char *a, const char *b)
 	if (la != lb)
 		return false;
 	return CRYPTO_memcmp(a, b, la) == 0;
+}
+
+/* No core file and not dumpable: see secret.h. Trusts nothing. */
+int
+secret_disable_core_dumps(void)
+{
+	const struct rlimit none = {0, 0};
+
+	if (setrlimit(RLIMIT_CORE, &none) == -1)
+		return or_error("cannot turn core dumps off: %s", strerror(errno));
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		return or_error("cannot make the process non-dumpable: %s", strerror(errno));
+	return 0;
 }

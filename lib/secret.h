@@ -32,4 +32,12 @@ bool ct_equal(const void *a, const void *b, size_t len);
 /* Compares two strings in time that depends only on their lengths. */
 bool ct_equal_str(const char *a, const char *b);
 
+/*
+ * Keeps the secrets this process will hold out of core dumps: no core file
+ * (RLIMIT_CORE 0, soft and hard) and not dumpable (which also keeps other
+ * users' ptrace and /proc/PID/mem away). Every program that reads a key, a
+ * password or a token calls it before it does.
+ */
+int secret_disable_core_dumps(void);
+
 #endif

@@ -41,6 +41,10 @@ checksum(const json_t *state, char out[CHECKSUM_LEN + 1])
 	return 0;
 }
 
+/*
+ * Writes version, checksum and a copy of state atomically (0600); a state over
+ * STATE_MAX_BYTES is refused.
+ */
 int
 state_save(const char *path, const json_t *state)
 {
@@ -129,6 +133,10 @@ remove_stale_temps(const char *path)
 	closedir(d);
 }
 
+/*
+ * Removes stale temporary files, then reads and checks the state; a corrupt
+ * file is kept aside and reported.
+ */
 int
 state_load(const char *path, json_t **out)
 {

@@ -167,6 +167,7 @@ sqlite_open(struct store *st, const char *path)
 	return 0;
 }
 
+/* Whether a SQLite error code is a constraint (the caller's input) or something else. */
 static enum store_errkind
 sqlite_errkind(int rc)
 {
@@ -307,7 +308,7 @@ sqlite_exec(struct store *st, const char *sql, const char *const *params, size_t
 		goto out;
 	}
 	res->changes =
-	    sqlite3_total_changes64(st->db) != before ? (long)sqlite3_changes64(st->db) : 0;
+		sqlite3_total_changes64(st->db) != before ? (long)sqlite3_changes64(st->db) : 0;
 	ret = 0;
 out:
 	sqlite3_finalize(stmt);
@@ -340,6 +341,7 @@ pg_quiet(void *arg, const char *message)
 	(void)message;
 }
 
+/* Connects with libpq; the error never repeats the connection string. */
 static int
 pg_open(struct store *st, const char *conninfo)
 {
@@ -537,6 +539,7 @@ store_cols(const struct store_result *r)
 	return r ? r->cols : 0;
 }
 
+/* The text of a value, NULL for SQL NULL or outside the result. */
 const char *
 store_value(const struct store_result *r, size_t row, size_t col)
 {
@@ -556,6 +559,7 @@ store_changes(const struct store_result *r)
 	return r ? r->changes : 0;
 }
 
+/* Frees a result; NULL is fine. */
 void
 store_result_free(struct store_result *r)
 {
@@ -669,6 +673,7 @@ store_schema_version(struct store *st, const char *component, int *version)
 	return 0;
 }
 
+/* Runs several parameterless statements (a migration) on either backend. */
 static int
 exec_script(struct store *st, const char *sql)
 {

@@ -39,12 +39,14 @@ struct tpm {
 #define TRANSIENT_FIRST ((TPM2_HANDLE)TPM2_HT_TRANSIENT << TPM2_HR_SHIFT)
 #define LOADED_SESSION_FIRST ((TPM2_HANDLE)TPM2_HT_LOADED_SESSION << TPM2_HR_SHIFT)
 
+/* Records "TPM <what> failed: <decoded code>"; returns -1. */
 static int
 tss_fail(TSS2_RC rc, const char *what)
 {
 	return or_error("TPM %s failed: %s (0x%x)", what, Tss2_RC_Decode(rc), (unsigned)rc);
 }
 
+/* The TPM's algorithm ID of an OCRA hash. */
 static TPMI_ALG_HASH
 tpm_hash_alg(enum ocra_hash hash)
 {
@@ -108,6 +110,7 @@ flush_leftovers(struct tpm *t)
 			 flushed);
 }
 
+/* Accepts only the TCTI names tpm.h lists, so tctildr never loads another library. */
 int
 tpm_check_tcti(const char *tcti)
 {
@@ -120,6 +123,7 @@ tpm_check_tcti(const char *tcti)
 	return or_error("TCTI '%s' is not one of device, swtpm, tabrmd or mssim", tcti);
 }
 
+/* Connects through the TCTI, starts the TPM if needed and flushes what killed clients left. */
 int
 tpm_open(const char *tcti, struct tpm **out)
 {
@@ -161,6 +165,7 @@ fail:
 	return -1;
 }
 
+/* Finalises ESYS and the TCTI; NULL is fine. */
 void
 tpm_close(struct tpm *t)
 {
@@ -246,6 +251,7 @@ start_session(struct tpm *t, ESYS_TR salt_key, TPMA_SESSION flags, ESYS_TR *out)
 	return 0;
 }
 
+/* Marshals a created object's public and private parts into one blob. */
 static int
 blob_join(const TPM2B_PUBLIC *pub, const TPM2B_PRIVATE *priv, struct tpm_blob *out)
 {
@@ -260,6 +266,7 @@ blob_join(const TPM2B_PUBLIC *pub, const TPM2B_PRIVATE *priv, struct tpm_blob *o
 	return 0;
 }
 
+/* Unmarshals a blob read from disk, with bounds; the whole blob must be used. */
 static int
 blob_split(const struct tpm_blob *b, TPM2B_PUBLIC *pub, TPM2B_PRIVATE *priv)
 {
@@ -364,6 +371,7 @@ out:
 	return ret;
 }
 
+/* Random bytes from the TPM, encrypted on the bus; asks again when it gives fewer. */
 int
 tpm_random(struct tpm *t, uint8_t *buf, size_t len)
 {
@@ -403,6 +411,10 @@ out:
 	return ret;
 }
 
+/*
+ * Wraps a given HMAC key (at most one hash block) as a TPM object; the copy of
+ * the key on the stack is wiped.
+ */
 int
 tpm_hmac_key_create(struct tpm *t, enum ocra_hash hash, const struct secret *key,
 		    struct tpm_blob *out)
@@ -440,6 +452,10 @@ tpm_hmac_key_create(struct tpm *t, enum ocra_hash hash, const struct secret *key
 	return rc;
 }
 
+/*
+ * HMAC in the TPM with a loaded key blob, after checking that the blob is an
+ * HMAC key of that hash; the result comes back encrypted.
+ */
 int
 tpm_hmac(struct tpm *t, const struct tpm_blob *key, enum ocra_hash hash, const uint8_t *msg,
 	 size_t msg_len, uint8_t *mac, size_t *mac_len)
@@ -487,6 +503,7 @@ out:
 	return ret;
 }
 
+/* Seals up to TPM_SEAL_MAX bytes into a sealed-data object of this TPM. */
 int
 tpm_seal(struct tpm *t, const uint8_t *data, size_t len, struct tpm_blob *out)
 {
@@ -513,6 +530,10 @@ tpm_seal(struct tpm *t, const uint8_t *data, size_t len, struct tpm_blob *out)
 	return rc;
 }
 
+/*
+ * Loads a sealed blob and gives back its data (encrypted on the bus); another
+ * TPM's blob fails to load.
+ */
 int
 tpm_unseal(struct tpm *t, const struct tpm_blob *sealed, struct secret *out)
 {
@@ -539,6 +560,7 @@ out:
 	return ret;
 }
 
+/* An EC P-256 ECDSA-SHA256 signing key generated inside the TPM. */
 int
 tpm_ec_key_create(struct tpm *t, struct tpm_blob *out)
 {
@@ -578,6 +600,7 @@ coord(const TPM2B_ECC_PARAMETER *p, uint8_t out[EC_COORD])
 	return 0;
 }
 
+/* The public point of an EC blob as an EVP_PKEY, checked to be on P-256 by OpenSSL. */
 int
 tpm_ec_public(const struct tpm_blob *key, void **evp_pkey_out)
 {
@@ -621,6 +644,7 @@ out:
 	return ret;
 }
 
+/* Signs a SHA-256 digest with the blob's key in the TPM; DER ECDSA-Sig-Value out. */
 int
 tpm_ec_sign(struct tpm *t, const struct tpm_blob *key, const uint8_t digest[32], uint8_t **sig_der,
 	    size_t *sig_len)
@@ -687,12 +711,14 @@ out:
 	return ret;
 }
 
+/* Base64 of a blob for a JSON file. */
 char *
 tpm_blob_to_base64(const struct tpm_blob *b)
 {
 	return base64_encode(b->data, b->len);
 }
 
+/* Decodes base64 from a file into a blob that must unmarshal; the decoded bytes are wiped. */
 int
 tpm_blob_from_base64(const char *text, const char *what, struct tpm_blob *out)
 {

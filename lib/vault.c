@@ -15,6 +15,7 @@
 
 #include <ctype.h>
 #include <limits.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -41,6 +42,10 @@ enum entry_kind { ENTRY_SECRET, ENTRY_ANCHOR };
 
 static const char *const kind_names[] = {"secret", "anchor"};
 
+/*
+ * A vault name: 1-64 letters, digits, '.', '_' or '-', starting with a letter
+ * or digit, so never a path.
+ */
 int
 vault_check_name(const char *name)
 {
@@ -58,6 +63,7 @@ vault_check_name(const char *name)
 	return 0;
 }
 
+/* The entry file of kind/name, after the name's check. */
 static int
 entry_path(const struct vault *v, enum entry_kind kind, const char *name, char *path, size_t cap)
 {
@@ -159,6 +165,10 @@ write_mode(struct vault *v)
 	return ret;
 }
 
+/*
+ * Creates state_dir and its vault (0700) if needed, checks the mode it was
+ * made in, reads or makes the software device key.
+ */
 int
 vault_open(const char *state_dir, struct tpm *tpm, struct vault **out)
 {
@@ -181,6 +191,7 @@ vault_open(const char *state_dir, struct tpm *tpm, struct vault **out)
 	return 0;
 }
 
+/* Wipes the device key and frees; NULL is fine. */
 void
 vault_close(struct vault *v)
 {
@@ -199,6 +210,7 @@ make_aad(enum entry_kind kind, const char *name, uint8_t *aad, size_t cap)
 	return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 
+/* AES-256-GCM of len bytes with aad; decryption fails unless the tag verifies. */
 static int
 gcm(bool encrypt, const struct secret *key, const uint8_t *iv, const uint8_t *aad, size_t aad_len,
     const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
@@ -247,6 +259,7 @@ out:
 	return ret;
 }
 
+/* Puts data in base64 as a string field of doc. */
 static int
 set_b64(json_t *doc, const char *field, const uint8_t *data, size_t len)
 {
@@ -257,6 +270,10 @@ set_b64(json_t *doc, const char *field, const uint8_t *data, size_t len)
 	return rc == 0 ? 0 : or_error("out of memory");
 }
 
+/*
+ * Encrypts a value under a fresh entry key and IV, binds kind and name as AAD,
+ * and replaces the entry file atomically (0600).
+ */
 static int
 put_entry(struct vault *v, enum entry_kind kind, const char *name, const void *data, size_t len)
 {
@@ -405,6 +422,7 @@ out:
 	return ret;
 }
 
+/* Removes an entry file durably; a missing entry is an error. */
 static int
 delete_entry(struct vault *v, enum entry_kind kind, const char *name)
 {
@@ -419,24 +437,28 @@ delete_entry(struct vault *v, enum entry_kind kind, const char *name)
 	return file_remove(path);
 }
 
+/* Stores a secret (see put_entry). */
 int
 vault_put(struct vault *v, const char *name, const void *data, size_t len)
 {
 	return put_entry(v, ENTRY_SECRET, name, data, len);
 }
 
+/* Reads a secret (see get_entry). */
 int
 vault_get(struct vault *v, const char *name, struct secret *out)
 {
 	return get_entry(v, ENTRY_SECRET, name, out);
 }
 
+/* Removes a secret. */
 int
 vault_delete(struct vault *v, const char *name)
 {
 	return delete_entry(v, ENTRY_SECRET, name);
 }
 
+/* Whether a secret's file exists; says nothing of its integrity. */
 bool
 vault_has(struct vault *v, const char *name)
 {
@@ -445,7 +467,10 @@ vault_has(struct vault *v, const char *name)
 	return entry_path(v, ENTRY_SECRET, name, path, sizeof(path)) == 0 && file_exists(path) == 1;
 }
 
-/* Counts the certificates in PEM text; anything else in it, or none, is an error. */
+/*
+ * Checks that PEM text holds at least one X.509 certificate (text around the
+ * PEM blocks is ignored, as OpenSSL ignores it when it loads the anchor).
+ */
 static int
 check_certificates(const char *pem, size_t len)
 {
@@ -459,6 +484,8 @@ check_certificates(const char *pem, size_t len)
 		X509_free(cert);
 		n++;
 	}
+	/* The read past the last certificate always fails: not this thread's next error. */
+	ERR_clear_error();
 	BIO_free(bio);
 	if (n == 0)
 		return or_error(
@@ -466,6 +493,7 @@ check_certificates(const char *pem, size_t len)
 	return 0;
 }
 
+/* Stores PEM certificates, checked before they are stored. */
 int
 vault_put_anchor(struct vault *v, const char *name, const char *pem)
 {
@@ -478,6 +506,7 @@ vault_put_anchor(struct vault *v, const char *name, const char *pem)
 	return put_entry(v, ENTRY_ANCHOR, name, pem, len);
 }
 
+/* Reads an anchor and checks again that it is PEM certificates. */
 int
 vault_get_anchor(struct vault *v, const char *name, char **pem_out)
 {
@@ -505,6 +534,7 @@ out:
 	return ret;
 }
 
+/* Removes an anchor. */
 int
 vault_delete_anchor(struct vault *v, const char *name)
 {

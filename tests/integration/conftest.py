@@ -26,6 +26,13 @@ PROGRAMS = {
 }
 
 
+def core_dumps_disabled(pid):
+    """True when the process cannot write a core file (its secrets stay off the disk)."""
+    with open(f"/proc/{pid}/limits") as f:
+        core = [line.split() for line in f if line.startswith("Max core file size")]
+    return core == [["Max", "core", "file", "size", "0", "0", "bytes"]]
+
+
 def program(name):
     """Path of a built program, failing the test clearly when it was not built."""
     path = os.path.join(BUILD, PROGRAMS[name])

@@ -206,6 +206,10 @@ def test_proxy_password_never_logged_or_shown(lab, tmp_path):
                             f"user = router\npassword-file = {pw}\nauth = basic\n"
                             "health-interval = 1\n")
     agent.wait_active(f"127.0.0.1:{port}")
+    # no core dump of the agent can carry the password
+    with open(f"/proc/{agent.proc.pid}/limits") as f:
+        core = [line.split() for line in f if line.startswith("Max core file size")]
+    assert core == [["Max", "core", "file", "size", "0", "0", "bytes"]]
     shown = "".join(agent.ctl(*args).stdout for args in [
         ("show", "management-proxy"), ("show", "management-proxy", "--json"),
         ("show", "alarms", "--json"), ("show", "dhcp", "learned-proxies", "--json")])

@@ -435,3 +435,9 @@ def test_two_cloud_instances_on_one_postgresql_serve_steps_alternately(request):
         if env is not None:
             env.stop()
         remove(directory)
+
+
+def test_daemons_cannot_dump_core(env):
+    from conftest import core_dumps_disabled
+    for daemon in (env.redirector, env.cloud):
+        assert core_dumps_disabled(daemon.proc.pid), daemon.name

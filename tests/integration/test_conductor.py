@@ -496,3 +496,9 @@ def test_help():
     proc = subprocess.run([program("onramp-conductord"), "frob", "--config", "/nonexistent"],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
+
+
+def test_conductor_cannot_dump_core(sqlite_conductor):
+    from conftest import core_dumps_disabled
+    c = sqlite_conductor()
+    assert core_dumps_disabled(c.proc.pid)

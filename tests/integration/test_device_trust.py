@@ -255,6 +255,13 @@ def test_factory_bad_input_exits_2_and_writes_nothing(swtpm, keys, tmp_path):
         assert "--force" in proc.stderr
         assert sorted((p.name, p.read_bytes()) for p in state.iterdir()) == before
     assert not (tmp_path / "new.json").exists()
+    # --force replaces the identity before the record is written: an --out that
+    # cannot take the record is bad input too, found before anything changes.
+    (tmp_path / "a-directory").mkdir()
+    proc = run("onrampctl", *args(force=True, out=str(tmp_path / "a-directory")))
+    assert proc.returncode == 2, proc.stderr
+    assert "not a regular file" in proc.stderr
+    assert sorted((p.name, p.read_bytes()) for p in state.iterdir()) == before
     proc = run("onrampctl", *args(force=True))
     assert proc.returncode == 0, proc.stderr
     assert decrypt(out, keys["inventory"]) != first_key

@@ -141,7 +141,7 @@ bad_values_name_file_and_line(void **state)
 		{"colour = blue\n", "agent.conf:3: unknown setting 'colour' in [agent]"},
 		{"[proxies]\n", "agent.conf:3: unknown section [proxies]"},
 		{"[proxy]\nmode = auto\n",
-		 "agent.conf: [proxy]: mode must be disabled, static or learned, not 'auto'"},
+		 "agent.conf:4: mode must be disabled, static or learned, not 'auto'"},
 		{"[proxy]\nstatic = 10.0.0.1\n",
 		 "agent.conf:4: static proxy '10.0.0.1': missing port"},
 		{"[proxy]\nstatic = 10.0.0.1:99999\n",
@@ -150,15 +150,15 @@ bad_values_name_file_and_line(void **state)
 		 "agent.conf:4: static proxy 'proxy.lan:3128': not an IPv4 address"},
 		{"[proxy]\nstatic = 10.0.0.1:80\nstatic = 10.0.0.1:80\n",
 		 "agent.conf:5: static proxy 10.0.0.1:80 given twice"},
-		{"[proxy]\nuser = bob\n", "agent.conf: [proxy] user and password-file go together"},
+		{"[proxy]\nuser = bob\n", "agent.conf:4: user and password-file go together"},
 		{"[proxy]\nauth = ntlm\n",
-		 "agent.conf: [proxy] auth must be any, basic or digest, not 'ntlm'"},
+		 "agent.conf:4: auth must be any, basic or digest, not 'ntlm'"},
 		{"[proxy]\nhealth-interval = 0\n",
 		 "agent.conf:4: health-interval must be a whole number from 1 to 86400, not '0'"},
 		{"[proxy]\nhealth-timeout = 61\n",
 		 "agent.conf:4: health-timeout must be a whole number from 1 to 60, not '61'"},
 		{"[interface eth0]\ndhcp = maybe\n",
-		 "agent.conf: [interface eth0] dhcp must be true, false or hook, not 'maybe'"},
+		 "agent.conf:4: [interface eth0] dhcp must be true, false or hook, not 'maybe'"},
 		{"[interface eth0]\nenable-proxy-discovery = on\n",
 		 "agent.conf:4: enable-proxy-discovery must be true or false, not 'on'"},
 		{"[interface eth0]\nvendor-class = \n", "agent.conf:4: vendor-class is empty"},
@@ -169,15 +169,23 @@ bad_values_name_file_and_line(void **state)
 		 "characters"},
 		{"[interface eth0]\ntest-lease-divisor = 0\n",
 		 "agent.conf:4: test-lease-divisor must be a whole number from 1 to 3600, not '0'"},
-		{"control-socket = relative.sock\n", "agent.conf: [agent]: control-socket must be "
-						     "an absolute path, not 'relative.sock'"},
+		{"control-socket = relative.sock\n",
+		 "agent.conf:3: control-socket must be an absolute path, not 'relative.sock'"},
 		{"[interface eth0]\ndhcp = true\n[interface eth1]\ndhcp = true\nroute-metric = "
 		 "100\n",
-		 "agent.conf: [interface eth0] and [interface eth1] have the same route-metric "
+		 "agent.conf:7: [interface eth0] and [interface eth1] have the same route-metric "
 		 "100"},
+		{"[proxy]\npassword-file = /x\n",
+		 "agent.conf:4: user and password-file go together"},
+		{"[interface eth0]\ndhcp = true\nroute-metric = 101\n[interface eth1]\ndhcp = "
+		 "true\n",
+		 "agent.conf:6: [interface eth0] and [interface eth1] have the same route-metric "
+		 "101"},
+		{"[interface eth0]\nvendor-class = caf\xc3\xa9\n",
+		 "agent.conf:4: [interface eth0] vendor-class must be 1 to 255 printable ASCII "
+		 "characters"},
 		{"log-level = loud\n",
-		 "agent.conf: [agent]: unknown log level 'loud' (expected error, warn, info or "
-		 "debug)"},
+		 "agent.conf:3: unknown log level 'loud' (expected error, warn, info or debug)"},
 	};
 	struct agent_conf c;
 
@@ -261,21 +269,25 @@ onboarding_and_device(void **state)
 	} bad[] = {
 		{"[onboarding]\nredirector-url = http://r\nredirector-ca = /ca\n[device]\n"
 		 "software-identity = true\n",
-		 "redirector-url must be https://"},
+		 "agent.conf:4: redirector-url must be https://"},
 		{"[onboarding]\nredirector-url = https://r\n[device]\nsoftware-identity = true\n",
-		 "needs redirector-ca"},
+		 "agent.conf:4: redirector-url needs redirector-ca"},
 		{"[onboarding]\nredirector-url = https://r\nredirector-ca = /ca\n",
-		 "needs [device] tcti"},
-		{"[onboarding]\nredirector-ca = /ca\n", "redirector-ca needs redirector-url"},
+		 "agent.conf:4: onboarding needs [device] tcti"},
+		{"[onboarding]\nredirector-ca = /ca\n",
+		 "agent.conf:4: redirector-ca needs redirector-url"},
 		{"[onboarding]\nredirector-url = https://r\nredirector-ca = ca.pem\n[device]\n"
 		 "tcti = tabrmd\n",
-		 "redirector-ca must be an absolute path"},
-		{"[device]\ntcti = tabrmd\nsoftware-identity = true\n", "exclude each other"},
-		{"[device]\nasset-id = has space\n", "asset-id must be printable"},
-		{"[onboarding]\nretry-base = 10\nretry-cap = 5\n", "must not exceed retry-cap"},
-		{"[onboarding]\nrevert-window = 0\n", "revert-window"},
-		{"[onboarding]\npoll-wait = 301\n", "poll-wait"},
-		{"[onboarding]\nredirector = https://r\n", "redirector"},
+		 "agent.conf:5: redirector-ca must be an absolute path"},
+		{"[device]\ntcti = tabrmd\nsoftware-identity = true\n",
+		 "agent.conf:5: tcti and software-identity = true exclude each other"},
+		{"[device]\nasset-id = has space\n",
+		 "agent.conf:4: asset-id must be 1 to 64 printable ASCII characters"},
+		{"[onboarding]\nretry-base = 10\nretry-cap = 5\n",
+		 "agent.conf:4: retry-base must not exceed retry-cap"},
+		{"[onboarding]\nrevert-window = 0\n", "agent.conf:4:"},
+		{"[onboarding]\npoll-wait = 301\n", "agent.conf:4:"},
+		{"[onboarding]\nredirector = https://r\n", "agent.conf:4:"},
 	};
 	struct agent_conf c;
 

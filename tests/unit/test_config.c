@@ -90,6 +90,14 @@ errors_name_file_and_line(void **state)
 	assert_string_equal(or_errmsg(), "b.conf:5: unknown setting 'typo'");
 	config_free(&cfg);
 
+	/* a caller's own check of a value names its line (the last of a repeated key) */
+	assert_int_equal(config_parse("c.conf", "a = 1\n[s]\nk = x\n\nk = y\n", &cfg), 0);
+	assert_int_equal(config_line(&cfg, "s", "k"), 5);
+	assert_int_equal(config_line(&cfg, "", "a"), 1);
+	assert_int_equal(config_line(&cfg, "s", "missing"), 0);
+	assert_int_equal(config_line(&cfg, "t", "k"), 0);
+	config_free(&cfg);
+
 	assert_int_equal(config_load("/nonexistent/onramp.conf", &cfg), -1);
 	assert_non_null(strstr(or_errmsg(), "/nonexistent/onramp.conf: cannot open"));
 }

@@ -15,6 +15,8 @@
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 static void
 hex_round_trip(void **state)
@@ -99,6 +101,21 @@ secrets_compare_and_clear(void **state)
 	secret_free(&s);
 }
 
+static void
+no_core_dumps(void **state)
+{
+	struct rlimit rl;
+
+	(void)state;
+	assert_int_equal(secret_disable_core_dumps(), 0);
+	assert_int_equal(getrlimit(RLIMIT_CORE, &rl), 0);
+	assert_int_equal(rl.rlim_cur, 0);
+	assert_int_equal(rl.rlim_max, 0);
+	assert_int_equal(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 0);
+	/* a second call (a library and its program both asking) is fine */
+	assert_int_equal(secret_disable_core_dumps(), 0);
+}
+
 int
 main(void)
 {
@@ -107,6 +124,7 @@ main(void)
 		cmocka_unit_test(hex_refuses_bad_input),
 		cmocka_unit_test(base64_round_trip_and_strictness),
 		cmocka_unit_test(secrets_compare_and_clear),
+		cmocka_unit_test(no_core_dumps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

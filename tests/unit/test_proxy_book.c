@@ -7,14 +7,17 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include "alarm.h"
 #include "log.h"
 #include "proxy_book.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static struct proxy_addr
 A(const char *text)
@@ -231,6 +234,48 @@ alarm_history_is_bounded(void **state)
 	assert_string_equal(alarm_severity_name(ALARM_MAJOR), "major");
 }
 
+/* Logs only what changed: the same proxies again (a renewal) say nothing. */
+static void
+renewal_with_the_same_proxies_is_quiet(void **state)
+{
+	static struct proxy_book b;
+	struct alarms al;
+	struct proxy_addr first[2], again[2];
+	char path[] = "/tmp/onramp-test-book-XXXXXX", line[256];
+	int fd = mkstemp(path), saved = dup(STDERR_FILENO), said = 0;
+	FILE *log;
+
+	(void)state;
+	assert_true(fd != -1 && saved != -1);
+	/* The same addresses with other bytes in the struct's padding, as two DHCP
+	 * replies parsed into different stack memory give them. */
+	memset(first, 0x00, sizeof(first));
+	memset(again, 0xA5, sizeof(again));
+	for (size_t i = 0; i < 2; i++) {
+		first[i].ip = again[i].ip = 0x0A5C3508u + (uint32_t)i;
+		first[i].port = again[i].port = 3128;
+	}
+	alarms_init(&al);
+	proxy_book_init(&b, PROXY_MODE_LEARNED, &al);
+	assert_int_equal(proxy_book_add_iface(&b, "eth0", true), 0);
+	log_init("test", LOG_TARGET_STDERR, LOG_LEVEL_INFO);
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	proxy_book_set_learned(&b, "eth0", first, 2, 100);
+	proxy_book_set_learned(&b, "eth0", again, 2, 200);
+	fflush(stderr);
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	log_init("test", LOG_TARGET_STDERR, LOG_LEVEL_ERROR);
+	log = fdopen(fd, "r");
+	assert_non_null(log);
+	rewind(log);
+	while (fgets(line, sizeof(line), log) != NULL)
+		said += strstr(line, "eth0: learned proxies") != NULL;
+	fclose(log);
+	close(saved);
+	unlink(path);
+	assert_int_equal(said, 1);
+}
+
 int
 main(void)
 {
@@ -240,6 +285,7 @@ main(void)
 		cmocka_unit_test(fails_over_with_alarms),
 		cmocka_unit_test(bootstrap_until_onboarded),
 		cmocka_unit_test(alarm_history_is_bounded),
+		cmocka_unit_test(renewal_with_the_same_proxies_is_quiet),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
