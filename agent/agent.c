@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define EXIT_BAD_INPUT 2
 
@@ -25,7 +26,11 @@ static const char usage_text[] =
 	"\n"
 	"The router's onramp agent: finds the management proxy (static entries, a\n"
 	"bootstrap file, or DHCP option 43 learned by its own DHCP client), watches\n"
-	"its health, and answers `onrampctl show ...` on its control socket.\n"
+	"its health, and, when [onboarding] names a redirector, onboards the router:\n"
+	"phone home, mutual OCRA with its cloud, staging conductor (certificate,\n"
+	"configuration, production details), migrate, running on production. It\n"
+	"answers `onrampctl show ...` and `onrampctl migrate conductor` on its\n"
+	"control socket.\n"
 	"  -c, --config FILE      configuration (default " AGENT_CONF_DEFAULT ")\n"
 	"      --check-config     check the configuration and exit\n"
 	"      --log-level LEVEL  error, warn, info or debug (default: the file's)\n"
@@ -164,7 +169,7 @@ start(struct agent *a)
 	    control_register(a->control, "show management-proxy", show_proxy, a) == -1 ||
 	    control_register(a->control, "show dhcp learned-proxies", show_learned, a) == -1 ||
 	    control_register(a->control, "show alarms", show_alarms, a) == -1 ||
-	    dhcp_hook_register(a) == -1)
+	    dhcp_hook_register(a) == -1 || onboard_start(a, &a->onboard) == -1)
 		return -1;
 	if (health_start(a->base, &a->book, a->conf.health_interval, a->conf.health_timeout,
 			 &a->health) == -1)
@@ -197,6 +202,8 @@ stop(struct agent *a)
 	for (size_t i = 0; i < AGENT_MAX_IFACES; i++)
 		dhcp_io_close(a->dhcp[i]);
 	health_stop(a->health);
+	if (!onboard_stop(a->onboard))
+		a->exit_now = true;
 	control_close(a->control);
 	if (a->sig_term != NULL)
 		event_free(a->sig_term);
@@ -286,5 +293,7 @@ main(int argc, char **argv)
 		rc = 0;
 out:
 	stop(&agent);
+	if (agent.exit_now)
+		_exit(rc); /* the onboarding worker is inside a request; the state is saved */
 	return rc;
 }

@@ -10,8 +10,10 @@
  *              health.c (proxy probes), control.c (the control socket),
  *              dhcp_hook.c (option 43 handed over by a system DHCP client)
  *
- * The onboarding flow (a later issue) adds its own engine and frontend here
- * and asks the proxy book for the active proxy (proxy_book_active).
+ * The onboarding flow: engines onboard_engine.c (the steps) and
+ * onboard_events.c (progress reports); frontend onboard.c on this loop, with
+ * onboard_worker.c, a thread for the blocking HTTPS and TPM work. It asks the
+ * proxy book for the active proxy (proxy_book_active).
  */
 #ifndef ONRAMP_AGENT_H
 #define ONRAMP_AGENT_H
@@ -21,6 +23,7 @@
 #include "control.h"
 #include "dhcp_io.h"
 #include "health.h"
+#include "onboard.h"
 #include "proxy_book.h"
 
 #include <event2/event.h>
@@ -34,7 +37,9 @@ struct agent {
 	struct health *health;
 	struct dhcp_io *dhcp[AGENT_MAX_IFACES];
 	struct event *sig_term, *sig_int;
-	bool stopping; /* leases removed on the way out teach nothing */
+	struct onboard *onboard; /* the onboarding flow (onboard.c) */
+	bool stopping;		 /* leases removed on the way out teach nothing */
+	bool exit_now;		 /* a worker thread is still busy: _exit after cleanup */
 };
 
 /* Registers the "dhcp-hook" control command (dhcp_hook.c). */

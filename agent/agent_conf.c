@@ -308,6 +308,109 @@ check_metrics(const struct config *cfg, const struct agent_conf *c)
 	return 0;
 }
 
+/* The [device] keys: the TPM (or an explicit software identity) and the asset ID. */
+static int
+load_device_section(struct config *cfg, struct agent_conf *c)
+{
+	const char *tcti, *asset;
+
+	if (config_get_string(cfg, "device", "tcti", NULL, &tcti) == -1 ||
+	    config_get_bool(cfg, "device", "software-identity", false, &c->software_identity) ==
+		    -1 ||
+	    config_get_string(cfg, "device", "asset-id", NULL, &asset) == -1)
+		return -1;
+	if (tcti != NULL && c->software_identity) {
+		or_error("tcti and software-identity = true exclude each other");
+		return at_key(cfg, "device", "software-identity");
+	}
+	if (tcti != NULL && (tcti[0] == '\0' || strlen(tcti) >= sizeof(c->tcti))) {
+		or_error("tcti must have 1 to %zu characters", sizeof(c->tcti) - 1);
+		return at_key(cfg, "device", "tcti");
+	}
+	snprintf(c->tcti, sizeof(c->tcti), "%s", tcti ? tcti : "");
+	if (asset != NULL) {
+		size_t len = strlen(asset);
+		bool printable = len > 0 && len <= AGENT_ASSET_ID_MAX;
+
+		for (const char *p = asset; *p; p++)
+			printable = printable && *p > 0x20 && *p <= 0x7e;
+		if (!printable) {
+			or_error("asset-id must be 1 to %d printable ASCII characters without "
+				 "spaces",
+				 AGENT_ASSET_ID_MAX);
+			return at_key(cfg, "device", "asset-id");
+		}
+		snprintf(c->asset_id, sizeof(c->asset_id), "%s", asset);
+	}
+	return 0;
+}
+
+/* The [onboarding] redirector: an https origin and its trust anchor, and a device to onboard. */
+static int
+load_redirector(struct config *cfg, struct agent_conf *c, const char *url, const char *ca)
+{
+	if (url == NULL) {
+		if (ca == NULL)
+			return 0;
+		or_error("redirector-ca needs redirector-url");
+		return at_key(cfg, "onboarding", "redirector-ca");
+	}
+	if (strncmp(url, "https://", 8) != 0 || url[8] == '\0' || strlen(url) > AGENT_URL_MAX) {
+		or_error("redirector-url must be https://HOST[:PORT] (at most %d characters), not "
+			 "'%.60s'",
+			 AGENT_URL_MAX, url);
+		return at_key(cfg, "onboarding", "redirector-url");
+	}
+	if (ca == NULL) {
+		or_error("redirector-url needs redirector-ca (the redirector's trust anchor)");
+		return at_key(cfg, "onboarding", "redirector-url");
+	}
+	if (copy_path(c->redirector_ca, sizeof(c->redirector_ca), ca, "redirector-ca") == -1)
+		return at_key(cfg, "onboarding", "redirector-ca");
+	if (c->tcti[0] == '\0' && !c->software_identity) {
+		or_error("onboarding needs [device] tcti (the TPM) or software-identity = true");
+		return at_key(cfg, "onboarding", "redirector-url");
+	}
+	snprintf(c->redirector_url, sizeof(c->redirector_url), "%s", url);
+	c->onboarding = true;
+	return 0;
+}
+
+/* The [onboarding] keys; onboarding runs only when redirector-url is given. */
+static int
+load_onboarding_section(struct config *cfg, struct agent_conf *c)
+{
+	const char *url, *ca, *kill;
+	unsigned long window, base, cap, connect, wait;
+
+	if (config_get_string(cfg, "onboarding", "redirector-url", NULL, &url) == -1 ||
+	    config_get_string(cfg, "onboarding", "redirector-ca", NULL, &ca) == -1 ||
+	    config_get_uint(cfg, "onboarding", "revert-window", 300, 1, 86400, &window) == -1 ||
+	    config_get_uint(cfg, "onboarding", "retry-base", 2, 1, 3600, &base) == -1 ||
+	    config_get_uint(cfg, "onboarding", "retry-cap", 300, 1, 86400, &cap) == -1 ||
+	    config_get_uint(cfg, "onboarding", "connect-timeout", 10, 1, 300, &connect) == -1 ||
+	    config_get_uint(cfg, "onboarding", "poll-wait", 25, 1, 300, &wait) == -1 ||
+	    config_get_string(cfg, "onboarding", "test-kill-after", NULL, &kill) == -1)
+		return -1;
+	if (kill != NULL) {
+		if (strlen(kill) >= sizeof(c->test_kill_after)) {
+			or_error("test-kill-after is too long");
+			return at_key(cfg, "onboarding", "test-kill-after");
+		}
+		snprintf(c->test_kill_after, sizeof(c->test_kill_after), "%s", kill);
+	}
+	if (base > cap) {
+		or_error("retry-base must not exceed retry-cap");
+		return at_key(cfg, "onboarding", "retry-base");
+	}
+	c->revert_window = (unsigned)window;
+	c->retry_base = (unsigned)base;
+	c->retry_cap = (unsigned)cap;
+	c->connect_timeout = (unsigned)connect;
+	c->poll_wait = (unsigned)wait;
+	return load_redirector(cfg, c, url, ca);
+}
+
 /* Fills c from a parsed configuration; frees cfg. */
 static int
 from_config(struct config *cfg, struct agent_conf *c)
@@ -321,13 +424,15 @@ from_config(struct config *cfg, struct agent_conf *c)
 		if (strncmp(s, "interface ", 10) == 0) {
 			if (load_iface_section(cfg, s, cfg->section_lines[i], c) == -1)
 				goto out;
-		} else if (strcmp(s, "agent") != 0 && strcmp(s, "proxy") != 0) {
+		} else if (strcmp(s, "agent") != 0 && strcmp(s, "proxy") != 0 &&
+			   strcmp(s, "device") != 0 && strcmp(s, "onboarding") != 0) {
 			or_error("%s:%d: unknown section [%s]", cfg->path, cfg->section_lines[i],
 				 s);
 			goto out;
 		}
 	}
 	if (load_agent_section(cfg, c, &bootstrap) == -1 || load_proxy_section(cfg, c) == -1 ||
+	    load_device_section(cfg, c) == -1 || load_onboarding_section(cfg, c) == -1 ||
 	    config_check_unused(cfg) == -1)
 		goto out;
 	if (check_metrics(cfg, c) == -1)

@@ -18,6 +18,8 @@
 #define AGENT_CONF_DEFAULT "/etc/onramp/agent.conf"
 #define AGENT_STATE_DIR_DEFAULT "/var/lib/onramp"
 #define AGENT_MAX_IFACES BOOK_MAX_IFACES
+#define AGENT_ASSET_ID_MAX 64
+#define AGENT_URL_MAX 255
 
 enum agent_dhcp { AGENT_DHCP_OFF = 0, AGENT_DHCP_CLIENT, AGENT_DHCP_HOOK };
 
@@ -50,6 +52,22 @@ struct agent_conf {
 
 	struct agent_iface_conf iface[AGENT_MAX_IFACES];
 	size_t n_iface;
+
+	/* [device]: where the factory's identity lives */
+	char tcti[256];		/* "" with software_identity */
+	bool software_identity; /* no TPM: keys in files (a warning at start) */
+	char asset_id[AGENT_ASSET_ID_MAX + 1]; /* "": the device's serial */
+
+	/* [onboarding]: on when a redirector is configured */
+	bool onboarding;
+	char redirector_url[AGENT_URL_MAX + 1];
+	char redirector_ca[PATH_MAX];
+	unsigned revert_window;	  /* seconds, router-side migrate */
+	unsigned retry_base;	  /* seconds: backoff ceiling of the first retry */
+	unsigned retry_cap;	  /* seconds: largest backoff ceiling */
+	unsigned connect_timeout; /* seconds, every HTTPS connection */
+	unsigned poll_wait;	  /* seconds a conductor command poll may be held */
+	char test_kill_after[48]; /* test aid: SIGKILL itself once this event is saved */
 };
 
 /* Reads path, then the bootstrap file and the password file it names. */

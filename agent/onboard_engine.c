@@ -169,6 +169,37 @@ onboard_migrate_requested(struct ob_state *st, const struct ob_policy *policy, t
 	st->next_at = 0;
 }
 
+void
+onboard_redo_from(struct ob_state *st, enum ob_step step)
+{
+	if (step < OB_PHONE_HOME || step > OB_ONBOARDING_INFO ||
+	    onboard_is_done(st, OB_STAGING_CONNECT))
+		return; /* only the cloud steps, and only before a conductor took over */
+	for (int s = step; s <= OB_ONBOARDING_INFO; s++)
+		st->done_at[s] = 0;
+}
+
+void
+onboard_migrate_started(struct ob_state *st, time_t deadline)
+{
+	if (deadline <= 0)
+		deadline = 1;
+	st->migrate_deadline = deadline;
+	st->done_at[OB_MIGRATE] = 0;
+	st->done_at[OB_RUNNING] = 0;
+	st->attempt = 0;
+	st->next_at = 0;
+}
+
+void
+onboard_migrate_failed(struct ob_state *st, const char *reason, time_t now)
+{
+	snprintf(st->last_error, sizeof(st->last_error), "%s", reason);
+	st->last_error_step = OB_MIGRATE;
+	st->last_error_at = now;
+	fall_back_to_staging(st, now);
+}
+
 bool
 onboard_migrate_check_deadline(struct ob_state *st, time_t now)
 {

@@ -93,11 +93,27 @@ void onboard_step_failed(struct ob_state *st, const struct ob_policy *policy, en
 /* The staging conductor said "migrate": start the revert window. */
 void onboard_migrate_requested(struct ob_state *st, const struct ob_policy *policy, time_t now);
 
+/*
+ * A migration is under way until deadline (the conductor client keeps the
+ * revert window itself; this tells the engine, e.g. after a restart).
+ */
+void onboard_migrate_started(struct ob_state *st, time_t deadline);
+
+/* The migration failed and the router is back on staging: keep the reason. */
+void onboard_migrate_failed(struct ob_state *st, const char *reason, time_t now);
+
 /* Called with the time when the migrate deadline may have passed; true if it fell back. */
 bool onboard_migrate_check_deadline(struct ob_state *st, time_t now);
 
 /* The connection to the managing conductor was lost: reconnect is the current step. */
 void onboard_connection_lost(struct ob_state *st, const char *reason, time_t now);
+
+/*
+ * Makes step (phone-home to onboarding-info) and the later cloud steps run
+ * again, e.g. when the cloud the redirector named does not know the device.
+ * The backoff already set stays.
+ */
+void onboard_redo_from(struct ob_state *st, enum ob_step step);
 
 bool onboard_is_done(const struct ob_state *st, enum ob_step step);
 const char *onboard_step_name(enum ob_step step);

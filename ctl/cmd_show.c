@@ -21,6 +21,8 @@ static const char show_usage[] =
 	"  management-proxy       mode, active proxy, state, every candidate and its source\n"
 	"  dhcp learned-proxies   per interface: discovery on/off, lease state, proxies\n"
 	"  alarms                 raised and cleared alarms\n"
+	"  onboarding             the onboarding flow: current step, each step done and\n"
+	"                         when, connection state, diagnostics\n"
 	"  --json                 print the agent's JSON answer as it is\n"
 	"  --socket PATH          the agent's control socket (default " ONRAMP_AGENT_SOCKET ")\n";
 
@@ -122,6 +124,7 @@ static const struct topic {
 	{"management-proxy", NULL, "show management-proxy", print_proxy},
 	{"dhcp", "learned-proxies", "show dhcp learned-proxies", print_learned},
 	{"alarms", NULL, "show alarms", print_alarms},
+	{"onboarding", NULL, "show onboarding", print_onboarding},
 };
 
 /* Finds the topic (one or two words), parses options, asks the agent. */

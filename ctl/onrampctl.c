@@ -18,10 +18,11 @@ static const struct command {
 } commands[] = {
 	{"ocra", cmd_ocra, "compute an RFC 6287 OCRA response"},
 	{"factory", cmd_factory, "provision a device in the factory (init-device)"},
-	{"show", cmd_show, "show the router agent's state (management proxy, DHCP, alarms)"},
+	{"show", cmd_show, "show the router agent's state (proxy, DHCP, alarms, onboarding)"},
 	{"dhcp-hook", cmd_dhcp_hook, "hand a system DHCP client's option 43 to the agent"},
 	{"probe", cmd_probe, "make an HTTPS request through the proxy, report what happened"},
 	{"conductor", cmd_conductor, "operate a conductor: CA, secrets, routers, migrate"},
+	{"migrate", cmd_migrate, "move this router to its production conductor (agent)"},
 	{"cloud", cmd_cloud, "an organisation cloud's admin API (onramp-cloudd)"},
 	{"redirect", cmd_redirect, "the redirector's admin API (onramp-redirectd)"},
 };

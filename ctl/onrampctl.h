@@ -13,6 +13,11 @@
 int cmd_ocra(int argc, char **argv);
 int cmd_factory(int argc, char **argv);
 int cmd_conductor(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+
+/* `onrampctl show onboarding` as text (show_onboarding.c). */
+struct json_t;
+void print_onboarding(const char *socket_path, struct json_t *result);
 int cmd_show(int argc, char **argv);
 int cmd_dhcp_hook(int argc, char **argv);
 int cmd_probe(int argc, char **argv);

@@ -296,6 +296,28 @@ conductor_current(const struct conductor_client_opts *o, char which[16])
 	return 0;
 }
 
+int
+conductor_migration_pending(const struct conductor_client_opts *o, time_t *deadline)
+{
+	json_t *st = NULL, *mig;
+	int found;
+
+	*deadline = 0;
+	if ((found = state_entry(o, "migration", &st, &mig)) <= 0)
+		return found;
+	*deadline = (time_t)json_integer_value(json_object_get(mig, "deadline"));
+	json_decref(st);
+	return 1;
+}
+
+/* Lets the caller run its own work on this thread (opts->tick). */
+static void
+tick(const struct conductor_client_opts *o, struct conductor_conn *c)
+{
+	if (o->tick != NULL)
+		o->tick(o->report_arg, c);
+}
+
 /* ---- requests ------------------------------------------------------------- */
 
 /* An HTTPS session to one conductor address, trusting only ca_pem, through the proxy if any. */
@@ -794,6 +816,7 @@ reach_production(const struct conductor_client_opts *o, struct conductor_target 
 
 		if (left <= 0 || (stop != NULL && *stop))
 			break;
+		tick(o, NULL);
 		bounded.connect_timeout_ms =
 			left * 1000 < DEFAULT_CONNECT_MS ? left * 1000 : DEFAULT_CONNECT_MS;
 		if (o->connect_timeout_ms && o->connect_timeout_ms < bounded.connect_timeout_ms)
@@ -954,6 +977,9 @@ serve(const struct conductor_client_opts *o, struct conductor_conn *c, volatile 
 		size_t i;
 		int rc = 0;
 
+		tick(o, c);
+		if (*stop)
+			break;
 		if (conductor_poll(c, &commands) == -1)
 			return -1;
 		json_array_foreach(commands, i, cmd)
@@ -1007,6 +1033,7 @@ conductor_run(const struct conductor_client_opts *o, volatile sig_atomic_t *stop
 			return or_error("no conductor is stored to connect to");
 		if (conductor_get_target(o, current, &t) == -1)
 			return -1;
+		tick(o, NULL);
 		rc = conductor_connect(o, &t, &c);
 		conductor_target_free(&t);
 		if (rc == -1) {

@@ -28,8 +28,10 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 struct certkey;
+struct conductor_conn;
 struct vault;
 
 #define CONDUCTOR_MAX_TARGET_ADDRESSES 4
@@ -49,6 +51,13 @@ struct conductor_client_opts {
 	unsigned poll_wait_s;	 /* 0: the conductor's poll timeout */
 	conductor_report_fn report;
 	void *report_arg;
+	/*
+	 * Optional, with report_arg: called on conductor_run's thread before each
+	 * long poll (c: the open connection, e.g. for conductor_report_events) and
+	 * before each attempt to connect or to reach the production conductor
+	 * (c: NULL). The agent sends its progress reports from here.
+	 */
+	void (*tick)(void *arg, struct conductor_conn *c);
 };
 
 /* One conductor as the router knows it. */
@@ -73,6 +82,9 @@ int conductor_get_target(const struct conductor_client_opts *opts, const char *w
 
 /* The current conductor: "staging" or "production", or "" when none is stored. */
 int conductor_current(const struct conductor_client_opts *opts, char which[16]);
+
+/* 1 with its deadline when a migration is recorded (under way), 0 when none. */
+int conductor_migration_pending(const struct conductor_client_opts *opts, time_t *deadline);
 
 struct conductor_conn; /* an authenticated session with one conductor */
 

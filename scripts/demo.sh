@@ -1,7 +1,380 @@
-#!/bin/sh
-# The end-to-end demo: redirector, cloud, staging and production conductors,
-# squid and swtpm on 127.0.0.1, and one router agent onboarding through them.
-# The programs it needs are not written yet (see docs/status.md).
-echo "demo: not available yet: the end-to-end flow (agent, cloud, conductors) has not landed;" >&2
-echo "demo: see docs/status.md for what is done" >&2
-exit 1
+#!/bin/bash
+# make demo: the whole onramp flow on this machine, on 127.0.0.1 only.
+#
+# Starts a redirector, an organisation cloud, a staging and a production
+# conductor, squid with Basic auth (the router's only way out: its agent is
+# configured with that proxy and nothing else) and a software TPM (swtpm);
+# provisions one router at the factory; sets up organisation, site, claim,
+# conductors, secrets and root CAs with onrampctl only; runs the router's
+# agent and prints each step of its onboarding as it happens; migrates the
+# router to production and asks the production conductor for its state.
+# Everything it started is stopped at the end (by PID), also on failure.
+#
+# Environment: ONRAMP_BUILD (default build), DEMO_KEEP=1 keeps the temp dir,
+# DEMO_TIMEOUT (seconds for the flow, default 90).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${ONRAMP_BUILD:-$ROOT/build}
+CTL=$BUILD/ctl/onrampctl
+AGENT=$BUILD/agent/onramp-agent
+REDIRECTD=$BUILD/redirectd/onramp-redirectd
+CLOUDD=$BUILD/cloudd/onramp-cloudd
+CONDUCTORD=$BUILD/conductord/onramp-conductord
+TIMEOUT=${DEMO_TIMEOUT:-90}
+SERIAL=SSR1000-DEMO-0001
+ROUTER=branch-paris-1
+T0=$(date +%s)
+
+STEP="starting"
+PIDS=()
+DIR=$(mktemp -d /tmp/onramp-demo.XXXXXX)
+chmod 755 "$DIR"
+
+say() { printf 'demo: %s\n' "$*"; }
+fail() {
+	say "FAILED at step '$STEP': $*" >&2
+	exit 1
+}
+
+# Stops every process we started, newest first, by PID.
+cleanup() {
+	local rc=$?
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+		pid=${PIDS[i]}
+		kill -TERM "$pid" 2>/dev/null || true
+		for _ in $(seq 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	if [ $rc -ne 0 ]; then
+		say "logs of this run:" >&2
+		for f in "$DIR"/*.log; do
+			[ -f "$f" ] || continue
+			echo "----- $(basename "$f") (last 15 lines)" >&2
+			tail -n 15 "$f" >&2
+		done
+	fi
+	if [ "${DEMO_KEEP:-0}" = 1 ]; then
+		say "kept $DIR"
+	else
+		rm -rf "$DIR"
+	fi
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+for p in "$CTL" "$AGENT" "$REDIRECTD" "$CLOUDD" "$CONDUCTORD"; do
+	[ -x "$p" ] || fail "$p is missing (run make first)"
+done
+for p in squid swtpm htpasswd openssl python3; do
+	command -v "$p" >/dev/null || fail "$p is not installed (scripts/install-deps.sh demo)"
+done
+
+# A free TCP port on 127.0.0.1 (and, with "pair", one whose next port is free too).
+free_port() {
+	python3 - "$@" <<'EOF'
+import socket, sys
+pair = len(sys.argv) > 1
+for _ in range(100):
+    a = socket.socket(); a.bind(("127.0.0.1", 0)); port = a.getsockname()[1]
+    if not pair:
+        print(port); break
+    b = socket.socket()
+    try:
+        b.bind(("127.0.0.1", port + 1)); print(port); break
+    except OSError:
+        pass
+    finally:
+        a.close(); b.close()
+EOF
+}
+
+# Waits until something accepts on 127.0.0.1:$1 (pid $2 must stay alive).
+wait_port() {
+	for _ in $(seq 150); do
+		kill -0 "$2" 2>/dev/null || fail "$3 exited (see its log)"
+		if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	fail "$3 does not listen on port $1"
+}
+
+# A JSON field from stdin: jfield 'expression on d'
+jfield() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+# ---- certificates for the redirector and the cloud (openssl CLI) -------------
+STEP="certificates"
+pki() {
+	local name=$1
+	printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$DIR/$name.ext"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-keyout "$DIR/$name-ca.key" -out "$DIR/$name-ca.pem" -subj "/CN=onramp demo $name CA" 2>/dev/null
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+		-keyout "$DIR/$name.key" -out "$DIR/$name.csr" 2>/dev/null
+	openssl x509 -req -in "$DIR/$name.csr" -CA "$DIR/$name-ca.pem" -CAkey "$DIR/$name-ca.key" \
+		-CAcreateserial -days 2 -extfile "$DIR/$name.ext" -out "$DIR/$name.pem" 2>/dev/null
+}
+pki redirect || fail "openssl could not make the redirector's certificate"
+pki cloud || fail "openssl could not make the cloud's certificate"
+say "certificates for the redirector and the cloud issued (openssl)"
+
+# ---- squid: Basic auth, CONNECT to 127.0.0.1 only ----------------------------
+STEP="squid"
+SQUID_DIR=$DIR/squid
+mkdir -p "$SQUID_DIR"
+SQUID_PORT=$(free_port)
+PROXY_USER=router
+PROXY_PASSWORD=demo-proxy-$(openssl rand -hex 6)
+htpasswd -b -c "$SQUID_DIR/htpasswd" "$PROXY_USER" "$PROXY_PASSWORD" 2>/dev/null
+printf '%s\n' "$PROXY_PASSWORD" >"$DIR/proxy-password"
+chmod 600 "$DIR/proxy-password"
+cat >"$SQUID_DIR/squid.conf" <<EOF
+http_port 127.0.0.1:$SQUID_PORT
+pid_filename $SQUID_DIR/squid.pid
+cache_log $SQUID_DIR/cache.log
+access_log stdio:$SQUID_DIR/access.log
+cache deny all
+auth_param basic program /usr/lib/squid/basic_ncsa_auth $SQUID_DIR/htpasswd
+acl authenticated proxy_auth REQUIRED
+acl here dst 127.0.0.1
+http_access deny !here
+http_access allow authenticated
+http_access deny all
+shutdown_lifetime 0 seconds
+pinger_enable off
+EOF
+chown -R proxy:proxy "$SQUID_DIR" 2>/dev/null || true
+squid -N -f "$SQUID_DIR/squid.conf" >"$DIR/squid.log" 2>&1 &
+PIDS+=($!)
+wait_port "$SQUID_PORT" "${PIDS[-1]}" squid
+say "squid listening on 127.0.0.1:$SQUID_PORT (Basic auth, user $PROXY_USER): the router's only way out"
+
+# ---- swtpm ---------------------------------------------------------------------
+STEP="swtpm"
+TPM_PORT=$(free_port pair)
+mkdir -p "$DIR/tpm"
+swtpm socket --tpmstate "dir=$DIR/tpm" --tpm2 \
+	--server "type=tcp,port=$TPM_PORT,bindaddr=127.0.0.1" \
+	--ctrl "type=tcp,port=$((TPM_PORT + 1)),bindaddr=127.0.0.1" \
+	--flags not-need-init,startup-clear >"$DIR/swtpm.log" 2>&1 &
+PIDS+=($!)
+wait_port "$((TPM_PORT + 1))" "${PIDS[-1]}" swtpm
+TCTI="swtpm:host=127.0.0.1,port=$TPM_PORT"
+say "software TPM (swtpm) on 127.0.0.1:$TPM_PORT"
+
+# init (the first admin token, into $DIR/$3-admin.token), then serve on port $4.
+cloud_daemon() {
+	local bin=$1 name=$2 token=$DIR/$3-admin.token
+	"$bin" init --config "$DIR/$name.conf" >"$token" 2>"$DIR/$name-init.log" ||
+		fail "$(basename "$bin") init: $(cat "$DIR/$name-init.log")"
+	chmod 600 "$token"
+	"$bin" --config "$DIR/$name.conf" >"$DIR/$name.log" 2>&1 &
+	PIDS+=($!)
+	wait_port "$4" "${PIDS[-1]}" "$(basename "$bin")"
+}
+
+# ---- redirector ----------------------------------------------------------------
+STEP="redirector"
+REDIRECT_PORT=$(free_port)
+cat >"$DIR/redirectd.conf" <<EOF
+[redirectd]
+address = 127.0.0.1
+port = $REDIRECT_PORT
+cert_file = $DIR/redirect.pem
+key_file = $DIR/redirect.key
+threads = 2
+state_dir = $DIR/redirectd
+retry_after = 3
+EOF
+cloud_daemon "$REDIRECTD" redirectd redirect "$REDIRECT_PORT"
+REDIRECT=("$CTL" redirect --url "https://127.0.0.1:$REDIRECT_PORT" --ca "$DIR/redirect-ca.pem"
+	--token-file "$DIR/redirect-admin.token")
+"${REDIRECT[@]}" token add acme-cloud --role cloud >"$DIR/cloud-at-redirector.token" ||
+	fail "could not make the cloud's token at the redirector"
+chmod 600 "$DIR/cloud-at-redirector.token"
+say "redirector on https://127.0.0.1:$REDIRECT_PORT"
+
+# ---- organisation cloud --------------------------------------------------------
+STEP="cloud"
+CLOUD_PORT=$(free_port)
+cat >"$DIR/cloudd.conf" <<EOF
+[cloudd]
+address = 127.0.0.1
+port = $CLOUD_PORT
+cert_file = $DIR/cloud.pem
+key_file = $DIR/cloud.key
+threads = 2
+state_dir = $DIR/cloudd
+public_url = https://127.0.0.1:$CLOUD_PORT
+public_ca_file = $DIR/cloud-ca.pem
+[redirector]
+url = https://127.0.0.1:$REDIRECT_PORT
+ca_file = $DIR/redirect-ca.pem
+token_file = $DIR/cloud-at-redirector.token
+EOF
+cloud_daemon "$CLOUDD" cloudd cloud "$CLOUD_PORT"
+CLOUD=("$CTL" cloud --url "https://127.0.0.1:$CLOUD_PORT" --ca "$DIR/cloud-ca.pem"
+	--token-file "$DIR/cloud-admin.token")
+say "organisation cloud on https://127.0.0.1:$CLOUD_PORT"
+
+# ---- conductors ----------------------------------------------------------------
+start_conductor() {
+	local role=$1 name=$2
+	cat >"$DIR/$name.conf" <<EOF
+[conductor]
+role = $role
+name = $name
+state-dir = $DIR/$name
+listen = 127.0.0.1
+port = 0
+threads = 2
+poll-timeout = 2
+ports-file = $DIR/$name.ports
+[admin]
+listen = 127.0.0.1
+port = 0
+EOF
+	"$CONDUCTORD" init --config "$DIR/$name.conf" --token-file "$DIR/$name-admin.token" \
+		>"$DIR/$name-init.log" 2>&1 || fail "onramp-conductord init ($name): $(cat "$DIR/$name-init.log")"
+	"$CONDUCTORD" run --config "$DIR/$name.conf" >"$DIR/$name.log" 2>&1 &
+	PIDS+=($!)
+	for _ in $(seq 100); do
+		[ -s "$DIR/$name.ports" ] && break
+		kill -0 "${PIDS[-1]}" 2>/dev/null || fail "onramp-conductord ($name) exited"
+		sleep 0.1
+	done
+	[ -s "$DIR/$name.ports" ] || fail "onramp-conductord ($name) does not listen"
+}
+STEP="staging conductor"
+start_conductor staging staging
+STAGING_PORT=$(jfield 'd["port"]' <"$DIR/staging.ports")
+STAGING=("$CTL" conductor --url "https://127.0.0.1:$(jfield 'd["admin_port"]' <"$DIR/staging.ports")"
+	--ca "$DIR/staging/ca.pem" --token-file "$DIR/staging-admin.token")
+say "staging conductor on 127.0.0.1:$STAGING_PORT"
+STEP="production conductor"
+start_conductor production production
+PRODUCTION_PORT=$(jfield 'd["port"]' <"$DIR/production.ports")
+PRODUCTION=("$CTL" conductor --url "https://127.0.0.1:$(jfield 'd["admin_port"]' <"$DIR/production.ports")"
+	--ca "$DIR/production/ca.pem" --token-file "$DIR/production-admin.token")
+say "production conductor on 127.0.0.1:$PRODUCTION_PORT"
+
+# ---- the factory ---------------------------------------------------------------
+STEP="factory provisioning"
+ROUTER_STATE=$DIR/router
+"$CTL" factory init-device --serial "$SERIAL" --model SSR1000 --state-dir "$ROUTER_STATE" \
+	--tcti "$TCTI" --cloud-key "$DIR/cloudd/inventory.pub.pem" --out "$DIR/$SERIAL.record.json" \
+	>"$DIR/factory.log" 2>&1 || fail "onrampctl factory init-device: $(cat "$DIR/factory.log")"
+say "factory: router $SERIAL provisioned, its OCRA key made inside the TPM"
+
+# ---- the operators, with onrampctl only ------------------------------------------
+STEP="cloud setup"
+"${CLOUD[@]}" inventory import "$DIR/$SERIAL.record.json" >/dev/null || fail "inventory import"
+"${CLOUD[@]}" org add acme >/dev/null || fail "org add"
+"${CLOUD[@]}" site add acme paris >/dev/null || fail "site add"
+STEP="conductor setup"
+"${STAGING[@]}" psk create --name paris >"$DIR/staging.psk" 2>>"$DIR/ctl.log" || fail "staging psk create"
+"${STAGING[@]}" ca export >"$DIR/staging-ca.pem" || fail "staging ca export"
+cat >"$DIR/peering.json" <<EOF
+{"version": 1, "router": {"name": "$ROUTER"},
+ "hub": {"name": "hub-paris", "addresses": ["127.0.0.1:1280"]},
+ "neighborhoods": [{"name": "mpls-core", "topology": "spoke", "vector": "mpls"}]}
+EOF
+"${STAGING[@]}" router add "$ROUTER" --asset-id "$SERIAL" --config "$DIR/peering.json" >/dev/null ||
+	fail "staging router add"
+"${PRODUCTION[@]}" router add "$ROUTER" --asset-id "$SERIAL" --config "$DIR/peering.json" >/dev/null ||
+	fail "production router add"
+"${PRODUCTION[@]}" psk create --name "$ROUTER" >"$DIR/production.psk" 2>>"$DIR/ctl.log" || fail "production psk create"
+"${PRODUCTION[@]}" ca export >"$DIR/production-ca.pem" || fail "production ca export"
+"${STAGING[@]}" router production "$ROUTER" --address "127.0.0.1:$PRODUCTION_PORT" \
+	--psk-file "$DIR/production.psk" --root-ca "$DIR/production-ca.pem" >/dev/null ||
+	fail "staging router production"
+STEP="site settings and claim"
+"${CLOUD[@]}" site set acme paris --conductor 127.0.0.1 --port "$STAGING_PORT" \
+	--psk-file "$DIR/staging.psk" --ca-file "$DIR/staging-ca.pem" >/dev/null || fail "site set"
+"${CLOUD[@]}" claim --serial "$SERIAL" --org acme --site paris >/dev/null || fail "claim"
+say "operators: organisation acme, site paris, router $SERIAL claimed; staging and production" \
+	"conductors know router $ROUTER, secrets and root CAs handed over"
+
+# ---- the router ------------------------------------------------------------------
+STEP="router agent"
+SOCKET=$DIR/agent.sock
+cat >"$DIR/agent.conf" <<EOF
+[agent]
+state-dir = $ROUTER_STATE
+control-socket = $SOCKET
+[proxy]
+mode = static
+static = 127.0.0.1:$SQUID_PORT
+user = $PROXY_USER
+password-file = $DIR/proxy-password
+health-interval = 5
+[device]
+tcti = $TCTI
+[onboarding]
+redirector-url = https://127.0.0.1:$REDIRECT_PORT
+redirector-ca = $DIR/redirect-ca.pem
+retry-base = 1
+retry-cap = 5
+poll-wait = 2
+EOF
+"$AGENT" -c "$DIR/agent.conf" >"$DIR/agent.log" 2>&1 &
+AGENT_PID=$!
+PIDS+=($AGENT_PID)
+say "router agent started (through squid only)"
+
+# Prints each step as the agent reports it done; returns when $1 is done.
+SEEN=""
+follow_until() {
+	local want=$1 deadline=$(($(date +%s) + TIMEOUT)) out
+	while :; do
+		kill -0 "$AGENT_PID" 2>/dev/null || fail "the agent exited (see agent.log)"
+		if out=$("$CTL" show onboarding --json --socket "$SOCKET" 2>/dev/null); then
+			while IFS=$'\t' read -r step when; do
+				case " $SEEN " in *" $step "*) continue ;; esac
+				SEEN="$SEEN $step"
+				say "  router: $step done at $when"
+			done < <(printf '%s' "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+for s in d["steps"]:
+    if s["done"]:
+        print(s["step"] + "\t" + s["done"])')
+			case " $SEEN " in *" $want "*) return 0 ;; esac
+		fi
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			STEP="router: $(printf '%s' "$out" | jfield 'd["current"]' 2>/dev/null || echo "$want")"
+			fail "$want not reached after ${TIMEOUT}s; connection $(printf '%s' "$out" |
+				jfield 'd["connection"] + ("" if not d.get("last_error") or d["last_error"]["reason"] in d["connection"] else "; last error: " + d["last_error"]["step"] + ": " + d["last_error"]["reason"])' 2>/dev/null)"
+		fi
+		sleep 0.3
+	done
+}
+STEP="onboarding to the staging conductor"
+follow_until production-info
+
+STEP="migrate"
+say "operator: migrate router $ROUTER to the production conductor"
+"${STAGING[@]}" migrate conductor "127.0.0.1:$PRODUCTION_PORT" router "$ROUTER" --wait \
+	>"$DIR/migrate.out" 2>&1 || fail "$(cat "$DIR/migrate.out")"
+follow_until running
+
+STEP="production check"
+state=""
+for _ in $(seq 100); do
+	state=$("${PRODUCTION[@]}" show assets --json |
+		python3 -c "import json,sys; print(next((a['state'] for a in json.load(sys.stdin)['assets'] if a['asset_id']=='$SERIAL'), ''))")
+	[ "$state" = running ] && break
+	sleep 0.2
+done
+[ "$state" = running ] || fail "the production conductor shows router $ROUTER as '$state'"
+"$CTL" show onboarding --socket "$SOCKET" | sed 's/^/demo:   | /'
+say "the cloud has $("${CLOUD[@]}" device events "$SERIAL" --json | jfield 'len(d["events"])') progress reports of router $SERIAL"
+say "took $(($(date +%s) - T0)) s"
+say "router $ROUTER is running on the production conductor"

@@ -9,6 +9,7 @@ libevent-dev libjansson-dev libsqlite3-dev libpq-dev libtss2-dev libcmocka-dev o
 test_pkgs="python3 python3-pytest python3-pytest-timeout squid tinyproxy swtpm swtpm-tools tpm2-tools
 dnsmasq postgresql apache2-utils iproute2 tpm2-openssl procps"
 test_pkgs="$test_pkgs busybox" # udhcpc, for the agent's DHCP hook mode test
+test_pkgs="$test_pkgs man-db" # man -l, for the man page test (tests/integration/test_e2e_docs.py)
 
 case "${1:-build}" in
 build) wanted="$build_pkgs" ;;

@@ -228,3 +228,13 @@ def postgres():
         yield pg
     finally:
         pg.stop()
+
+
+@pytest.fixture
+def e2e_lab(tmp_path):
+    """The end-to-end lab (tests/integration/e2elab.py): servers started on demand,
+    every process stopped by PID at the end."""
+    from e2elab import Lab
+    lab = Lab(tmp_path)
+    yield lab
+    lab.close()

@@ -355,11 +355,12 @@ class InterceptingProxy:
     as a corporate inspection proxy does. Were a client to accept it, it would
     answer 200 "intercepted" itself. Records every CONNECT request head."""
 
-    def __init__(self, cert, key):
+    def __init__(self, cert, key, port=0):
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(cert, key)
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
         self.connects = []

@@ -260,6 +260,81 @@ password_file_is_checked_and_never_shown(void **state)
 	assert_non_null(strstr(or_errmsg(), "have no ':'"));
 }
 
+/* [device] and [onboarding]: defaults, every key, and each refusal with its reason. */
+static void
+onboarding_and_device(void **state)
+{
+	static const struct {
+		const char *text, *error;
+	} bad[] = {
+		{"[onboarding]\nredirector-url = http://r\nredirector-ca = /ca\n[device]\n"
+		 "software-identity = true\n",
+		 "agent.conf:4: redirector-url must be https://"},
+		{"[onboarding]\nredirector-url = https://r\n[device]\nsoftware-identity = true\n",
+		 "agent.conf:4: redirector-url needs redirector-ca"},
+		{"[onboarding]\nredirector-url = https://r\nredirector-ca = /ca\n",
+		 "agent.conf:4: onboarding needs [device] tcti"},
+		{"[onboarding]\nredirector-ca = /ca\n",
+		 "agent.conf:4: redirector-ca needs redirector-url"},
+		{"[onboarding]\nredirector-url = https://r\nredirector-ca = ca.pem\n[device]\n"
+		 "tcti = tabrmd\n",
+		 "agent.conf:5: redirector-ca must be an absolute path"},
+		{"[device]\ntcti = tabrmd\nsoftware-identity = true\n",
+		 "agent.conf:5: tcti and software-identity = true exclude each other"},
+		{"[device]\nasset-id = has space\n",
+		 "agent.conf:4: asset-id must be 1 to 64 printable ASCII characters"},
+		{"[onboarding]\nretry-base = 10\nretry-cap = 5\n",
+		 "agent.conf:4: retry-base must not exceed retry-cap"},
+		{"[onboarding]\nrevert-window = 0\n", "agent.conf:4:"},
+		{"[onboarding]\npoll-wait = 301\n", "agent.conf:4:"},
+		{"[onboarding]\nredirector = https://r\n", "agent.conf:4:"},
+	};
+	struct agent_conf c;
+
+	(void)state;
+	assert_int_equal(parse("", &c), 0);
+	assert_false(c.onboarding);
+	assert_int_equal(c.revert_window, 300);
+	assert_int_equal(c.retry_base, 2);
+	assert_int_equal(c.retry_cap, 300);
+	assert_int_equal(c.connect_timeout, 10);
+	assert_int_equal(c.poll_wait, 25);
+	assert_string_equal(c.tcti, "");
+	assert_string_equal(c.asset_id, "");
+	agent_conf_free(&c);
+
+	assert_int_equal(
+		parse("[device]\ntcti = swtpm:host=127.0.0.1,port=2321\n"
+		      "asset-id = ASSET-1\n[onboarding]\n"
+		      "redirector-url = https://127.0.0.1:8443\nredirector-ca = /etc/ca.pem\n"
+		      "revert-window = 30\nretry-base = 1\nretry-cap = 9\n"
+		      "connect-timeout = 4\npoll-wait = 3\ntest-kill-after = migrate:started\n",
+		      &c),
+		0);
+	assert_true(c.onboarding);
+	assert_string_equal(c.tcti, "swtpm:host=127.0.0.1,port=2321");
+	assert_false(c.software_identity);
+	assert_string_equal(c.asset_id, "ASSET-1");
+	assert_string_equal(c.redirector_url, "https://127.0.0.1:8443");
+	assert_string_equal(c.redirector_ca, "/etc/ca.pem");
+	assert_int_equal(c.revert_window, 30);
+	assert_int_equal(c.retry_base, 1);
+	assert_int_equal(c.retry_cap, 9);
+	assert_int_equal(c.connect_timeout, 4);
+	assert_int_equal(c.poll_wait, 3);
+	assert_string_equal(c.test_kill_after, "migrate:started");
+	agent_conf_free(&c);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (parse(bad[i].text, &c) != -1)
+			fail_msg("accepted: %s", bad[i].text);
+		if (strstr(or_errmsg(), bad[i].error) == NULL)
+			fail_msg("'%s': error '%s' lacks '%s'", bad[i].text, or_errmsg(),
+				 bad[i].error);
+		assert_non_null(strstr(or_errmsg(), "agent.conf"));
+	}
+}
+
 int
 main(void)
 {
@@ -269,6 +344,7 @@ main(void)
 		cmocka_unit_test(bad_values_name_file_and_line),
 		cmocka_unit_test(static_mode_needs_an_entry),
 		cmocka_unit_test(password_file_is_checked_and_never_shown),
+		cmocka_unit_test(onboarding_and_device),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

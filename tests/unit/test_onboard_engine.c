@@ -243,6 +243,76 @@ step_names(void **state)
 	assert_string_equal(onboard_step_name(OB_STEP_COUNT), "unknown");
 }
 
+/* A migration the conductor client runs: started (e.g. after a restart), then failed. */
+static void
+migrate_started_then_failed_keeps_the_reason(void **state)
+{
+	struct ob_state st;
+	struct ob_action a;
+
+	(void)state;
+	onboard_init(&st);
+	advance_to(&st, OB_STAGING_CONNECT, 2000);
+	onboard_step_done(&st, OB_CERTIFICATE, 2001);
+	onboard_step_done(&st, OB_CONFIGURATION, 2002);
+	onboard_step_done(&st, OB_PRODUCTION_INFO, 2003);
+	onboard_migrate_started(&st, 2300);
+	assert_int_equal(st.migrate_deadline, 2300);
+	a = onboard_next(&st, 2004);
+	assert_int_equal(a.kind, OB_ACT_RUN);
+	assert_int_equal(a.step, OB_MIGRATE);
+
+	onboard_migrate_failed(&st, "could not reach the production conductor", 2300);
+	assert_int_equal(st.migrate_deadline, 0);
+	assert_int_equal(st.migrations_failed, 1);
+	assert_string_equal(st.migrate_fallback_reason, "could not reach the production conductor");
+	assert_int_equal(st.last_error_step, OB_MIGRATE);
+	/* Back to staging: reconnect, then wait for the next migrate there. */
+	a = onboard_next(&st, 2300);
+	assert_int_equal(a.kind, OB_ACT_RUN);
+	assert_int_equal(a.step, OB_STAGING_CONNECT);
+	onboard_step_done(&st, OB_STAGING_CONNECT, 2301);
+	a = onboard_next(&st, 2301);
+	assert_int_equal(a.kind, OB_ACT_SERVE_STAGING);
+	assert_int_equal(a.step, OB_MIGRATE);
+	/* The certificate and configuration stay: a later migrate can succeed. */
+	assert_true(onboard_is_done(&st, OB_CERTIFICATE));
+	assert_true(onboard_is_done(&st, OB_PRODUCTION_INFO));
+
+	onboard_migrate_started(&st, 2600);
+	onboard_step_done(&st, OB_MIGRATE, 2400);
+	onboard_step_done(&st, OB_RUNNING, 2401);
+	assert_int_equal(onboard_next(&st, 2401).kind, OB_ACT_IDLE);
+	assert_string_equal(st.migrate_fallback_reason, "");
+	assert_int_equal(st.migrations_failed, 1);
+}
+
+/* The cloud the redirector named does not know the device: phone home again. */
+static void
+redo_from_phone_home(void **state)
+{
+	struct ob_state st;
+
+	(void)state;
+	onboard_init(&st);
+	advance_to(&st, OB_PHONE_HOME, 3000);
+	onboard_step_failed(&st, &policy, OB_AUTHENTICATE, "server-not-proven", -1, 1.0, 3001);
+	onboard_redo_from(&st, OB_PHONE_HOME);
+	assert_false(onboard_is_done(&st, OB_PHONE_HOME));
+	assert_true(onboard_is_done(&st, OB_FIND_PROXY));
+	assert_int_equal(onboard_next(&st, 3001).kind, OB_ACT_WAIT); /* the backoff stays */
+	assert_int_equal(onboard_next(&st, 3001).step, OB_PHONE_HOME);
+	/* Never once a conductor has the router, and never for other steps. */
+	for (int s = OB_PHONE_HOME; s <= OB_STAGING_CONNECT; s++)
+		onboard_step_done(&st, (enum ob_step)s, 4000);
+	onboard_redo_from(&st, OB_PHONE_HOME);
+	assert_true(onboard_is_done(&st, OB_PHONE_HOME));
+	onboard_init(&st);
+	advance_to(&st, OB_AUTHENTICATE, 5000);
+	onboard_redo_from(&st, OB_FIND_PROXY);
+	assert_true(onboard_is_done(&st, OB_FIND_PROXY));
+}
+
 int
 main(void)
 {
@@ -254,6 +324,8 @@ main(void)
 		cmocka_unit_test(state_round_trips_through_json),
 		cmocka_unit_test(refuses_inconsistent_state),
 		cmocka_unit_test(step_names),
+		cmocka_unit_test(migrate_started_then_failed_keeps_the_reason),
+		cmocka_unit_test(redo_from_phone_home),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

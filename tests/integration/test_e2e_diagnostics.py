@@ -1,0 +1,120 @@
+"""End to end (issue 7): what goes wrong before any server answers is kept
+with its reason, shown by `onrampctl show onboarding`, and reported to the
+cloud once it is reachable: the proxy unreachable (and its alarm), a proxy
+that intercepts TLS (certificate not trusted), the proxy wanting other
+credentials (407), and the router not claimed yet."""
+import socket
+import time
+
+import pytest
+
+from cloud_env import free_port
+from e2elab import Agent, wait_until
+from netservices import InterceptingProxy, LocalCA
+
+SERIAL = "SSR1000-E2E-0003"
+
+
+@pytest.fixture
+def lab(e2e_lab):
+    return e2e_lab
+
+
+def test_diagnostics_before_any_server_answers_reach_the_cloud_later(lab, tmp_path):
+    lab.start_all()
+    state = lab.provision(SERIAL)
+    lab.operators(SERIAL, claim=False)
+    port = free_port()
+    lab.start_squid(port=port)
+    lab.stop_squid()
+    lab.release_squid_port()
+
+    # 0. Something accepts on the proxy's address but never answers: the phone home
+    #    waits for its connect timeout on the worker thread, and the control socket
+    #    answers at once meanwhile.
+    silent = socket.socket()
+    silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    silent.bind(("127.0.0.1", port))
+    silent.listen(64)
+    try:
+        agent = Agent(lab, state).start()
+        wait_until("phone home under way", lambda: (agent.show() or {}).get("current") ==
+                   "phone-home")
+        for _ in range(5):
+            started = time.monotonic()
+            show = agent.show()
+            assert time.monotonic() - started < 1.0
+            assert show["activity"] == "in progress"
+            time.sleep(0.3)
+        agent.wait_diagnostic("timeout:")
+    finally:
+        silent.close()
+    # The agent's proxy is squid's address, and nothing listens there now.
+    lab.stop_squid()
+
+    # 1. Proxy unreachable: a diagnostic, and the proxy book's critical alarm.
+    diag = agent.wait_diagnostic("proxy-unreachable:")
+    assert diag["step"] == "phone-home"
+    assert agent.show()["connection"].startswith("down - proxy-unreachable: ")
+    alarms = agent.ctl("show", "alarms", "--json").stdout
+    assert "Management Proxy is unreachable" in alarms
+
+    # 2. An intercepting proxy on that address: certificate not trusted.
+    ca_dir = tmp_path / "rogue"
+    ca_dir.mkdir()
+    rogue = LocalCA(str(ca_dir), "rogue inspection CA")
+    lab.release_squid_port()
+    mitm = InterceptingProxy(*rogue.issue("mitm", ["IP:127.0.0.1"]), port=port)
+    try:
+        agent.wait_diagnostic("tls-untrusted:")
+        assert mitm.connects and mitm.intercepted == 0
+    finally:
+        mitm.stop()
+
+    # 3. squid whose rules refuse the CONNECT: 403.
+    lab.start_squid(port=port, forbid_connect=True)
+    agent.wait_diagnostic("proxy-forbidden:")
+    lab.stop_squid()
+
+    # 4. squid, but it does not know the router's password: 407.
+    lab.set_squid_password("not-what-the-router-has")
+    lab.start_squid(port=port)
+    agent.wait_diagnostic("proxy-auth:")
+
+    # 5. The right password: the redirector answers, the router is not claimed yet.
+    lab.set_squid_password("proxy-secret-e2e")
+    diag = agent.wait_diagnostic("not claimed yet")
+    assert diag["count"] >= 1
+    show = agent.show()
+    assert show["current"] == "phone-home"
+    assert show["connection"].startswith("down - not claimed yet")
+    assert show["next_attempt"] is not None
+    text = agent.ctl("show", "onboarding").stdout
+    assert "diagnostics (newest first):" in text and "proxy-unreachable" in text
+
+    # 6. Claimed: it goes on, and every earlier reason reaches the cloud.
+    lab.claim(SERIAL)
+    agent.wait_done("onboarding-info")
+
+    def reported():
+        events = lab.device_events(SERIAL)
+        reasons = " | ".join(e["reason"] or "" for e in events if e["source"] == "device")
+        want = ["timeout:", "proxy-unreachable:", "tls-untrusted:", "proxy-forbidden:", "proxy-auth:",
+                "not claimed yet",
+                "Management Proxy is unreachable"]
+        return events if all(w in reasons for w in want) else None
+    events = wait_until("the diagnostics in the cloud", reported)
+    alarm_events = [e for e in events if e["step"] == "alarm"]
+    # Raised, then cleared (again each time the proxy went away between phases).
+    outcomes = [e["outcome"] for e in alarm_events]
+    assert outcomes[0] == "failed" and outcomes[-1] == "ok", outcomes
+    assert all("Management Proxy is unreachable" in e["reason"] for e in alarm_events)
+    # The alarm's last change is now reported, as the proxy book keeps it.
+    wait_until("the alarm marked reported", lambda: '"reported":true' in
+               agent.ctl("show", "alarms", "--json").stdout.replace(" ", ""))
+    assert all(d["reported"] for d in agent.show()["diagnostics"])
+    # The cloud's device record shows the stage and the last failed step.
+    device = lab.cloud_json("device", "show", SERIAL)
+    assert device["stage"] != "imported"
+    # The proxy password was never logged.
+    assert b"proxy-secret-e2e" not in agent.log().encode()

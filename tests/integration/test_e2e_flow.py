@@ -1,0 +1,173 @@
+"""End to end (issue 7): a factory-fresh router onboards itself through squid,
+all real: redirector, cloud, staging and production conductors, swtpm, the
+agent. The flow of `make demo`, the same on PostgreSQL, and the agent killed
+with -9 at every step boundary."""
+import hashlib
+import json
+import os
+import subprocess
+
+import pytest
+
+from e2elab import STEPS, Lab, wait_until
+
+SERIAL = "SSR1000-E2E-0001"
+
+
+@pytest.fixture
+def lab(e2e_lab):
+    return e2e_lab
+
+
+def migrate_on_staging(lab, *extra):
+    return lab.staging.ctl("migrate", "conductor", lab.production.address, "router", "r1",
+                           *extra)
+
+
+def run_to_running(lab, agent):
+    """The operators' migrate once the router has its production details."""
+    agent.wait_done("production-info")
+    proc = migrate_on_staging(lab, "--wait")
+    assert proc.returncode == 0, proc.stderr
+    agent.wait_done("running")
+    wait_until("the production conductor to show the router running",
+               lambda: lab.production.asset_state(SERIAL) == "running")
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def test_demo_flow_through_squid_with_the_key_in_swtpm(lab, swtpm):
+    agent = lab.router(SERIAL, tcti=swtpm.tcti)
+    state = agent.state
+    run_to_running(lab, agent)
+
+    show = agent.show()
+    assert show["current"] == "running" and show["done"] is True
+    assert show["connection"] == "up"
+    assert [s["step"] for s in show["steps"]] == STEPS
+    assert all(s["done"] for s in show["steps"])
+    assert show["device"]["serial"] == SERIAL and show["device"]["tpm"] is True
+    assert show["site"] == {"organization": "acme", "site": "paris",
+                            "conductor": [lab.staging.address]}
+    assert show["conductor"]["which"] == "production"
+    assert show["conductor"]["address"] == lab.production.address
+    assert show["conductor"]["router"] == "r1"
+    text = agent.ctl("show", "onboarding").stdout
+    assert "connection:    up" in text and "current step:  running" in text
+    assert f"production {lab.production.address}, router r1" in text
+
+    # Every step reached the cloud, with its time and outcome.
+    def cloud_steps():
+        events = lab.device_events(SERIAL)
+        steps = {e["step"] for e in events if e["outcome"] == "ok" and e["source"] == "device"}
+        return events if set(STEPS) <= steps else None
+    events = wait_until("every step reported to the cloud", cloud_steps)
+    assert all(e["time"].endswith("Z") for e in events)
+    # ... and to the conductors once connected.
+    wait_until("reports on the staging conductor",
+               lambda: {"staging-connect", "certificate", "configuration"} <=
+               {e["step"] for e in lab.staging.router().get("events", [])})
+    wait_until("reports on the production conductor",
+               lambda: "running" in {e["step"] for e in lab.production.router().get("events", [])})
+    assert lab.staging.asset_state(SERIAL) == "migrated"
+
+    # Only through squid: each server was reached with CONNECT.
+    connects = " ".join(lab.squid_connects())
+    for port in (lab.redirect_port, lab.cloud_port, lab.staging.port, lab.production.port):
+        assert f"CONNECT 127.0.0.1:{port} " in connects, port
+
+    # The certificate key is in the TPM and the certificate is production's.
+    assert os.path.exists(os.path.join(state, "certkey.json"))
+    assert not os.path.exists(os.path.join(state, "certkey.pem"))
+    proc = subprocess.run(["openssl", "verify", "-CAfile", lab.production.ca_export(),
+                           os.path.join(state, "conductor-cert.pem")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+    # No secret in the agent's log or anywhere in the router's state, nor in show.
+    agent.stop()
+    assert agent.proc.returncode == 0, agent.log()[-2000:]
+    secrets = lab.secrets()
+    assert len(secrets) >= 5
+    for secret in secrets:
+        assert secret not in agent.log().encode()
+        assert secret not in text.encode()
+        for root, _, files in os.walk(state):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as f:
+                    assert secret not in f.read(), (name, secret[:4])
+
+
+def test_same_flow_on_postgresql(tmp_path, postgres):
+    lab = Lab(tmp_path, database_for=lambda name: postgres.new_database(f"e2e_{name}"))
+    try:
+        agent = lab.router(SERIAL)
+        run_to_running(lab, agent)
+        assert agent.show()["connection"] == "up"
+        events = wait_until("the running report in the cloud",
+                            lambda: [e for e in lab.device_events(SERIAL)
+                                     if e["step"] == "running"])
+        assert events[0]["outcome"] == "ok"
+        for role in ("redirectd", "cloudd"):
+            assert "sqlite" not in open(os.path.join(lab.dir, f"{role}.conf")).read()
+    finally:
+        lab.close()
+
+
+BOUNDARIES = ["find-proxy", "phone-home", "authenticate", "onboarding-info", "staging-connect",
+              "certificate", "configuration", "production-info", "migrate:started", "migrate",
+              "running"]
+
+
+def test_killed_with_9_at_every_step_boundary_it_still_ends_running(lab, swtpm):
+    agent = lab.router(SERIAL, tcti=swtpm.tcti, start=False)
+    state = agent.state
+    identity = sha256(os.path.join(state, "identity.json"))
+    certkey = None
+    for boundary in BOUNDARIES:
+        agent.write_conf(tcti=swtpm.tcti, extra=f"test-kill-after = {boundary}\n")
+        agent.start()
+        if boundary == "migrate:started":
+            # The staging conductor migrates a router that is online again.
+            wait_until("the router on staging", lambda: (agent.show() or {}).get("connection")
+                       == "up")
+            wait_until("the staging conductor to migrate the router",
+                       lambda: migrate_on_staging(lab).returncode == 0, interval=0.5)
+        try:
+            agent.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"not killed at {boundary}: {agent.log()[-3000:]}")
+        assert agent.proc.returncode == -9, (boundary, agent.log()[-3000:])
+        assert f"test-kill-after {boundary}: killing myself" in agent.log()
+        step = boundary.split(":")[0]
+        if boundary != "migrate:started":
+            # The state file says the step is done: the kill came after the save.
+            with open(os.path.join(state, "onboarding.json")) as f:
+                assert step in json.load(f)["state"]["engine"]["done"], boundary
+        if os.path.exists(os.path.join(state, "certkey.json")):
+            certkey = certkey or sha256(os.path.join(state, "certkey.json"))
+            assert sha256(os.path.join(state, "certkey.json")) == certkey
+    agent.write_conf(tcti=swtpm.tcti)
+    agent.start()
+    # "running" was saved before the last kill: wait for this run's connection.
+    show = wait_until("the router connected to production again",
+                      lambda: (lambda s: s if s and s["connection"] == "up" and
+                               s["conductor"]["which"] == "production" else None)
+                      (agent.show()), timeout=40)
+    assert show["current"] == "running" and show["conductor"]["which"] == "production"
+    wait_until("the production conductor to show the router running",
+               lambda: lab.production.asset_state(SERIAL) == "running")
+    # Same TPM keys all along; one certificate from each conductor, no more.
+    assert sha256(os.path.join(state, "identity.json")) == identity
+    assert sha256(os.path.join(state, "certkey.json")) == certkey
+    assert len(lab.staging.router()["certificates"]) == 1
+    assert len(lab.production.router()["certificates"]) == 1
+    assert [m["state"] for m in lab.staging.router()["migrations"]] == ["succeeded"]
+    # Each restart resumed where the last one stopped (none started over).
+    assert agent.log().count("onboarding: resuming at step") == len(BOUNDARIES)
+    assert "starting over" not in agent.log()
+    agent.stop()
+    assert agent.proc.returncode == 0
