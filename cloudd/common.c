@@ -45,8 +45,14 @@ cloud_event(struct store *st, const char *serial, time_t when, const char *sourc
 	params[1] = stage;
 	params[2] = failed ? error : NULL;
 	params[3] = failed ? t : NULL;
+	/*
+	 * Once running on its production conductor, a device's later successes
+	 * (that conductor's own certificate and configuration) do not move its
+	 * stage back; a failure still does, so trouble shows.
+	 */
 	return store_exec(st,
-			  "UPDATE devices SET stage = COALESCE($2, stage), "
+			  "UPDATE devices SET stage = CASE WHEN CAST($3 AS TEXT) IS NULL AND "
+			  "stage = 'running' THEN stage ELSE COALESCE($2, stage) END, "
 			  "last_error = COALESCE($3, last_error), "
 			  "last_error_time = COALESCE($4, last_error_time) WHERE serial = $1",
 			  params, 4, NULL);

@@ -66,6 +66,14 @@ def test_demo_flow_through_squid_with_the_key_in_swtpm(lab, swtpm):
         return events if set(STEPS) <= steps else None
     events = wait_until("every step reported to the cloud", cloud_steps)
     assert all(e["time"].endswith("Z") for e in events)
+    # The operator sees it running, even after the production conductor's own
+    # certificate and configuration reports, which come later.
+    wait_until("production's certificate reported",
+               lambda: [e for e in lab.device_events(SERIAL)
+                        if e["step"] == "certificate" and e["time"] >=
+                        next(r["time"] for r in lab.device_events(SERIAL)
+                             if r["step"] == "running")] or None)
+    assert lab.cloud_json("device", "show", SERIAL)["stage"] == "running"
     # ... and to the conductors once connected.
     wait_until("reports on the staging conductor",
                lambda: {"staging-connect", "certificate", "configuration"} <=
