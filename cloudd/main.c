@@ -62,16 +62,20 @@ release(void *arg)
 	free(app);
 }
 
-/* Reads a PEM bundle of certificates (an anchor) into *out. */
+/*
+ * Reads the PEM bundle of certificates (an anchor) named by section/key into
+ * *out; an error names the configuration line.
+ */
 static int
-read_anchor(const char *what, const char *path, char **out)
+read_anchor(struct config *cfg, const char *section, const char *key, const char *path, char **out)
 {
 	size_t len;
 
-	if (file_read_all(path, CLOUD_PEM_MAX, (uint8_t **)out, &len) == -1)
-		return or_error_prefix("%s", what);
-	if (cloud_check_pem(what, *out) == -1)
-		return or_error_prefix("%s", path);
+	if (file_read_all(path, CLOUD_PEM_MAX, (uint8_t **)out, &len) == -1 ||
+	    cloud_check_pem(key, *out) == -1) {
+		or_error_prefix("%s", key);
+		return config_error_at(cfg, section, key);
+	}
 	return 0;
 }
 
@@ -132,20 +136,25 @@ configure_redirector(struct config *cfg, struct cloud_app *app, bool init)
 		return -1;
 	if (app->redirector_url == NULL && ca == NULL && token == NULL)
 		return 0;
-	if (app->redirector_url == NULL || ca == NULL || token == NULL)
-		return or_error("%s: [redirector] needs url, ca_file and token_file together",
-				cfg->path);
+	if (app->redirector_url == NULL || ca == NULL || token == NULL) {
+		or_error("[redirector] needs url, ca_file and token_file together");
+		return config_error_at(cfg, "redirector", "url");
+	}
 	if (cloud_check_url("[redirector] url", app->redirector_url) == -1)
-		return or_error_prefix("%s", cfg->path);
-	if (app->public_url == NULL || app->public_ca_pem == NULL)
-		return or_error("%s: [cloudd] public_url and public_ca_file are needed to push "
-				"claims to the redirector",
-				cfg->path);
+		return config_error_at(cfg, "redirector", "url");
+	if (app->public_url == NULL || app->public_ca_pem == NULL) {
+		or_error("[cloudd] public_url and public_ca_file are needed to push claims to the "
+			 "redirector");
+		return config_error_at(cfg, "redirector", "url");
+	}
 	if (init)
 		return 0;
-	if (read_anchor("[redirector] ca_file", ca, &app->redirector_ca_pem) == -1 ||
-	    admin_token_read_file(token, &app->redirector_token) == -1)
+	if (read_anchor(cfg, "redirector", "ca_file", ca, &app->redirector_ca_pem) == -1)
 		return -1;
+	if (admin_token_read_file(token, &app->redirector_token) == -1) {
+		or_error_prefix("token_file");
+		return config_error_at(cfg, "redirector", "token_file");
+	}
 	return 0;
 }
 
@@ -178,10 +187,10 @@ configure(struct config *cfg, const struct daemon_config *dc, bool init, void **
 	    config_get_uint(cfg, "cloudd", "lockout_max", 3600, 1, 604800, &app->lockout.max_s) ==
 		    -1)
 		return -1;
-	if (app->public_url != NULL &&
-	    cloud_check_url("[cloudd] public_url", app->public_url) == -1)
-		return or_error_prefix("%s", cfg->path);
-	if (ca != NULL && read_anchor("[cloudd] public_ca_file", ca, &app->public_ca_pem) == -1)
+	if (app->public_url != NULL && cloud_check_url("public_url", app->public_url) == -1)
+		return config_error_at(cfg, "cloudd", "public_url");
+	if (ca != NULL &&
+	    read_anchor(cfg, "cloudd", "public_ca_file", ca, &app->public_ca_pem) == -1)
 		return -1;
 	if (configure_redirector(cfg, app, init) == -1)
 		return -1;

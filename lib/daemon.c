@@ -36,18 +36,28 @@ daemon_config_read(struct config *cfg, const char *section, const char *default_
 	    config_get_string(cfg, section, "database", NULL, &db) == -1 ||
 	    config_get_string(cfg, section, "log_level", "info", &level) == -1)
 		return -1;
-	if (log_level_parse(level, &out->log_level) == -1)
-		return or_error_prefix("%s: [%s] log_level", cfg->path, section);
-	if (out->state_dir == NULL)
-		return or_error("%s: [%s] state_dir is required", cfg->path, section);
-	if (out->cert_file == NULL || out->key_file == NULL)
-		return or_error("%s: [%s] cert_file and key_file are required", cfg->path, section);
-	if (db != NULL &&
-	    snprintf(out->database, sizeof(out->database), "%s", db) >= (int)sizeof(out->database))
-		return or_error("%s: [%s] database is too long", cfg->path, section);
+	if (log_level_parse(level, &out->log_level) == -1) {
+		or_error_prefix("log_level");
+		return config_error_at(cfg, section, "log_level");
+	}
+	if (out->state_dir == NULL) {
+		or_error("[%s] state_dir is required", section);
+		return config_error_at(cfg, section, "state_dir");
+	}
+	if (out->cert_file == NULL || out->key_file == NULL) {
+		or_error("[%s] cert_file and key_file are required", section);
+		return config_error_at(cfg, section, out->cert_file ? "key_file" : "cert_file");
+	}
+	if (db != NULL && snprintf(out->database, sizeof(out->database), "%s", db) >=
+				  (int)sizeof(out->database)) {
+		or_error("database is too long");
+		return config_error_at(cfg, section, "database");
+	}
 	if (db == NULL && snprintf(out->database, sizeof(out->database), "sqlite:%s/%s",
-				   out->state_dir, default_db) >= (int)sizeof(out->database))
-		return or_error("%s: [%s] state_dir is too long", cfg->path, section);
+				   out->state_dir, default_db) >= (int)sizeof(out->database)) {
+		or_error("state_dir is too long");
+		return config_error_at(cfg, section, "state_dir");
+	}
 	out->port = (unsigned)port;
 	out->threads = (unsigned)threads;
 	out->max_body = max_body;
@@ -65,8 +75,10 @@ daemon_state_path(struct config *cfg, const char *section, const char *key,
 		return -1;
 	n = value != NULL ? snprintf(out, cap, "%s", value)
 			  : snprintf(out, cap, "%s/%s", dc->state_dir, name);
-	if (n < 0 || (size_t)n >= cap)
-		return or_error("%s: [%s] %s is too long", cfg->path, section, key);
+	if (n < 0 || (size_t)n >= cap) {
+		or_error("%s is too long", key);
+		return config_error_at(cfg, section, value != NULL ? key : "state_dir");
+	}
 	return 0;
 }
 

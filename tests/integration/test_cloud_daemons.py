@@ -41,6 +41,40 @@ def test_configuration_errors_name_file_and_line(workdir, name, section):
     assert proc.returncode == 2 and f"{d.conf}:" in proc.stderr and "threads" in proc.stderr
     proc = run(name, "--config", os.path.join(workdir, "missing.conf"))
     assert proc.returncode == 2 and "missing.conf" in proc.stderr
+    # A value the daemon checks itself names its line too; a missing key its section's.
+    d = Daemon(name, workdir, section, pki, "log_level = loud\n", tag="-c")
+    proc = run(name, "init", "--config", d.conf)
+    assert proc.returncode == 2 and f"{d.conf}:8: log_level: unknown log level" in proc.stderr
+    conf = os.path.join(workdir, f"{section}-d.conf")
+    with open(conf, "w") as f:
+        f.write(f"# no state\n[{section}]\ncert_file = {pki.cert}\nkey_file = {pki.key}\n")
+    proc = run(name, "init", "--config", conf)
+    assert proc.returncode == 2 and f"{conf}:2: [{section}] state_dir is required" in proc.stderr
+
+
+def test_cloudd_configuration_values_name_file_and_line(workdir):
+    pki = Pki(workdir, "srv")
+    # The keys of the state directory exist, so only the configuration can be wrong.
+    Daemon("onramp-cloudd", workdir, "cloudd", pki).init()
+    for n, (extra, message) in enumerate([
+            ("public_url = http://cloud.example\n", ":8: public_url must start with https://"),
+            ("public_ca_file = /nonexistent/ca.pem\n", ":8: public_ca_file: /nonexistent"),
+            (f"public_ca_file = {pki.key}\n", ":8: public_ca_file: "),
+            ("[redirector]\nurl = https://127.0.0.1:9\n", ":9: [redirector] needs url"),
+            ("[redirector]\nca_file = /x\n", ":8: [redirector] needs url"),
+            ("[redirector]\nurl = ftp://x\nca_file = /x\ntoken_file = /y\n",
+             ":9: [redirector] url must start"),
+            (f"public_url = https://127.0.0.1:9\npublic_ca_file = {pki.ca}\n[redirector]\n"
+             f"url = https://127.0.0.1:9\nca_file = /nonexistent/r.pem\ntoken_file = /y\n",
+             ":12: ca_file: /nonexistent/r.pem"),
+            (f"public_url = https://127.0.0.1:9\npublic_ca_file = {pki.ca}\n[redirector]\n"
+             f"url = https://127.0.0.1:9\nca_file = {pki.ca}\ntoken_file = {pki.ca}\n",
+             ":13: token_file: "),
+    ]):
+        d = Daemon("onramp-cloudd", workdir, "cloudd", pki, extra, tag=f"-v{n}")
+        proc = run("onramp-cloudd", "--config", d.conf, timeout=10)
+        assert proc.returncode == 2, (extra, proc.stderr)
+        assert f"{d.conf}{message}" in proc.stderr, (extra, proc.stderr)
 
 
 def test_cloudd_init_once_keys_private(workdir):

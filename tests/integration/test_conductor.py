@@ -470,15 +470,19 @@ def test_bad_configuration_names_file_and_line(tmp_path):
     conf = tmp_path / "c.conf"
     state = tmp_path / "state"
     for text, message in [
-        ("[conductor]\nname = c\nstate-dir = {d}\nrole = primary\n", "role must be"),
+        ("[conductor]\nname = c\nstate-dir = {d}\nrole = primary\n", ":4: role must be"),
         ("[conductor]\nname = c\nstate-dir = {d}\nport = 70000\n", ":4: port"),
         ("[conductor]\nname = c\nstate-dir = {d}\nfrobs = 1\n", ":4"),
-        ("[conductor]\nstate-dir = {d}\n", "name is required"),
-        ("[conductor]\nname = c\nstate-dir = relative\n", "must be absolute"),
-        ("[conductor]\nname = c\nstate-dir = {d}\nserver-name = bad name\n", "server-name"),
+        ("[conductor]\nstate-dir = {d}\n", ":1: [conductor] name is required"),
+        ("[conductor]\nname = -c\nstate-dir = {d}\n", ":2: [conductor] name is required"),
+        ("[conductor]\nname = c\nstate-dir = relative\n", ":3: [conductor] state-dir"),
+        ("[conductor]\nname = c\nstate-dir = {d}\nserver-name = bad name\n", ":4: server-name"),
+        ("[conductor]\nname = c\nstate-dir = {d}\nlisten = localhost\n", ":4: [conductor] listen"),
+        ("[conductor]\nname = c\nstate-dir = {d}\n[admin]\nlisten = any\n", ":5: [admin] listen"),
+        ("[conductor]\nname = c\nstate-dir = {d}\nlog-level = loud\n", ":4: log-level"),
         ("[conductor]\nname = c\nstate-dir = {d}\ncertificate-days = 10\n"
-         "renew-before-days = 20\n", "must not exceed"),
-        ("[conductor]\nname = c\nstate-dir = {d}\n[ca]\nimport-key = /k\n", "go together"),
+         "renew-before-days = 20\n", ":5: renew-before-days (20) must not exceed"),
+        ("[conductor]\nname = c\nstate-dir = {d}\n[ca]\nimport-key = /k\n", ":5: [ca] import-certificate and"),
     ]:
         conf.write_text(text.format(d=state))
         proc = subprocess.run([program("onramp-conductord"), "init", "--config", str(conf)],
