@@ -245,12 +245,25 @@ out:
 	return rc;
 }
 
+/*
+ * init's keys: a new master key, or the one an earlier init that failed
+ * later left (checked by loading it), and the inventory key pair.
+ */
 static int
 initialise(void *arg)
 {
 	struct cloud_app *app = arg;
+	struct masterkey *mk = NULL;
 
-	if (masterkey_create(app->master_key_path) == -1 || make_inventory_key(app) == -1)
+	if (access(app->master_key_path, F_OK) == 0) {
+		if (masterkey_load(app->master_key_path, &mk) == -1)
+			return -1;
+		masterkey_free(mk);
+		log_info("keeping the master key in %s", app->master_key_path);
+	} else if (masterkey_create(app->master_key_path) == -1) {
+		return -1;
+	}
+	if (make_inventory_key(app) == -1)
 		return -1;
 	fprintf(stderr,
 		"onramp-cloudd: master key %s made; give the factory the inventory public key %s\n",

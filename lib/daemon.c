@@ -141,26 +141,40 @@ migrate(const struct daemon_program *prog, const struct daemon_config *dc)
 	return rc == -1 ? or_error_prefix("database schema") : 0;
 }
 
-/* init: the state directory, the schema, the program's keys, the first admin token. */
+/*
+ * init: the state directory, the schema, the program's keys, the first admin
+ * token. A database with the 'admin' token is initialised: nothing is
+ * touched. Otherwise every step may run again, so an init that failed half
+ * way (a key file it could not write, say) can be run again once fixed.
+ */
 static int
 initialise(const struct daemon_program *prog, const struct daemon_config *dc, void *app)
 {
-	char token[CLOUD_TOKEN_HEX + 1];
+	static const char already[] =
+		"already initialised: the database has an 'admin' token (make more with the "
+		"admin API)";
+	char token[CLOUD_TOKEN_HEX + 1] = "";
+	const char *params[1] = {"admin"};
+	struct store_result *res = NULL;
 	struct store *st = NULL;
 	bool exists;
 	int rc = -1;
 
 	if (file_ensure_dir(dc->state_dir, 0700) == -1 || migrate(prog, dc) == -1)
 		return -1;
-	if (prog->initialise != NULL && prog->initialise(app) == -1)
-		return -1;
 	if (store_open(dc->database, &st) == -1)
 		return or_error_prefix("database");
+	if (store_exec(st, "SELECT 1 FROM admin_tokens WHERE name = $1", params, 1, &res) == -1)
+		goto out;
+	if (store_rows(res) > 0) {
+		or_error("%s", already);
+		goto out;
+	}
+	if (prog->initialise != NULL && prog->initialise(app) == -1)
+		goto out;
 	if (admin_token_create(st, "admin", "admin", token, &exists) == -1) {
 		if (exists)
-			or_error(
-				"already initialised: the database has an 'admin' token (make more "
-				"with the admin API)");
+			or_error("%s", already);
 		goto out;
 	}
 	fprintf(stderr, "%s: initialised %s; the first admin token follows, shown this once\n",
@@ -170,6 +184,7 @@ initialise(const struct daemon_program *prog, const struct daemon_config *dc, vo
 	rc = 0;
 out:
 	OPENSSL_cleanse(token, sizeof(token));
+	store_result_free(res);
 	store_close(st);
 	return rc;
 }

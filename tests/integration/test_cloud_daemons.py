@@ -89,10 +89,15 @@ def test_cloudd_init_once_keys_private(workdir):
     # A second init changes nothing and says why.
     with open(os.path.join(d.state, "master.key"), "rb") as f:
         master = f.read()
+    with open(os.path.join(d.state, "inventory.pub.pem"), "rb") as f:
+        inventory_pub = f.read()
     proc = run("onramp-cloudd", "init", "--config", d.conf)
-    assert proc.returncode == 1 and "already exists" in proc.stderr
+    assert proc.returncode == 1 and "already initialised" in proc.stderr
+    assert proc.stdout == ""
     with open(os.path.join(d.state, "master.key"), "rb") as f:
         assert f.read() == master
+    with open(os.path.join(d.state, "inventory.pub.pem"), "rb") as f:
+        assert f.read() == inventory_pub
     # The token is kept only as its hash.
     with open(os.path.join(d.state, "cloud.db"), "rb") as f:
         assert token.encode() not in f.read()
@@ -100,6 +105,23 @@ def test_cloudd_init_once_keys_private(workdir):
     os.chmod(os.path.join(d.state, "master.key"), 0o644)
     proc = run("onramp-cloudd", "--config", d.conf, timeout=10)
     assert proc.returncode == 2 and "master.key" in proc.stderr and "0600" in proc.stderr
+
+
+def test_cloudd_init_that_failed_half_way_can_run_again(workdir):
+    # The inventory public key cannot be written (its directory does not exist):
+    # init fails after making the master key. Once fixed, init completes with it.
+    pki = Pki(workdir, "srv")
+    pub = os.path.join(workdir, "factory", "inventory.pub.pem")
+    d = Daemon("onramp-cloudd", workdir, "cloudd", pki, f"inventory_pub_file = {pub}\n")
+    proc = run("onramp-cloudd", "init", "--config", d.conf)
+    assert proc.returncode == 1 and "factory" in proc.stderr
+    with open(os.path.join(d.state, "master.key"), "rb") as f:
+        master = f.read()
+    os.mkdir(os.path.join(workdir, "factory"))
+    d.init()
+    with open(os.path.join(d.state, "master.key"), "rb") as f:
+        assert f.read() == master
+    assert os.path.exists(pub)
 
 
 def test_cloudd_refuses_incomplete_redirector_section(workdir):

@@ -368,6 +368,27 @@ def test_init_refuses_an_initialised_directory_and_prints_no_secret(tmp_path):
         c.cleanup()
 
 
+def test_failed_init_leaves_nothing_that_stops_a_second_init(tmp_path):
+    # A CA import that cannot be read fails init; once the configuration is fixed,
+    # init runs (it did not, as a master key was left behind).
+    c = Conductor("staging", "retry",
+                  extra=f"[ca]\nimport-certificate = {tmp_path}/no-ca.pem\n"
+                        f"import-key = {tmp_path}/no-ca.key\n")
+    try:
+        proc = subprocess.run([program("onramp-conductord"), "init", "--config", c.config],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1 and "no-ca.pem" in proc.stderr
+        assert sorted(os.listdir(c.state)) in ([], ["conductor.db"])
+        with open(c.config) as f:
+            text = f.read()
+        with open(c.config, "w") as f:
+            f.write(text[:text.index("[ca]")] + text[text.index("[admin]"):])
+        assert "initialised" in c.init().stdout
+        assert os.path.exists(os.path.join(c.state, "ca.pem"))
+    finally:
+        c.cleanup()
+
+
 # ---- through the management proxy ---------------------------------------------
 
 
