@@ -39,8 +39,14 @@ def conductors(database_for):
         return c.start()
 
     yield make
+    # Every one is stopped and removed; then the first unclean exit fails the test.
+    errors = []
     for c in made:
-        c.cleanup()
+        try:
+            c.cleanup()
+        except AssertionError as e:
+            errors.append(str(e))
+    assert not errors, "\n".join(errors)
 
 
 @pytest.fixture
