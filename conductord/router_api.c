@@ -646,6 +646,13 @@ apply_ack(struct http_ctx *ctx, struct worker *w, const struct router_row *r,
 	bool issued;
 
 	fmt_i64(c->id, id_text);
+	if ((strcmp(c->kind, "generate-certificate") == 0 &&
+	     asset_next(w->c->set.role, r->progress, r->resume, AE_CERT_ACKED, &to) == -1) ||
+	    (strcmp(c->kind, "apply-config") == 0 &&
+	     asset_next(w->c->set.role, r->progress, r->resume, AE_CONFIG_ACKED, &to) == -1)) {
+		http_reply_error(ctx, 409, "wrong-state", "%s", or_errmsg());
+		return 1;
+	}
 	if (strcmp(c->kind, "generate-certificate") == 0) {
 		if (json_get_string(result, "serial", true, PKI_SERIAL_HEX_MAX, &value) == -1) {
 			http_reply_error(ctx, 400, "bad-request", "%s", or_errmsg());
@@ -740,15 +747,23 @@ handle_ack(struct http_ctx *ctx, void *arg)
 				json_pack("{s:I, s:s}", "id", (json_int_t)id, "state", c.state));
 		goto out;
 	}
-	applied = ok ? apply_ack(ctx, w, &r, &c, result ? result : body) : 0;
-	if (applied == -1)
+	/* The effect and the command's new state are kept together, or not at all. */
+	if (store_begin(w->db) == -1) {
 		reply_internal(ctx);
-	if (applied != 0)
 		goto out;
+	}
+	applied = ok ? apply_ack(ctx, w, &r, &c, result ? result : body) : 0;
+	if (applied != 0) {
+		if (applied == -1)
+			reply_internal(ctx);
+		store_rollback(w->db);
+		goto out;
+	}
 	if (!ok) {
 		snprintf(note, sizeof(note), "%s failed on the router: %s", c.kind,
 			 error ? error : "no reason given");
-		router_note_error(w, r.name, note);
+		if (router_note_error(w, r.name, note) == -1)
+			goto fail;
 		log_warn("router %s: %s", r.name, note);
 	}
 	/* What is kept: the result of an "ok", the whole report of an "error". */
@@ -759,13 +774,16 @@ handle_ack(struct http_ctx *ctx, void *arg)
 		       "UPDATE commands SET state = $1, result = $2, acked = $3 WHERE id = $4 AND "
 		       "state = 'queued'",
 		       (const char *[]){ok ? "acked" : "failed", result_text, now, id_text}, 4,
-		       NULL) == -1) {
-		reply_internal(ctx);
-		goto out;
-	}
+		       NULL) == -1 ||
+	    store_commit(w->db) == -1)
+		goto fail;
 	http_reply_json(
 		ctx, 200,
 		json_pack("{s:I, s:s}", "id", (json_int_t)id, "state", ok ? "acked" : "failed"));
+	goto out;
+fail:
+	reply_internal(ctx);
+	store_rollback(w->db);
 out:
 	free(result_text);
 	json_decref(c.payload);
