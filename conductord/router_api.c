@@ -851,11 +851,12 @@ handle_certificate(struct http_ctx *ctx, void *arg)
 	fmt_i64(id, id_text);
 	if (store_exec(w->db,
 		       "SELECT pem, serial, not_after FROM certificates WHERE command_id = $1 AND "
-		       "router = $2",
+		       "router = $2 ORDER BY issued, serial LIMIT 1",
 		       (const char *[]){id_text, r.name}, 2, &res) == -1) {
 		reply_internal(ctx);
 		goto done;
 	}
+	/* (Two requests racing for one command may both have signed: the first is the answer.) */
 	if (store_rows(res) == 1) {
 		/* Asked again for the same command: the same certificate, not a second one. */
 		http_reply_json(ctx, 200,
