@@ -11,6 +11,7 @@
  */
 #include "conductor.h"
 
+#include "cloud_proto.h"
 #include "conductor_psk.h"
 #include "encoding.h"
 #include "error.h"
@@ -722,7 +723,11 @@ handle_ack(struct http_ctx *ctx, void *arg)
 	}
 	if (json_get_string(body, "status", true, 8, &status) == -1 ||
 	    json_get_string(body, "error", false, CONDUCTOR_ERROR_MAX, &error) == -1 ||
-	    (strcmp(status, "ok") != 0 && strcmp(status, "error") != 0)) {
+	    (error != NULL && cloud_check_text("error", error, 0, CONDUCTOR_ERROR_MAX) == -1)) {
+		http_reply_error(ctx, 400, "bad-request", "%s", or_errmsg());
+		goto out;
+	}
+	if (strcmp(status, "ok") != 0 && strcmp(status, "error") != 0) {
 		http_reply_error(ctx, 400, "bad-request", "status must be ok or error");
 		goto out;
 	}
@@ -977,6 +982,7 @@ handle_migration(struct http_ctx *ctx, void *arg)
 	if (json_get_int(body, "migration_id", false, 1, INT64_MAX, &id) == -1 ||
 	    json_get_string(body, "status", true, 16, &status) == -1 ||
 	    json_get_string(body, "reason", false, CONDUCTOR_ERROR_MAX, &reason) == -1 ||
+	    (reason != NULL && cloud_check_text("reason", reason, 0, CONDUCTOR_ERROR_MAX) == -1) ||
 	    parse_addresses(json_object_get(body, "addresses"), "addresses", addrs,
 			    CONDUCTOR_MAX_ADDRESSES, &n) == -1 ||
 	    (strcmp(status, "succeeded") != 0 && strcmp(status, "failed") != 0)) {
@@ -1053,9 +1059,14 @@ handle_events(struct http_ctx *ctx, void *arg)
 		const char *step = NULL, *outcome = NULL, *reason = NULL;
 		json_int_t at = 0;
 
+		/* Printable text only: it is logged and shown to operators. */
 		if (!json_is_object(e) || json_get_string(e, "step", true, 32, &step) == -1 ||
+		    cloud_check_text("step", step, 1, 32) == -1 ||
 		    json_get_string(e, "outcome", true, 16, &outcome) == -1 ||
+		    cloud_check_text("outcome", outcome, 1, 16) == -1 ||
 		    json_get_string(e, "reason", false, CONDUCTOR_ERROR_MAX, &reason) == -1 ||
+		    (reason != NULL &&
+		     cloud_check_text("reason", reason, 0, CONDUCTOR_ERROR_MAX) == -1) ||
 		    json_get_int(e, "time", true, 0, INT64_MAX, &at) == -1) {
 			http_reply_error(ctx, 400, "bad-request", "events[%zu]: %s", i,
 					 json_is_object(e) ? or_errmsg() : "must be an object");

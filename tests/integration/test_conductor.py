@@ -303,6 +303,21 @@ def test_router_side_migrate_command(sqlite_conductor, routers):
     assert staging.router_record("r1")["migrations"][0]["state"] == "succeeded"
 
 
+def test_progress_reports_must_be_printable(sqlite_conductor, routers):
+    # Reports are logged and shown to operators: a control character (a forged log
+    # line, a terminal escape) is refused and nothing of the report is kept.
+    staging = sqlite_conductor()
+    router, _, _ = onboard(staging, routers)
+    router.stop()
+    proc = router.run_tool("report", "certificate", "failed", "bad\nALARM critical forged")
+    assert proc.returncode == 1 and "400" in proc.stderr and "control character" in proc.stderr
+    assert "forged" not in staging.log()
+    proc = router.run_tool("report", "certificate", "failed", "the TPM is busy")
+    assert proc.returncode == 0, proc.stderr
+    events = staging.router_record("r1")["events"]
+    assert [(e["step"], e["reason"]) for e in events] == [("certificate", "the TPM is busy")]
+
+
 # ---- bad input and the admin API ---------------------------------------------
 
 
