@@ -229,6 +229,10 @@ out:
 	return rc;
 }
 
+/*
+ * POST /v1/device/auth/start: a claimed, not locked-out device's QC gets a fresh QS, R_S over
+ * this connection's exporter, and a stored challenge.
+ */
 void
 cloud_auth_start(struct http_ctx *ctx, void *arg)
 {
@@ -384,6 +388,10 @@ out:
 	OPENSSL_cleanse(token, sizeof(token));
 }
 
+/*
+ * POST /v1/device/auth/finish: counts the attempt, uses up the challenge, checks R_C over this
+ * connection's exporter, then a device token or a refusal.
+ */
 void
 cloud_auth_finish(struct http_ctx *ctx, void *arg)
 {

@@ -46,6 +46,7 @@ static const char usage[] =
 	"  --help     this text\n"
 	"  --version  the version\n";
 
+/* Frees what configure loaded; key material is zeroed. */
 static void
 release(void *arg)
 {
@@ -158,6 +159,10 @@ configure_redirector(struct config *cfg, struct cloud_app *app, bool init)
 	return 0;
 }
 
+/*
+ * Reads [cloudd] and [redirector]; when serving, loads the master and inventory keys (checked
+ * when loaded).
+ */
 static int
 configure(struct config *cfg, const struct daemon_config *dc, bool init, void **out)
 {
@@ -271,6 +276,7 @@ initialise(void *arg)
 	return 0;
 }
 
+/* See cloud.h: the device and admin routes, each with app as its argument. */
 size_t
 cloud_routes(struct cloud_app *app, const struct http_route **routes)
 {
@@ -291,12 +297,14 @@ cloud_routes(struct cloud_app *app, const struct http_route **routes)
 	return sizeof(table) / sizeof(table[0]);
 }
 
+/* daemon_main's routes hook: the cloud's table. */
 static size_t
 routes(void *app, const struct http_route **out)
 {
 	return cloud_routes(app, out);
 }
 
+/* onramp-cloudd: daemon_main with the cloud's configuration, keys, schema and routes. */
 int
 main(int argc, char **argv)
 {

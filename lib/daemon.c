@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+/* See daemon.h: types and ranges here, FILE:LINE in every error. */
 int
 daemon_config_read(struct config *cfg, const char *section, const char *default_db,
 		   struct daemon_config *out)
@@ -64,6 +65,7 @@ daemon_config_read(struct config *cfg, const char *section, const char *default_
 	return 0;
 }
 
+/* See daemon.h. */
 int
 daemon_state_path(struct config *cfg, const char *section, const char *key,
 		  const struct daemon_config *dc, const char *name, char *out, size_t cap)
@@ -82,6 +84,7 @@ daemon_state_path(struct config *cfg, const char *section, const char *key,
 	return 0;
 }
 
+/* See daemon.h. */
 int
 daemon_block_signals(void)
 {
@@ -96,6 +99,7 @@ daemon_block_signals(void)
 	return 0;
 }
 
+/* See daemon.h. */
 int
 daemon_wait_signal(void)
 {
@@ -110,6 +114,7 @@ daemon_wait_signal(void)
 	return sig;
 }
 
+/* See daemon.h. */
 int
 daemon_thread_store_open(void *arg, void **thread_state)
 {
@@ -121,6 +126,7 @@ daemon_thread_store_open(void *arg, void **thread_state)
 	return 0;
 }
 
+/* See daemon.h. */
 void
 daemon_thread_store_close(void *thread_state)
 {
@@ -217,6 +223,7 @@ serve(const struct daemon_program *prog, const struct daemon_config *dc, void *a
 	return 0;
 }
 
+/* Bad usage: the reason and the usage on stderr; exit status 2. */
 static int
 usage_error(const struct daemon_program *prog, const char *msg)
 {
@@ -224,6 +231,7 @@ usage_error(const struct daemon_program *prog, const char *msg)
 	return 2;
 }
 
+/* See daemon.h. Core dumps are off before anything secret is read. */
 int
 daemon_main(int argc, char **argv, const struct daemon_program *prog)
 {
