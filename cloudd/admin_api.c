@@ -35,6 +35,7 @@ body_name(struct http_ctx *ctx, json_t *body, const char *what)
 	return name;
 }
 
+/* GET /v1/admin/organizations: every organisation, by name. */
 static void
 list_orgs(struct http_ctx *ctx, struct store *st)
 {
@@ -57,6 +58,7 @@ list_orgs(struct http_ctx *ctx, struct store *st)
 	store_result_free(res);
 }
 
+/* POST /v1/admin/organizations {"name"}: checked, then one INSERT (409 when taken). */
 static void
 add_org(struct http_ctx *ctx, struct store *st, const struct admin_who *who)
 {
@@ -90,6 +92,7 @@ out:
 	json_decref(body);
 }
 
+/* DELETE /v1/admin/organizations/ORG (org checked by the caller): only one without sites. */
 static void
 delete_org(struct http_ctx *ctx, struct store *st, const struct admin_who *who, const char *org)
 {
@@ -123,6 +126,7 @@ delete_org(struct http_ctx *ctx, struct store *st, const struct admin_who *who, 
 	"CASE WHEN s.psk_sealed IS NULL THEN 0 ELSE 1 END, s.conductor_ca_pem, "                   \
 	"(SELECT COUNT(*) FROM devices d WHERE d.org = s.org AND d.site = s.name)"
 
+/* One SITE row (SITE_COLUMNS order) as the API shows it: the secret only as psk_set. */
 static json_t *
 site_json(const struct store_result *res, size_t row)
 {
@@ -174,6 +178,7 @@ get_sites(struct http_ctx *ctx, struct store *st, const char *org, const char *s
 	store_result_free(res);
 }
 
+/* POST .../sites {"name"}: the organisation must exist; one INSERT (409 when taken). */
 static void
 add_site(struct http_ctx *ctx, struct store *st, const struct admin_who *who, const char *org)
 {
@@ -213,6 +218,7 @@ out:
 	json_decref(body);
 }
 
+/* DELETE .../sites/SITE (names checked by the caller): only a site without claimed devices. */
 static void
 delete_site(struct http_ctx *ctx, struct store *st, const struct admin_who *who, const char *org,
 	    const char *site)
@@ -393,6 +399,10 @@ organizations(struct http_ctx *ctx, struct cloud_app *app, struct store *st,
 	}
 }
 
+/*
+ * Every /v1/admin/ request: the admin token first, then the path decides (tokens,
+ * organisations, devices).
+ */
 void
 cloud_admin(struct http_ctx *ctx, void *arg)
 {

@@ -40,6 +40,7 @@ time_json(const char *v, bool zero_is_null)
 	return json_string(text);
 }
 
+/* One device row (DEVICE_COLUMNS order) as the API shows it; never its key. */
 static json_t *
 device_json(const struct store_result *res, size_t r, time_t now)
 {
@@ -75,6 +76,7 @@ reply_device(struct http_ctx *ctx, struct store *st, const char *serial, int sta
 	store_result_free(res);
 }
 
+/* GET /v1/admin/devices: every device, by serial. */
 static void
 list_devices(struct http_ctx *ctx, struct store *st)
 {
@@ -94,6 +96,7 @@ list_devices(struct http_ctx *ctx, struct store *st)
 	store_result_free(res);
 }
 
+/* GET /v1/admin/devices/SERIAL/events (serial checked by the caller), oldest first. */
 static void
 device_events(struct http_ctx *ctx, struct store *st, const char *serial)
 {
@@ -404,6 +407,7 @@ out:
 	store_result_free(res);
 }
 
+/* Dispatches the inventory, device and claim endpoints; a serial in the path is checked first. */
 void
 cloud_admin_devices(struct http_ctx *ctx, struct cloud_app *app, struct store *st,
 		    const struct admin_who *who, const struct api_path *p)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+/* See cloud.h. The cause is logged; the answer names only what failed, never a value. */
 void
 cloud_internal(struct http_ctx *ctx, const char *what)
 {
@@ -18,12 +19,14 @@ cloud_internal(struct http_ctx *ctx, const char *what)
 	http_reply_error(ctx, 500, "internal", "%s failed; nothing was changed", what);
 }
 
+/* See cloud.h. */
 void
 cloud_num(long long v, char *out)
 {
 	snprintf(out, CLOUD_NUM_LEN, "%lld", v);
 }
 
+/* See cloud.h. The caller has checked step, outcome and reason. */
 int
 cloud_event(struct store *st, const char *serial, time_t when, const char *source, const char *step,
 	    const char *outcome, const char *reason, const char *stage)
@@ -58,6 +61,7 @@ cloud_event(struct store *st, const char *serial, time_t when, const char *sourc
 			  params, 4, NULL);
 }
 
+/* See cloud.h. */
 int
 cloud_exists(struct store *st, const char *sql, const char *const *params, size_t n)
 {

@@ -67,6 +67,10 @@ addresses(const char *text)
 	return a;
 }
 
+/*
+ * GET /v1/device/onboarding: the token's own device's site settings, the secret unsealed only
+ * for the answer.
+ */
 void
 cloud_device_onboarding(struct http_ctx *ctx, void *arg)
 {
@@ -149,6 +153,10 @@ check_event(json_t *ev, time_t *when)
 	return 0;
 }
 
+/*
+ * POST /v1/device/events: the token's device's reports, every one checked before any is stored
+ * (one transaction).
+ */
 void
 cloud_device_events(struct http_ctx *ctx, void *arg)
 {

@@ -33,6 +33,18 @@ struct auth_device {
 	struct secret key;
 };
 
+/* Replies 429 locked-out with Retry-After: the seconds from now until `until`. */
+static void
+reply_locked(struct http_ctx *ctx, long long until, time_t now)
+{
+	char retry[CLOUD_NUM_LEN];
+
+	cloud_num(until - (long long)now, retry);
+	http_reply_header(ctx, "Retry-After", retry);
+	http_reply_error(ctx, 429, "locked-out",
+			 "too many failed authentications; try again in %s s", retry);
+}
+
 /*
  * Loads the device; replies and returns -1 when it may not authenticate now:
  * unknown or unclaimed (404), locked out (429 with Retry-After), or its row
@@ -44,7 +56,7 @@ load_device(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const
 {
 	const char *params[1] = {serial};
 	struct store_result *res = NULL;
-	char context[32 + CLOUD_SERIAL_MAX], retry[CLOUD_NUM_LEN];
+	char context[32 + CLOUD_SERIAL_MAX];
 	long long until;
 	int rc = -1;
 
@@ -65,10 +77,7 @@ load_device(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const
 	}
 	until = strtoll(store_value(res, 0, 3), NULL, 10);
 	if (until > (long long)now) {
-		cloud_num(until - (long long)now, retry);
-		http_reply_header(ctx, "Retry-After", retry);
-		http_reply_error(ctx, 429, "locked-out",
-				 "too many failed authentications; try again in %s s", retry);
+		reply_locked(ctx, until, now);
 		goto out;
 	}
 	snprintf(context, sizeof(context), "ocra-key:%s", serial);
@@ -96,37 +105,78 @@ session_info(struct http_ctx *ctx, const struct ocra_suite *suite, uint8_t *s)
 }
 
 /*
- * Counts a refused finish against the device, locks it out when the policy
- * says so, records and logs why (never the response), and replies 403 code.
+ * Counts this finish as a failure before its response is looked at, in one
+ * statement that refuses a device locked out meanwhile and locks the device
+ * as the count reaches the threshold. So of concurrent finishes (loops, or
+ * instances on one PostgreSQL) no more than the threshold are ever checked,
+ * and a longer lockout is never shortened by a slower request. A success
+ * resets the count (accept_device). Returns 0 with *failures and *lock (the
+ * lockout now in force, 0 for none); -1 after replying (429, 404 or 500).
  */
-static void
-refuse(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const char *serial,
-       time_t now, const char *code, const char *reason)
+static int
+count_attempt(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const char *serial,
+	      time_t now, unsigned long *failures, unsigned long *lock)
 {
-	const char *params[2] = {serial, NULL};
+	char num[CLOUD_NUM_LEN], threshold[CLOUD_NUM_LEN], first[CLOUD_NUM_LEN];
+	const char *params[4] = {serial, num, threshold, first};
 	struct store_result *res = NULL;
-	char until[CLOUD_NUM_LEN];
-	unsigned long failures = 0, lock = 0;
+	int rc = -1;
 
+	cloud_num((long long)now, num);
+	cloud_num((long long)app->lockout.threshold, threshold);
+	cloud_num((long long)now +
+			  (long long)lockout_seconds(&app->lockout, app->lockout.threshold),
+		  first);
 	if (store_exec(st,
-		       "UPDATE devices SET failures = failures + 1 WHERE serial = $1 "
+		       "UPDATE devices SET failures = failures + 1, locked_until = CASE WHEN "
+		       "failures + 1 >= $3 THEN $4 ELSE locked_until END "
+		       "WHERE serial = $1 AND org IS NOT NULL AND locked_until <= $2 "
 		       "RETURNING failures",
-		       params, 1, &res) == -1 ||
-	    store_rows(res) != 1) {
-		cloud_internal(ctx, "counting a failed authentication");
+		       params, 4, &res) == -1)
+		goto fail;
+	if (store_rows(res) == 0) {
+		/* Locked out (or unclaimed) since load_device read the row. */
+		store_result_free(res);
+		res = NULL;
+		if (store_exec(st, "SELECT locked_until FROM devices WHERE serial = $1", params, 1,
+			       &res) == -1)
+			goto fail;
+		if (store_rows(res) == 1 &&
+		    strtoll(store_value(res, 0, 0), NULL, 10) > (long long)now)
+			reply_locked(ctx, strtoll(store_value(res, 0, 0), NULL, 10), now);
+		else
+			http_reply_error(ctx, 404, "unknown-device",
+					 "serial %s is not a claimed device of this cloud", serial);
 		goto out;
 	}
-	failures = strtoul(store_value(res, 0, 0), NULL, 10);
-	lock = lockout_seconds(&app->lockout, failures);
-	if (lock > 0) {
-		cloud_num((long long)now + (long long)lock, until);
-		params[1] = until;
-		if (store_exec(st, "UPDATE devices SET locked_until = $2 WHERE serial = $1", params,
-			       2, NULL) == -1) {
-			cloud_internal(ctx, "locking a device out");
-			goto out;
-		}
+	*failures = strtoul(store_value(res, 0, 0), NULL, 10);
+	*lock = lockout_seconds(&app->lockout, *failures);
+	if (*lock > 0) {
+		/* Only ever lengthens: a concurrent, higher count may have locked longer. */
+		cloud_num((long long)now + (long long)*lock, num);
+		if (store_exec(st,
+			       "UPDATE devices SET locked_until = $2 WHERE serial = $1 "
+			       "AND locked_until < $2",
+			       params, 2, NULL) == -1)
+			goto fail;
 	}
+	rc = 0;
+	goto out;
+fail:
+	cloud_internal(ctx, "counting an authentication attempt");
+out:
+	store_result_free(res);
+	return rc;
+}
+
+/*
+ * A refused finish (already counted by count_attempt): records and logs why
+ * (never the response) with the lockout it brought, and replies 403 code.
+ */
+static void
+refuse(struct http_ctx *ctx, struct store *st, const char *serial, time_t now,
+       unsigned long failures, unsigned long lock, const char *code, const char *reason)
+{
 	if (cloud_event(st, serial, now, "cloud", "cloud-auth", "failed", reason, NULL) == -1)
 		log_error("recording an event of %s failed: %s", serial, or_errmsg());
 	if (lock > 0)
@@ -137,8 +187,6 @@ refuse(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const char
 		log_warn("authentication of %s from %s refused: %s (consecutive failure %lu)",
 			 serial, http_ctx_peer(ctx), reason, failures);
 	http_reply_error(ctx, 403, code, "%s", reason);
-out:
-	store_result_free(res);
 }
 
 /* Refuses a device with too many open challenges (a flood); 0 when it may have one more. */
@@ -181,6 +229,10 @@ out:
 	return rc;
 }
 
+/*
+ * POST /v1/device/auth/start: a claimed, not locked-out device's QC gets a fresh QS, R_S over
+ * this connection's exporter, and a stored challenge.
+ */
 void
 cloud_auth_start(struct http_ctx *ctx, void *arg)
 {
@@ -336,6 +388,10 @@ out:
 	OPENSSL_cleanse(token, sizeof(token));
 }
 
+/*
+ * POST /v1/device/auth/finish: counts the attempt, uses up the challenge, checks R_C over this
+ * connection's exporter, then a device token or a refusal.
+ */
 void
 cloud_auth_finish(struct http_ctx *ctx, void *arg)
 {
@@ -347,6 +403,7 @@ cloud_auth_finish(struct http_ctx *ctx, void *arg)
 	struct auth_device d = {0};
 	json_t *body = NULL;
 	time_t now = time(NULL);
+	unsigned long failures = 0, lock = 0;
 	bool ok = false;
 	int rc;
 
@@ -361,7 +418,8 @@ cloud_auth_finish(struct http_ctx *ctx, void *arg)
 		http_reply_error(ctx, 400, "bad-request", "%s", or_errmsg());
 		goto out;
 	}
-	if (load_device(ctx, app, st, serial, now, &d) == -1)
+	if (load_device(ctx, app, st, serial, now, &d) == -1 ||
+	    count_attempt(ctx, app, st, serial, now, &failures, &lock) == -1)
 		goto out;
 	rc = consume_challenge(st, id, serial, now, qc, qs, &code, &reason);
 	if (rc == -2) {
@@ -369,7 +427,7 @@ cloud_auth_finish(struct http_ctx *ctx, void *arg)
 		goto out;
 	}
 	if (rc == -1) {
-		refuse(ctx, app, st, serial, now, code, reason);
+		refuse(ctx, st, serial, now, failures, lock, code, reason);
 		goto out;
 	}
 	if (session_info(ctx, &d.suite, s) == -1)
@@ -382,7 +440,7 @@ cloud_auth_finish(struct http_ctx *ctx, void *arg)
 			ok = false;
 	}
 	if (!ok)
-		refuse(ctx, app, st, serial, now, "auth-failed",
+		refuse(ctx, st, serial, now, failures, lock, "auth-failed",
 		       "wrong response (or computed for another TLS connection)");
 	else
 		accept_device(ctx, app, st, serial, now);

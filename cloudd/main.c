@@ -46,6 +46,7 @@ static const char usage[] =
 	"  --help     this text\n"
 	"  --version  the version\n";
 
+/* Frees what configure loaded; key material is zeroed. */
 static void
 release(void *arg)
 {
@@ -62,16 +63,20 @@ release(void *arg)
 	free(app);
 }
 
-/* Reads a PEM bundle of certificates (an anchor) into *out. */
+/*
+ * Reads the PEM bundle of certificates (an anchor) named by section/key into
+ * *out; an error names the configuration line.
+ */
 static int
-read_anchor(const char *what, const char *path, char **out)
+read_anchor(struct config *cfg, const char *section, const char *key, const char *path, char **out)
 {
 	size_t len;
 
-	if (file_read_all(path, CLOUD_PEM_MAX, (uint8_t **)out, &len) == -1)
-		return or_error_prefix("%s", what);
-	if (cloud_check_pem(what, *out) == -1)
-		return or_error_prefix("%s", path);
+	if (file_read_all(path, CLOUD_PEM_MAX, (uint8_t **)out, &len) == -1 ||
+	    cloud_check_pem(key, *out) == -1) {
+		or_error_prefix("%s", key);
+		return config_error_at(cfg, section, key);
+	}
 	return 0;
 }
 
@@ -132,23 +137,32 @@ configure_redirector(struct config *cfg, struct cloud_app *app, bool init)
 		return -1;
 	if (app->redirector_url == NULL && ca == NULL && token == NULL)
 		return 0;
-	if (app->redirector_url == NULL || ca == NULL || token == NULL)
-		return or_error("%s: [redirector] needs url, ca_file and token_file together",
-				cfg->path);
+	if (app->redirector_url == NULL || ca == NULL || token == NULL) {
+		or_error("[redirector] needs url, ca_file and token_file together");
+		return config_error_at(cfg, "redirector", "url");
+	}
 	if (cloud_check_url("[redirector] url", app->redirector_url) == -1)
-		return or_error_prefix("%s", cfg->path);
-	if (app->public_url == NULL || app->public_ca_pem == NULL)
-		return or_error("%s: [cloudd] public_url and public_ca_file are needed to push "
-				"claims to the redirector",
-				cfg->path);
+		return config_error_at(cfg, "redirector", "url");
+	if (app->public_url == NULL || app->public_ca_pem == NULL) {
+		or_error("[cloudd] public_url and public_ca_file are needed to push claims to the "
+			 "redirector");
+		return config_error_at(cfg, "redirector", "url");
+	}
 	if (init)
 		return 0;
-	if (read_anchor("[redirector] ca_file", ca, &app->redirector_ca_pem) == -1 ||
-	    admin_token_read_file(token, &app->redirector_token) == -1)
+	if (read_anchor(cfg, "redirector", "ca_file", ca, &app->redirector_ca_pem) == -1)
 		return -1;
+	if (admin_token_read_file(token, &app->redirector_token) == -1) {
+		or_error_prefix("token_file");
+		return config_error_at(cfg, "redirector", "token_file");
+	}
 	return 0;
 }
 
+/*
+ * Reads [cloudd] and [redirector]; when serving, loads the master and inventory keys (checked
+ * when loaded).
+ */
 static int
 configure(struct config *cfg, const struct daemon_config *dc, bool init, void **out)
 {
@@ -178,10 +192,10 @@ configure(struct config *cfg, const struct daemon_config *dc, bool init, void **
 	    config_get_uint(cfg, "cloudd", "lockout_max", 3600, 1, 604800, &app->lockout.max_s) ==
 		    -1)
 		return -1;
-	if (app->public_url != NULL &&
-	    cloud_check_url("[cloudd] public_url", app->public_url) == -1)
-		return or_error_prefix("%s", cfg->path);
-	if (ca != NULL && read_anchor("[cloudd] public_ca_file", ca, &app->public_ca_pem) == -1)
+	if (app->public_url != NULL && cloud_check_url("public_url", app->public_url) == -1)
+		return config_error_at(cfg, "cloudd", "public_url");
+	if (ca != NULL &&
+	    read_anchor(cfg, "cloudd", "public_ca_file", ca, &app->public_ca_pem) == -1)
 		return -1;
 	if (configure_redirector(cfg, app, init) == -1)
 		return -1;
@@ -236,12 +250,25 @@ out:
 	return rc;
 }
 
+/*
+ * init's keys: a new master key, or the one an earlier init that failed
+ * later left (checked by loading it), and the inventory key pair.
+ */
 static int
 initialise(void *arg)
 {
 	struct cloud_app *app = arg;
+	struct masterkey *mk = NULL;
 
-	if (masterkey_create(app->master_key_path) == -1 || make_inventory_key(app) == -1)
+	if (access(app->master_key_path, F_OK) == 0) {
+		if (masterkey_load(app->master_key_path, &mk) == -1)
+			return -1;
+		masterkey_free(mk);
+		log_info("keeping the master key in %s", app->master_key_path);
+	} else if (masterkey_create(app->master_key_path) == -1) {
+		return -1;
+	}
+	if (make_inventory_key(app) == -1)
 		return -1;
 	fprintf(stderr,
 		"onramp-cloudd: master key %s made; give the factory the inventory public key %s\n",
@@ -249,6 +276,7 @@ initialise(void *arg)
 	return 0;
 }
 
+/* See cloud.h: the device and admin routes, each with app as its argument. */
 size_t
 cloud_routes(struct cloud_app *app, const struct http_route **routes)
 {
@@ -269,12 +297,14 @@ cloud_routes(struct cloud_app *app, const struct http_route **routes)
 	return sizeof(table) / sizeof(table[0]);
 }
 
+/* daemon_main's routes hook: the cloud's table. */
 static size_t
 routes(void *app, const struct http_route **out)
 {
 	return cloud_routes(app, out);
 }
 
+/* onramp-cloudd: daemon_main with the cloud's configuration, keys, schema and routes. */
 int
 main(int argc, char **argv)
 {

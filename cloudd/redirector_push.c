@@ -31,6 +31,10 @@ describe(const struct http_response *resp, char *detail, size_t cap)
 	json_decref(doc);
 }
 
+/*
+ * See cloud.h. The redirector is trusted through its configured anchor only; its answer is
+ * only described.
+ */
 int
 cloud_redirector_claim(const struct cloud_app *app, const char *serial, bool claim, char *detail,
 		       size_t cap)

@@ -166,6 +166,25 @@ out:
 	return rc;
 }
 
+/*
+ * Removes the keys and certificates a failed init made, so that init can be
+ * run again once the cause is fixed (it refuses a state directory that
+ * holds a master key or a CA).
+ */
+static void
+remove_made(const struct conductor_settings *s)
+{
+	static const char *const files[] = {"server.pem", "server.key", "ca.pem", "ca.key",
+					    "master.key"};
+	char path[4096];
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (state_path(s, files[i], path, sizeof(path)) == 0 && unlink(path) == -1 &&
+		    errno != ENOENT)
+			log_warn("cannot remove %s after the failed init: %s", path,
+				 strerror(errno));
+}
+
 /* Creates the state directory; refuses one that already holds a CA. */
 int
 conductor_init(const struct conductor_settings *s, const char *token_file)
@@ -190,6 +209,8 @@ conductor_init(const struct conductor_settings *s, const char *token_file)
 	       s->role == ROLE_PRODUCTION ? "production" : "staging", s->state_dir);
 	rc = 0;
 out:
+	if (rc == -1)
+		remove_made(s);
 	pki_ca_free(ca);
 	return rc;
 }

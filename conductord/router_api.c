@@ -11,6 +11,7 @@
  */
 #include "conductor.h"
 
+#include "cloud_proto.h"
 #include "conductor_psk.h"
 #include "encoding.h"
 #include "error.h"
@@ -646,6 +647,13 @@ apply_ack(struct http_ctx *ctx, struct worker *w, const struct router_row *r,
 	bool issued;
 
 	fmt_i64(c->id, id_text);
+	if ((strcmp(c->kind, "generate-certificate") == 0 &&
+	     asset_next(w->c->set.role, r->progress, r->resume, AE_CERT_ACKED, &to) == -1) ||
+	    (strcmp(c->kind, "apply-config") == 0 &&
+	     asset_next(w->c->set.role, r->progress, r->resume, AE_CONFIG_ACKED, &to) == -1)) {
+		http_reply_error(ctx, 409, "wrong-state", "%s", or_errmsg());
+		return 1;
+	}
 	if (strcmp(c->kind, "generate-certificate") == 0) {
 		if (json_get_string(result, "serial", true, PKI_SERIAL_HEX_MAX, &value) == -1) {
 			http_reply_error(ctx, 400, "bad-request", "%s", or_errmsg());
@@ -715,7 +723,11 @@ handle_ack(struct http_ctx *ctx, void *arg)
 	}
 	if (json_get_string(body, "status", true, 8, &status) == -1 ||
 	    json_get_string(body, "error", false, CONDUCTOR_ERROR_MAX, &error) == -1 ||
-	    (strcmp(status, "ok") != 0 && strcmp(status, "error") != 0)) {
+	    (error != NULL && cloud_check_text("error", error, 0, CONDUCTOR_ERROR_MAX) == -1)) {
+		http_reply_error(ctx, 400, "bad-request", "%s", or_errmsg());
+		goto out;
+	}
+	if (strcmp(status, "ok") != 0 && strcmp(status, "error") != 0) {
 		http_reply_error(ctx, 400, "bad-request", "status must be ok or error");
 		goto out;
 	}
@@ -740,15 +752,23 @@ handle_ack(struct http_ctx *ctx, void *arg)
 				json_pack("{s:I, s:s}", "id", (json_int_t)id, "state", c.state));
 		goto out;
 	}
-	applied = ok ? apply_ack(ctx, w, &r, &c, result ? result : body) : 0;
-	if (applied == -1)
+	/* The effect and the command's new state are kept together, or not at all. */
+	if (store_begin(w->db) == -1) {
 		reply_internal(ctx);
-	if (applied != 0)
 		goto out;
+	}
+	applied = ok ? apply_ack(ctx, w, &r, &c, result ? result : body) : 0;
+	if (applied != 0) {
+		if (applied == -1)
+			reply_internal(ctx);
+		store_rollback(w->db);
+		goto out;
+	}
 	if (!ok) {
 		snprintf(note, sizeof(note), "%s failed on the router: %s", c.kind,
 			 error ? error : "no reason given");
-		router_note_error(w, r.name, note);
+		if (router_note_error(w, r.name, note) == -1)
+			goto fail;
 		log_warn("router %s: %s", r.name, note);
 	}
 	/* What is kept: the result of an "ok", the whole report of an "error". */
@@ -759,13 +779,16 @@ handle_ack(struct http_ctx *ctx, void *arg)
 		       "UPDATE commands SET state = $1, result = $2, acked = $3 WHERE id = $4 AND "
 		       "state = 'queued'",
 		       (const char *[]){ok ? "acked" : "failed", result_text, now, id_text}, 4,
-		       NULL) == -1) {
-		reply_internal(ctx);
-		goto out;
-	}
+		       NULL) == -1 ||
+	    store_commit(w->db) == -1)
+		goto fail;
 	http_reply_json(
 		ctx, 200,
 		json_pack("{s:I, s:s}", "id", (json_int_t)id, "state", ok ? "acked" : "failed"));
+	goto out;
+fail:
+	reply_internal(ctx);
+	store_rollback(w->db);
 out:
 	free(result_text);
 	json_decref(c.payload);
@@ -833,11 +856,12 @@ handle_certificate(struct http_ctx *ctx, void *arg)
 	fmt_i64(id, id_text);
 	if (store_exec(w->db,
 		       "SELECT pem, serial, not_after FROM certificates WHERE command_id = $1 AND "
-		       "router = $2",
+		       "router = $2 ORDER BY issued, serial LIMIT 1",
 		       (const char *[]){id_text, r.name}, 2, &res) == -1) {
 		reply_internal(ctx);
 		goto done;
 	}
+	/* (Two requests racing for one command may both have signed: the first is the answer.) */
 	if (store_rows(res) == 1) {
 		/* Asked again for the same command: the same certificate, not a second one. */
 		http_reply_json(ctx, 200,
@@ -958,6 +982,7 @@ handle_migration(struct http_ctx *ctx, void *arg)
 	if (json_get_int(body, "migration_id", false, 1, INT64_MAX, &id) == -1 ||
 	    json_get_string(body, "status", true, 16, &status) == -1 ||
 	    json_get_string(body, "reason", false, CONDUCTOR_ERROR_MAX, &reason) == -1 ||
+	    (reason != NULL && cloud_check_text("reason", reason, 0, CONDUCTOR_ERROR_MAX) == -1) ||
 	    parse_addresses(json_object_get(body, "addresses"), "addresses", addrs,
 			    CONDUCTOR_MAX_ADDRESSES, &n) == -1 ||
 	    (strcmp(status, "succeeded") != 0 && strcmp(status, "failed") != 0)) {
@@ -1034,9 +1059,14 @@ handle_events(struct http_ctx *ctx, void *arg)
 		const char *step = NULL, *outcome = NULL, *reason = NULL;
 		json_int_t at = 0;
 
+		/* Printable text only: it is logged and shown to operators. */
 		if (!json_is_object(e) || json_get_string(e, "step", true, 32, &step) == -1 ||
+		    cloud_check_text("step", step, 1, 32) == -1 ||
 		    json_get_string(e, "outcome", true, 16, &outcome) == -1 ||
+		    cloud_check_text("outcome", outcome, 1, 16) == -1 ||
 		    json_get_string(e, "reason", false, CONDUCTOR_ERROR_MAX, &reason) == -1 ||
+		    (reason != NULL &&
+		     cloud_check_text("reason", reason, 0, CONDUCTOR_ERROR_MAX) == -1) ||
 		    json_get_int(e, "time", true, 0, INT64_MAX, &at) == -1) {
 			http_reply_error(ctx, 400, "bad-request", "events[%zu]: %s", i,
 					 json_is_object(e) ? or_errmsg() : "must be an object");

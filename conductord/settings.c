@@ -32,12 +32,14 @@ add_server_name(void *arg, const char *value, const char *where)
 
 /* A listen address must be numeric: the servers bind it without name lookups. */
 static int
-check_listen(const char *value, const char *key, const char *path)
+check_listen(struct config *cfg, const char *section, const char *value)
 {
 	unsigned char buf[16];
 
-	if (inet_pton(AF_INET, value, buf) != 1 && inet_pton(AF_INET6, value, buf) != 1)
-		return or_error("%s: %s must be a numeric IP address, not '%s'", path, key, value);
+	if (inet_pton(AF_INET, value, buf) != 1 && inet_pton(AF_INET6, value, buf) != 1) {
+		or_error("[%s] listen must be a numeric IP address, not '%.60s'", section, value);
+		return config_error_at(cfg, section, "listen");
+	}
 	return 0;
 }
 
@@ -54,9 +56,10 @@ load_values(struct config *cfg, struct conductor_settings *s)
 		s->role = ROLE_STAGING;
 	else if (strcmp(role, "production") == 0)
 		s->role = ROLE_PRODUCTION;
-	else
-		return or_error("%s: role must be staging or production, not '%s'", cfg->path,
-				role);
+	else {
+		or_error("role must be staging or production, not '%.40s'", role);
+		return config_error_at(cfg, "conductor", "role");
+	}
 	if (config_get_string(cfg, "conductor", "name", NULL, &s->name) == -1 ||
 	    config_get_string(cfg, "conductor", "state-dir", NULL, &s->state_dir) == -1 ||
 	    config_get_string(cfg, "conductor", "database", NULL, &s->database) == -1 ||
@@ -67,19 +70,26 @@ load_values(struct config *cfg, struct conductor_settings *s)
 	    config_get_string(cfg, "ca", "import-certificate", NULL, &s->ca_import_cert) == -1 ||
 	    config_get_string(cfg, "ca", "import-key", NULL, &s->ca_import_key) == -1)
 		return -1;
-	if (s->name == NULL || !pki_valid_router_name(s->name))
-		return or_error("%s: [conductor] name is required: 1 to 63 of A-Z a-z 0-9 . _ -",
-				cfg->path);
-	if (s->state_dir == NULL || s->state_dir[0] != '/')
-		return or_error("%s: [conductor] state-dir is required and must be absolute",
-				cfg->path);
-	if (check_listen(s->listen, "listen", cfg->path) == -1 ||
-	    check_listen(s->admin_listen, "[admin] listen", cfg->path) == -1 ||
-	    log_level_parse(level, &s->log_level) == -1)
+	if (s->name == NULL || !pki_valid_router_name(s->name)) {
+		or_error("[conductor] name is required: 1 to 63 of A-Z a-z 0-9 . _ -");
+		return config_error_at(cfg, "conductor", "name");
+	}
+	if (s->state_dir == NULL || s->state_dir[0] != '/') {
+		or_error("[conductor] state-dir is required and must be absolute");
+		return config_error_at(cfg, "conductor", "state-dir");
+	}
+	if (check_listen(cfg, "conductor", s->listen) == -1 ||
+	    check_listen(cfg, "admin", s->admin_listen) == -1)
 		return -1;
-	if ((s->ca_import_cert == NULL) != (s->ca_import_key == NULL))
-		return or_error("%s: [ca] import-certificate and import-key go together",
-				cfg->path);
+	if (log_level_parse(level, &s->log_level) == -1) {
+		or_error_prefix("log-level");
+		return config_error_at(cfg, "conductor", "log-level");
+	}
+	if ((s->ca_import_cert == NULL) != (s->ca_import_key == NULL)) {
+		or_error("[ca] import-certificate and import-key go together");
+		return config_error_at(cfg, "ca",
+				       s->ca_import_cert ? "import-certificate" : "import-key");
+	}
 	if (config_each(cfg, "conductor", "server-name", add_server_name, s) == -1)
 		return -1;
 	if (s->n_server_names == 0)
@@ -107,9 +117,11 @@ load_values(struct config *cfg, struct conductor_settings *s)
 	    -1)
 		return -1;
 	s->renew_before_days = (unsigned)v;
-	if (s->renew_before_days > s->cert_days)
-		return or_error("%s: renew-before-days (%u) must not exceed certificate-days (%u)",
-				cfg->path, s->renew_before_days, s->cert_days);
+	if (s->renew_before_days > s->cert_days) {
+		or_error("renew-before-days (%u) must not exceed certificate-days (%u)",
+			 s->renew_before_days, s->cert_days);
+		return config_error_at(cfg, "conductor", "renew-before-days");
+	}
 	if (config_get_uint(cfg, "ca", "days", 3650, 1, PKI_MAX_DAYS_CA, &v) == -1)
 		return -1;
 	s->ca_days = (unsigned)v;

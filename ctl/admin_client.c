@@ -38,6 +38,7 @@ static const struct {
 	{"--cloud-ca", OPT_CLOUD_CA, offsetof(struct admin_args, cloud_ca)},
 };
 
+/* See admin_client.h. */
 int
 admin_args_parse(int argc, char **argv, struct admin_args *a)
 {
@@ -87,6 +88,7 @@ admin_args_parse(int argc, char **argv, struct admin_args *a)
 	return 0;
 }
 
+/* See admin_client.h. */
 int
 admin_args_check(const struct admin_args *a, unsigned allowed, size_t min_words, size_t max_words)
 {
@@ -100,6 +102,7 @@ admin_args_check(const struct admin_args *a, unsigned allowed, size_t min_words,
 	return 0;
 }
 
+/* See admin_client.h. */
 int
 admin_read_file(const char *path, size_t max, char **out)
 {
@@ -108,6 +111,7 @@ admin_read_file(const char *path, size_t max, char **out)
 	return file_read_all(path, max, (uint8_t **)out, &len);
 }
 
+/* See admin_client.h: the URL, anchor and token are checked before use. */
 int
 admin_conn_open(const struct admin_args *a, const char *env_prefix, struct admin_conn *c)
 {
@@ -144,6 +148,7 @@ out:
 	return rc;
 }
 
+/* Frees the connection; the token is zeroed. */
 void
 admin_conn_close(struct admin_conn *c)
 {
@@ -152,6 +157,7 @@ admin_conn_close(struct admin_conn *c)
 	c->ca_pem = NULL;
 }
 
+/* See admin_client.h. The server is trusted through the given anchor only. */
 int
 admin_call(struct admin_conn *c, const char *method, const char *path, const json_t *body,
 	   json_t **doc)
@@ -192,6 +198,7 @@ out:
 	return rc;
 }
 
+/* See admin_client.h. */
 void
 admin_print_json(const json_t *v)
 {
@@ -202,6 +209,7 @@ admin_print_json(const json_t *v)
 	free(text);
 }
 
+/* See admin_client.h. */
 const char *
 admin_str(const json_t *obj, const char *key)
 {
@@ -210,6 +218,7 @@ admin_str(const json_t *obj, const char *key)
 	return s != NULL ? s : "-";
 }
 
+/* See admin_client.h. */
 void
 admin_print_tokens(const json_t *doc)
 {
@@ -221,6 +230,7 @@ admin_print_tokens(const json_t *doc)
 		       admin_str(v, "created"));
 }
 
+/* See admin_client.h. */
 int
 admin_command(int argc, char **argv, const struct admin_cli *cli)
 {

@@ -52,6 +52,7 @@ check_words(const struct admin_args *a, size_t from, const char *kinds)
 	return 0;
 }
 
+/* Prints a SITE as lines; the secret only as set or not. */
 static void
 print_site(const json_t *s)
 {
@@ -74,6 +75,7 @@ print_site(const json_t *s)
 	       json_is_true(json_object_get(s, "ready")) ? "yes" : "no");
 }
 
+/* Prints a DEVICE as lines. */
 static void
 print_device(const json_t *d)
 {
@@ -325,6 +327,7 @@ build(const struct admin_args *a, struct admin_request *req)
 	return 0;
 }
 
+/* onrampctl cloud: the cloud's admin API through admin_command(). */
 int
 cmd_cloud(int argc, char **argv)
 {

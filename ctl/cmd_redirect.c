@@ -27,6 +27,7 @@ static const char redirect_usage[] =
 	"Exit status: 0 done, 2 bad input or refused (nothing changed), 1 the redirector\n"
 	"failed or could not be reached.\n";
 
+/* Prints a CLAIM as one table line (serial, cloud, owner, updated). */
 static void
 print_claim(const json_t *c)
 {
@@ -34,6 +35,7 @@ print_claim(const json_t *c)
 	       admin_str(c, "owner"), admin_str(c, "updated"));
 }
 
+/* Prints an answer: JSON with --json, else by kind. */
 static void
 print_answer(const struct admin_args *a, const char *kind, const json_t *doc)
 {
@@ -50,6 +52,7 @@ print_answer(const struct admin_args *a, const char *kind, const json_t *doc)
 		json_array_foreach(json_object_get(doc, "claims"), i, v) print_claim(v);
 }
 
+/* Fills req from the words and options; -1 on bad input (nothing is sent). */
 static int
 build(const struct admin_args *a, struct admin_request *req)
 {
@@ -116,6 +119,7 @@ build(const struct admin_args *a, struct admin_request *req)
 			w2[0] ? " " : "", w2);
 }
 
+/* onrampctl redirect: the redirector's admin API through admin_command(). */
 int
 cmd_redirect(int argc, char **argv)
 {

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+/* See admin_tokens.h: the token is returned, only its SHA-256 stored. */
 int
 admin_token_create(struct store *st, const char *name, const char *role, char *token_out,
 		   bool *exists)
@@ -57,6 +58,7 @@ out:
 	return rc;
 }
 
+/* See admin_tokens.h: the file's text must be a token as issued. */
 int
 admin_token_read_file(const char *path, struct secret *out)
 {
@@ -79,6 +81,7 @@ out:
 	return rc;
 }
 
+/* See admin_tokens.h: a malformed token is refused before any lookup. */
 int
 admin_authenticate(struct http_ctx *ctx, struct store *st, struct admin_who *who)
 {
@@ -212,6 +215,7 @@ delete_token(struct http_ctx *ctx, struct store *st, const struct admin_who *who
 	store_result_free(res);
 }
 
+/* See admin_tokens.h. */
 void
 admin_tokens_serve(struct http_ctx *ctx, struct store *st, const struct admin_who *who,
 		   const char *name, const char *const *roles, size_t n_roles)

@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+/* See api_path.h. */
 int
 api_path_split(const char *path, const char *prefix, struct api_path *out)
 {
@@ -42,6 +43,7 @@ api_path_split(const char *path, const char *prefix, struct api_path *out)
 	return 0;
 }
 
+/* See api_path.h. */
 bool
 api_path_is(const struct api_path *p, const char *pattern)
 {

@@ -22,6 +22,7 @@
 #define ANSWER_MAX (256 * 1024)
 #define SESSION_MAX 512
 
+/* See cloud_client.h. */
 const char *
 cloud_status_name(enum cloud_status s)
 {
@@ -33,6 +34,7 @@ cloud_status_name(enum cloud_status s)
 	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
 }
 
+/* An outcome that says nothing yet (no status, no Retry-After). */
 static void
 outcome_reset(struct cloud_outcome *oc)
 {
@@ -140,6 +142,10 @@ answer_string(json_t *doc, const char *key, size_t max, int (*check)(const char 
 	return 0;
 }
 
+/*
+ * See cloud_client.h. The answer is believed only when it echoes our serial and nonce and
+ * every field checks out.
+ */
 int
 cloud_phone_home(const char *redirector_url, const struct http_client_opts *opts,
 		 const struct cloud_device *dev, struct cloud_redirect *out,
@@ -204,6 +210,7 @@ out:
 	return rc;
 }
 
+/* See cloud_client.h. */
 void
 cloud_redirect_free(struct cloud_redirect *r)
 {
@@ -222,6 +229,7 @@ session_info(struct http_session *s, const struct ocra_suite *suite, uint8_t *ou
 	return 0;
 }
 
+/* See cloud_client.h. Nothing in the cloud's answer is used before R_S checks out. */
 int
 cloud_auth_begin(struct http_session *session, const struct cloud_device *dev,
 		 struct cloud_challenge *ch, struct cloud_outcome *oc)
@@ -280,6 +288,7 @@ out:
 	return rc;
 }
 
+/* See cloud_client.h. */
 int
 cloud_auth_response(struct http_session *binding, const struct cloud_device *dev,
 		    const struct cloud_challenge *ch, char *response)
@@ -296,6 +305,7 @@ cloud_auth_response(struct http_session *binding, const struct cloud_device *dev
 	return rc;
 }
 
+/* See cloud_client.h. The token is checked for its form and kept as a secret. */
 int
 cloud_auth_finish(struct http_session *session, const struct cloud_device *dev,
 		  const struct cloud_challenge *ch, const char *response, struct secret *token,
@@ -328,6 +338,7 @@ out:
 	return rc;
 }
 
+/* See cloud_client.h. */
 int
 cloud_authenticate(struct http_session *session, const struct cloud_device *dev,
 		   struct secret *token, struct cloud_outcome *oc)
@@ -375,6 +386,7 @@ conductor(json_t *c, struct cloud_onboarding *out)
 	return 0;
 }
 
+/* See cloud_client.h. Every field is checked; an answer for another serial is refused. */
 int
 cloud_get_onboarding(struct http_session *session, const struct cloud_device *dev,
 		     const struct secret *token, struct cloud_onboarding *out,
@@ -421,6 +433,7 @@ out:
 	return rc;
 }
 
+/* See cloud_client.h; the secret is zeroed. */
 void
 cloud_onboarding_free(struct cloud_onboarding *o)
 {
@@ -429,6 +442,7 @@ cloud_onboarding_free(struct cloud_onboarding *o)
 	memset(o, 0, sizeof(*o));
 }
 
+/* See cloud_client.h. Events are checked as the cloud checks them, before anything is sent. */
 int
 cloud_report(struct http_session *session, const struct secret *token,
 	     const struct cloud_event *events, size_t n, struct cloud_outcome *oc)

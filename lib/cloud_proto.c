@@ -44,18 +44,21 @@ check_identifier(const char *what, const char *s, size_t max, const char *extra)
 	return 0;
 }
 
+/* See cloud_proto.h. */
 int
 cloud_check_serial(const char *serial)
 {
 	return check_identifier("serial", serial, CLOUD_SERIAL_MAX, ":");
 }
 
+/* See cloud_proto.h. */
 int
 cloud_check_name(const char *what, const char *name)
 {
 	return check_identifier(what, name, CLOUD_NAME_MAX, "");
 }
 
+/* See cloud_proto.h. */
 int
 cloud_check_claim_code(const char *code)
 {
@@ -89,24 +92,28 @@ check_hex(const char *what, const char *s, size_t min, size_t max, bool lower)
 	return 0;
 }
 
+/* See cloud_proto.h. */
 int
 cloud_check_nonce(const char *nonce)
 {
 	return check_hex("nonce", nonce, CLOUD_NONCE_MIN, CLOUD_NONCE_MAX, false);
 }
 
+/* See cloud_proto.h. */
 int
 cloud_check_token(const char *token)
 {
 	return check_hex("token", token, CLOUD_TOKEN_HEX, CLOUD_TOKEN_HEX, true);
 }
 
+/* See cloud_proto.h. */
 int
 cloud_check_id(const char *id)
 {
 	return check_hex("challenge identifier", id, CLOUD_ID_HEX, CLOUD_ID_HEX, true);
 }
 
+/* See cloud_proto.h: an address inet_pton takes, or an RFC 1123 name. */
 int
 cloud_check_host(const char *host)
 {
@@ -137,6 +144,7 @@ cloud_check_host(const char *host)
 	return 0;
 }
 
+/* See cloud_proto.h: scheme, host (checked as a host), optional port, nothing more. */
 int
 cloud_check_url(const char *what, const char *url)
 {
@@ -181,6 +189,7 @@ cloud_check_url(const char *what, const char *url)
 	return 0;
 }
 
+/* See cloud_proto.h: every PEM block must parse as a certificate. */
 int
 cloud_check_pem(const char *what, const char *pem)
 {
@@ -222,6 +231,7 @@ out:
 	return rc;
 }
 
+/* See cloud_proto.h. */
 int
 cloud_check_text(const char *what, const char *text, size_t min, size_t max)
 {
@@ -239,6 +249,7 @@ cloud_check_text(const char *what, const char *text, size_t min, size_t max)
 	return 0;
 }
 
+/* See cloud_proto.h. */
 int
 cloud_check_psk(const char *psk)
 {
@@ -256,6 +267,7 @@ cloud_check_psk(const char *psk)
 	return 0;
 }
 
+/* See cloud_proto.h. */
 int
 cloud_check_step(const char *step)
 {
@@ -273,6 +285,7 @@ cloud_check_step(const char *step)
 	return 0;
 }
 
+/* See cloud_proto.h. */
 int
 cloud_check_outcome(const char *outcome)
 {
@@ -282,6 +295,7 @@ cloud_check_outcome(const char *outcome)
 	return or_error("outcome must be \"started\", \"ok\" or \"failed\"");
 }
 
+/* See cloud_proto.h. */
 int
 cloud_device_suite(const char *text, struct ocra_suite *suite)
 {
@@ -298,6 +312,7 @@ cloud_device_suite(const char *text, struct ocra_suite *suite)
 	return 0;
 }
 
+/* See cloud_proto.h. */
 int
 cloud_check_challenge(const struct ocra_suite *suite, const char *challenge)
 {
@@ -311,6 +326,7 @@ cloud_check_challenge(const struct ocra_suite *suite, const char *challenge)
 	return 0;
 }
 
+/* See cloud_proto.h. */
 void
 cloud_time_format(time_t t, char *out)
 {
@@ -320,6 +336,7 @@ cloud_time_format(time_t t, char *out)
 	strftime(out, CLOUD_TIME_LEN + 1, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* See cloud_proto.h: only a date and time that formats back to the same text. */
 int
 cloud_time_parse(const char *text, time_t *t)
 {
@@ -341,6 +358,7 @@ cloud_time_parse(const char *text, time_t *t)
 	return 0;
 }
 
+/* See cloud_proto.h: OpenSSL's generator only. */
 int
 cloud_random_hex(size_t bytes, char *out)
 {
@@ -355,6 +373,7 @@ cloud_random_hex(size_t bytes, char *out)
 	return 0;
 }
 
+/* See cloud_proto.h. */
 int
 cloud_token_hash(const char *token, char *out)
 {

@@ -245,6 +245,20 @@ config_line(const struct config *cfg, const char *section, const char *key)
 	return line;
 }
 
+/* Prefixes the error with FILE:LINE of section/key, or of its section's header. */
+int
+config_error_at(const struct config *cfg, const char *section, const char *key)
+{
+	int line = config_line(cfg, section, key);
+
+	for (size_t i = 0; line == 0 && i < cfg->section_count; i++)
+		if (strcmp(cfg->sections[i], section) == 0)
+			line = cfg->section_lines[i];
+	if (line == 0)
+		return or_error_prefix("%s", cfg->path);
+	return or_error_prefix("%s:%d", cfg->path, line);
+}
+
 /* Calls fn with every value of a repeated key and its FILE:LINE. */
 int
 config_each(struct config *cfg, const char *section, const char *key,

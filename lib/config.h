@@ -44,6 +44,14 @@ const char *config_get(struct config *cfg, const char *section, const char *key)
  */
 int config_line(const struct config *cfg, const char *section, const char *key);
 
+/*
+ * Puts "FILE:LINE: " before the current error message and returns -1, LINE
+ * being that of section/key, or of the section's header when the key is
+ * absent (just "FILE: " when the section is absent too): for a caller's own
+ * check of a value, so that every configuration error names where it is.
+ */
+int config_error_at(const struct config *cfg, const char *section, const char *key);
+
 /* Calls fn for every value of a repeated key, in file order; stops at the first -1. */
 int config_each(struct config *cfg, const char *section, const char *key,
 		int (*fn)(void *arg, const char *value, const char *where), void *arg);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+/* See daemon.h: types and ranges here, FILE:LINE in every error. */
 int
 daemon_config_read(struct config *cfg, const char *section, const char *default_db,
 		   struct daemon_config *out)
@@ -36,24 +37,35 @@ daemon_config_read(struct config *cfg, const char *section, const char *default_
 	    config_get_string(cfg, section, "database", NULL, &db) == -1 ||
 	    config_get_string(cfg, section, "log_level", "info", &level) == -1)
 		return -1;
-	if (log_level_parse(level, &out->log_level) == -1)
-		return or_error_prefix("%s: [%s] log_level", cfg->path, section);
-	if (out->state_dir == NULL)
-		return or_error("%s: [%s] state_dir is required", cfg->path, section);
-	if (out->cert_file == NULL || out->key_file == NULL)
-		return or_error("%s: [%s] cert_file and key_file are required", cfg->path, section);
-	if (db != NULL &&
-	    snprintf(out->database, sizeof(out->database), "%s", db) >= (int)sizeof(out->database))
-		return or_error("%s: [%s] database is too long", cfg->path, section);
+	if (log_level_parse(level, &out->log_level) == -1) {
+		or_error_prefix("log_level");
+		return config_error_at(cfg, section, "log_level");
+	}
+	if (out->state_dir == NULL) {
+		or_error("[%s] state_dir is required", section);
+		return config_error_at(cfg, section, "state_dir");
+	}
+	if (out->cert_file == NULL || out->key_file == NULL) {
+		or_error("[%s] cert_file and key_file are required", section);
+		return config_error_at(cfg, section, out->cert_file ? "key_file" : "cert_file");
+	}
+	if (db != NULL && snprintf(out->database, sizeof(out->database), "%s", db) >=
+				  (int)sizeof(out->database)) {
+		or_error("database is too long");
+		return config_error_at(cfg, section, "database");
+	}
 	if (db == NULL && snprintf(out->database, sizeof(out->database), "sqlite:%s/%s",
-				   out->state_dir, default_db) >= (int)sizeof(out->database))
-		return or_error("%s: [%s] state_dir is too long", cfg->path, section);
+				   out->state_dir, default_db) >= (int)sizeof(out->database)) {
+		or_error("state_dir is too long");
+		return config_error_at(cfg, section, "state_dir");
+	}
 	out->port = (unsigned)port;
 	out->threads = (unsigned)threads;
 	out->max_body = max_body;
 	return 0;
 }
 
+/* See daemon.h. */
 int
 daemon_state_path(struct config *cfg, const char *section, const char *key,
 		  const struct daemon_config *dc, const char *name, char *out, size_t cap)
@@ -65,11 +77,14 @@ daemon_state_path(struct config *cfg, const char *section, const char *key,
 		return -1;
 	n = value != NULL ? snprintf(out, cap, "%s", value)
 			  : snprintf(out, cap, "%s/%s", dc->state_dir, name);
-	if (n < 0 || (size_t)n >= cap)
-		return or_error("%s: [%s] %s is too long", cfg->path, section, key);
+	if (n < 0 || (size_t)n >= cap) {
+		or_error("%s is too long", key);
+		return config_error_at(cfg, section, value != NULL ? key : "state_dir");
+	}
 	return 0;
 }
 
+/* See daemon.h. */
 int
 daemon_block_signals(void)
 {
@@ -84,6 +99,7 @@ daemon_block_signals(void)
 	return 0;
 }
 
+/* See daemon.h. */
 int
 daemon_wait_signal(void)
 {
@@ -98,6 +114,7 @@ daemon_wait_signal(void)
 	return sig;
 }
 
+/* See daemon.h. */
 int
 daemon_thread_store_open(void *arg, void **thread_state)
 {
@@ -109,6 +126,7 @@ daemon_thread_store_open(void *arg, void **thread_state)
 	return 0;
 }
 
+/* See daemon.h. */
 void
 daemon_thread_store_close(void *thread_state)
 {
@@ -129,26 +147,40 @@ migrate(const struct daemon_program *prog, const struct daemon_config *dc)
 	return rc == -1 ? or_error_prefix("database schema") : 0;
 }
 
-/* init: the state directory, the schema, the program's keys, the first admin token. */
+/*
+ * init: the state directory, the schema, the program's keys, the first admin
+ * token. A database with the 'admin' token is initialised: nothing is
+ * touched. Otherwise every step may run again, so an init that failed half
+ * way (a key file it could not write, say) can be run again once fixed.
+ */
 static int
 initialise(const struct daemon_program *prog, const struct daemon_config *dc, void *app)
 {
-	char token[CLOUD_TOKEN_HEX + 1];
+	static const char already[] =
+		"already initialised: the database has an 'admin' token (make more with the "
+		"admin API)";
+	char token[CLOUD_TOKEN_HEX + 1] = "";
+	const char *params[1] = {"admin"};
+	struct store_result *res = NULL;
 	struct store *st = NULL;
 	bool exists;
 	int rc = -1;
 
 	if (file_ensure_dir(dc->state_dir, 0700) == -1 || migrate(prog, dc) == -1)
 		return -1;
-	if (prog->initialise != NULL && prog->initialise(app) == -1)
-		return -1;
 	if (store_open(dc->database, &st) == -1)
 		return or_error_prefix("database");
+	if (store_exec(st, "SELECT 1 FROM admin_tokens WHERE name = $1", params, 1, &res) == -1)
+		goto out;
+	if (store_rows(res) > 0) {
+		or_error("%s", already);
+		goto out;
+	}
+	if (prog->initialise != NULL && prog->initialise(app) == -1)
+		goto out;
 	if (admin_token_create(st, "admin", "admin", token, &exists) == -1) {
 		if (exists)
-			or_error(
-				"already initialised: the database has an 'admin' token (make more "
-				"with the admin API)");
+			or_error("%s", already);
 		goto out;
 	}
 	fprintf(stderr, "%s: initialised %s; the first admin token follows, shown this once\n",
@@ -158,6 +190,7 @@ initialise(const struct daemon_program *prog, const struct daemon_config *dc, vo
 	rc = 0;
 out:
 	OPENSSL_cleanse(token, sizeof(token));
+	store_result_free(res);
 	store_close(st);
 	return rc;
 }
@@ -190,6 +223,7 @@ serve(const struct daemon_program *prog, const struct daemon_config *dc, void *a
 	return 0;
 }
 
+/* Bad usage: the reason and the usage on stderr; exit status 2. */
 static int
 usage_error(const struct daemon_program *prog, const char *msg)
 {
@@ -197,6 +231,7 @@ usage_error(const struct daemon_program *prog, const char *msg)
 	return 2;
 }
 
+/* See daemon.h. Core dumps are off before anything secret is read. */
 int
 daemon_main(int argc, char **argv, const struct daemon_program *prog)
 {

@@ -4,6 +4,7 @@
  */
 #include "lockout.h"
 
+/* See lockout.h. */
 unsigned long
 lockout_seconds(const struct lockout_policy *p, unsigned long failures)
 {

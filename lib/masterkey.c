@@ -27,6 +27,7 @@ struct masterkey {
 	struct secret key;
 };
 
+/* See masterkey.h: 32 bytes of OpenSSL's generator, written atomically 0600. */
 int
 masterkey_create(const char *path)
 {
@@ -45,6 +46,7 @@ masterkey_create(const char *path)
 	return rc;
 }
 
+/* See masterkey.h: the mode and size are checked before the key is kept. */
 int
 masterkey_load(const char *path, struct masterkey **out)
 {
@@ -84,6 +86,7 @@ out:
 	return rc;
 }
 
+/* Frees the key; its bytes are zeroed. */
 void
 masterkey_free(struct masterkey *mk)
 {
@@ -131,6 +134,7 @@ out:
 	return rc;
 }
 
+/* See masterkey.h: a fresh random nonce for every value. */
 int
 masterkey_seal(const struct masterkey *mk, const char *context, const void *data, size_t len,
 	       char **sealed)
@@ -164,6 +168,7 @@ out:
 	return rc;
 }
 
+/* See masterkey.h: nothing of the value is returned unless the tag verifies. */
 int
 masterkey_open(const struct masterkey *mk, const char *context, const char *sealed,
 	       struct secret *out)

@@ -31,6 +31,7 @@ role_input(enum ocra_role role, const char *client_q, const char *server_q, cons
 	return 0;
 }
 
+/* See ocra_mutual.h. */
 int
 ocra_mutual_response(const struct ocra_suite *suite, const struct ocra_hmac *hmac,
 		     enum ocra_role role, const char *client_q, const char *server_q,
@@ -44,6 +45,7 @@ ocra_mutual_response(const struct ocra_suite *suite, const struct ocra_hmac *hma
 	return ocra_compute(suite, &in, hmac, out, out_cap);
 }
 
+/* See ocra_mutual.h; ocra_verify compares in constant time. */
 int
 ocra_mutual_check(const struct ocra_suite *suite, const struct ocra_hmac *hmac, enum ocra_role role,
 		  const char *client_q, const char *server_q, const uint8_t *session,

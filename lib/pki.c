@@ -245,7 +245,11 @@ set_subject_cn(X509 *cert, const char *cn)
 	return 0;
 }
 
-/* Version 3, random serial, validity of days from now, issuer's name (or own). */
+/*
+ * Version 3, random serial, validity of days from now but never past the
+ * issuer's own notAfter (a certificate that outlives its CA would only fail
+ * later, at the far end), issuer's name (or own).
+ */
 static X509 *
 new_cert(X509 *issuer, const char *cn, EVP_PKEY *pubkey, unsigned days)
 {
@@ -264,6 +268,12 @@ new_cert(X509 *issuer, const char *cn, EVP_PKEY *pubkey, unsigned days)
 	    X509_time_adj_ex(X509_getm_notAfter(cert), (int)days, 0, NULL) == NULL ||
 	    X509_set_pubkey(cert, pubkey) != 1) {
 		ssl_error("cannot build certificate");
+		goto fail;
+	}
+	if (issuer != NULL &&
+	    ASN1_TIME_compare(X509_get0_notAfter(cert), X509_get0_notAfter(issuer)) > 0 &&
+	    X509_set1_notAfter(cert, X509_get0_notAfter(issuer)) != 1) {
+		ssl_error("cannot bound the certificate's validity");
 		goto fail;
 	}
 	return cert;

@@ -59,7 +59,8 @@ const char *pki_ca_cert_pem(const struct pki_ca *ca);
 /*
  * Issues a TLS server certificate for a new EC P-256 key: CN common_name,
  * a SAN for each of names (an IPv4/IPv6 literal becomes an IP SAN, anything
- * else must be a DNS name), EKU serverAuth, valid for days. The key comes
+ * else must be a DNS name), EKU serverAuth, valid for days (never past the
+ * CA's expiry). The key comes
  * back in key_pem (secret, NUL-terminated PEM).
  */
 int pki_issue_server(struct pki_ca *ca, const char *common_name, const char *const *names,
@@ -77,7 +78,8 @@ int pki_csr_check(const char *csr_pem, const char *required_uri, char key_id[PKI
 /*
  * Signs a router's CSR (checked as by pki_csr_check): subject CN=router_name,
  * SAN URI urn:onramp:peering:<router_name>, EKU serverAuth and clientAuth,
- * CA:FALSE, valid for days (1..PKI_MAX_DAYS_LEAF), a fresh random serial.
+ * CA:FALSE, valid for days (1..PKI_MAX_DAYS_LEAF) but never past the CA's
+ * own expiry, a fresh random serial.
  */
 int pki_sign_router_csr(struct pki_ca *ca, const char *csr_pem, const char *router_name,
 			unsigned days, struct pki_issued *out);

@@ -23,6 +23,10 @@ static const char usage[] =
 	"  --help     this text\n"
 	"  --version  the version\n";
 
+/*
+ * Reads [redirectd] retry_after (the rest is daemon_config_read's); trusts the file only as
+ * parsed by lib/config.
+ */
 static int
 configure(struct config *cfg, const struct daemon_config *dc, bool init, void **out)
 {
@@ -36,12 +40,14 @@ configure(struct config *cfg, const struct daemon_config *dc, bool init, void **
 	return config_get_uint(cfg, "redirectd", "retry_after", 60, 1, 86400, &app->retry_after);
 }
 
+/* daemon_main's routes hook: the redirector's table. */
 static size_t
 routes(void *app, const struct http_route **out)
 {
 	return redirect_routes(app, out);
 }
 
+/* onramp-redirectd: daemon_main with the redirector's configuration, schema and routes. */
 int
 main(int argc, char **argv)
 {

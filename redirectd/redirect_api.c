@@ -72,6 +72,7 @@ out:
 	json_decref(body);
 }
 
+/* One claim row (CLAIM_COLUMNS order) as the API shows it. */
 static json_t *
 claim_json(const struct store_result *res, size_t row)
 {
@@ -280,6 +281,7 @@ admin(struct http_ctx *ctx, void *arg)
 	}
 }
 
+/* The route table: phone home for routers, /v1/admin/ for tokens; app goes to phone home. */
 size_t
 redirect_routes(struct redirect_app *app, const struct http_route **routes)
 {

@@ -56,8 +56,10 @@ class Managed:
         self.proc = None
 
     def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Conductor(Managed):
@@ -111,6 +113,13 @@ class Conductor(Managed):
         self.port, self.admin_port = ports["port"], ports["admin_port"]
         return self
 
+
+    def stop(self):
+        """Stops the daemon; a clean stop exits 0 (a sanitizer report or a crash would not)."""
+        proc = self.proc
+        super().stop()
+        if proc is not None and proc.returncode != 0:
+            raise AssertionError(f"{self.name} exited {proc.returncode}:\n{self.log()[-3000:]}")
 
     @property
     def address(self):

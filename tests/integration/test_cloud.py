@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 import ssl
+import threading
 
 import pytest
 
@@ -204,6 +205,40 @@ def test_brute_force_locks_the_device_out(env):
     neighbour = env.device("BRUTE-NEIGHBOUR")
     neighbour.claim("acme", "paris")
     assert all(s["ok"] for s in neighbour.run("onboard"))
+
+
+def test_concurrent_wrong_responses_get_no_more_tries_than_the_threshold(env):
+    # 16 open challenges answered wrongly at once, each on its own TLS connection:
+    # however the cloud's threads interleave them, only lockout_threshold (3) of them
+    # are checked; every other one is locked out before its response is looked at.
+    env.ensure_site("acme", "paris")
+    dev = env.device("BRUTE-PARALLEL")
+    dev.claim("acme", "paris")
+    ids = []
+    for i in range(16):
+        status, _, doc = cloud_request(env, "POST", "/v1/device/auth/start",
+                                       {"serial": dev.serial,
+                                        "client_challenge": f"q{i:02d}" + "x" * 7})
+        assert status == 200, doc
+        ids.append(doc["challenge_id"])
+    barrier = threading.Barrier(len(ids))
+    answers = []
+
+    def finish(challenge_id):
+        barrier.wait()
+        answers.append(cloud_request(env, "POST", "/v1/device/auth/finish",
+                                     {"serial": dev.serial, "challenge_id": challenge_id,
+                                      "response": "00000000"}))
+
+    threads = [threading.Thread(target=finish, args=(i,)) for i in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(status for status, _, _ in answers)
+    assert statuses == [403] * 3 + [429] * 13, statuses
+    shown = env.ctl_json("device", "show", dev.serial)
+    assert shown["failures"] == 3 and shown["locked_until"] is not None
 
 
 def test_another_devices_information_is_never_given_out(env):

@@ -41,6 +41,40 @@ def test_configuration_errors_name_file_and_line(workdir, name, section):
     assert proc.returncode == 2 and f"{d.conf}:" in proc.stderr and "threads" in proc.stderr
     proc = run(name, "--config", os.path.join(workdir, "missing.conf"))
     assert proc.returncode == 2 and "missing.conf" in proc.stderr
+    # A value the daemon checks itself names its line too; a missing key its section's.
+    d = Daemon(name, workdir, section, pki, "log_level = loud\n", tag="-c")
+    proc = run(name, "init", "--config", d.conf)
+    assert proc.returncode == 2 and f"{d.conf}:8: log_level: unknown log level" in proc.stderr
+    conf = os.path.join(workdir, f"{section}-d.conf")
+    with open(conf, "w") as f:
+        f.write(f"# no state\n[{section}]\ncert_file = {pki.cert}\nkey_file = {pki.key}\n")
+    proc = run(name, "init", "--config", conf)
+    assert proc.returncode == 2 and f"{conf}:2: [{section}] state_dir is required" in proc.stderr
+
+
+def test_cloudd_configuration_values_name_file_and_line(workdir):
+    pki = Pki(workdir, "srv")
+    # The keys of the state directory exist, so only the configuration can be wrong.
+    Daemon("onramp-cloudd", workdir, "cloudd", pki).init()
+    for n, (extra, message) in enumerate([
+            ("public_url = http://cloud.example\n", ":8: public_url must start with https://"),
+            ("public_ca_file = /nonexistent/ca.pem\n", ":8: public_ca_file: /nonexistent"),
+            (f"public_ca_file = {pki.key}\n", ":8: public_ca_file: "),
+            ("[redirector]\nurl = https://127.0.0.1:9\n", ":9: [redirector] needs url"),
+            ("[redirector]\nca_file = /x\n", ":8: [redirector] needs url"),
+            ("[redirector]\nurl = ftp://x\nca_file = /x\ntoken_file = /y\n",
+             ":9: [redirector] url must start"),
+            (f"public_url = https://127.0.0.1:9\npublic_ca_file = {pki.ca}\n[redirector]\n"
+             f"url = https://127.0.0.1:9\nca_file = /nonexistent/r.pem\ntoken_file = /y\n",
+             ":12: ca_file: /nonexistent/r.pem"),
+            (f"public_url = https://127.0.0.1:9\npublic_ca_file = {pki.ca}\n[redirector]\n"
+             f"url = https://127.0.0.1:9\nca_file = {pki.ca}\ntoken_file = {pki.ca}\n",
+             ":13: token_file: "),
+    ]):
+        d = Daemon("onramp-cloudd", workdir, "cloudd", pki, extra, tag=f"-v{n}")
+        proc = run("onramp-cloudd", "--config", d.conf, timeout=10)
+        assert proc.returncode == 2, (extra, proc.stderr)
+        assert f"{d.conf}{message}" in proc.stderr, (extra, proc.stderr)
 
 
 def test_cloudd_init_once_keys_private(workdir):
@@ -55,10 +89,15 @@ def test_cloudd_init_once_keys_private(workdir):
     # A second init changes nothing and says why.
     with open(os.path.join(d.state, "master.key"), "rb") as f:
         master = f.read()
+    with open(os.path.join(d.state, "inventory.pub.pem"), "rb") as f:
+        inventory_pub = f.read()
     proc = run("onramp-cloudd", "init", "--config", d.conf)
-    assert proc.returncode == 1 and "already exists" in proc.stderr
+    assert proc.returncode == 1 and "already initialised" in proc.stderr
+    assert proc.stdout == ""
     with open(os.path.join(d.state, "master.key"), "rb") as f:
         assert f.read() == master
+    with open(os.path.join(d.state, "inventory.pub.pem"), "rb") as f:
+        assert f.read() == inventory_pub
     # The token is kept only as its hash.
     with open(os.path.join(d.state, "cloud.db"), "rb") as f:
         assert token.encode() not in f.read()
@@ -66,6 +105,23 @@ def test_cloudd_init_once_keys_private(workdir):
     os.chmod(os.path.join(d.state, "master.key"), 0o644)
     proc = run("onramp-cloudd", "--config", d.conf, timeout=10)
     assert proc.returncode == 2 and "master.key" in proc.stderr and "0600" in proc.stderr
+
+
+def test_cloudd_init_that_failed_half_way_can_run_again(workdir):
+    # The inventory public key cannot be written (its directory does not exist):
+    # init fails after making the master key. Once fixed, init completes with it.
+    pki = Pki(workdir, "srv")
+    pub = os.path.join(workdir, "factory", "inventory.pub.pem")
+    d = Daemon("onramp-cloudd", workdir, "cloudd", pki, f"inventory_pub_file = {pub}\n")
+    proc = run("onramp-cloudd", "init", "--config", d.conf)
+    assert proc.returncode == 1 and "factory" in proc.stderr
+    with open(os.path.join(d.state, "master.key"), "rb") as f:
+        master = f.read()
+    os.mkdir(os.path.join(workdir, "factory"))
+    d.init()
+    with open(os.path.join(d.state, "master.key"), "rb") as f:
+        assert f.read() == master
+    assert os.path.exists(pub)
 
 
 def test_cloudd_refuses_incomplete_redirector_section(workdir):

@@ -39,8 +39,14 @@ def conductors(database_for):
         return c.start()
 
     yield make
+    # Every one is stopped and removed; then the first unclean exit fails the test.
+    errors = []
     for c in made:
-        c.cleanup()
+        try:
+            c.cleanup()
+        except AssertionError as e:
+            errors.append(str(e))
+    assert not errors, "\n".join(errors)
 
 
 @pytest.fixture
@@ -297,6 +303,21 @@ def test_router_side_migrate_command(sqlite_conductor, routers):
     assert staging.router_record("r1")["migrations"][0]["state"] == "succeeded"
 
 
+def test_progress_reports_must_be_printable(sqlite_conductor, routers):
+    # Reports are logged and shown to operators: a control character (a forged log
+    # line, a terminal escape) is refused and nothing of the report is kept.
+    staging = sqlite_conductor()
+    router, _, _ = onboard(staging, routers)
+    router.stop()
+    proc = router.run_tool("report", "certificate", "failed", "bad\nALARM critical forged")
+    assert proc.returncode == 1 and "400" in proc.stderr and "control character" in proc.stderr
+    assert "forged" not in staging.log()
+    proc = router.run_tool("report", "certificate", "failed", "the TPM is busy")
+    assert proc.returncode == 0, proc.stderr
+    events = staging.router_record("r1")["events"]
+    assert [(e["step"], e["reason"]) for e in events] == [("certificate", "the TPM is busy")]
+
+
 # ---- bad input and the admin API ---------------------------------------------
 
 
@@ -364,6 +385,27 @@ def test_init_refuses_an_initialised_directory_and_prints_no_secret(tmp_path):
         mode = os.stat(os.path.join(c.state, "ca.key")).st_mode & 0o777
         assert mode == 0o600
         assert os.stat(os.path.join(c.state, "master.key")).st_mode & 0o777 == 0o600
+    finally:
+        c.cleanup()
+
+
+def test_failed_init_leaves_nothing_that_stops_a_second_init(tmp_path):
+    # A CA import that cannot be read fails init; once the configuration is fixed,
+    # init runs (it did not, as a master key was left behind).
+    c = Conductor("staging", "retry",
+                  extra=f"[ca]\nimport-certificate = {tmp_path}/no-ca.pem\n"
+                        f"import-key = {tmp_path}/no-ca.key\n")
+    try:
+        proc = subprocess.run([program("onramp-conductord"), "init", "--config", c.config],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1 and "no-ca.pem" in proc.stderr
+        assert sorted(os.listdir(c.state)) in ([], ["conductor.db"])
+        with open(c.config) as f:
+            text = f.read()
+        with open(c.config, "w") as f:
+            f.write(text[:text.index("[ca]")] + text[text.index("[admin]"):])
+        assert "initialised" in c.init().stdout
+        assert os.path.exists(os.path.join(c.state, "ca.pem"))
     finally:
         c.cleanup()
 
@@ -470,15 +512,19 @@ def test_bad_configuration_names_file_and_line(tmp_path):
     conf = tmp_path / "c.conf"
     state = tmp_path / "state"
     for text, message in [
-        ("[conductor]\nname = c\nstate-dir = {d}\nrole = primary\n", "role must be"),
+        ("[conductor]\nname = c\nstate-dir = {d}\nrole = primary\n", ":4: role must be"),
         ("[conductor]\nname = c\nstate-dir = {d}\nport = 70000\n", ":4: port"),
         ("[conductor]\nname = c\nstate-dir = {d}\nfrobs = 1\n", ":4"),
-        ("[conductor]\nstate-dir = {d}\n", "name is required"),
-        ("[conductor]\nname = c\nstate-dir = relative\n", "must be absolute"),
-        ("[conductor]\nname = c\nstate-dir = {d}\nserver-name = bad name\n", "server-name"),
+        ("[conductor]\nstate-dir = {d}\n", ":1: [conductor] name is required"),
+        ("[conductor]\nname = -c\nstate-dir = {d}\n", ":2: [conductor] name is required"),
+        ("[conductor]\nname = c\nstate-dir = relative\n", ":3: [conductor] state-dir"),
+        ("[conductor]\nname = c\nstate-dir = {d}\nserver-name = bad name\n", ":4: server-name"),
+        ("[conductor]\nname = c\nstate-dir = {d}\nlisten = localhost\n", ":4: [conductor] listen"),
+        ("[conductor]\nname = c\nstate-dir = {d}\n[admin]\nlisten = any\n", ":5: [admin] listen"),
+        ("[conductor]\nname = c\nstate-dir = {d}\nlog-level = loud\n", ":4: log-level"),
         ("[conductor]\nname = c\nstate-dir = {d}\ncertificate-days = 10\n"
-         "renew-before-days = 20\n", "must not exceed"),
-        ("[conductor]\nname = c\nstate-dir = {d}\n[ca]\nimport-key = /k\n", "go together"),
+         "renew-before-days = 20\n", ":5: renew-before-days (20) must not exceed"),
+        ("[conductor]\nname = c\nstate-dir = {d}\n[ca]\nimport-key = /k\n", ":5: [ca] import-certificate and"),
     ]:
         conf.write_text(text.format(d=state))
         proc = subprocess.run([program("onramp-conductord"), "init", "--config", str(conf)],

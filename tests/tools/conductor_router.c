@@ -11,6 +11,7 @@
  *       run                         serve the current conductor until SIGTERM
  *       migrate ADDR [ADDR] [--window S]   the router-side migrate (the agent's command)
  *       current                     print which conductor is current
+ *       report STEP OUTCOME REASON  connect, post one progress report, leave
  *
  * Every step report is printed on stdout as one JSON line:
  *   {"step":"certificate","ok":true,"reason":null,"time":...}
@@ -81,7 +82,28 @@ static const char usage[] =
 	"usage: conductor-router --state-dir DIR --asset-id ID [--software | --tcti T]\n"
 	"         [--staging ADDR --root-ca FILE --psk-file FILE] [--proxy HOST:PORT\n"
 	"         [--proxy-user U --proxy-password-file F]] [--poll-wait S] [--window S]\n"
-	"         run | current | migrate ADDR [ADDR]\n";
+	"         run | current | migrate ADDR [ADDR] | report STEP OUTCOME REASON\n";
+
+/* report: one progress report to the current conductor, on a connection of its own. */
+static int
+report_once(const struct conductor_client_opts *o, const char *step, const char *outcome,
+	    const char *reason)
+{
+	struct conductor_target t = {0};
+	struct conductor_conn *c = NULL;
+	json_t *events = json_pack("[{s:s, s:s, s:s, s:I}]", "step", step, "outcome", outcome,
+				   "reason", reason, "time", (json_int_t)time(NULL));
+	char current[16];
+	int rc = -1;
+
+	if (events != NULL && conductor_current(o, current) == 0 &&
+	    conductor_get_target(o, current, &t) == 0 && conductor_connect(o, &t, &c) == 0)
+		rc = conductor_report_events(c, events);
+	conductor_close(c);
+	conductor_target_free(&t);
+	json_decref(events);
+	return rc;
+}
 
 /*
  * Opens the device key and vault (software or TPM), stores the staging conductor if given, runs
@@ -213,6 +235,9 @@ main(int argc, char **argv)
 			puts(current);
 			rc = 0;
 		}
+	} else if (strcmp(argv[optind], "report") == 0 && optind + 4 == argc) {
+		rc = report_once(&o, argv[optind + 1], argv[optind + 2], argv[optind + 3]) == 0 ? 0
+												: 1;
 	} else if (strcmp(argv[optind], "migrate") == 0 && optind + 1 < argc) {
 		rc = conductor_migrate(&o, (const char *const *)argv + optind + 1,
 				       (size_t)(argc - optind - 1), window, 0) == 0

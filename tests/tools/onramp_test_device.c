@@ -72,6 +72,7 @@ step(const char *name, int rc, const struct cloud_outcome *oc, json_t *extra)
 	return rc;
 }
 
+/* A session to the cloud at url, through the proxy when there is one. */
 static int
 open_cloud(struct run *r, const char *url, struct http_session **s)
 {
@@ -120,6 +121,7 @@ attempt(struct run *r, struct http_session *begin_on, struct http_session *bindi
 	return rc;
 }
 
+/* Gets the onboarding information with token and prints it as a step. */
 static int
 onboarding(struct run *r, struct http_session *s, const struct secret *token)
 {
@@ -143,6 +145,7 @@ onboarding(struct run *r, struct http_session *s, const struct secret *token)
 	return 0;
 }
 
+/* Sends four progress events (a failure among them) with token; prints it as a step. */
 static int
 report(struct http_session *s, const struct secret *token)
 {
@@ -231,6 +234,7 @@ out:
 	return rc;
 }
 
+/* Opens the device identity, phones home, then runs the action named on the command line. */
 int
 main(int argc, char **argv)
 {

@@ -96,6 +96,16 @@ errors_name_file_and_line(void **state)
 	assert_int_equal(config_line(&cfg, "", "a"), 1);
 	assert_int_equal(config_line(&cfg, "s", "missing"), 0);
 	assert_int_equal(config_line(&cfg, "t", "k"), 0);
+	/* ... and config_error_at puts that line (else the section's) before the message */
+	or_error("k is wrong");
+	assert_int_equal(config_error_at(&cfg, "s", "k"), -1);
+	assert_string_equal(or_errmsg(), "c.conf:5: k is wrong");
+	or_error("m is required");
+	assert_int_equal(config_error_at(&cfg, "s", "m"), -1);
+	assert_string_equal(or_errmsg(), "c.conf:2: m is required");
+	or_error("[t] is required");
+	assert_int_equal(config_error_at(&cfg, "t", "k"), -1);
+	assert_string_equal(or_errmsg(), "c.conf: [t] is required");
 	config_free(&cfg);
 
 	assert_int_equal(config_load("/nonexistent/onramp.conf", &cfg), -1);

@@ -20,6 +20,7 @@
 #include <openssl/x509v3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct fixture {
 	char *ca_pem;
@@ -32,7 +33,7 @@ setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
-	if (f == NULL || pki_ca_create("test root", 30, &f->ca_pem, &f->ca_key) == -1 ||
+	if (f == NULL || pki_ca_create("test root", 400, &f->ca_pem, &f->ca_key) == -1 ||
 	    pki_ca_load(f->ca_pem, (char *)f->ca_key.data, &f->ca) == -1)
 		return -1;
 	*state = f;
@@ -267,6 +268,46 @@ router_cert_carries_only_the_conductors_names(void **state)
 	EVP_PKEY_free(key);
 }
 
+/* A leaf asked to live longer than its CA stops when the CA does, and still verifies. */
+static void
+leaf_never_outlives_its_ca(void **state)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	char *csr = make_csr(key, "r", NULL), *ca_pem = NULL;
+	const char *names[1] = {"127.0.0.1"};
+	struct secret ca_key = {0}, srv_key = {0};
+	struct pki_issued out, srv;
+	struct pki_ca *ca = NULL;
+	X509 *root;
+	struct tm tm;
+	time_t ca_end;
+
+	(void)state;
+	assert_int_equal(pki_ca_create("short root", 10, &ca_pem, &ca_key), 0);
+	assert_int_equal(pki_ca_load(ca_pem, (char *)ca_key.data, &ca), 0);
+	root = parse_cert(ca_pem);
+	assert_int_equal(ASN1_TIME_to_tm(X509_get0_notAfter(root), &tm), 1);
+	ca_end = timegm(&tm);
+	assert_int_equal(pki_sign_router_csr(ca, csr, "r1", 365, &out), 0);
+	assert_int_equal(out.not_after, ca_end);
+	assert_int_equal(verify_chain(ca_pem, out.cert_pem, X509_PURPOSE_SSL_CLIENT), X509_V_OK);
+	assert_int_equal(pki_issue_server(ca, "srv", names, 1, 397, &srv, &srv_key), 0);
+	assert_int_equal(srv.not_after, ca_end);
+	/* Shorter than the CA: as asked. */
+	pki_issued_free(&out);
+	assert_int_equal(pki_sign_router_csr(ca, csr, "r1", 5, &out), 0);
+	assert_true(out.not_after < ca_end);
+	pki_issued_free(&out);
+	pki_issued_free(&srv);
+	secret_free(&srv_key);
+	X509_free(root);
+	pki_ca_free(ca);
+	secret_free(&ca_key);
+	free(ca_pem);
+	free(csr);
+	EVP_PKEY_free(key);
+}
+
 static void
 serials_are_unique(void **state)
 {
@@ -399,6 +440,7 @@ main(void)
 		cmocka_unit_test(server_cert_refuses_bad_names),
 		cmocka_unit_test(router_cert_carries_only_the_conductors_names),
 		cmocka_unit_test(serials_are_unique),
+		cmocka_unit_test(leaf_never_outlives_its_ca),
 		cmocka_unit_test(csr_checks),
 		cmocka_unit_test(server_cert_serves_its_names_until_near_expiry),
 		cmocka_unit_test(verify_chain_against_anchor),
