@@ -388,6 +388,19 @@ done_through(struct onboard *ob, enum ob_step last, time_t now)
 }
 
 /*
+ * A step the conductor client finished and saved just before the agent was
+ * stopped: mark it done and report it, as if it had just happened here.
+ */
+static void
+catch_up(struct onboard *ob, enum ob_step step, time_t now)
+{
+	if (onboard_is_done(&ob->st, step))
+		return;
+	onboard_step_done(&ob->st, step, now);
+	record(ob, onboard_step_name(step), "ok", "done before the agent restarted");
+}
+
+/*
  * The device is open: takes what the conductor client stored, so that a
  * kill -9 between its write and ours loses nothing.
  */
@@ -402,20 +415,17 @@ opened(struct onboard *ob, json_t *facts)
 	json_object_set(ob->data, "device", facts);
 	if (current != NULL && current[0] != '\0')
 		done_through(ob, OB_ONBOARDING_INFO, now);
-	if (json_is_true(json_object_get(facts, "certificate")) &&
-	    !onboard_is_done(&ob->st, OB_CERTIFICATE))
-		onboard_step_done(&ob->st, OB_CERTIFICATE, now);
-	if (json_is_true(json_object_get(facts, "configuration")) &&
-	    !onboard_is_done(&ob->st, OB_CONFIGURATION))
-		onboard_step_done(&ob->st, OB_CONFIGURATION, now);
-	if (json_is_true(json_object_get(facts, "production")) &&
-	    !onboard_is_done(&ob->st, OB_PRODUCTION_INFO))
-		onboard_step_done(&ob->st, OB_PRODUCTION_INFO, now);
+	if (json_is_true(json_object_get(facts, "certificate")))
+		catch_up(ob, OB_CERTIFICATE, now);
+	if (json_is_true(json_object_get(facts, "configuration")))
+		catch_up(ob, OB_CONFIGURATION, now);
+	if (json_is_true(json_object_get(facts, "production")))
+		catch_up(ob, OB_PRODUCTION_INFO, now);
 	deadline = (time_t)json_integer_value(json_object_get(facts, "migration_deadline"));
 	if (current != NULL && strcmp(current, "production") == 0) {
 		if (!onboard_is_done(&ob->st, OB_MIGRATE)) {
 			done_through(ob, OB_STAGING_CONNECT, now);
-			onboard_step_done(&ob->st, OB_MIGRATE, now);
+			catch_up(ob, OB_MIGRATE, now);
 		}
 	} else if (deadline != 0 && ob->st.migrate_deadline == 0) {
 		onboard_migrate_started(&ob->st, deadline);

@@ -135,7 +135,18 @@ def test_killed_with_9_at_every_step_boundary_it_still_ends_running(lab, swtpm):
     state = agent.state
     identity = sha256(os.path.join(state, "identity.json"))
     certkey = None
+    crossed_together = []
     for boundary in BOUNDARIES:
+        step = boundary.split(":")[0]
+        # The conductor's commands (certificate, configuration, production-info)
+        # may complete in one save with the step before; that boundary was then
+        # crossed in the previous run and cannot be killed at on its own.
+        if boundary != "migrate:started" and os.path.exists(os.path.join(state,
+                                                                         "onboarding.json")):
+            with open(os.path.join(state, "onboarding.json")) as f:
+                if step in json.load(f)["state"]["engine"]["done"]:
+                    crossed_together.append(boundary)
+                    continue
         agent.write_conf(tcti=swtpm.tcti, extra=f"test-kill-after = {boundary}\n")
         agent.start()
         if boundary == "migrate:started":
@@ -150,7 +161,6 @@ def test_killed_with_9_at_every_step_boundary_it_still_ends_running(lab, swtpm):
             raise AssertionError(f"not killed at {boundary}: {agent.log()[-3000:]}")
         assert agent.proc.returncode == -9, (boundary, agent.log()[-3000:])
         assert f"test-kill-after {boundary}: killing myself" in agent.log()
-        step = boundary.split(":")[0]
         if boundary != "migrate:started":
             # The state file says the step is done: the kill came after the save.
             with open(os.path.join(state, "onboarding.json")) as f:
@@ -175,7 +185,9 @@ def test_killed_with_9_at_every_step_boundary_it_still_ends_running(lab, swtpm):
     assert len(lab.production.router()["certificates"]) == 1
     assert [m["state"] for m in lab.staging.router()["migrations"]] == ["succeeded"]
     # Each restart resumed where the last one stopped (none started over).
-    assert agent.log().count("onboarding: resuming at step") == len(BOUNDARIES)
+    assert set(crossed_together) <= {"configuration", "production-info"}, crossed_together
+    assert agent.log().count("onboarding: resuming at step") == \
+        len(BOUNDARIES) - len(crossed_together)
     assert "starting over" not in agent.log()
     agent.stop()
     assert agent.proc.returncode == 0
