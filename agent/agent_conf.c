@@ -28,21 +28,6 @@ agent_dhcp_name(enum agent_dhcp dhcp)
 	return (unsigned)dhcp < 3 ? dhcp_names[dhcp] : "unknown";
 }
 
-/*
- * Puts "FILE:LINE: " in front of the current error, the line being that of
- * section/key (of the section header when the key is absent); returns -1.
- */
-static int
-at_key(const struct config *cfg, const char *section, const char *key)
-{
-	int line = config_line(cfg, section, key);
-
-	for (size_t i = 0; line == 0 && i < cfg->section_count; i++)
-		if (strcmp(cfg->sections[i], section) == 0)
-			line = cfg->section_lines[i];
-	return or_error_prefix("%s:%d", cfg->path, line);
-}
-
 /* Copies an absolute path that fits. */
 static int
 copy_path(char *dst, size_t cap, const char *value, const char *what)
@@ -163,20 +148,20 @@ load_agent_section(struct config *cfg, struct agent_conf *c, const char **bootst
 	    config_get_string(cfg, "agent", "log-level", "info", &level) == -1)
 		return -1;
 	if (copy_path(c->state_dir, sizeof(c->state_dir), state_dir, "state-dir") == -1)
-		return at_key(cfg, "agent", "state-dir");
+		return config_error_at(cfg, "agent", "state-dir");
 	if (copy_path(c->control_socket, sizeof(c->control_socket), socket, "control-socket") == -1)
-		return at_key(cfg, "agent", "control-socket");
+		return config_error_at(cfg, "agent", "control-socket");
 	if (log_level_parse(level, &c->log_level) == -1)
-		return at_key(cfg, "agent", "log-level");
+		return config_error_at(cfg, "agent", "log-level");
 	if (*bootstrap != NULL)
 		return copy_path(c->bootstrap_file, sizeof(c->bootstrap_file), *bootstrap,
 				 "bootstrap-file") == -1
-			       ? at_key(cfg, "agent", "bootstrap-file")
+			       ? config_error_at(cfg, "agent", "bootstrap-file")
 			       : 0;
 	if ((size_t)snprintf(c->bootstrap_file, sizeof(c->bootstrap_file), "%s/bootstrap.conf",
 			     c->state_dir) >= sizeof(c->bootstrap_file)) {
 		or_error("state-dir is too long");
-		return at_key(cfg, "agent", "state-dir");
+		return config_error_at(cfg, "agent", "state-dir");
 	}
 	return 0;
 }
@@ -198,25 +183,25 @@ load_proxy_section(struct config *cfg, struct agent_conf *c)
 	    config_get_uint(cfg, "proxy", "health-timeout", 3, 1, 60, &timeout) == -1)
 		return -1;
 	if (proxy_mode_parse(mode, &c->mode) == -1)
-		return at_key(cfg, "proxy", "mode");
+		return config_error_at(cfg, "proxy", "mode");
 	if (strcmp(auth, "any") != 0 && strcmp(auth, "basic") != 0 && strcmp(auth, "digest") != 0) {
 		or_error("auth must be any, basic or digest, not '%.40s'", auth);
-		return at_key(cfg, "proxy", "auth");
+		return config_error_at(cfg, "proxy", "auth");
 	}
 	snprintf(c->proxy_auth, sizeof(c->proxy_auth), "%s", auth);
 	if ((user == NULL) != (password_file == NULL)) {
 		or_error("user and password-file go together");
-		return at_key(cfg, "proxy", user != NULL ? "user" : "password-file");
+		return config_error_at(cfg, "proxy", user != NULL ? "user" : "password-file");
 	}
 	if (user != NULL) {
 		if (strlen(user) >= sizeof(c->proxy_user) || strchr(user, ':') != NULL) {
 			or_error("user must be shorter than %zu characters and have no ':'",
 				 sizeof(c->proxy_user));
-			return at_key(cfg, "proxy", "user");
+			return config_error_at(cfg, "proxy", "user");
 		}
 		snprintf(c->proxy_user, sizeof(c->proxy_user), "%s", user);
 		if (load_password(c, password_file) == -1)
-			return at_key(cfg, "proxy", "password-file");
+			return config_error_at(cfg, "proxy", "password-file");
 	}
 	c->health_interval = (unsigned)interval;
 	c->health_timeout = (unsigned)timeout;
@@ -271,12 +256,12 @@ load_iface_section(struct config *cfg, const char *section, int line, struct age
 		f->dhcp = AGENT_DHCP_OFF;
 	else {
 		or_error("[%s] dhcp must be true, false or hook, not '%.40s'", section, dhcp);
-		return at_key(cfg, section, "dhcp");
+		return config_error_at(cfg, section, "dhcp");
 	}
 	if (!valid_vendor_class(vendor)) {
 		or_error("[%s] vendor-class must be 1 to %d printable ASCII characters", section,
 			 DHCP_VENDOR_CLASS_MAX);
-		return at_key(cfg, section, "vendor-class");
+		return config_error_at(cfg, section, "vendor-class");
 	}
 	snprintf(f->vendor_class, sizeof(f->vendor_class), "%s", vendor);
 	f->route_metric = (unsigned)metric;
@@ -302,7 +287,7 @@ check_metrics(const struct config *cfg, const struct agent_conf *c)
 			or_error("[interface %s] and [interface %s] have the same route-metric %u",
 				 c->iface[i].name, c->iface[j].name, c->iface[i].route_metric);
 			snprintf(second, sizeof(second), "interface %s", c->iface[j].name);
-			return at_key(cfg, second, "route-metric");
+			return config_error_at(cfg, second, "route-metric");
 		}
 	}
 	return 0;
@@ -321,11 +306,11 @@ load_device_section(struct config *cfg, struct agent_conf *c)
 		return -1;
 	if (tcti != NULL && c->software_identity) {
 		or_error("tcti and software-identity = true exclude each other");
-		return at_key(cfg, "device", "software-identity");
+		return config_error_at(cfg, "device", "software-identity");
 	}
 	if (tcti != NULL && (tcti[0] == '\0' || strlen(tcti) >= sizeof(c->tcti))) {
 		or_error("tcti must have 1 to %zu characters", sizeof(c->tcti) - 1);
-		return at_key(cfg, "device", "tcti");
+		return config_error_at(cfg, "device", "tcti");
 	}
 	snprintf(c->tcti, sizeof(c->tcti), "%s", tcti ? tcti : "");
 	if (asset != NULL) {
@@ -338,7 +323,7 @@ load_device_section(struct config *cfg, struct agent_conf *c)
 			or_error("asset-id must be 1 to %d printable ASCII characters without "
 				 "spaces",
 				 AGENT_ASSET_ID_MAX);
-			return at_key(cfg, "device", "asset-id");
+			return config_error_at(cfg, "device", "asset-id");
 		}
 		snprintf(c->asset_id, sizeof(c->asset_id), "%s", asset);
 	}
@@ -353,23 +338,23 @@ load_redirector(struct config *cfg, struct agent_conf *c, const char *url, const
 		if (ca == NULL)
 			return 0;
 		or_error("redirector-ca needs redirector-url");
-		return at_key(cfg, "onboarding", "redirector-ca");
+		return config_error_at(cfg, "onboarding", "redirector-ca");
 	}
 	if (strncmp(url, "https://", 8) != 0 || url[8] == '\0' || strlen(url) > AGENT_URL_MAX) {
 		or_error("redirector-url must be https://HOST[:PORT] (at most %d characters), not "
 			 "'%.60s'",
 			 AGENT_URL_MAX, url);
-		return at_key(cfg, "onboarding", "redirector-url");
+		return config_error_at(cfg, "onboarding", "redirector-url");
 	}
 	if (ca == NULL) {
 		or_error("redirector-url needs redirector-ca (the redirector's trust anchor)");
-		return at_key(cfg, "onboarding", "redirector-url");
+		return config_error_at(cfg, "onboarding", "redirector-url");
 	}
 	if (copy_path(c->redirector_ca, sizeof(c->redirector_ca), ca, "redirector-ca") == -1)
-		return at_key(cfg, "onboarding", "redirector-ca");
+		return config_error_at(cfg, "onboarding", "redirector-ca");
 	if (c->tcti[0] == '\0' && !c->software_identity) {
 		or_error("onboarding needs [device] tcti (the TPM) or software-identity = true");
-		return at_key(cfg, "onboarding", "redirector-url");
+		return config_error_at(cfg, "onboarding", "redirector-url");
 	}
 	snprintf(c->redirector_url, sizeof(c->redirector_url), "%s", url);
 	c->onboarding = true;
@@ -395,13 +380,13 @@ load_onboarding_section(struct config *cfg, struct agent_conf *c)
 	if (kill != NULL) {
 		if (strlen(kill) >= sizeof(c->test_kill_after)) {
 			or_error("test-kill-after is too long");
-			return at_key(cfg, "onboarding", "test-kill-after");
+			return config_error_at(cfg, "onboarding", "test-kill-after");
 		}
 		snprintf(c->test_kill_after, sizeof(c->test_kill_after), "%s", kill);
 	}
 	if (base > cap) {
 		or_error("retry-base must not exceed retry-cap");
-		return at_key(cfg, "onboarding", "retry-base");
+		return config_error_at(cfg, "onboarding", "retry-base");
 	}
 	c->revert_window = (unsigned)window;
 	c->retry_base = (unsigned)base;
