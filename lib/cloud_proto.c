@@ -6,6 +6,7 @@
 
 #include "encoding.h"
 #include "error.h"
+#include "pki.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -194,41 +195,10 @@ int
 cloud_check_pem(const char *what, const char *pem)
 {
 	size_t len = strnlen(pem, CLOUD_PEM_MAX + 1);
-	BIO *bio = NULL;
-	X509 *cert;
-	int n = 0, rc = -1;
-	unsigned long e;
 
-	if (len == 0)
-		return or_error("%s is empty", what);
 	if (len > CLOUD_PEM_MAX)
 		return or_error("%s is larger than %d bytes", what, CLOUD_PEM_MAX);
-	bio = BIO_new_mem_buf(pem, (int)len);
-	if (bio == NULL)
-		return or_error("out of memory");
-	ERR_clear_error();
-	while ((cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-		X509_free(cert);
-		if (++n > CLOUD_PEM_CERTS_MAX) {
-			or_error("%s holds more than %d certificates", what, CLOUD_PEM_CERTS_MAX);
-			goto out;
-		}
-	}
-	/* The loop ends at the end of the text (no start line) or on a bad block. */
-	e = ERR_peek_last_error();
-	if (ERR_GET_LIB(e) != ERR_LIB_PEM || ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
-		or_error("%s holds a PEM block that is not a valid certificate", what);
-		goto out;
-	}
-	if (n == 0) {
-		or_error("%s holds no PEM certificate", what);
-		goto out;
-	}
-	rc = 0;
-out:
-	ERR_clear_error();
-	BIO_free(bio);
-	return rc;
+	return pki_check_certificates(pem, len, CLOUD_PEM_CERTS_MAX, what);
 }
 
 /* See cloud_proto.h. */

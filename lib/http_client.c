@@ -16,6 +16,7 @@
 #include "error.h"
 #include "http_classify.h"
 #include "http_parse.h"
+#include "pki.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -34,6 +35,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* A destination's anchor is a root CA or a small bundle of them. */
+#define HTTP_ANCHOR_CERTS_MAX 64
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
 #define DEFAULT_TOTAL_TIMEOUT_MS 30000L
 #define PATH_MAX_LEN 2048
@@ -77,27 +80,6 @@ struct http_session {
 	bool exporter_taken;
 	unsigned connects;
 };
-
-/* Refuses a trust anchor that holds no certificate, so curl never runs without one. */
-static int
-check_ca_pem(const char *pem)
-{
-	BIO *bio = BIO_new_mem_buf(pem, -1);
-	X509 *cert;
-	int count = 0;
-
-	if (bio == NULL)
-		return or_error("out of memory");
-	while ((cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-		X509_free(cert);
-		count++;
-	}
-	ERR_clear_error();
-	BIO_free(bio);
-	if (count == 0)
-		return or_error("the trust anchor holds no PEM certificate");
-	return 0;
-}
 
 /* Fills the session's base, host and "host:port"; the URL must be https://host[:port][/]. */
 static int
@@ -444,7 +426,8 @@ http_session_open(const char *base_url, const struct http_client_opts *opts,
 		opts->total_timeout_ms ? opts->total_timeout_ms : DEFAULT_TOTAL_TIMEOUT_MS;
 	if (parse_base(s, base_url) == -1)
 		goto fail;
-	if (check_ca_pem(opts->ca_pem) == -1) {
+	if (pki_check_certificates(opts->ca_pem, strlen(opts->ca_pem), HTTP_ANCHOR_CERTS_MAX,
+				   "the trust anchor") == -1) {
 		or_error_prefix("%s", s->origin);
 		goto fail;
 	}

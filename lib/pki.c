@@ -10,6 +10,7 @@
 #include "error.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -812,5 +813,45 @@ out:
 	X509_STORE_free(store);
 	sk_X509_pop_free(chain, X509_free);
 	sk_X509_pop_free(anchors, X509_free);
+	return rc;
+}
+
+/* See pki.h. Trusts nothing in pem: every block is parsed, the count bounded. */
+int
+pki_check_certificates(const char *pem, size_t len, size_t max_certs, const char *what)
+{
+	BIO *bio = NULL;
+	X509 *cert;
+	size_t n = 0;
+	unsigned long e;
+	int rc = -1;
+
+	if (len == 0)
+		return or_error("%s is empty", what);
+	if (len > INT_MAX || (bio = BIO_new_mem_buf(pem, (int)len)) == NULL)
+		return or_error("out of memory");
+	ERR_clear_error();
+	while ((cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		X509_free(cert);
+		if (++n > max_certs) {
+			or_error("%s holds more than %zu certificates", what, max_certs);
+			goto out;
+		}
+	}
+	/* The loop ends at the end of the text (no start line) or on a bad block. */
+	e = ERR_peek_last_error();
+	if (ERR_GET_LIB(e) != ERR_LIB_PEM || ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
+		or_error("%s holds a PEM block that is not a valid certificate", what);
+		goto out;
+	}
+	if (n == 0) {
+		or_error("%s holds no PEM certificate", what);
+		goto out;
+	}
+	rc = 0;
+out:
+	/* The read past the last certificate always fails: not this thread's next error. */
+	ERR_clear_error();
+	BIO_free(bio);
 	return rc;
 }

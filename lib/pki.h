@@ -110,4 +110,12 @@ int pki_cert_serves(const char *cert_pem, const char *const *names, size_t n_nam
  */
 int pki_verify_chain(const char *cert_pem, const char *anchor_pem);
 
+/*
+ * Checks that the first len bytes of pem are 1 to max_certs PEM certificates,
+ * every block a valid X.509 certificate (text between blocks is ignored, as
+ * OpenSSL ignores it). `what` names the value in the error. Leaves OpenSSL's
+ * error queue empty.
+ */
+int pki_check_certificates(const char *pem, size_t len, size_t max_certs, const char *what);
+
 #endif

@@ -11,6 +11,7 @@
 #include "file.h"
 #include "json.h"
 #include "log.h"
+#include "pki.h"
 #include "tpm.h"
 
 #include <ctype.h>
@@ -29,6 +30,9 @@
 #define AES_KEY_LEN 32
 #define GCM_IV_LEN 12
 #define GCM_TAG_LEN 16
+/* An anchor is a root CA or a small bundle of them. */
+#define VAULT_ANCHOR_CERTS_MAX 64
+#define ANCHOR_WHAT "the value (X.509 certificates in PEM)"
 /* An entry file: the value in base64 plus a sealed blob, with room to spare. */
 #define ENTRY_FILE_MAX (VAULT_VALUE_MAX * 2 + 3 * TPM_BLOB_MAX)
 
@@ -467,32 +471,6 @@ vault_has(struct vault *v, const char *name)
 	return entry_path(v, ENTRY_SECRET, name, path, sizeof(path)) == 0 && file_exists(path) == 1;
 }
 
-/*
- * Checks that PEM text holds at least one X.509 certificate (text around the
- * PEM blocks is ignored, as OpenSSL ignores it when it loads the anchor).
- */
-static int
-check_certificates(const char *pem, size_t len)
-{
-	BIO *bio = BIO_new_mem_buf(pem, (int)len);
-	X509 *cert;
-	int n = 0;
-
-	if (bio == NULL)
-		return or_error("out of memory");
-	while ((cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-		X509_free(cert);
-		n++;
-	}
-	/* The read past the last certificate always fails: not this thread's next error. */
-	ERR_clear_error();
-	BIO_free(bio);
-	if (n == 0)
-		return or_error(
-			"a trust anchor must be PEM text of at least one X.509 certificate");
-	return 0;
-}
-
 /* Stores PEM certificates, checked before they are stored. */
 int
 vault_put_anchor(struct vault *v, const char *name, const char *pem)
@@ -501,7 +479,7 @@ vault_put_anchor(struct vault *v, const char *name, const char *pem)
 
 	if (len > VAULT_VALUE_MAX)
 		return or_error("trust anchor '%s' is larger than %d bytes", name, VAULT_VALUE_MAX);
-	if (check_certificates(pem, len) == -1)
+	if (pki_check_certificates(pem, len, VAULT_ANCHOR_CERTS_MAX, ANCHOR_WHAT) == -1)
 		return or_error_prefix("trust anchor '%s'", name);
 	return put_entry(v, ENTRY_ANCHOR, name, pem, len);
 }
@@ -517,7 +495,8 @@ vault_get_anchor(struct vault *v, const char *name, char **pem_out)
 	if (get_entry(v, ENTRY_ANCHOR, name, &value) == -1)
 		return -1;
 	if (memchr(value.data, '\0', value.len) != NULL ||
-	    check_certificates((const char *)value.data, value.len) == -1) {
+	    pki_check_certificates((const char *)value.data, value.len, VAULT_ANCHOR_CERTS_MAX,
+				   ANCHOR_WHAT) == -1) {
 		or_error("trust anchor '%s' does not hold PEM certificates", name);
 		goto out;
 	}

@@ -429,6 +429,30 @@ router_names(void **state)
 		"a123456789012345678901234567890123456789012345678901234567890123"));
 }
 
+/* The one PEM certificate check of vault, HTTP client and cloud. */
+static void
+certificate_pem_check(void **state)
+{
+	struct fixture *f = *state;
+	char two[8192], bad[8192];
+
+	snprintf(two, sizeof(two), "comment\n%s\nbetween\n%s", f->ca_pem, f->ca_pem);
+	assert_int_equal(pki_check_certificates(two, strlen(two), 2, "anchor"), 0);
+	assert_int_equal(ERR_peek_error(), 0);
+	assert_int_equal(pki_check_certificates(two, strlen(two), 1, "anchor"), -1);
+	assert_non_null(strstr(or_errmsg(), "anchor holds more than 1 certificates"));
+	assert_int_equal(pki_check_certificates("", 0, 4, "anchor"), -1);
+	assert_string_equal(or_errmsg(), "anchor is empty");
+	assert_int_equal(pki_check_certificates("not pem", 7, 4, "anchor"), -1);
+	assert_string_equal(or_errmsg(), "anchor holds no PEM certificate");
+	/* A second block that is not a certificate is refused, not skipped. */
+	snprintf(bad, sizeof(bad),
+		 "%s-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", f->ca_pem);
+	assert_int_equal(pki_check_certificates(bad, strlen(bad), 4, "anchor"), -1);
+	assert_non_null(strstr(or_errmsg(), "not a valid certificate"));
+	assert_int_equal(ERR_peek_error(), 0);
+}
+
 int
 main(void)
 {
@@ -444,6 +468,7 @@ main(void)
 		cmocka_unit_test(csr_checks),
 		cmocka_unit_test(server_cert_serves_its_names_until_near_expiry),
 		cmocka_unit_test(verify_chain_against_anchor),
+		cmocka_unit_test(certificate_pem_check),
 		cmocka_unit_test(router_names),
 	};
 
