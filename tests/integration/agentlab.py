@@ -8,11 +8,11 @@ only inside those namespaces (10.77.N.0/24)."""
 import itertools
 import json
 import os
-import signal
 import subprocess
-import time
 
 from conftest import program
+from conftest import stop_process as stop
+from conftest import wait_until as wait_for
 
 _counter = itertools.count()
 
@@ -25,28 +25,6 @@ def sh(*args, check=True):
     return proc.stdout
 
 
-def wait_for(what, predicate, timeout=20.0, interval=0.1):
-    """Polls predicate until it returns a true value, which is returned."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
-
-
-def stop(proc):
-    """Stops a process we started, by its PID."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 class Lab:

@@ -10,23 +10,17 @@ import os
 import pwd
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
 
-from conftest import program, run
+from conftest import free_port, program, run
+from conftest import stop_process as stop
 
 SQUID = "/usr/sbin/squid"
 NCSA_AUTH = "/usr/lib/squid/basic_ncsa_auth"
 
-
-def free_port():
-    """A port nothing listens on now (the kernel's choice)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port, proc, what, timeout=15):
@@ -42,17 +36,6 @@ def wait_port(port, proc, what, timeout=15):
             time.sleep(0.05)
     raise RuntimeError(f"{what} does not listen on port {port}")
 
-
-def stop(proc):
-    """Stops a process we started, by its PID: TERM, then KILL."""
-    if proc is None or proc.poll() is not None:
-        return
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def openssl(*args):

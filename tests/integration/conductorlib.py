@@ -6,13 +6,11 @@ Everything is started here and stopped by PID, even when a test fails."""
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
-import time
 
-from conftest import program
+from conftest import program, stop_process, wait_until
 
 PEERING = {
     "version": 1,
@@ -22,27 +20,6 @@ PEERING = {
 }
 
 
-def stop_process(proc):
-    """SIGTERM (a clean exit, so sanitizers report), then SIGKILL after 10 s."""
-    if proc is not None and proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wait_until(what, predicate, timeout=20.0, interval=0.1):
-    """Polls predicate until it returns a true value; fails with `what` on timeout."""
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 class Managed:

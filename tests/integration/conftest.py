@@ -4,8 +4,10 @@ import os
 import subprocess
 import itertools
 import shutil
+import signal
 import socket
 import tempfile
+import time
 
 import pytest
 
@@ -146,6 +148,31 @@ def swtpm(swtpm_factory):
     """One running swtpm; .tcti is the string for onramp's tpm_open."""
     return swtpm_factory()
 PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+def stop_process(proc):
+    """Stops a process a test started, by its PID: SIGTERM (a clean exit, so
+    sanitizers report), then SIGKILL after 10 s."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_until(what, predicate, timeout=20.0, interval=0.1):
+    """Polls predicate until it returns a true value, which is returned; fails
+    naming `what` on timeout (a bound, not a timing assertion)."""
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
 
 
 def free_port():

@@ -17,10 +17,10 @@ import socket
 import subprocess
 import tempfile
 
-from cloud_env import Pki, free_port
-from conductorlib import PEERING, wait_until
-from conductorlib import stop_process as stop_proc
-from conftest import program
+from cloud_env import Pki
+from conductorlib import PEERING
+from conftest import free_port, program, wait_until
+from conftest import stop_process as stop_proc
 
 STEPS = ["find-proxy", "phone-home", "authenticate", "onboarding-info", "staging-connect",
          "certificate", "configuration", "production-info", "migrate", "running"]

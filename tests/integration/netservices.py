@@ -18,12 +18,7 @@ import tempfile
 import threading
 import time
 
-
-def free_port():
-    """A port that was free a moment ago (bind to 0, close)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import free_port
 
 
 class HeldPort:

@@ -10,7 +10,7 @@ import stat
 import pytest
 
 from agentlab import Lab, stop, wait_for
-from conftest import ROOT, run
+from conftest import ROOT, free_port, run
 
 
 @pytest.fixture
@@ -19,11 +19,6 @@ def lab(tmp_path):
     yield lab
     lab.close()
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def two_ports():
