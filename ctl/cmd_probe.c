@@ -339,7 +339,7 @@ cmd_probe(int argc, char **argv)
 		return EXIT_OK;
 	if (parsed == -1)
 		goto bad;
-	if (http_url_split(p.url, &base, &path) == -1)
+	if (http_url_origin_and_path(p.url, &base, &path) == -1)
 		goto bad;
 	if (file_read_all(p.ca_file, 1024 * 1024, &ca, &ca_len) == -1) {
 		or_error_prefix("--ca");

@@ -88,7 +88,7 @@ parse_base(struct http_session *s, const char *base_url)
 	char *host, *port, *target;
 	int rc = -1;
 
-	if (http_split_url(base_url, &host, &port, &target) == -1)
+	if (http_url_host_port_target(base_url, &host, &port, &target) == -1)
 		return -1;
 	if (strcmp(target, "/") != 0) {
 		or_error("'%s' must be only https://host[:port] (no path or query)", base_url);

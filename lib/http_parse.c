@@ -130,7 +130,7 @@ http_parse_retry_after(const char *value, time_t now, long *seconds)
 
 /* An https:// URL through curl's parser, refusing credentials and fragments. */
 int
-http_split_url(const char *url, char **host, char **port, char **target)
+http_url_host_port_target(const char *url, char **host, char **port, char **target)
 {
 	CURLU *u = curl_url();
 	char *scheme = NULL, *path = NULL, *query = NULL, *other = NULL;
@@ -176,13 +176,13 @@ out:
 
 /* An https:// URL split into the session base and the request path. */
 int
-http_url_split(const char *url, char **base, char **path)
+http_url_origin_and_path(const char *url, char **base, char **path)
 {
 	char *host, *port;
 	int rc;
 
 	*base = NULL;
-	if (http_split_url(url, &host, &port, path) == -1)
+	if (http_url_host_port_target(url, &host, &port, path) == -1)
 		return -1;
 	rc = asprintf(base, "https://%s:%s", host, port);
 	curl_free(host);

@@ -17,7 +17,7 @@ int http_proxy_parse(const char *text, struct http_proxy *proxy);
  * Splits a full https:// URL into the session base ("https://host:port") and
  * the request path (with its query), both malloc'd.
  */
-int http_url_split(const char *url, char **base, char **path);
+int http_url_origin_and_path(const char *url, char **base, char **path);
 
 /* Parses "any", "basic" or "digest". */
 int proxy_auth_parse(const char *text, enum proxy_auth *auth);
@@ -34,7 +34,7 @@ int http_parse_retry_after(const char *value, time_t now, long *seconds);
  * for the first two, free for the last. Refuses other schemes, user
  * information (no credentials in URLs) and fragments.
  */
-int http_split_url(const char *url, char **host, char **port, char **target);
+int http_url_host_port_target(const char *url, char **host, char **port, char **target);
 
 /* A host name or address: letters, digits, '.', '-', ':'; at most 63 characters. */
 bool http_valid_host(const char *host);

@@ -141,19 +141,20 @@ url_split(void **state)
 	char *base, *path;
 
 	(void)state;
-	assert_int_equal(http_url_split("https://redirect.example/v1/x?a=b", &base, &path), 0);
+	assert_int_equal(
+		http_url_origin_and_path("https://redirect.example/v1/x?a=b", &base, &path), 0);
 	assert_string_equal(base, "https://redirect.example:443");
 	assert_string_equal(path, "/v1/x?a=b");
 	free(base);
 	free(path);
-	assert_int_equal(http_url_split("https://[::1]:8443", &base, &path), 0);
+	assert_int_equal(http_url_origin_and_path("https://[::1]:8443", &base, &path), 0);
 	assert_string_equal(base, "https://[::1]:8443");
 	assert_string_equal(path, "/");
 	free(base);
 	free(path);
-	assert_int_equal(http_url_split("http://redirect.example/", &base, &path), -1);
+	assert_int_equal(http_url_origin_and_path("http://redirect.example/", &base, &path), -1);
 	assert_null(base);
-	assert_int_equal(http_url_split("no url at all", &base, &path), -1);
+	assert_int_equal(http_url_origin_and_path("no url at all", &base, &path), -1);
 }
 
 static void
