@@ -19,15 +19,6 @@
 
 #define PASSWORD_MAX 1024
 
-static const char *const dhcp_names[] = {"false", "true", "hook"};
-
-/* The dhcp key's value as written. */
-const char *
-agent_dhcp_name(enum agent_dhcp dhcp)
-{
-	return (unsigned)dhcp < 3 ? dhcp_names[dhcp] : "unknown";
-}
-
 /* Copies an absolute path that fits. */
 static int
 copy_path(char *dst, size_t cap, const char *value, const char *what)

@@ -79,6 +79,5 @@ int agent_conf_parse(const char *path, const char *text, struct agent_conf *out)
 /* Zeroes the password. */
 void agent_conf_free(struct agent_conf *conf);
 
-const char *agent_dhcp_name(enum agent_dhcp dhcp);
 
 #endif
