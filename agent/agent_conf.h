@@ -79,5 +79,4 @@ int agent_conf_parse(const char *path, const char *text, struct agent_conf *out)
 /* Zeroes the password. */
 void agent_conf_free(struct agent_conf *conf);
 
-
 #endif
