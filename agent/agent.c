@@ -6,10 +6,10 @@
  */
 #include "agent.h"
 
-#include "error.h"
-#include "file.h"
-#include "log.h"
-#include "secret.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/log.h"
+#include "core/secret.h"
 
 #include <getopt.h>
 #include <signal.h>

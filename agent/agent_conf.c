@@ -5,11 +5,11 @@
  */
 #include "agent_conf.h"
 
-#include "config.h"
-#include "control_client.h"
-#include "error.h"
-#include "file.h"
-#include "log.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/log.h"
+#include "net/control_client.h"
 
 #include <errno.h>
 #include <stdio.h>

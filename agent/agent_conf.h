@@ -6,10 +6,10 @@
 #ifndef ONRAMP_AGENT_CONF_H
 #define ONRAMP_AGENT_CONF_H
 
+#include "core/log.h"
+#include "core/secret.h"
 #include "dhcp_packet.h"
-#include "log.h"
 #include "proxy_book.h"
-#include "secret.h"
 
 #include <limits.h>
 #include <net/if.h>

@@ -4,7 +4,7 @@
  */
 #include "alarm.h"
 
-#include "log.h"
+#include "core/log.h"
 
 #include <stdio.h>
 #include <string.h>

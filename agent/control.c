@@ -5,11 +5,11 @@
  */
 #include "control.h"
 
-#include "control_client.h"
-#include "error.h"
-#include "file.h"
-#include "json.h"
-#include "log.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "net/control_client.h"
 
 #include <errno.h>
 #include <event2/buffer.h>

@@ -10,10 +10,10 @@
  */
 #include "agent.h"
 
-#include "encoding.h"
-#include "error.h"
-#include "json.h"
-#include "log.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/log.h"
 
 #include <openssl/crypto.h>
 #include <string.h>

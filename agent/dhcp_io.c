@@ -5,8 +5,8 @@
  */
 #include "dhcp_io.h"
 
-#include "error.h"
-#include "log.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "netlink.h"
 
 #include <arpa/inet.h>

@@ -4,7 +4,7 @@
  */
 #include "dhcp_packet.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <string.h>
 

@@ -5,8 +5,8 @@
  */
 #include "health.h"
 
-#include "error.h"
-#include "log.h"
+#include "core/error.h"
+#include "core/log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -5,7 +5,7 @@
  */
 #include "netlink.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -15,16 +15,16 @@
 #include "onboard.h"
 
 #include "agent.h"
-#include "backoff.h"
-#include "error.h"
-#include "file.h"
-#include "json.h"
-#include "log.h"
+#include "core/backoff.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "device/state.h"
 #include "onboard_engine.h"
 #include "onboard_events.h"
 #include "onboard_worker.h"
-#include "peering_config.h"
-#include "state.h"
+#include "proto/peering_config.h"
 
 #include <curl/curl.h>
 #include <event2/event.h>

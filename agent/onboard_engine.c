@@ -5,7 +5,7 @@
  */
 #include "onboard_engine.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <stdio.h>
 #include <string.h>

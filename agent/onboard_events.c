@@ -5,7 +5,7 @@
  */
 #include "onboard_events.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <stdio.h>
 #include <string.h>

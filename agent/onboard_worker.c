@@ -7,17 +7,17 @@
  */
 #include "onboard_worker.h"
 
-#include "backoff.h"
-#include "certkey.h"
-#include "cloud_client.h"
-#include "conductor_client.h"
-#include "device.h"
-#include "error.h"
-#include "identity.h"
-#include "log.h"
-#include "peering_config.h"
-#include "tpm.h"
-#include "vault.h"
+#include "core/backoff.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "device/certkey.h"
+#include "device/device.h"
+#include "device/identity.h"
+#include "device/tpm.h"
+#include "device/vault.h"
+#include "proto/cloud_client.h"
+#include "proto/conductor_client.h"
+#include "proto/peering_config.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -21,7 +21,7 @@
 #ifndef ONRAMP_ONBOARD_WORKER_H
 #define ONRAMP_ONBOARD_WORKER_H
 
-#include "http_client.h"
+#include "net/http_client.h"
 #include "onboard_events.h"
 
 #include <jansson.h>

@@ -5,8 +5,8 @@
  */
 #include "proxy_book.h"
 
-#include "error.h"
-#include "log.h"
+#include "core/error.h"
+#include "core/log.h"
 
 #include <stdio.h>
 #include <string.h>

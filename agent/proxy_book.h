@@ -13,8 +13,8 @@
 #define ONRAMP_PROXY_BOOK_H
 
 #include "alarm.h"
-#include "option43.h"
-#include "proxy_select.h"
+#include "net/option43.h"
+#include "net/proxy_select.h"
 
 #include <jansson.h>
 #include <net/if.h>

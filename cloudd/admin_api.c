@@ -7,13 +7,13 @@
  */
 #include "cloud.h"
 
-#include "admin_tokens.h"
-#include "api_path.h"
-#include "error.h"
-#include "http_server.h"
-#include "json.h"
-#include "log.h"
-#include "masterkey.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "server/admin_tokens.h"
+#include "server/api_path.h"
+#include "server/http_server.h"
+#include "server/masterkey.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -15,11 +15,11 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "cloud_proto.h"
-#include "daemon.h"
-#include "lockout.h"
-#include "secret.h"
-#include "store.h"
+#include "core/secret.h"
+#include "proto/cloud_proto.h"
+#include "server/daemon.h"
+#include "server/lockout.h"
+#include "server/store.h"
 
 struct http_ctx;
 struct http_route;

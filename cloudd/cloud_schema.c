@@ -6,7 +6,7 @@
  */
 #include "cloud.h"
 
-#include "admin_tokens.h"
+#include "server/admin_tokens.h"
 
 #define CLOUD_SCHEMA_1                                                                             \
 	ADMIN_TOKENS_SCHEMA                                                                        \

@@ -4,9 +4,9 @@
  */
 #include "cloud.h"
 
-#include "error.h"
-#include "http_server.h"
-#include "log.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "server/http_server.h"
 
 #include <stdio.h>
 #include <string.h>

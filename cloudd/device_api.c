@@ -5,11 +5,11 @@
  */
 #include "cloud.h"
 
-#include "error.h"
-#include "http_server.h"
-#include "json.h"
-#include "log.h"
-#include "masterkey.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "server/http_server.h"
+#include "server/masterkey.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>

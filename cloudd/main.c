@@ -6,12 +6,12 @@
  */
 #include "cloud.h"
 
-#include "admin_tokens.h"
-#include "error.h"
-#include "file.h"
-#include "http_server.h"
-#include "log.h"
-#include "masterkey.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/log.h"
+#include "server/admin_tokens.h"
+#include "server/http_server.h"
+#include "server/masterkey.h"
 
 #include <errno.h>
 #include <openssl/bio.h>

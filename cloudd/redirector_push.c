@@ -6,10 +6,10 @@
  */
 #include "cloud.h"
 
-#include "error.h"
-#include "http_client.h"
-#include "json.h"
-#include "log.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "net/http_client.h"
 
 #include <stdio.h>
 #include <string.h>

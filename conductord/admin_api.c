@@ -7,15 +7,15 @@
  */
 #include "conductor.h"
 
-#include "conductor_psk.h"
-#include "error.h"
-#include "http_server.h"
-#include "json.h"
-#include "masterkey.h"
-#include "peering_config.h"
-#include "pki.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/pki.h"
+#include "proto/conductor_psk.h"
+#include "proto/peering_config.h"
 #include "records.h"
-#include "store.h"
+#include "server/http_server.h"
+#include "server/masterkey.h"
+#include "server/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>

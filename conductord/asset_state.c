@@ -5,7 +5,7 @@
  */
 #include "asset_state.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <string.h>
 

@@ -11,8 +11,8 @@
 #define ONRAMP_CONDUCTOR_H
 
 #include "asset_state.h"
-#include "http_server.h"
-#include "log.h"
+#include "core/log.h"
+#include "server/http_server.h"
 
 #include <jansson.h>
 #include <stdbool.h>

@@ -10,13 +10,13 @@
  */
 #include "conductor.h"
 
-#include "error.h"
-#include "file.h"
-#include "masterkey.h"
-#include "peering_config.h"
-#include "pki.h"
-#include "secret.h"
-#include "store.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/pki.h"
+#include "core/secret.h"
+#include "proto/peering_config.h"
+#include "server/masterkey.h"
+#include "server/store.h"
 
 #include <errno.h>
 #include <stdio.h>

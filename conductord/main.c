@@ -8,14 +8,14 @@
  */
 #include "conductor.h"
 
-#include "error.h"
-#include "file.h"
-#include "http_server.h"
-#include "log.h"
-#include "pki.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/log.h"
+#include "core/pki.h"
+#include "core/secret.h"
 #include "poll.h"
-#include "secret.h"
-#include "store.h"
+#include "server/http_server.h"
+#include "server/store.h"
 
 #include <getopt.h>
 #include <signal.h>

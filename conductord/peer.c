@@ -11,13 +11,13 @@
  */
 #include "conductor.h"
 
-#include "conductor_client.h"
-#include "conductor_psk.h"
-#include "error.h"
-#include "http_server.h"
-#include "json.h"
-#include "pki.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/pki.h"
+#include "proto/conductor_client.h"
+#include "proto/conductor_psk.h"
 #include "records.h"
+#include "server/http_server.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -8,8 +8,8 @@
  */
 #include "poll.h"
 
-#include "error.h"
-#include "http_server.h"
+#include "core/error.h"
+#include "server/http_server.h"
 
 #include <event2/event.h>
 #include <pthread.h>

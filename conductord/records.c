@@ -5,11 +5,11 @@
  */
 #include "records.h"
 
-#include "error.h"
-#include "json.h"
-#include "masterkey.h"
+#include "core/error.h"
+#include "core/json.h"
 #include "poll.h"
-#include "store.h"
+#include "server/masterkey.h"
+#include "server/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,8 +8,8 @@
 #define ONRAMP_RECORDS_H
 
 #include "conductor.h"
-#include "conductor_psk.h"
-#include "pki.h"
+#include "core/pki.h"
+#include "proto/conductor_psk.h"
 
 #include <jansson.h>
 #include <stdbool.h>

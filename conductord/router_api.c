@@ -11,17 +11,17 @@
  */
 #include "conductor.h"
 
-#include "cloud_proto.h"
-#include "conductor_psk.h"
-#include "encoding.h"
-#include "error.h"
-#include "http_server.h"
-#include "json.h"
-#include "peering_config.h"
-#include "pki.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/pki.h"
 #include "poll.h"
+#include "proto/cloud_proto.h"
+#include "proto/conductor_psk.h"
+#include "proto/peering_config.h"
 #include "records.h"
-#include "store.h"
+#include "server/http_server.h"
+#include "server/store.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>

@@ -6,8 +6,8 @@
  */
 #include "conductor.h"
 
-#include "error.h"
-#include "store.h"
+#include "core/error.h"
+#include "server/store.h"
 
 /* The tables every backend shares; only the id columns differ. */
 #define TABLES(SERIAL)                                                                             \

@@ -4,9 +4,9 @@
  */
 #include "conductor.h"
 
-#include "config.h"
-#include "error.h"
-#include "pki.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/pki.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>

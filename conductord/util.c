@@ -4,11 +4,11 @@
  */
 #include "conductor.h"
 
-#include "conductor_psk.h"
-#include "encoding.h"
-#include "error.h"
-#include "http_server.h"
-#include "peering_config.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "proto/conductor_psk.h"
+#include "proto/peering_config.h"
+#include "server/http_server.h"
 
 #include <openssl/rand.h>
 #include <stdio.h>

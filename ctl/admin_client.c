@@ -6,12 +6,12 @@
  */
 #include "admin_client.h"
 
-#include "admin_tokens.h"
-#include "error.h"
-#include "file.h"
-#include "http_client.h"
-#include "json.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "net/http_client.h"
 #include "onrampctl.h"
+#include "server/admin_tokens.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>

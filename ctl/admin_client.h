@@ -11,8 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "cloud_proto.h"
-#include "secret.h"
+#include "core/secret.h"
+#include "proto/cloud_proto.h"
 
 /* Options, as bits: which a command allows, which were given. */
 enum admin_opt {

@@ -9,14 +9,14 @@
  */
 #include "onrampctl.h"
 
-#include "conductor_psk.h"
-#include "error.h"
-#include "file.h"
-#include "http_client.h"
-#include "json.h"
-#include "peering_config.h"
-#include "pki.h"
-#include "secret.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "core/pki.h"
+#include "core/secret.h"
+#include "net/http_client.h"
+#include "proto/conductor_psk.h"
+#include "proto/peering_config.h"
 
 #include <getopt.h>
 #include <stdio.h>

@@ -10,8 +10,8 @@
  */
 #include "onrampctl.h"
 
-#include "control_client.h"
-#include "error.h"
+#include "core/error.h"
+#include "net/control_client.h"
 
 #include <ctype.h>
 #include <getopt.h>

@@ -11,14 +11,14 @@
  */
 #include "onrampctl.h"
 
-#include "device.h"
-#include "error.h"
-#include "file.h"
-#include "identity.h"
-#include "ocra.h"
-#include "record.h"
-#include "secret.h"
-#include "tpm.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/secret.h"
+#include "device/device.h"
+#include "device/identity.h"
+#include "device/ocra.h"
+#include "device/record.h"
+#include "device/tpm.h"
 
 #include <errno.h>
 #include <getopt.h>

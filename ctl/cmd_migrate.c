@@ -8,9 +8,9 @@
  */
 #include "onrampctl.h"
 
-#include "control_client.h"
-#include "error.h"
-#include "peering_config.h"
+#include "core/error.h"
+#include "net/control_client.h"
+#include "proto/peering_config.h"
 
 #include <getopt.h>
 #include <jansson.h>

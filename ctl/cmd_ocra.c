@@ -5,10 +5,10 @@
  */
 #include "onrampctl.h"
 
-#include "encoding.h"
-#include "error.h"
-#include "ocra.h"
-#include "secret.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "core/secret.h"
+#include "device/ocra.h"
 
 #include <ctype.h>
 #include <errno.h>

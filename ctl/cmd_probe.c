@@ -8,14 +8,14 @@
  */
 #include "onrampctl.h"
 
-#include "encoding.h"
-#include "error.h"
-#include "file.h"
-#include "http_client.h"
-#include "http_parse.h"
-#include "http_retry.h"
-#include "json.h"
-#include "secret.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "core/secret.h"
+#include "net/http_client.h"
+#include "net/http_parse.h"
+#include "net/http_retry.h"
 
 #include <errno.h>
 #include <getopt.h>

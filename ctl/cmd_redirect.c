@@ -6,8 +6,8 @@
 #include "onrampctl.h"
 
 #include "admin_client.h"
-#include "error.h"
-#include "json.h"
+#include "core/error.h"
+#include "core/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>

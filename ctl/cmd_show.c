@@ -5,9 +5,9 @@
  */
 #include "onrampctl.h"
 
-#include "control_client.h"
-#include "error.h"
-#include "json.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "net/control_client.h"
 
 #include <getopt.h>
 #include <stdio.h>

@@ -4,8 +4,8 @@
  */
 #include "onrampctl.h"
 
-#include "error.h"
-#include "secret.h"
+#include "core/error.h"
+#include "core/secret.h"
 
 #include <stdarg.h>
 #include <stdio.h>

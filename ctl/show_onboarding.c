@@ -5,7 +5,7 @@
  */
 #include "onrampctl.h"
 
-#include "json.h"
+#include "core/json.h"
 
 #include <jansson.h>
 #include <stdio.h>

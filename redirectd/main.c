@@ -4,8 +4,8 @@
  */
 #include "redirect.h"
 
-#include "daemon.h"
-#include "error.h"
+#include "core/error.h"
+#include "server/daemon.h"
 
 #include <stdlib.h>
 

@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 struct http_route;
-#include "store.h"
+#include "server/store.h"
 
 struct redirect_app {
 	unsigned long retry_after; /* seconds, for unclaimed serials */

@@ -5,14 +5,14 @@
  */
 #include "redirect.h"
 
-#include "admin_tokens.h"
-#include "api_path.h"
-#include "cloud_proto.h"
-#include "error.h"
-#include "http_server.h"
-#include "json.h"
-#include "log.h"
-#include "store.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "proto/cloud_proto.h"
+#include "server/admin_tokens.h"
+#include "server/api_path.h"
+#include "server/http_server.h"
+#include "server/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>

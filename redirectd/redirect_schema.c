@@ -4,8 +4,8 @@
  */
 #include "redirect.h"
 
-#include "admin_tokens.h"
-#include "store.h"
+#include "server/admin_tokens.h"
+#include "server/store.h"
 
 const struct store_migration redirect_migrations[] = {
 	{1,

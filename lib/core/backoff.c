@@ -3,7 +3,7 @@
  * zero or inverted base and cap fall back to sane values, the doubling
  * cannot overflow, and a Retry-After of any size is capped.
  */
-#include "backoff.h"
+#include "core/backoff.h"
 
 #include <openssl/rand.h>
 

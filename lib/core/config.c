@@ -2,10 +2,10 @@
  * A small INI-style parser. It trusts nothing in the file: every line is
  * checked, lengths are bounded, and the first error stops the load.
  */
-#include "config.h"
+#include "core/config.h"
 
-#include "error.h"
-#include "file.h"
+#include "core/error.h"
+#include "core/file.h"
 
 #include <ctype.h>
 #include <errno.h>

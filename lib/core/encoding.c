@@ -2,9 +2,9 @@
  * Hex and base64 on top of OpenSSL's encoders. We only add the strictness
  * checks OpenSSL leaves to the caller (alphabet, length, padding).
  */
-#include "encoding.h"
+#include "core/encoding.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <ctype.h>
 #include <openssl/crypto.h>

@@ -1,7 +1,7 @@
 /*
  * Thread-local error messages: see error.h for the convention.
  */
-#include "error.h"
+#include "core/error.h"
 
 #include <stdarg.h>
 #include <stdio.h>

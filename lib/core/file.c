@@ -2,9 +2,9 @@
  * Atomic replacement and bounded reads. Every failure leaves the target as it
  * was and removes the temporary file.
  */
-#include "file.h"
+#include "core/file.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <errno.h>
 #include <fcntl.h>

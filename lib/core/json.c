@@ -1,11 +1,11 @@
 /*
  * Thin checks around jansson. Nothing here trusts the text it is given.
  */
-#include "json.h"
+#include "core/json.h"
 
-#include "error.h"
-#include "file.h"
-#include "secret.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/secret.h"
 
 #include <stdlib.h>
 #include <string.h>

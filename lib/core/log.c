@@ -2,9 +2,9 @@
  * Log lines to stderr (with a UTC timestamp, for daemons run in the
  * foreground and for tests) or to syslog (for routers and services).
  */
-#include "log.h"
+#include "core/log.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -4,10 +4,10 @@
  * come from outside (router names, server names) go into typed GENERAL_NAME
  * structures after validation, never into a configuration string.
  */
-#include "pki.h"
+#include "core/pki.h"
 
-#include "encoding.h"
-#include "error.h"
+#include "core/encoding.h"
+#include "core/error.h"
 
 #include <ctype.h>
 #include <limits.h>

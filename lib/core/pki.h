@@ -14,7 +14,7 @@
 #ifndef ONRAMP_PKI_H
 #define ONRAMP_PKI_H
 
-#include "secret.h"
+#include "core/secret.h"
 
 #include <stdbool.h>
 #include <stddef.h>

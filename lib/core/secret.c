@@ -1,9 +1,9 @@
 /*
  * Secret buffers on OpenSSL's cleansing allocator and CRYPTO_memcmp.
  */
-#include "secret.h"
+#include "core/secret.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>

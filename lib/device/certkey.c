@@ -5,13 +5,13 @@
  * finished CSR is verified against the public key before it is handed out.
  * Trusts: nothing in the key files beyond what OpenSSL and the TPM check.
  */
-#include "certkey.h"
+#include "device/certkey.h"
 
-#include "error.h"
-#include "file.h"
-#include "json.h"
-#include "log.h"
-#include "tpm.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "device/tpm.h"
 
 #include <ctype.h>
 #include <limits.h>

@@ -2,11 +2,11 @@
  * state_dir/device.json: the device's serial, model and OCRA suite. Nothing
  * read from it is used before the same checks the factory applied.
  */
-#include "device.h"
+#include "device/device.h"
 
-#include "error.h"
-#include "file.h"
-#include "json.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/json.h"
 
 #include <limits.h>
 #include <stdio.h>

@@ -6,8 +6,8 @@
 #ifndef ONRAMP_DEVICE_H
 #define ONRAMP_DEVICE_H
 
-#include "ocra.h"
-#include "record.h"
+#include "device/ocra.h"
+#include "device/record.h"
 
 #define DEVICE_FILE "device.json"
 

@@ -3,14 +3,14 @@
  * a software key file). It trusts nothing in the identity file: every field is
  * checked, and a TPM blob is checked again by the TPM when it is loaded.
  */
-#include "identity.h"
+#include "device/identity.h"
 
-#include "encoding.h"
-#include "error.h"
-#include "file.h"
-#include "json.h"
-#include "log.h"
-#include "tpm.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "device/tpm.h"
 
 #include <limits.h>
 #include <openssl/crypto.h>

@@ -14,8 +14,8 @@
 
 #include <stdbool.h>
 
-#include "ocra.h"
-#include "secret.h"
+#include "core/secret.h"
+#include "device/ocra.h"
 
 struct tpm;
 struct identity; /* the device's OCRA key: in the TPM, or software */

@@ -3,10 +3,10 @@
  * checked against the RFC's grammar before any byte of DataInput is built.
  * The HMAC is delegated (struct ocra_hmac) so the key may stay in a TPM.
  */
-#include "ocra.h"
+#include "device/ocra.h"
 
-#include "encoding.h"
-#include "error.h"
+#include "core/encoding.h"
+#include "core/error.h"
 
 #include <ctype.h>
 #include <openssl/bn.h>

@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "secret.h"
+#include "core/secret.h"
 
 enum ocra_hash { OCRA_HASH_SHA1 = 0, OCRA_HASH_SHA256, OCRA_HASH_SHA512 };
 

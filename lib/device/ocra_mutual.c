@@ -2,10 +2,10 @@
  * Mutual OCRA: the question of each role, then lib/ocra.c does the rest.
  * Trusts nothing about the challenges: ocra.c checks the question.
  */
-#include "ocra_mutual.h"
+#include "device/ocra_mutual.h"
 
-#include "error.h"
-#include "secret.h"
+#include "core/error.h"
+#include "core/secret.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ocra.h"
+#include "device/ocra.h"
 
 enum ocra_role {
 	OCRA_ROLE_SERVER, /* R_S: question QC || QS */

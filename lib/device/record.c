@@ -5,12 +5,12 @@
  * every field is checked on reading, and the decrypted key must fit the
  * suite.
  */
-#include "record.h"
+#include "device/record.h"
 
-#include "encoding.h"
-#include "error.h"
-#include "file.h"
-#include "json.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/json.h"
 
 #include <ctype.h>
 #include <openssl/cms.h>

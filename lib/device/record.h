@@ -19,8 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ocra.h"
-#include "secret.h"
+#include "core/secret.h"
+#include "device/ocra.h"
 
 #define RECORD_VERSION 1
 #define RECORD_SERIAL_MAX 64

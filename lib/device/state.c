@@ -4,12 +4,12 @@
  * an editor that damaged the file). Nothing in the file is trusted until the
  * version and the checksum have been checked.
  */
-#include "state.h"
+#include "device/state.h"
 
-#include "encoding.h"
-#include "error.h"
-#include "file.h"
-#include "json.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/json.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -6,11 +6,11 @@
  * trusts a blob read from disk: it is unmarshalled with bounds and the TPM
  * checks its integrity when it is loaded.
  */
-#include "tpm.h"
+#include "device/tpm.h"
 
-#include "encoding.h"
-#include "error.h"
-#include "log.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "core/log.h"
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>

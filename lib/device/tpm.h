@@ -20,8 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ocra.h"
-#include "secret.h"
+#include "core/secret.h"
+#include "device/ocra.h"
 
 struct tpm; /* one ESYS context; swtpm serves ONE client at a time */
 

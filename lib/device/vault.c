@@ -4,15 +4,15 @@
  * for, and the AES-256-GCM tag over (kind, name, value) must verify before a
  * byte of the value is handed out.
  */
-#include "vault.h"
+#include "device/vault.h"
 
-#include "encoding.h"
-#include "error.h"
-#include "file.h"
-#include "json.h"
-#include "log.h"
-#include "pki.h"
-#include "tpm.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/pki.h"
+#include "device/tpm.h"
 
 #include <ctype.h>
 #include <limits.h>

@@ -21,7 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "secret.h"
+#include "core/secret.h"
 
 struct tpm;
 struct vault; /* named secrets + trust anchors under state_dir/vault/ */

@@ -3,10 +3,10 @@
  * more than any peer: the answer is bounded, must be one JSON object, and is
  * read within a timeout.
  */
-#include "control_client.h"
+#include "net/control_client.h"
 
-#include "error.h"
-#include "json.h"
+#include "core/error.h"
+#include "core/json.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -3,9 +3,9 @@
  * strings it is given to be bounded and printable: http_client.c reduces
  * whatever a proxy sent to printable ASCII before it gets here.
  */
-#include "http_classify.h"
+#include "net/http_classify.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <curl/curl.h>
 #include <openssl/x509.h>

@@ -7,7 +7,7 @@
 #ifndef ONRAMP_HTTP_CLASSIFY_H
 #define ONRAMP_HTTP_CLASSIFY_H
 
-#include "http_client.h"
+#include "net/http_client.h"
 
 #include <stdbool.h>
 

@@ -11,12 +11,12 @@
  * never prints a header. Custom headers (the bearer) go to the origin only,
  * never in the CONNECT request (CURLHEADER_SEPARATE).
  */
-#include "http_client.h"
+#include "net/http_client.h"
 
-#include "error.h"
-#include "http_classify.h"
-#include "http_parse.h"
-#include "pki.h"
+#include "core/error.h"
+#include "core/pki.h"
+#include "net/http_classify.h"
+#include "net/http_parse.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

@@ -14,7 +14,7 @@
 #ifndef ONRAMP_HTTP_CLIENT_H
 #define ONRAMP_HTTP_CLIENT_H
 
-#include "secret.h"
+#include "core/secret.h"
 
 #include <jansson.h>
 #include <stdbool.h>

@@ -5,9 +5,9 @@
  * Nothing here trusts its input: every function refuses what it cannot parse
  * exactly, with a message naming what was wrong.
  */
-#include "http_parse.h"
+#include "net/http_parse.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <ctype.h>
 #include <curl/curl.h>

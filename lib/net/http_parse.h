@@ -4,7 +4,7 @@
 #ifndef ONRAMP_HTTP_PARSE_H
 #define ONRAMP_HTTP_PARSE_H
 
-#include "http_client.h"
+#include "net/http_client.h"
 
 #include <stdbool.h>
 #include <stddef.h>

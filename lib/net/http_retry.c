@@ -3,10 +3,10 @@
  * the session's classification of each failure and a server's Retry-After
  * only as far as backoff.c caps it.
  */
-#include "http_retry.h"
+#include "net/http_retry.h"
 
-#include "error.h"
-#include "log.h"
+#include "core/error.h"
+#include "core/log.h"
 
 #include <errno.h>
 #include <time.h>

@@ -8,8 +8,8 @@
 #ifndef ONRAMP_HTTP_RETRY_H
 #define ONRAMP_HTTP_RETRY_H
 
-#include "backoff.h"
-#include "http_client.h"
+#include "core/backoff.h"
+#include "net/http_client.h"
 
 #include <stdbool.h>
 

@@ -3,9 +3,9 @@
  * remain before it is read; one bad sub-option costs only itself, except a
  * length that runs past the end, after which nothing can be trusted.
  */
-#include "option43.h"
+#include "net/option43.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -10,7 +10,7 @@
 #ifndef ONRAMP_OPTION43_H
 #define ONRAMP_OPTION43_H
 
-#include "proxy_addr.h"
+#include "net/proxy_addr.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -3,9 +3,9 @@
  * is read byte by byte within len and never assumed to be NUL-terminated or
  * printable.
  */
-#include "proxy_addr.h"
+#include "net/proxy_addr.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <stdio.h>
 

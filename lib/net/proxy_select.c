@@ -2,7 +2,7 @@
  * The selection rule of proxy_select.h. It trusts the candidates it is given
  * to be valid proxy addresses; it reads only c[0..n).
  */
-#include "proxy_select.h"
+#include "net/proxy_select.h"
 
 #include <stdlib.h>
 #include <string.h>

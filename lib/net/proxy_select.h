@@ -13,7 +13,7 @@
 #ifndef ONRAMP_PROXY_SELECT_H
 #define ONRAMP_PROXY_SELECT_H
 
-#include "proxy_addr.h"
+#include "net/proxy_addr.h"
 
 #include <stddef.h>
 

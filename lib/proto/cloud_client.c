@@ -6,12 +6,12 @@
  * before it is used. Secrets (key, responses, token, pre-shared secret) are
  * never put in an error message.
  */
-#include "cloud_client.h"
+#include "proto/cloud_client.h"
 
-#include "error.h"
-#include "json.h"
-#include "log.h"
-#include "ocra_mutual.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "device/ocra_mutual.h"
 
 #include <ctype.h>
 #include <openssl/crypto.h>

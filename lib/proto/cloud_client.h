@@ -18,10 +18,10 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "cloud_proto.h"
-#include "http_client.h"
-#include "ocra.h"
-#include "secret.h"
+#include "core/secret.h"
+#include "device/ocra.h"
+#include "net/http_client.h"
+#include "proto/cloud_proto.h"
 
 /* Who the device is. */
 struct cloud_device {

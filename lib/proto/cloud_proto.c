@@ -2,11 +2,11 @@
  * Field checks of the cloud protocols. Everything here treats its input as
  * hostile: lengths first, then the alphabet, then the structure.
  */
-#include "cloud_proto.h"
+#include "proto/cloud_proto.h"
 
-#include "encoding.h"
-#include "error.h"
-#include "pki.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "core/pki.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

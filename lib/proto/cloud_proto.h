@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "ocra.h"
+#include "device/ocra.h"
 
 /* RFC 5705 exporter label for the OCRA session information; no context. */
 #define CLOUD_EXPORTER_LABEL "EXPORTER-onramp-ocra"

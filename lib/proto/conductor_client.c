@@ -5,19 +5,19 @@
  * match its hash and the schema, a certificate must be for the device's own
  * key and chain to the conductor's CA.
  */
-#include "conductor_client.h"
+#include "proto/conductor_client.h"
 
-#include "backoff.h"
-#include "certkey.h"
-#include "conductor_psk.h"
-#include "encoding.h"
-#include "error.h"
-#include "file.h"
-#include "json.h"
-#include "log.h"
-#include "peering_config.h"
-#include "pki.h"
-#include "vault.h"
+#include "core/backoff.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/pki.h"
+#include "device/certkey.h"
+#include "device/vault.h"
+#include "proto/conductor_psk.h"
+#include "proto/peering_config.h"
 
 #include <limits.h>
 #include <openssl/crypto.h>

@@ -21,8 +21,8 @@
 #ifndef ONRAMP_CONDUCTOR_CLIENT_H
 #define ONRAMP_CONDUCTOR_CLIENT_H
 
-#include "http_client.h"
-#include "secret.h"
+#include "core/secret.h"
+#include "net/http_client.h"
 
 #include <jansson.h>
 #include <signal.h>

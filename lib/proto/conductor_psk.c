@@ -3,10 +3,10 @@
  * only secret inputs are the secret's text and the proof; neither is logged
  * or put in an error message.
  */
-#include "conductor_psk.h"
+#include "proto/conductor_psk.h"
 
-#include "encoding.h"
-#include "error.h"
+#include "core/encoding.h"
+#include "core/error.h"
 
 #include <ctype.h>
 #include <openssl/core_names.h>

@@ -18,7 +18,7 @@
 #ifndef ONRAMP_CONDUCTOR_PSK_H
 #define ONRAMP_CONDUCTOR_PSK_H
 
-#include "secret.h"
+#include "core/secret.h"
 
 #include <stdbool.h>
 #include <stddef.h>

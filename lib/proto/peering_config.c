@@ -3,12 +3,12 @@
  * text: every field is checked for type and bounds, and an unknown field
  * anywhere is an error, so a typo is never pushed to a router.
  */
-#include "peering_config.h"
+#include "proto/peering_config.h"
 
-#include "encoding.h"
-#include "error.h"
-#include "json.h"
-#include "pki.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/pki.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

@@ -3,15 +3,15 @@
  * looked up by that hash. Nothing here logs or returns a token except the one
  * answer that makes it.
  */
-#include "admin_tokens.h"
+#include "server/admin_tokens.h"
 
-#include "error.h"
-#include "file.h"
-#include "http_server.h"
-#include "json.h"
-#include "log.h"
-#include "secret.h"
-#include "store.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/secret.h"
+#include "server/http_server.h"
+#include "server/store.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>

@@ -10,8 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "cloud_proto.h"
-#include "secret.h"
+#include "core/secret.h"
+#include "proto/cloud_proto.h"
 
 struct http_ctx;
 struct store;

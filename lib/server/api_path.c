@@ -2,9 +2,9 @@
  * Path splitting for the admin APIs. The path comes from the network: its
  * length and shape are checked before anything is copied.
  */
-#include "api_path.h"
+#include "server/api_path.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <string.h>
 

@@ -3,14 +3,14 @@
  * onramp daemons. Configuration values are checked for type and range here;
  * files are checked by whoever opens them.
  */
-#include "daemon.h"
+#include "server/daemon.h"
 
-#include "admin_tokens.h"
-#include "error.h"
-#include "file.h"
-#include "http_server.h"
-#include "secret.h"
-#include "store.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/secret.h"
+#include "server/admin_tokens.h"
+#include "server/http_server.h"
+#include "server/store.h"
 
 #include <openssl/crypto.h>
 #include <signal.h>

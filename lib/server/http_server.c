@@ -7,11 +7,11 @@
  * Trust: requests come from anyone who can connect. evhttp parses them under
  * header/body limits; routing uses the raw path; handlers get typed access.
  */
-#include "http_server.h"
+#include "server/http_server.h"
 
-#include "error.h"
-#include "json.h"
-#include "log.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/log.h"
 
 #include <errno.h>
 #include <event2/buffer.h>

@@ -2,7 +2,7 @@
  * The lockout schedule. Failure counts come from the database and may be
  * anything: the doubling stops at the cap, so no count overflows it.
  */
-#include "lockout.h"
+#include "server/lockout.h"
 
 /* See lockout.h. */
 unsigned long

@@ -3,11 +3,11 @@
  * trusted only after its size and mode are checked; sealed text is trusted
  * only after its tag verifies under the key and the context.
  */
-#include "masterkey.h"
+#include "server/masterkey.h"
 
-#include "encoding.h"
-#include "error.h"
-#include "file.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "core/file.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>

@@ -13,7 +13,7 @@
 
 #include <stddef.h>
 
-#include "secret.h"
+#include "core/secret.h"
 
 #define MASTERKEY_LEN 32
 

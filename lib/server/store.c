@@ -3,9 +3,9 @@
  * store.h for the behaviour both give. Statements and parameters come from our
  * own code; parameter values may be secrets and never reach a message.
  */
-#include "store.h"
+#include "server/store.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <ctype.h>
 #include <errno.h>

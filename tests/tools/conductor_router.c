@@ -16,16 +16,16 @@
  * Every step report is printed on stdout as one JSON line:
  *   {"step":"certificate","ok":true,"reason":null,"time":...}
  */
-#include "certkey.h"
-#include "conductor_client.h"
-#include "error.h"
-#include "file.h"
-#include "http_client.h"
-#include "http_parse.h"
-#include "log.h"
-#include "secret.h"
-#include "tpm.h"
-#include "vault.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/log.h"
+#include "core/secret.h"
+#include "device/certkey.h"
+#include "device/tpm.h"
+#include "device/vault.h"
+#include "net/http_client.h"
+#include "net/http_parse.h"
+#include "proto/conductor_client.h"
 
 #include <getopt.h>
 #include <jansson.h>

@@ -7,10 +7,10 @@
  * Prints "listening PORT" when ready; SIGTERM/SIGINT stop it, then it prints
  * "stopped closed=N" (N: held requests whose on_close ran) and exits 0.
  */
-#include "encoding.h"
-#include "error.h"
-#include "http_server.h"
-#include "log.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "server/http_server.h"
 
 #include <errno.h>
 #include <event2/event.h>

@@ -8,15 +8,15 @@
  * it prints what a real device would keep secret (token, pre-shared secret)
  * so that the tests can check them.
  */
-#include "cloud_client.h"
-#include "device.h"
-#include "error.h"
-#include "file.h"
-#include "http_client.h"
-#include "http_parse.h"
-#include "identity.h"
-#include "json.h"
-#include "log.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "device/device.h"
+#include "device/identity.h"
+#include "net/http_client.h"
+#include "net/http_parse.h"
+#include "proto/cloud_client.h"
 
 #include <getopt.h>
 #include <openssl/crypto.h>

@@ -16,19 +16,19 @@
  *
  * Exit 0 ok, 1 failure (message on stderr), 2 usage.
  */
-#include "certkey.h"
-#include "device.h"
-#include "encoding.h"
-#include "error.h"
-#include "file.h"
-#include "identity.h"
-#include "json.h"
-#include "ocra.h"
-#include "record.h"
-#include "secret.h"
-#include "state.h"
-#include "tpm.h"
-#include "vault.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "core/secret.h"
+#include "device/certkey.h"
+#include "device/device.h"
+#include "device/identity.h"
+#include "device/ocra.h"
+#include "device/record.h"
+#include "device/state.h"
+#include "device/tpm.h"
+#include "device/vault.h"
 
 #include <getopt.h>
 #include <openssl/crypto.h>

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "agent_conf.h"
-#include "error.h"
+#include "core/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,8 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "core/error.h"
 #include "dhcp_packet.h"
-#include "error.h"
 
 #include <stdlib.h>
 #include <string.h>

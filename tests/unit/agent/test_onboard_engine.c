@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "onboard_engine.h"
 
 #include <string.h>

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "alarm.h"
-#include "log.h"
+#include "core/log.h"
 #include "proxy_book.h"
 
 #include <stdio.h>

@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "../../conductord/asset_state.h"
-#include "error.h"
+#include "core/error.h"
 
 #include <string.h>
 

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "backoff.h"
+#include "core/backoff.h"
 
 #include <limits.h>
 

@@ -9,9 +9,9 @@
 
 #include <cmocka.h>
 
-#include "config.h"
-#include "error.h"
-#include "json.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/json.h"
 
 #include <string.h>
 

@@ -8,9 +8,9 @@
 
 #include <cmocka.h>
 
-#include "encoding.h"
-#include "error.h"
-#include "secret.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "core/secret.h"
 
 #include <openssl/crypto.h>
 #include <stdlib.h>

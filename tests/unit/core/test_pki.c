@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "error.h"
-#include "pki.h"
+#include "core/error.h"
+#include "core/pki.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>

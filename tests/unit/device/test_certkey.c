@@ -11,9 +11,9 @@
 #include <cmocka.h>
 // clang-format on
 
-#include "certkey.h"
-#include "error.h"
-#include "file.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "device/certkey.h"
 #include "testdir.h"
 
 #include <openssl/pem.h>

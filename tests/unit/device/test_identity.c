@@ -11,9 +11,9 @@
 #include <cmocka.h>
 // clang-format on
 
-#include "error.h"
-#include "file.h"
-#include "identity.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "device/identity.h"
 #include "testdir.h"
 
 #include <sys/stat.h>

@@ -9,9 +9,9 @@
 
 #include <cmocka.h>
 
-#include "encoding.h"
-#include "error.h"
-#include "ocra.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "device/ocra.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>

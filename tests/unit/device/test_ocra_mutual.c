@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "cloud_proto.h"
-#include "ocra_mutual.h"
+#include "device/ocra_mutual.h"
+#include "proto/cloud_proto.h"
 
 #include <string.h>
 

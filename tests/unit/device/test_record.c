@@ -11,10 +11,10 @@
 #include <cmocka.h>
 // clang-format on
 
-#include "error.h"
-#include "file.h"
-#include "json.h"
-#include "record.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "device/record.h"
 #include "testdir.h"
 
 #include <openssl/evp.h>

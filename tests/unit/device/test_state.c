@@ -10,9 +10,9 @@
 #include <cmocka.h>
 // clang-format on
 
-#include "error.h"
-#include "file.h"
-#include "state.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "device/state.h"
 #include "testdir.h"
 
 #include <dirent.h>

@@ -11,11 +11,11 @@
 #include <cmocka.h>
 // clang-format on
 
-#include "error.h"
-#include "file.h"
-#include "secret.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/secret.h"
+#include "device/vault.h"
 #include "testdir.h"
-#include "vault.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>

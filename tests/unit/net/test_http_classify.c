@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "error.h"
-#include "http_classify.h"
+#include "core/error.h"
+#include "net/http_classify.h"
 
 #include <curl/curl.h>
 #include <errno.h>

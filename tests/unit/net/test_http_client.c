@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "error.h"
-#include "http_client.h"
+#include "core/error.h"
+#include "net/http_client.h"
 #include "test_anchor.h"
 
 #include <string.h>

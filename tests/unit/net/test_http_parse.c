@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "error.h"
-#include "http_parse.h"
+#include "core/error.h"
+#include "net/http_parse.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -10,9 +10,9 @@
 
 #include <cmocka.h>
 
-#include "error.h"
-#include "http_retry.h"
-#include "log.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "net/http_retry.h"
 #include "test_anchor.h"
 
 #include <arpa/inet.h>

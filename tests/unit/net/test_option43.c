@@ -9,9 +9,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "error.h"
-#include "option43.h"
-#include "proxy_addr.h"
+#include "core/error.h"
+#include "net/option43.h"
+#include "net/proxy_addr.h"
 
 #include <stdio.h>
 #include <stdlib.h>

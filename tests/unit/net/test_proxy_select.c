@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "proxy_select.h"
+#include "net/proxy_select.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "cloud_proto.h"
-#include "error.h"
+#include "core/error.h"
+#include "proto/cloud_proto.h"
 
 #include <stdio.h>
 #include <string.h>

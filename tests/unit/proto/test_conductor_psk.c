@@ -8,9 +8,9 @@
 
 #include <cmocka.h>
 
-#include "conductor_psk.h"
-#include "encoding.h"
-#include "error.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "proto/conductor_psk.h"
 
 #include <string.h>
 

@@ -8,8 +8,8 @@
 
 #include <cmocka.h>
 
-#include "error.h"
-#include "peering_config.h"
+#include "core/error.h"
+#include "proto/peering_config.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "api_path.h"
+#include "server/api_path.h"
 
 #include <string.h>
 

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "lockout.h"
+#include "server/lockout.h"
 
 #include <limits.h>
 

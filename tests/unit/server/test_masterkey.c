@@ -9,9 +9,9 @@
 
 #include <cmocka.h>
 
-#include "error.h"
-#include "file.h"
-#include "masterkey.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "server/masterkey.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "error.h"
-#include "store.h"
+#include "core/error.h"
+#include "server/store.h"
 
 #include <limits.h>
 #include <pthread.h>
