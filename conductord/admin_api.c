@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 #include "core/json.h"
-#include "core/pki.h"
+#include "core/x509.h"
 #include "proto/conductor_psk.h"
 #include "proto/peering_config.h"
 #include "records.h"

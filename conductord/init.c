@@ -12,7 +12,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
-#include "core/pki.h"
+#include "core/x509.h"
 #include "core/secret.h"
 #include "proto/peering_config.h"
 #include "server/masterkey.h"

@@ -11,7 +11,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
-#include "core/pki.h"
+#include "core/x509.h"
 #include "core/secret.h"
 #include "poll.h"
 #include "server/http_server.h"

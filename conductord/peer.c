@@ -13,7 +13,7 @@
 
 #include "core/error.h"
 #include "core/json.h"
-#include "core/pki.h"
+#include "core/x509.h"
 #include "proto/conductor_client.h"
 #include "proto/conductor_psk.h"
 #include "records.h"

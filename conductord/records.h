@@ -8,7 +8,7 @@
 #define ONRAMP_RECORDS_H
 
 #include "conductor.h"
-#include "core/pki.h"
+#include "core/x509.h"
 #include "proto/conductor_psk.h"
 
 #include <jansson.h>

@@ -14,7 +14,7 @@
 #include "core/encoding.h"
 #include "core/error.h"
 #include "core/json.h"
-#include "core/pki.h"
+#include "core/x509.h"
 #include "poll.h"
 #include "proto/cloud_proto.h"
 #include "proto/conductor_psk.h"

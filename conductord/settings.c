@@ -6,7 +6,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
-#include "core/pki.h"
+#include "core/x509.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>

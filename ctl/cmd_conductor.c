@@ -12,7 +12,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/json.h"
-#include "core/pki.h"
+#include "core/x509.h"
 #include "core/secret.h"
 #include "net/http_client.h"
 #include "proto/conductor_psk.h"

@@ -11,7 +11,7 @@
 #include "core/file.h"
 #include "core/json.h"
 #include "core/log.h"
-#include "core/pki.h"
+#include "core/x509.h"
 #include "device/tpm.h"
 
 #include <ctype.h>

@@ -14,7 +14,7 @@
 #include "net/http_client.h"
 
 #include "core/error.h"
-#include "core/pki.h"
+#include "core/x509.h"
 #include "net/http_classify.h"
 #include "net/http_parse.h"
 

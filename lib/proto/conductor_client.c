@@ -13,7 +13,7 @@
 #include "core/file.h"
 #include "core/json.h"
 #include "core/log.h"
-#include "core/pki.h"
+#include "core/x509.h"
 #include "device/certkey.h"
 #include "device/vault.h"
 #include "proto/conductor_psk.h"

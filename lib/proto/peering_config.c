@@ -8,7 +8,7 @@
 #include "core/encoding.h"
 #include "core/error.h"
 #include "core/json.h"
-#include "core/pki.h"
+#include "core/x509.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

@@ -4,7 +4,7 @@
  * come from outside (router names, server names) go into typed GENERAL_NAME
  * structures after validation, never into a configuration string.
  */
-#include "core/pki.h"
+#include "core/x509.h"
 
 #include "core/encoding.h"
 #include "core/error.h"

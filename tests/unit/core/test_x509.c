@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "core/error.h"
-#include "core/pki.h"
+#include "core/x509.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
