@@ -9,10 +9,10 @@
 
 #include "core/error.h"
 #include "core/json.h"
-#include "core/x509.h"
 #include "proto/conductor_psk.h"
 #include "proto/peering_config.h"
 #include "records.h"
+#include "server/ca.h"
 #include "server/http_server.h"
 #include "server/masterkey.h"
 #include "server/store.h"

@@ -12,9 +12,9 @@
 
 #include "core/error.h"
 #include "core/file.h"
-#include "core/x509.h"
 #include "core/secret.h"
 #include "proto/peering_config.h"
+#include "server/ca.h"
 #include "server/masterkey.h"
 #include "server/store.h"
 

@@ -14,12 +14,12 @@
 #include "core/encoding.h"
 #include "core/error.h"
 #include "core/json.h"
-#include "core/x509.h"
 #include "poll.h"
 #include "proto/cloud_proto.h"
 #include "proto/conductor_psk.h"
 #include "proto/peering_config.h"
 #include "records.h"
+#include "server/ca.h"
 #include "server/http_server.h"
 #include "server/store.h"
 

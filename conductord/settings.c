@@ -6,7 +6,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
-#include "core/x509.h"
+#include "server/ca.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>

@@ -1,70 +1,26 @@
 /*
- * The conductor's certificate authority, on OpenSSL 3: a root CA made here
- * or imported, the conductor's own TLS server certificate, and router
- * certificates signed from the routers' CSRs.
+ * X.509 checks that every layer uses, on OpenSSL 3: certificates and CSRs
+ * parsed with size bounds, key identities, chain verification against given
+ * anchors, and the name rules for routers and servers. The conductor's CA
+ * (which signs) is server/ca.h.
  *
- * What a router certificate says is decided here, never by the CSR: the
- * subject is CN=<router name>, the one SAN is the peering identity
- * urn:onramp:peering:<router name>, the CSR's own subject and extensions are
- * ignored. The CSR contributes only its public key, and only after its
- * signature (proof of possession) checks out. Serials are 20 bytes, 158 of their bits random;
- * the caller records every certificate issued (the conductor's database
- * refuses a repeated serial, so a collision can never go unnoticed).
+ * A key's identity (key id) is the hex SHA-256 of its DER
+ * SubjectPublicKeyInfo: the same for a CSR and the certificate issued for it.
  */
-#ifndef ONRAMP_PKI_H
-#define ONRAMP_PKI_H
+#ifndef ONRAMP_CORE_X509_H
+#define ONRAMP_CORE_X509_H
 
-#include "core/secret.h"
-
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
 #define PKI_PEERING_URI_PREFIX "urn:onramp:peering:"
 #define PKI_KEY_ID_LEN 64	/* hex SHA-256 of a SubjectPublicKeyInfo */
-#define PKI_SERIAL_HEX_MAX 41	/* 20 bytes in hex, NUL */
-#define PKI_MAX_DAYS_LEAF 825	/* the longest a router or server certificate may live */
-#define PKI_MAX_DAYS_CA 7305	/* 20 years */
+#define PKI_SERIAL_HEX_MAX 41	/* a certificate serial of 20 bytes in hex, NUL */
 #define PKI_MAX_PEM (64 * 1024) /* the largest certificate, key or CSR accepted */
-
-struct pki_ca; /* a CA certificate and its private key */
-
-/* One certificate just issued, with what the caller records about it. */
-struct pki_issued {
-	char *cert_pem; /* malloc'd */
-	char serial[PKI_SERIAL_HEX_MAX];
-	char sha256[65];		 /* fingerprint of the DER certificate, hex */
-	char key_id[PKI_KEY_ID_LEN + 1]; /* hex SHA-256 of the certified public key */
-	time_t not_before, not_after;
-};
-
-/*
- * Makes a new self-signed root CA: an EC P-256 key, CN common_name, valid
- * for days (1..PKI_MAX_DAYS_CA). cert_pem is malloc'd; key_pem is a secret
- * holding NUL-terminated PEM (free with secret_free).
- */
-int pki_ca_create(const char *common_name, unsigned days, char **cert_pem, struct secret *key_pem);
-
-/*
- * Loads a CA for signing. Refuses a certificate that is not a CA
- * (basicConstraints CA:TRUE, keyCertSign when key usage is present), one that
- * is expired or not yet valid, and a key that is not the certificate's.
- */
-int pki_ca_load(const char *cert_pem, const char *key_pem, struct pki_ca **out);
-void pki_ca_free(struct pki_ca *ca);
-
-/* The CA certificate in PEM, as the CA holds it (owned by ca). */
-const char *pki_ca_cert_pem(const struct pki_ca *ca);
-
-/*
- * Issues a TLS server certificate for a new EC P-256 key: CN common_name,
- * a SAN for each of names (an IPv4/IPv6 literal becomes an IP SAN, anything
- * else must be a DNS name), EKU serverAuth, valid for days (never past the
- * CA's expiry). The key comes
- * back in key_pem (secret, NUL-terminated PEM).
- */
-int pki_issue_server(struct pki_ca *ca, const char *common_name, const char *const *names,
-		     size_t n_names, unsigned days, struct pki_issued *out, struct secret *key_pem);
 
 /*
  * Checks a PKCS#10 CSR: one PEM CSR, its signature valid, its key EC
@@ -74,17 +30,6 @@ int pki_issue_server(struct pki_ca *ca, const char *common_name, const char *con
  * of the CSR's SubjectPublicKeyInfo: the device key's identity.
  */
 int pki_csr_check(const char *csr_pem, const char *required_uri, char key_id[PKI_KEY_ID_LEN + 1]);
-
-/*
- * Signs a router's CSR (checked as by pki_csr_check): subject CN=router_name,
- * SAN URI urn:onramp:peering:<router_name>, EKU serverAuth and clientAuth,
- * CA:FALSE, valid for days (1..PKI_MAX_DAYS_LEAF) but never past the CA's
- * own expiry, a fresh random serial.
- */
-int pki_sign_router_csr(struct pki_ca *ca, const char *csr_pem, const char *router_name,
-			unsigned days, struct pki_issued *out);
-
-void pki_issued_free(struct pki_issued *issued);
 
 /* True for a router name usable in a certificate: 1..63 of [A-Za-z0-9._-], starting alnum. */
 bool pki_valid_router_name(const char *name);
@@ -117,5 +62,23 @@ int pki_verify_chain(const char *cert_pem, const char *anchor_pem);
  * error queue empty.
  */
 int pki_check_certificates(const char *pem, size_t len, size_t max_certs, const char *what);
+
+/*
+ * Building blocks for server/ca.c, which signs what these parsed and checked.
+ * pki_ssl_error records `what` with OpenSSL's last error text (clearing the
+ * queue) and returns -1; pki_pem_source is a read-only BIO over PEM text of at
+ * most PKI_MAX_PEM bytes; pki_cert_from_pem the first certificate of a PEM
+ * text; pki_spki_sha256 a key's id; pki_asn1_time seconds since the epoch
+ * (-1 when it cannot be read); pki_csr_load parses and checks a CSR as
+ * pki_csr_check does and hands it over (the caller frees it).
+ */
+int pki_ssl_error(const char *what);
+BIO *pki_pem_source(const char *pem, const char *what);
+X509 *pki_cert_from_pem(const char *pem, const char *what);
+int pki_spki_sha256(EVP_PKEY *key, char out[PKI_KEY_ID_LEN + 1]);
+time_t pki_asn1_time(const ASN1_TIME *t);
+bool pki_is_ip_literal(const char *name);
+int pki_csr_load(const char *csr_pem, const char *required_uri, X509_REQ **req_out,
+		 char key_id[PKI_KEY_ID_LEN + 1]);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/pki.c: the conductor's CA, its server certificate and
+ * Unit tests for lib/server/ca.c and lib/core/x509.c: the conductor's CA, its server certificate and
  * router certificates from CSRs, each checked with OpenSSL's own verifier.
  */
 #include <setjmp.h>
@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "core/error.h"
-#include "core/x509.h"
+#include "server/ca.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
