@@ -48,9 +48,10 @@ on_drop(void *arg, const char *reason)
  * Replaces what ifname learned with the good proxies of its option 43
  * (data may be NULL: none), and probes the new candidates at once.
  */
-void
-agent_learn_option43(struct agent *agent, const char *ifname, const uint8_t *data, size_t len)
+static void
+learn_option43(void *arg, const char *ifname, const uint8_t *data, size_t len)
 {
+	struct agent *agent = arg;
 	struct option43_proxies found;
 	const struct book_iface *bi = proxy_book_iface(&agent->book, ifname);
 
@@ -65,8 +66,8 @@ agent_learn_option43(struct agent *agent, const char *ifname, const uint8_t *dat
 static void
 dhcp_lease(void *arg, const char *ifname, const struct dhcp_lease *lease)
 {
-	agent_learn_option43(arg, ifname, lease->has_vendor ? lease->vendor : NULL,
-			     lease->vendor_len);
+	learn_option43(arg, ifname, lease->has_vendor ? lease->vendor : NULL,
+		       lease->vendor_len);
 }
 
 /* dhcp_io callback: the lease is gone, and with it what it taught. */
@@ -162,6 +163,7 @@ start(struct agent *a)
 
 	if (file_ensure_dir(a->conf.state_dir, 0700) == -1 || setup_book(a) == -1)
 		return -1;
+	a->dhcp_hook = (struct dhcp_hook){&a->conf, &a->book, learn_option43, a};
 	a->base = event_base_new();
 	if (a->base == NULL)
 		return or_error("cannot create the event loop");
@@ -169,7 +171,7 @@ start(struct agent *a)
 	    control_register(a->control, "show management-proxy", show_proxy, a) == -1 ||
 	    control_register(a->control, "show dhcp learned-proxies", show_learned, a) == -1 ||
 	    control_register(a->control, "show alarms", show_alarms, a) == -1 ||
-	    dhcp_hook_register(a) == -1 || onboard_start(a, &a->onboard) == -1)
+	    dhcp_hook_register(a->control, &a->dhcp_hook) == -1 || onboard_start(a, &a->onboard) == -1)
 		return -1;
 	if (health_start(a->base, &a->book, a->conf.health_interval, a->conf.health_timeout,
 			 &a->health) == -1)

@@ -21,6 +21,7 @@
 #include "agent_conf.h"
 #include "alarm.h"
 #include "control.h"
+#include "dhcp_hook.h"
 #include "dhcp_io.h"
 #include "health.h"
 #include "onboard.h"
@@ -34,6 +35,7 @@ struct agent {
 	struct alarms alarms;
 	struct proxy_book book;
 	struct control *control;
+	struct dhcp_hook dhcp_hook; /* the "dhcp-hook" command's view of the agent */
 	struct health *health;
 	struct dhcp_io *dhcp[AGENT_MAX_IFACES];
 	struct event *sig_term, *sig_int;
@@ -41,11 +43,5 @@ struct agent {
 	bool stopping;		 /* leases removed on the way out teach nothing */
 	bool exit_now;		 /* a worker thread is still busy: _exit after cleanup */
 };
-
-/* Registers the "dhcp-hook" control command (dhcp_hook.c). */
-int dhcp_hook_register(struct agent *agent);
-
-/* Parses option 43 learned on ifname and hands the good proxies to the book. */
-void agent_learn_option43(struct agent *agent, const char *ifname, const uint8_t *data, size_t len);
 
 #endif

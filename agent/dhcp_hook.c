@@ -8,7 +8,9 @@
  * event "bound" (a lease was obtained or renewed; option43 may be absent) or
  * "unbound" (the lease is gone).
  */
-#include "agent.h"
+#include "dhcp_hook.h"
+
+#include "dhcp_packet.h"
 
 #include "core/encoding.h"
 #include "core/error.h"
@@ -23,7 +25,7 @@
 static int
 hook(void *arg, json_t *req, json_t **result)
 {
-	struct agent *agent = arg;
+	struct dhcp_hook *dh = arg;
 	const char *ifname = NULL, *event = NULL, *hex = NULL;
 	const struct agent_iface_conf *conf = NULL;
 	struct book_iface *bi;
@@ -34,9 +36,9 @@ hook(void *arg, json_t *req, json_t **result)
 	    json_get_string(req, "event", true, 16, &event) == -1 ||
 	    json_get_string(req, "option43", false, 2 * DHCP_VENDOR_MAX, &hex) == -1)
 		return -1;
-	for (size_t i = 0; i < agent->conf.n_iface; i++)
-		if (strcmp(agent->conf.iface[i].name, ifname) == 0)
-			conf = &agent->conf.iface[i];
+	for (size_t i = 0; i < dh->conf->n_iface; i++)
+		if (strcmp(dh->conf->iface[i].name, ifname) == 0)
+			conf = &dh->conf->iface[i];
 	if (conf == NULL || conf->dhcp != AGENT_DHCP_HOOK)
 		return or_error("interface %s is not configured with dhcp = hook", ifname);
 	if (strcmp(event, "bound") != 0 && strcmp(event, "unbound") != 0)
@@ -44,23 +46,23 @@ hook(void *arg, json_t *req, json_t **result)
 	if (strcmp(event, "bound") == 0 && hex != NULL && hex[0] != '\0' &&
 	    hex_decode(hex, "option43", &data, &len) == -1)
 		return -1;
-	bi = proxy_book_iface(&agent->book, ifname); /* every hook interface is in the book */
+	bi = proxy_book_iface(dh->book, ifname); /* every hook interface is in the book */
 	log_info("%s: dhcp hook: %s%s", ifname, event, data != NULL ? ", with option 43" : "");
 	if (strcmp(event, "bound") == 0) {
-		proxy_book_set_lease(&agent->book, ifname, "bound");
-		agent_learn_option43(agent, ifname, data, len);
+		proxy_book_set_lease(dh->book, ifname, "bound");
+		dh->learn(dh->arg, ifname, data, len);
 	} else {
-		proxy_book_set_lease(&agent->book, ifname, "none");
-		proxy_book_set_learned(&agent->book, ifname, NULL, 0, time(NULL));
+		proxy_book_set_lease(dh->book, ifname, "none");
+		proxy_book_set_learned(dh->book, ifname, NULL, 0, time(NULL));
 	}
 	OPENSSL_free(data);
 	*result = proxy_book_iface_json(bi);
 	return *result != NULL ? 0 : or_error("out of memory");
 }
 
-/* Adds "dhcp-hook" to the control socket. */
+/* See dhcp_hook.h. */
 int
-dhcp_hook_register(struct agent *agent)
+dhcp_hook_register(struct control *ctl, struct dhcp_hook *dh)
 {
-	return control_register(agent->control, "dhcp-hook", hook, agent);
+	return control_register(ctl, "dhcp-hook", hook, dh);
 }
