@@ -5,6 +5,7 @@
 #include "alarm.h"
 
 #include "core/log.h"
+#include "core/rfc3339.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -113,13 +114,11 @@ alarm_mark_reported(struct alarms *a, unsigned long id)
 static json_t *
 time_json(time_t t)
 {
-	char text[32];
-	struct tm tm;
+	char text[RFC3339_LEN + 1];
 
 	if (t == 0)
 		return json_null();
-	gmtime_r(&t, &tm);
-	strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	rfc3339_format(t, text);
 	return json_string(text);
 }
 

@@ -20,6 +20,7 @@
 #include "core/file.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/rfc3339.h"
 #include "device/state.h"
 #include "onboard_engine.h"
 #include "onboard_events.h"
@@ -74,24 +75,14 @@ struct onboard {
 
 /* ---- small helpers ------------------------------------------------------- */
 
-/* "2026-11-29T16:00:00Z" */
-static void
-fmt_time(time_t t, char out[32])
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static json_t *
 json_time(time_t t)
 {
-	char text[32];
+	char text[RFC3339_LEN + 1];
 
 	if (t == 0)
 		return json_null();
-	fmt_time(t, text);
+	rfc3339_format(t, text);
 	return json_string(text);
 }
 
@@ -647,9 +638,9 @@ handle(struct onboard *ob, struct ob_msg *m)
 	case OB_MSG_MIGRATING:
 		if (ob->st.migrate_deadline != m->deadline &&
 		    !onboard_is_done(&ob->st, OB_MIGRATE)) {
-			char until[32], reason[96];
+			char until[RFC3339_LEN + 1], reason[96];
 
-			fmt_time(m->deadline, until);
+			rfc3339_format(m->deadline, until);
 			snprintf(reason, sizeof(reason),
 				 "to the production conductor, revert at %s", until);
 			onboard_migrate_started(&ob->st, m->deadline);
@@ -857,7 +848,7 @@ migrate_conductor(void *arg, json_t *req, json_t **result)
 	struct onboard *ob = arg;
 	json_t *list = json_object_get(req, "addresses"), *v;
 	struct ob_job job = {.kind = OB_JOB_MIGRATE};
-	char until[32], reason[OB_REASON_LEN];
+	char until[RFC3339_LEN + 1], reason[OB_REASON_LEN];
 	time_t now = time(NULL);
 	size_t i;
 
@@ -894,7 +885,7 @@ migrate_conductor(void *arg, json_t *req, json_t **result)
 	ob->mig.reason[0] = '\0';
 	ob->mig.job = job;
 	onboard_migrate_started(&ob->st, now + (time_t)job.window_s);
-	fmt_time(now + (time_t)job.window_s, until);
+	rfc3339_format(now + (time_t)job.window_s, until);
 	snprintf(reason, sizeof(reason), "requested on the router: to %.120s, revert at %s",
 		 job.addresses[0], until);
 	record(ob, "migrate", "started", reason);

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/rfc3339.h"
 #include "server/admin_tokens.h"
 #include "server/api_path.h"
 #include "server/http_server.h"
@@ -40,7 +41,7 @@ static void
 list_orgs(struct http_ctx *ctx, struct store *st)
 {
 	struct store_result *res = NULL;
-	char when[CLOUD_TIME_LEN + 1];
+	char when[RFC3339_LEN + 1];
 	json_t *list;
 
 	if (store_exec(st, "SELECT name, created FROM organizations ORDER BY name", NULL, 0,
@@ -50,7 +51,7 @@ list_orgs(struct http_ctx *ctx, struct store *st)
 	}
 	list = json_array();
 	for (size_t i = 0; i < store_rows(res); i++) {
-		cloud_time_format((time_t)strtoll(store_value(res, i, 1), NULL, 10), when);
+		rfc3339_format((time_t)strtoll(store_value(res, i, 1), NULL, 10), when);
 		json_array_append_new(list, json_pack("{s:s,s:s}", "name", store_value(res, i, 0),
 						      "created", when));
 	}
@@ -62,7 +63,7 @@ list_orgs(struct http_ctx *ctx, struct store *st)
 static void
 add_org(struct http_ctx *ctx, struct store *st, const struct admin_who *who)
 {
-	char now[CLOUD_NUM_LEN], when[CLOUD_TIME_LEN + 1];
+	char now[CLOUD_NUM_LEN], when[RFC3339_LEN + 1];
 	struct store_result *res = NULL;
 	const char *name, *params[2];
 	json_t *body = NULL;
@@ -84,7 +85,7 @@ add_org(struct http_ctx *ctx, struct store *st, const struct admin_who *who)
 		http_reply_error(ctx, 409, "exists", "organisation '%s' exists already", name);
 	} else {
 		log_info("organisation '%s' added by '%s'", name, who->name);
-		cloud_time_format(t, when);
+		rfc3339_format(t, when);
 		http_reply_json(ctx, 201, json_pack("{s:s,s:s}", "name", name, "created", when));
 	}
 out:

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/rfc3339.h"
 #include "device/record.h"
 #include "server/admin_tokens.h"
 #include "server/api_path.h"
@@ -28,7 +29,7 @@
 static json_t *
 time_json(const char *v, bool zero_is_null)
 {
-	char text[CLOUD_TIME_LEN + 1];
+	char text[RFC3339_LEN + 1];
 	long long t;
 
 	if (v == NULL)
@@ -36,7 +37,7 @@ time_json(const char *v, bool zero_is_null)
 	t = strtoll(v, NULL, 10);
 	if (t == 0 && zero_is_null)
 		return json_null();
-	cloud_time_format((time_t)t, text);
+	rfc3339_format((time_t)t, text);
 	return json_string(text);
 }
 

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/rfc3339.h"
 #include "server/http_server.h"
 #include "server/masterkey.h"
 
@@ -143,8 +144,8 @@ check_event(json_t *ev, time_t *when)
 		return or_error("each event must be an object");
 	if (json_get_string(ev, "step", true, CLOUD_STEP_MAX, &step) == -1 ||
 	    cloud_check_step(step) == -1 ||
-	    json_get_string(ev, "time", true, CLOUD_TIME_LEN, &t) == -1 ||
-	    cloud_time_parse(t, when) == -1 ||
+	    json_get_string(ev, "time", true, RFC3339_LEN, &t) == -1 ||
+	    rfc3339_parse(t, when) == -1 ||
 	    json_get_string(ev, "outcome", true, 16, &outcome) == -1 ||
 	    cloud_check_outcome(outcome) == -1 ||
 	    json_get_string(ev, "reason", false, CLOUD_REASON_MAX, &reason) == -1 ||

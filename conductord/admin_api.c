@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/json.h"
+#include "core/rfc3339.h"
 #include "proto/conductor_psk.h"
 #include "proto/peering_config.h"
 #include "records.h"
@@ -222,9 +223,9 @@ static json_t *
 asset_entry(const char *name, const char *asset_id, const char *state, time_t contact,
 	    const char *error)
 {
-	char when[32];
+	char when[RFC3339_LEN + 1];
 
-	fmt_time(contact, when, sizeof(when));
+	rfc3339_format(contact, when);
 	return json_pack("{s:s?, s:s, s:s, s:s?, s:s?}", "name", name, "asset_id", asset_id,
 			 "state", state, "last_contact", contact ? when : NULL, "last_error",
 			 error);
@@ -313,7 +314,7 @@ handle_alarms(struct http_ctx *ctx, void *arg)
 {
 	struct store_result *res = NULL;
 	json_t *list = json_array();
-	char raised[32], last[32];
+	char raised[RFC3339_LEN + 1], last[RFC3339_LEN + 1];
 	struct worker *w;
 
 	(void)arg;
@@ -330,8 +331,8 @@ handle_alarms(struct http_ctx *ctx, void *arg)
 		return;
 	}
 	for (size_t i = 0; i < store_rows(res); i++) {
-		fmt_time((time_t)parse_i64(store_value(res, i, 4)), raised, sizeof(raised));
-		fmt_time((time_t)parse_i64(store_value(res, i, 5)), last, sizeof(last));
+		rfc3339_format((time_t)parse_i64(store_value(res, i, 4)), raised);
+		rfc3339_format((time_t)parse_i64(store_value(res, i, 5)), last);
 		json_array_append_new(
 			list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "severity",
 					store_value(res, i, 0), "kind", store_value(res, i, 1),

@@ -86,7 +86,6 @@ int conductor_renew_server_cert(struct conductor *c, bool force);
 int conductor_db_open(const struct conductor_settings *s, struct store **out);
 
 /* Small helpers (util.c). */
-void fmt_time(time_t t, char *out, size_t len); /* RFC 3339 UTC, "" for 0 */
 void fmt_i64(long long v, char out[24]);
 long long parse_i64(const char *text);	 /* 0 for NULL or junk */
 int random_hex(size_t bytes, char *out); /* out has 2*bytes+1 chars */

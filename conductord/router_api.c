@@ -14,6 +14,7 @@
 #include "core/encoding.h"
 #include "core/error.h"
 #include "core/json.h"
+#include "core/rfc3339.h"
 #include "poll.h"
 #include "proto/cloud_proto.h"
 #include "proto/conductor_psk.h"
@@ -801,9 +802,9 @@ out:
 static json_t *
 certificate_answer(struct worker *w, const char *pem, const char *serial, time_t not_after)
 {
-	char when[32];
+	char when[RFC3339_LEN + 1];
 
-	fmt_time(not_after, when, sizeof(when));
+	rfc3339_format(not_after, when);
 	return json_pack("{s:s, s:s, s:s, s:s}", "certificate", pem, "ca",
 			 pki_ca_cert_pem(w->c->ca), "serial", serial, "not_after", when);
 }
@@ -816,7 +817,7 @@ static void
 handle_certificate(struct http_ctx *ctx, void *arg)
 {
 	const char *csr = NULL;
-	char key_id[PKI_KEY_ID_LEN + 1], id_text[24], nb[24], na[24], now[24], until[32];
+	char key_id[PKI_KEY_ID_LEN + 1], id_text[24], nb[24], na[24], now[24], until[RFC3339_LEN + 1];
 	struct store_result *res = NULL;
 	struct command_row c = {0};
 	struct pki_issued out = {0};
@@ -882,7 +883,7 @@ handle_certificate(struct http_ctx *ctx, void *arg)
 	fmt_i64((long long)out.not_before, nb);
 	fmt_i64((long long)out.not_after, na);
 	fmt_i64((long long)time(NULL), now);
-	fmt_time(out.not_after, until, sizeof(until));
+	rfc3339_format(out.not_after, until);
 	if (store_exec(w->db,
 		       "INSERT INTO certificates (serial, router, command_id, key_id, sha256, "
 		       "not_before, not_after, pem, issued) VALUES ($1, $2, $3, $4, $5, $6, $7, "

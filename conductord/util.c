@@ -15,19 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* RFC 3339 UTC text of t, or "" for 0 (never set). */
-void
-fmt_time(time_t t, char *out, size_t len)
-{
-	struct tm tm;
-
-	if (t <= 0 || gmtime_r(&t, &tm) == NULL) {
-		out[0] = '\0';
-		return;
-	}
-	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* Decimal text of v, for a store parameter. */
 void
 fmt_i64(long long v, char out[24])

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/rfc3339.h"
 #include "proto/cloud_proto.h"
 #include "server/admin_tokens.h"
 #include "server/api_path.h"
@@ -76,9 +77,9 @@ out:
 static json_t *
 claim_json(const struct store_result *res, size_t row)
 {
-	char when[CLOUD_TIME_LEN + 1];
+	char when[RFC3339_LEN + 1];
 
-	cloud_time_format((time_t)strtoll(store_value(res, row, 4), NULL, 10), when);
+	rfc3339_format((time_t)strtoll(store_value(res, row, 4), NULL, 10), when);
 	return json_pack("{s:s,s:s,s:s,s:s,s:s}", "serial", store_value(res, row, 0), "cloud_url",
 			 store_value(res, row, 1), "cloud_ca_pem", store_value(res, row, 2),
 			 "owner", store_value(res, row, 3), "updated", when);

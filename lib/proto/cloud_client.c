@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/rfc3339.h"
 #include "device/ocra_mutual.h"
 
 #include <ctype.h>
@@ -448,7 +449,7 @@ cloud_report(struct http_session *session, const struct secret *token,
 	     const struct cloud_event *events, size_t n, struct cloud_outcome *oc)
 {
 	json_t *list = json_array(), *body = NULL, *doc = NULL;
-	char when[CLOUD_TIME_LEN + 1];
+	char when[RFC3339_LEN + 1];
 	int rc = -1;
 
 	outcome_reset(oc);
@@ -466,7 +467,7 @@ cloud_report(struct http_session *session, const struct secret *token,
 			fail(oc, CLOUD_PROTOCOL);
 			goto out;
 		}
-		cloud_time_format(e->time, when);
+		rfc3339_format(e->time, when);
 		json_array_append_new(list,
 				      json_pack("{s:s,s:s,s:s,s:s?}", "step", e->step, "time", when,
 						"outcome", e->outcome, "reason", e->reason));

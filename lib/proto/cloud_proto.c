@@ -296,38 +296,6 @@ cloud_check_challenge(const struct ocra_suite *suite, const char *challenge)
 	return 0;
 }
 
-/* See cloud_proto.h. */
-void
-cloud_time_format(time_t t, char *out)
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(out, CLOUD_TIME_LEN + 1, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-/* See cloud_proto.h: only a date and time that formats back to the same text. */
-int
-cloud_time_parse(const char *text, time_t *t)
-{
-	struct tm tm;
-	const char *end;
-	char back[CLOUD_TIME_LEN + 1];
-
-	memset(&tm, 0, sizeof(tm));
-	if (strnlen(text, CLOUD_TIME_LEN + 1) != CLOUD_TIME_LEN)
-		return or_error("time must be RFC 3339 UTC, like 2026-11-29T16:00:00Z");
-	end = strptime(text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (end == NULL || *end != '\0')
-		return or_error("time must be RFC 3339 UTC, like 2026-11-29T16:00:00Z");
-	*t = timegm(&tm);
-	/* strptime accepts out-of-range fields (Feb 31); the round trip catches them. */
-	cloud_time_format(*t, back);
-	if (strcmp(back, text) != 0)
-		return or_error("time '%s' is not a valid date and time", text);
-	return 0;
-}
-
 /* See cloud_proto.h: OpenSSL's generator only. */
 int
 cloud_random_hex(size_t bytes, char *out)

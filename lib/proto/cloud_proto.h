@@ -35,7 +35,6 @@
 #define CLOUD_TOKEN_BYTES 32 /* bearer tokens: 64 hex digits */
 #define CLOUD_TOKEN_HEX (2 * CLOUD_TOKEN_BYTES)
 #define CLOUD_ID_HEX 32	  /* challenge identifiers */
-#define CLOUD_TIME_LEN 20 /* "YYYY-MM-DDTHH:MM:SSZ" */
 
 /* Each check returns 0, or -1 with a message naming `what` and the rule broken. */
 
@@ -76,9 +75,6 @@ int cloud_device_suite(const char *text, struct ocra_suite *suite);
 /* A challenge of the suite: exactly question_max characters of its format. */
 int cloud_check_challenge(const struct ocra_suite *suite, const char *challenge);
 
-/* RFC 3339 UTC with seconds: "2026-11-29T16:00:00Z" (out: CLOUD_TIME_LEN + 1). */
-void cloud_time_format(time_t t, char *out);
-int cloud_time_parse(const char *text, time_t *t);
 
 /* Fills out with `bytes` random bytes in lower-case hex (out: 2 * bytes + 1). */
 int cloud_random_hex(size_t bytes, char *out);

@@ -9,6 +9,7 @@
 #include "core/file.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/rfc3339.h"
 #include "core/secret.h"
 #include "server/http_server.h"
 #include "server/store.h"
@@ -126,7 +127,7 @@ list_tokens(struct http_ctx *ctx, struct store *st)
 {
 	struct store_result *res = NULL;
 	json_t *list = json_array();
-	char when[CLOUD_TIME_LEN + 1];
+	char when[RFC3339_LEN + 1];
 
 	if (store_exec(st, "SELECT name, role, created FROM admin_tokens ORDER BY name", NULL, 0,
 		       &res) == -1) {
@@ -135,7 +136,7 @@ list_tokens(struct http_ctx *ctx, struct store *st)
 		goto out;
 	}
 	for (size_t i = 0; i < store_rows(res); i++) {
-		cloud_time_format((time_t)strtoll(store_value(res, i, 2), NULL, 10), when);
+		rfc3339_format((time_t)strtoll(store_value(res, i, 2), NULL, 10), when);
 		json_array_append_new(list,
 				      json_pack("{s:s,s:s,s:s}", "name", store_value(res, i, 0),
 						"role", store_value(res, i, 1), "created", when));

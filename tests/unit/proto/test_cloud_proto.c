@@ -183,24 +183,6 @@ device_suites_and_challenges(void **state)
 }
 
 static void
-times(void **state)
-{
-	char text[CLOUD_TIME_LEN + 1];
-	time_t t;
-
-	(void)state;
-	cloud_time_format(1795910400, text);
-	assert_string_equal(text, "2026-11-29T00:00:00Z");
-	assert_int_equal(cloud_time_parse("2026-11-29T16:00:05Z", &t), 0);
-	assert_int_equal(t, 1795910400 + 16 * 3600 + 5);
-	assert_int_equal(cloud_time_parse("2026-02-31T16:00:05Z", &t), -1);
-	assert_int_equal(cloud_time_parse("2026-11-29 16:00:05Z", &t), -1);
-	assert_int_equal(cloud_time_parse("2026-11-29T16:00:05+01:00", &t), -1);
-	assert_int_equal(cloud_time_parse("2026-11-29T16:00:05", &t), -1);
-	assert_int_equal(cloud_time_parse("", &t), -1);
-}
-
-static void
 random_and_hash(void **state)
 {
 	char a[65], b[65], h[65];
@@ -225,7 +207,6 @@ main(void)
 		cmocka_unit_test(pem_bundles),
 		cmocka_unit_test(texts_psks_steps),
 		cmocka_unit_test(device_suites_and_challenges),
-		cmocka_unit_test(times),
 		cmocka_unit_test(random_and_hash),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
