@@ -66,8 +66,7 @@ learn_option43(void *arg, const char *ifname, const uint8_t *data, size_t len)
 static void
 dhcp_lease(void *arg, const char *ifname, const struct dhcp_lease *lease)
 {
-	learn_option43(arg, ifname, lease->has_vendor ? lease->vendor : NULL,
-		       lease->vendor_len);
+	learn_option43(arg, ifname, lease->has_vendor ? lease->vendor : NULL, lease->vendor_len);
 }
 
 /* dhcp_io callback: the lease is gone, and with it what it taught. */
@@ -171,7 +170,8 @@ start(struct agent *a)
 	    control_register(a->control, "show management-proxy", show_proxy, a) == -1 ||
 	    control_register(a->control, "show dhcp learned-proxies", show_learned, a) == -1 ||
 	    control_register(a->control, "show alarms", show_alarms, a) == -1 ||
-	    dhcp_hook_register(a->control, &a->dhcp_hook) == -1 || onboard_start(a, &a->onboard) == -1)
+	    dhcp_hook_register(a->control, &a->dhcp_hook) == -1 ||
+	    onboard_start(a, &a->onboard) == -1)
 		return -1;
 	if (health_start(a->base, &a->book, a->conf.health_interval, a->conf.health_timeout,
 			 &a->health) == -1)

@@ -188,7 +188,7 @@ check_key_strength(EVP_PKEY *key)
 /* Parses and checks a CSR; the caller frees *req. */
 int
 pki_csr_load(const char *csr_pem, const char *required_uri, X509_REQ **req_out,
-	 char key_id[PKI_KEY_ID_LEN + 1])
+	     char key_id[PKI_KEY_ID_LEN + 1])
 {
 	BIO *bio = pki_pem_source(csr_pem, "CSR");
 	X509_REQ *req = NULL;

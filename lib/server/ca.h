@@ -21,8 +21,8 @@
 #include <stddef.h>
 #include <time.h>
 
-#define PKI_MAX_DAYS_LEAF 825	/* the longest a router or server certificate may live */
-#define PKI_MAX_DAYS_CA 7305	/* 20 years */
+#define PKI_MAX_DAYS_LEAF 825 /* the longest a router or server certificate may live */
+#define PKI_MAX_DAYS_CA 7305  /* 20 years */
 
 struct pki_ca; /* a CA certificate and its private key */
 
