@@ -1,4 +1,4 @@
-"""The outbound HTTPS client (lib/http_client.c) through `onrampctl probe`,
+"""The outbound HTTPS client (lib/net/http_client.c) through `onrampctl probe`,
 against real components: squid with Basic and with Digest auth, tinyproxy,
 openssl s_server as the origin (certificates from a test CA made with the
 openssl CLI), a TLS-intercepting proxy, and network namespaces for DNS

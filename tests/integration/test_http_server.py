@@ -1,4 +1,4 @@
-"""lib/http_server.h over real TLS: tests/tools/http_test_server serves with
+"""lib/server/http_server.h over real TLS: tests/tools/http_test_server serves with
 certificates issued here by the openssl CLI; clients are Python's ssl module,
 curl-free http.client and `openssl s_client`. Covers routing and JSON errors,
 limits, TLS versions, the TLS exporter seen from both sides, several loops

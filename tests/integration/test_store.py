@@ -1,4 +1,4 @@
-"""lib/store.h against both backends: the cmocka suite tests/unit/test_store.c
+"""lib/server/store.h against both backends: the cmocka suite tests/unit/server/test_store.c
 (CRUD, NULLs, placeholders, transactions, migrations, two connections,
 constraints, errors without values) run on a SQLite file and on a throw-away
 PostgreSQL, from the normal and the ASan+UBSan builds."""
