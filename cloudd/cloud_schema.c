@@ -39,6 +39,18 @@ const struct store_migration cloud_migrations[] = {
 	 CLOUD_SCHEMA_1
 	 "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, " EVENTS_COLUMNS,
 	 CLOUD_SCHEMA_1 "CREATE TABLE events (id BIGSERIAL PRIMARY KEY, " EVENTS_COLUMNS},
+	/*
+	 * Issue 12: a challenge is bound to the TLS connection it was issued on
+	 * (SHA-256 of an exporter) and ordered by issue time (microseconds), so
+	 * a flood evicts the oldest; a device keeps its claim secret, sealed.
+	 * Open challenges of the old schema cannot be bound: they go.
+	 */
+	{2,
+	 "DELETE FROM challenges;"
+	 "ALTER TABLE challenges ADD COLUMN session_hash TEXT NOT NULL DEFAULT '';"
+	 "ALTER TABLE challenges ADD COLUMN issued BIGINT NOT NULL DEFAULT 0;"
+	 "ALTER TABLE devices ADD COLUMN claim_secret_sealed TEXT;",
+	 NULL, NULL},
 };
 
 const size_t cloud_n_migrations = sizeof(cloud_migrations) / sizeof(cloud_migrations[0]);

@@ -2,13 +2,20 @@
  * Mutual OCRA authentication of devices (docs/protocol.md section 2).
  *
  * Trusts nothing from the device: every field is checked, the challenge it
- * names must be unused, unexpired and its own, and its response must be
- * computed over the TLS exporter of the connection that carries it. All state
- * (challenges, their use, failures, lockouts, tokens) is in the database and
- * changed by single statements, so any instance may serve any step.
+ * names must be unused, unexpired, its own and issued on this very TLS
+ * connection, and its response must be computed over the TLS exporter of the
+ * connection that carries it. A finish naming a challenge that does not exist
+ * or was issued on another connection counts against nothing of the device's:
+ * an outsider who knows a serial cannot lock it out. Only suites with a
+ * truncated response (guessable) keep a lockout; a full-length response
+ * (truncation 0) cannot be guessed. Open challenges are capped per device by
+ * evicting the oldest, never by refusing the newest. All state (challenges,
+ * their use, failures, lockouts, tokens) is in the database and changed by
+ * single statements, so any instance may serve any step.
  */
 #include "cloud.h"
 
+#include "core/encoding.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -21,8 +28,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Outstanding challenges a device may have; more is a client gone wrong, or a flood. */
-#define OPEN_CHALLENGES_MAX 16
+/* Outstanding challenges a device keeps (as SQL text); a newer one evicts the oldest. */
+#define OPEN_CHALLENGES_SQL "16"
+/* Exporter label binding a challenge to the connection it was issued on. */
+#define CHALLENGE_SESSION_LABEL "EXPORTER-onramp-challenge-session"
+#define CHALLENGE_SESSION_LEN 32
 /* Expired challenges are kept this long, so a late finish hears "expired". */
 #define CHALLENGE_KEEP_S 600
 #define SESSION_MAX 512
@@ -31,6 +41,7 @@
 struct auth_device {
 	struct ocra_suite suite;
 	struct secret key;
+	bool lockable; /* a truncated response: guessable, so failures lock out */
 };
 
 /* Replies 429 locked-out with Retry-After: the seconds from now until `until`. */
@@ -47,8 +58,9 @@ reply_locked(struct http_ctx *ctx, long long until, time_t now)
 
 /*
  * Loads the device; replies and returns -1 when it may not authenticate now:
- * unknown or unclaimed (404), locked out (429 with Retry-After), or its row
- * unusable (500). The key is opened only for a device that may go on.
+ * unknown or unclaimed (404), locked out (429 with Retry-After; only a
+ * truncated suite is ever locked out), or its row unusable (500). The key is
+ * opened only for a device that may go on.
  */
 static int
 load_device(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const char *serial,
@@ -75,14 +87,18 @@ load_device(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const
 				 "serial %s is not a claimed device of this cloud", serial);
 		goto out;
 	}
+	if (cloud_device_suite(store_value(res, 0, 0), &d->suite) == -1) {
+		cloud_internal(ctx, "reading a device suite");
+		goto out;
+	}
+	d->lockable = d->suite.digits != 0;
 	until = strtoll(store_value(res, 0, 3), NULL, 10);
-	if (until > (long long)now) {
+	if (d->lockable && until > (long long)now) {
 		reply_locked(ctx, until, now);
 		goto out;
 	}
 	snprintf(context, sizeof(context), "ocra-key:%s", serial);
-	if (cloud_device_suite(store_value(res, 0, 0), &d->suite) == -1 ||
-	    masterkey_open(app->mk, context, store_value(res, 0, 1), &d->key) == -1) {
+	if (masterkey_open(app->mk, context, store_value(res, 0, 1), &d->key) == -1) {
 		cloud_internal(ctx, "opening a device key");
 		goto out;
 	}
@@ -105,23 +121,77 @@ session_info(struct http_ctx *ctx, const struct ocra_suite *suite, uint8_t *s)
 }
 
 /*
+ * The SHA-256 (hex) of an exporter of this request's TLS connection under a
+ * label of its own: stored with a challenge at start, required at finish, so
+ * only the connection a challenge was issued on can use it (or spend it).
+ */
+static int
+session_binding(struct http_ctx *ctx, char out[65])
+{
+	uint8_t ex[CHALLENGE_SESSION_LEN];
+	char hex[2 * CHALLENGE_SESSION_LEN + 1];
+	int rc = 0;
+
+	if (http_ctx_exporter(ctx, CHALLENGE_SESSION_LABEL, ex, sizeof(ex)) == -1) {
+		cloud_internal(ctx, "taking the TLS exporter");
+		return -1;
+	}
+	hex_encode(ex, sizeof(ex), hex);
+	if (cloud_token_hash(hex, out) == -1) {
+		cloud_internal(ctx, "hashing the session binding");
+		rc = -1;
+	}
+	OPENSSL_cleanse(ex, sizeof(ex));
+	OPENSSL_cleanse(hex, sizeof(hex));
+	return rc;
+}
+
+/* Microseconds since the epoch: the order challenges were issued in, for eviction. */
+static void
+issued_now(char *out)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	cloud_num((long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, out);
+}
+
+/*
  * Counts this finish as a failure before its response is looked at, in one
  * statement that refuses a device locked out meanwhile and locks the device
  * as the count reaches the threshold. So of concurrent finishes (loops, or
  * instances on one PostgreSQL) no more than the threshold are ever checked,
  * and a longer lockout is never shortened by a slower request. A success
- * resets the count (accept_device). Returns 0 with *failures and *lock (the
- * lockout now in force, 0 for none); -1 after replying (429, 404 or 500).
+ * resets the count (accept_device). A full-length suite (not lockable) is
+ * only counted, for the operator to see: its response cannot be guessed.
+ * Returns 0 with *failures and *lock (the lockout now in force, 0 for none);
+ * -1 after replying (429, 404 or 500).
  */
 static int
 count_attempt(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const char *serial,
-	      time_t now, unsigned long *failures, unsigned long *lock)
+	      bool lockable, time_t now, unsigned long *failures, unsigned long *lock)
 {
 	char num[CLOUD_NUM_LEN], threshold[CLOUD_NUM_LEN], first[CLOUD_NUM_LEN];
 	const char *params[4] = {serial, num, threshold, first};
 	struct store_result *res = NULL;
 	int rc = -1;
 
+	*lock = 0;
+	if (!lockable) {
+		if (store_exec(st,
+			       "UPDATE devices SET failures = failures + 1 "
+			       "WHERE serial = $1 AND org IS NOT NULL RETURNING failures",
+			       params, 1, &res) == -1)
+			goto fail;
+		if (store_rows(res) == 0) {
+			http_reply_error(ctx, 404, "unknown-device",
+					 "serial %s is not a claimed device of this cloud", serial);
+			goto out;
+		}
+		*failures = strtoul(store_value(res, 0, 0), NULL, 10);
+		rc = 0;
+		goto out;
+	}
 	cloud_num((long long)now, num);
 	cloud_num((long long)app->lockout.threshold, threshold);
 	cloud_num((long long)now +
@@ -189,58 +259,46 @@ refuse(struct http_ctx *ctx, struct store *st, const char *serial, time_t now,
 	http_reply_error(ctx, 403, code, "%s", reason);
 }
 
-/* Refuses a device with too many open challenges (a flood); 0 when it may have one more. */
+/*
+ * Drops the device's expired challenges past the keeping time, and its open
+ * challenges beyond the OPEN_CHALLENGES_SQL newest: a flood of starts evicts
+ * the oldest and never refuses the newest, so the genuine device's next
+ * start always gets a challenge.
+ */
 static int
-limit_open(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const char *serial,
-	   time_t now)
+evict_open(struct http_ctx *ctx, struct store *st, const char *serial, time_t now)
 {
-	char num[CLOUD_NUM_LEN], keep[CLOUD_NUM_LEN];
-	const char *params[2] = {serial, num};
-	struct store_result *res = NULL;
-	int rc = -1;
+	char keep[CLOUD_NUM_LEN];
+	const char *params[2] = {serial, keep};
 
-	/* Expired challenges past the keeping time go first: the table stays small. */
 	cloud_num((long long)now - CHALLENGE_KEEP_S, keep);
-	params[1] = keep;
 	if (store_exec(st, "DELETE FROM challenges WHERE serial = $1 AND expires < $2", params, 2,
 		       NULL) == -1)
 		goto fail;
-	cloud_num((long long)now, num);
-	params[1] = num;
 	if (store_exec(st,
-		       "SELECT COUNT(*) FROM challenges WHERE serial = $1 AND used = 0 "
-		       "AND expires > $2",
-		       params, 2, &res) == -1 ||
-	    store_rows(res) != 1)
+		       "DELETE FROM challenges WHERE serial = $1 AND used = 0 AND id NOT IN "
+		       "(SELECT id FROM challenges WHERE serial = $1 AND used = 0 "
+		       "ORDER BY issued DESC, id DESC LIMIT " OPEN_CHALLENGES_SQL ")",
+		       params, 1, NULL) == -1)
 		goto fail;
-	if (strtol(store_value(res, 0, 0), NULL, 10) >= OPEN_CHALLENGES_MAX) {
-		cloud_num((long long)app->challenge_lifetime, num);
-		http_reply_header(ctx, "Retry-After", num);
-		http_reply_error(ctx, 429, "locked-out",
-				 "too many open challenges for this device; try again later");
-		goto out;
-	}
-	rc = 0;
-	goto out;
+	return 0;
 fail:
-	cloud_internal(ctx, "checking open challenges");
-out:
-	store_result_free(res);
-	return rc;
+	cloud_internal(ctx, "evicting old challenges");
+	return -1;
 }
 
 /*
  * POST /v1/device/auth/start: a claimed, not locked-out device's QC gets a fresh QS, R_S over
- * this connection's exporter, and a stored challenge.
+ * this connection's exporter, and a challenge stored bound to this connection.
  */
 void
 cloud_auth_start(struct http_ctx *ctx, void *arg)
 {
 	struct cloud_app *app = arg;
 	struct store *st = http_ctx_thread_state(ctx);
-	const char *serial = NULL, *qc = NULL, *params[5];
+	const char *serial = NULL, *qc = NULL, *params[7];
 	char id[CLOUD_ID_HEX + 1], qs[OCRA_QUESTION_FIELD + 1], rs[OCRA_RESPONSE_MAX];
-	char expires[CLOUD_NUM_LEN];
+	char expires[CLOUD_NUM_LEN], issued[CLOUD_NUM_LEN], binding[65];
 	uint8_t s[SESSION_MAX];
 	struct auth_device d = {0};
 	json_t *body = NULL;
@@ -260,14 +318,12 @@ cloud_auth_start(struct http_ctx *ctx, void *arg)
 		http_reply_error(ctx, 400, "bad-request", "client_challenge: %s", or_errmsg());
 		goto out;
 	}
-	if (limit_open(ctx, app, st, serial, now) == -1)
-		goto out;
 	if (cloud_random_hex(CLOUD_ID_HEX / 2, id) == -1 ||
 	    ocra_random_question(&d.suite, qs, sizeof(qs)) == -1) {
 		cloud_internal(ctx, "making a challenge");
 		goto out;
 	}
-	if (session_info(ctx, &d.suite, s) == -1)
+	if (session_info(ctx, &d.suite, s) == -1 || session_binding(ctx, binding) == -1)
 		goto out;
 	{
 		struct ocra_hmac hmac = {ocra_hmac_software, &d.key};
@@ -283,13 +339,18 @@ cloud_auth_start(struct http_ctx *ctx, void *arg)
 	params[2] = qc;
 	params[3] = qs;
 	params[4] = expires;
+	params[5] = binding;
+	params[6] = issued;
+	issued_now(issued);
 	if (store_exec(st,
-		       "INSERT INTO challenges (id, serial, client_q, server_q, expires, used) "
-		       "VALUES ($1, $2, $3, $4, $5, 0)",
-		       params, 5, NULL) == -1) {
+		       "INSERT INTO challenges (id, serial, client_q, server_q, expires, used, "
+		       "session_hash, issued) VALUES ($1, $2, $3, $4, $5, 0, $6, $7)",
+		       params, 7, NULL) == -1) {
 		cloud_internal(ctx, "storing a challenge");
 		goto out;
 	}
+	if (evict_open(ctx, st, serial, now) == -1)
+		goto out;
 	log_debug("challenge %s issued to %s at %s", id, serial, http_ctx_peer(ctx));
 	http_reply_json(ctx, 200,
 			json_pack("{s:s,s:s,s:s,s:s,s:I}", "challenge_id", id, "suite",
@@ -304,44 +365,45 @@ out:
 
 /*
  * Uses up the challenge (one statement: of two concurrent finishes, one
- * wins). Fills qc/qs; on a refusal returns -1 with *code and *reason set;
- * on a database error returns -2.
+ * wins). Only a challenge issued to this serial on this connection (binding)
+ * is found: any other id is unknown here, and is never spent. Fills qc/qs;
+ * on a refusal returns -1 with *code and *reason set; on a database error
+ * returns -2.
  */
 static int
-consume_challenge(struct store *st, const char *id, const char *serial, time_t now, char *qc,
-		  char *qs, const char **code, const char **reason)
+consume_challenge(struct store *st, const char *id, const char *serial, const char *binding,
+		  time_t now, char *qc, char *qs, const char **code, const char **reason)
 {
-	const char *params[1] = {id};
+	const char *params[3] = {id, serial, binding};
 	struct store_result *res = NULL;
 	int rc = -2;
 
 	if (store_exec(st,
-		       "UPDATE challenges SET used = 1 WHERE id = $1 AND used = 0 "
-		       "RETURNING serial, client_q, server_q, expires",
-		       params, 1, &res) == -1)
+		       "UPDATE challenges SET used = 1 WHERE id = $1 AND serial = $2 "
+		       "AND session_hash = $3 AND used = 0 RETURNING client_q, server_q, expires",
+		       params, 3, &res) == -1)
 		goto out;
 	if (store_rows(res) == 0) {
 		store_result_free(res);
-		if (store_exec(st, "SELECT used FROM challenges WHERE id = $1", params, 1, &res) ==
-		    -1)
+		if (store_exec(st,
+			       "SELECT used FROM challenges WHERE id = $1 AND serial = $2 "
+			       "AND session_hash = $3",
+			       params, 3, &res) == -1)
 			goto out;
 		*code = store_rows(res) == 0 ? "unknown-challenge" : "challenge-used";
-		*reason = store_rows(res) == 0 ? "no such challenge"
-					       : "challenge was answered already (replay)";
+		*reason = store_rows(res) == 0
+				  ? "no such challenge for this device on this connection"
+				  : "challenge was answered already (replay)";
 		rc = -1;
 		goto out;
 	}
-	if (strcmp(store_value(res, 0, 0), serial) != 0) {
-		*code = "auth-failed";
-		*reason = "challenge was issued to another device";
-		rc = -1;
-	} else if (strtoll(store_value(res, 0, 3), NULL, 10) <= (long long)now) {
+	if (strtoll(store_value(res, 0, 2), NULL, 10) <= (long long)now) {
 		*code = "challenge-expired";
 		*reason = "challenge expired";
 		rc = -1;
 	} else {
-		snprintf(qc, OCRA_QUESTION_FIELD + 1, "%s", store_value(res, 0, 1));
-		snprintf(qs, OCRA_QUESTION_FIELD + 1, "%s", store_value(res, 0, 2));
+		snprintf(qc, OCRA_QUESTION_FIELD + 1, "%s", store_value(res, 0, 0));
+		snprintf(qs, OCRA_QUESTION_FIELD + 1, "%s", store_value(res, 0, 1));
 		rc = 0;
 	}
 out:
@@ -389,7 +451,8 @@ out:
 }
 
 /*
- * POST /v1/device/auth/finish: counts the attempt, uses up the challenge, checks R_C over this
+ * POST /v1/device/auth/finish: uses up this connection's challenge (an unknown
+ * one counts against nothing), counts the attempt, checks R_C over this
  * connection's exporter, then a device token or a refusal.
  */
 void
@@ -398,7 +461,7 @@ cloud_auth_finish(struct http_ctx *ctx, void *arg)
 	struct cloud_app *app = arg;
 	struct store *st = http_ctx_thread_state(ctx);
 	const char *serial = NULL, *id = NULL, *response = NULL, *code = NULL, *reason = NULL;
-	char qc[OCRA_QUESTION_FIELD + 1], qs[OCRA_QUESTION_FIELD + 1];
+	char qc[OCRA_QUESTION_FIELD + 1], qs[OCRA_QUESTION_FIELD + 1], binding[65];
 	uint8_t s[SESSION_MAX];
 	struct auth_device d = {0};
 	json_t *body = NULL;
@@ -418,19 +481,22 @@ cloud_auth_finish(struct http_ctx *ctx, void *arg)
 		http_reply_error(ctx, 400, "bad-request", "%s", or_errmsg());
 		goto out;
 	}
-	if (load_device(ctx, app, st, serial, now, &d) == -1 ||
-	    count_attempt(ctx, app, st, serial, now, &failures, &lock) == -1)
+	if (load_device(ctx, app, st, serial, now, &d) == -1 || session_binding(ctx, binding) == -1)
 		goto out;
-	rc = consume_challenge(st, id, serial, now, qc, qs, &code, &reason);
+	rc = consume_challenge(st, id, serial, binding, now, qc, qs, &code, &reason);
 	if (rc == -2) {
 		cloud_internal(ctx, "using up a challenge");
 		goto out;
 	}
 	if (rc == -1) {
-		refuse(ctx, st, serial, now, failures, lock, code, reason);
+		/* Not a guess at the device's key: nothing of the device's is counted. */
+		log_info("authentication finish for %s from %s refused: %s", serial,
+			 http_ctx_peer(ctx), reason);
+		http_reply_error(ctx, 403, code, "%s", reason);
 		goto out;
 	}
-	if (session_info(ctx, &d.suite, s) == -1)
+	if (count_attempt(ctx, app, st, serial, d.lockable, now, &failures, &lock) == -1 ||
+	    session_info(ctx, &d.suite, s) == -1)
 		goto out;
 	{
 		struct ocra_hmac hmac = {ocra_hmac_software, &d.key};

@@ -29,7 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_HELLOS_PER_SUBJECT 8 /* outstanding nonces one subject may hold */
+/* Outstanding nonces one subject keeps (as SQL text); newer ones evict older. */
+#define MAX_HELLOS_SQL "8"
 #define MAX_COMMANDS_PER_POLL 16
 #define CSR_MAX 16384
 #define NONCE_URI_PREFIX "urn:onramp:nonce:"
@@ -129,15 +130,17 @@ reply_internal(struct http_ctx *ctx)
 
 /*
  * POST /v1/hello: a fresh single-use nonce for an asset ID or a peer query; says nothing about
- * whether the asset exists.
+ * whether the asset exists. Anyone may say hello for any asset ID, so the open nonces of one
+ * subject are capped by evicting the oldest, never by refusing the newest: a flood of hellos
+ * cannot keep the genuine router from getting its nonce.
  */
 static void
 handle_hello(struct http_ctx *ctx, void *arg)
 {
 	const char *asset_id = NULL, *peer = NULL;
-	struct store_result *res = NULL;
 	char subject[CONDUCTOR_SUBJECT_MAX + 8], nonce[2 * CONDUCTOR_NONCE_LEN + 1], now[24],
-		expires[24];
+		expires[24], issued[24];
+	struct timespec ts;
 	json_t *body = NULL;
 	struct worker *w;
 
@@ -160,22 +163,20 @@ handle_hello(struct http_ctx *ctx, void *arg)
 	snprintf(subject, sizeof(subject), "%s%s", peer ? "peer:" : "", peer ? peer : asset_id);
 	fmt_i64((long long)time(NULL), now);
 	fmt_i64((long long)time(NULL) + CONDUCTOR_NONCE_TTL_S, expires);
-	if (store_exec(w->db, "DELETE FROM nonces WHERE expires < $1", (const char *[]){now}, 1,
-		       NULL) == -1 ||
-	    store_exec(w->db, "SELECT count(*) FROM nonces WHERE subject = $1",
-		       (const char *[]){subject}, 1, &res) == -1) {
-		reply_internal(ctx);
-		goto out;
-	}
-	if (parse_i64(store_value(res, 0, 0)) >= MAX_HELLOS_PER_SUBJECT) {
-		http_reply_header(ctx, "Retry-After", "10");
-		http_reply_error(ctx, 429, "too-many-hellos",
-				 "too many unanswered hellos for this asset ID; retry later");
-		goto out;
-	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	fmt_i64((long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, issued);
 	if (random_hex(CONDUCTOR_NONCE_LEN, nonce) == -1 ||
-	    store_exec(w->db, "INSERT INTO nonces (nonce, subject, expires) VALUES ($1, $2, $3)",
-		       (const char *[]){nonce, subject, expires}, 3, NULL) == -1) {
+	    store_exec(w->db, "DELETE FROM nonces WHERE expires < $1", (const char *[]){now}, 1,
+		       NULL) == -1 ||
+	    store_exec(
+		    w->db,
+		    "INSERT INTO nonces (nonce, subject, expires, issued) VALUES ($1, $2, $3, $4)",
+		    (const char *[]){nonce, subject, expires, issued}, 4, NULL) == -1 ||
+	    store_exec(w->db,
+		       "DELETE FROM nonces WHERE subject = $1 AND nonce NOT IN (SELECT nonce FROM "
+		       "nonces WHERE subject = $1 ORDER BY issued DESC, nonce DESC "
+		       "LIMIT " MAX_HELLOS_SQL ")",
+		       (const char *[]){subject}, 1, NULL) == -1) {
 		reply_internal(ctx);
 		goto out;
 	}
@@ -183,7 +184,6 @@ handle_hello(struct http_ctx *ctx, void *arg)
 		ctx, 200,
 		json_pack("{s:s, s:i}", "nonce", nonce, "expires_in", CONDUCTOR_NONCE_TTL_S));
 out:
-	store_result_free(res);
 	json_decref(body);
 }
 
@@ -817,7 +817,8 @@ static void
 handle_certificate(struct http_ctx *ctx, void *arg)
 {
 	const char *csr = NULL;
-	char key_id[PKI_KEY_ID_LEN + 1], id_text[24], nb[24], na[24], now[24], until[RFC3339_LEN + 1];
+	char key_id[PKI_KEY_ID_LEN + 1], id_text[24], nb[24], na[24], now[24],
+		until[RFC3339_LEN + 1];
 	struct store_result *res = NULL;
 	struct command_row c = {0};
 	struct pki_issued out = {0};

@@ -108,6 +108,8 @@
 
 static const struct store_migration migrations[] = {
 	{1, NULL, TABLES("INTEGER PRIMARY KEY AUTOINCREMENT"), TABLES("BIGSERIAL PRIMARY KEY")},
+	/* Issue 12: hello nonces in the order issued (microseconds): the oldest are evicted. */
+	{2, "ALTER TABLE nonces ADD COLUMN issued BIGINT NOT NULL DEFAULT 0;", NULL, NULL},
 };
 
 /*

@@ -3,7 +3,9 @@
  * It makes the device's OCRA key inside its TPM (or, with --software, in a
  * key file), stores the device's serial, model and suite in its state
  * directory, and writes the registration record for the cloud's inventory,
- * with the key encrypted to the inventory's RSA key.
+ * with the key and a fresh claim secret encrypted to the inventory's RSA
+ * key; the record also carries the claim secret's hash, which the factory
+ * registers with the redirector (onrampctl redirect device register).
  *
  * Every input is checked before anything is written: bad input exits 2 and
  * changes nothing; so does a device already provisioned (without --force).
@@ -32,7 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define DEFAULT_SUITE "OCRA-1:HOTP-SHA256-8:QA10-S064"
+#define DEFAULT_SUITE "OCRA-1:HOTP-SHA256-0:QA10-S064"
 #define CLOUD_KEY_MAX 65536
 
 static const char factory_usage[] =
@@ -41,7 +43,9 @@ static const char factory_usage[] =
 	"                 --out RECORD.json [--suite SUITE] [--force]\n"
 	"\n"
 	"Creates the device's OCRA key inside its TPM and writes the registration\n"
-	"record for the cloud's inventory, the key encrypted to the inventory key.\n"
+	"record for the cloud's inventory: the key and a fresh claim secret encrypted\n"
+	"to the inventory key, and the claim secret's hash, which the factory registers\n"
+	"with the redirector: onrampctl redirect device register RECORD.json.\n"
 	"  --serial S         the device's serial (letters, digits, . _ : -)\n"
 	"  --model M          the device's model\n"
 	"  --state-dir DIR    the device's state directory (created 0700 if missing)\n"
@@ -146,7 +150,7 @@ init_device(const struct factory_args *a)
 	struct ocra_suite suite;
 	struct device_info info = {0};
 	struct record rec = {0};
-	struct secret key = {0};
+	struct secret key = {0}, claim_secret = {0};
 	EVP_PKEY *inventory = NULL;
 	struct tpm *tpm = NULL;
 	bool record_written = false;
@@ -161,9 +165,14 @@ init_device(const struct factory_args *a)
 		goto fail;
 	if (identity_create(a->state_dir, tpm, suite.hash, &key) == -1)
 		goto fail;
-	if (record_create(a->serial, a->model, suite.text, &key, inventory, &rec) == -1)
+	if (record_claim_secret_new(&claim_secret) == -1 ||
+	    record_create(a->serial, a->model, suite.text, &key, &claim_secret, inventory, &rec) ==
+		    -1)
 		goto undo;
-	secret_free(&key); /* from here on the key exists only in the TPM and in the record */
+	/* From here on the key exists only in the TPM and in the record, the claim secret only
+	 * in the record. */
+	secret_free(&key);
+	secret_free(&claim_secret);
 	if (record_write(a->out, &rec) == -1)
 		goto undo;
 	record_written = true;
@@ -179,6 +188,8 @@ init_device(const struct factory_args *a)
 			a->state_dir);
 	printf("provisioned %s (%s): OCRA key for %s %s; record written to %s\n", a->serial,
 	       a->model, suite.text, tpm != NULL ? "created in the TPM" : "in software", a->out);
+	printf("claim hash %s: register it with onrampctl redirect device register %s\n",
+	       rec.claim_hash, a->out);
 	rc = EXIT_OK;
 	goto out;
 undo:
@@ -188,6 +199,7 @@ fail:
 	ctl_fail(rc, "factory: %s", or_errmsg());
 out:
 	secret_free(&key);
+	secret_free(&claim_secret);
 	record_free(&rec);
 	EVP_PKEY_free(inventory);
 	tpm_close(tpm);

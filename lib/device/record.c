@@ -18,6 +18,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -195,32 +196,23 @@ utc_now(char out[CREATED_LEN + 1])
 }
 
 /*
- * A record with the OCRA key in CMS EnvelopedData to the inventory key
- * (AES-256-CBC, RSA-OAEP SHA-256).
+ * data in CMS EnvelopedData to the inventory key (AES-256-CBC, RSA-OAEP
+ * SHA-256), as DER into *der (malloc'd).
  */
-int
-record_create(const char *serial, const char *model, const char *suite_text,
-	      const struct secret *key, void *inventory_pkey, struct record *out)
+static int
+envelope(const uint8_t *data, size_t len, EVP_PKEY *inventory_pkey, uint8_t **der, size_t *der_len)
 {
-	struct ocra_suite suite;
 	CMS_ContentInfo *cms = NULL;
 	CMS_RecipientInfo *ri;
 	EVP_PKEY_CTX *pctx;
-	unsigned char *der = NULL;
+	unsigned char *out = NULL;
 	X509 *stub = NULL;
 	BIO *in = NULL;
-	int der_len, ret = -1;
+	int n, ret = -1;
 
-	memset(out, 0, sizeof(*out));
-	if (record_check_serial(serial) == -1 || record_check_model(model) == -1 ||
-	    ocra_suite_parse(suite_text, &suite) == -1 ||
-	    check_rsa(inventory_pkey, "inventory key") == -1)
-		return -1;
-	if (key->len != ocra_hash_size(suite.hash))
-		return or_error("an OCRA key for %s must have %zu bytes, not %zu", suite_text,
-				ocra_hash_size(suite.hash), key->len);
+	*der = NULL;
 	stub = recipient_stub(inventory_pkey);
-	in = BIO_new_mem_buf(key->data, (int)key->len);
+	in = BIO_new_mem_buf(data, (int)len);
 	if (stub == NULL || in == NULL) {
 		or_error("cannot prepare the inventory key as a CMS recipient");
 		goto out;
@@ -231,30 +223,110 @@ record_create(const char *serial, const char *model, const char *suite_text,
 	if (pctx == NULL || EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
 	    EVP_PKEY_CTX_set_rsa_oaep_md(pctx, EVP_sha256()) <= 0 ||
 	    EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) <= 0 ||
-	    !CMS_final(cms, in, NULL, CMS_BINARY) ||
-	    (der_len = i2d_CMS_ContentInfo(cms, &der)) <= 0) {
-		or_error("CMS encryption of the OCRA key failed: %s", ssl_reason());
+	    !CMS_final(cms, in, NULL, CMS_BINARY) || (n = i2d_CMS_ContentInfo(cms, &out)) <= 0) {
+		or_error("CMS encryption failed: %s", ssl_reason());
 		goto out;
+	}
+	if ((*der = malloc((size_t)n)) == NULL) {
+		or_error("out of memory");
+		goto out;
+	}
+	memcpy(*der, out, (size_t)n);
+	*der_len = (size_t)n;
+	ret = 0;
+out:
+	ERR_clear_error();
+	OPENSSL_free(out);
+	CMS_ContentInfo_free(cms);
+	BIO_free(in);
+	X509_free(stub);
+	return ret;
+}
+
+/* See record.h: OpenSSL's generator, in hex. */
+int
+record_claim_secret_new(struct secret *out)
+{
+	uint8_t raw[RECORD_CLAIM_SECRET_HEX / 2];
+	int ret = -1;
+
+	*out = (struct secret){0};
+	if (RAND_bytes(raw, sizeof(raw)) != 1) {
+		or_error("no randomness for a claim secret");
+		goto out;
+	}
+	if (secret_alloc(out, RECORD_CLAIM_SECRET_HEX + 1) == -1)
+		goto out;
+	hex_encode(raw, sizeof(raw), (char *)out->data);
+	out->len = RECORD_CLAIM_SECRET_HEX;
+	ret = 0;
+out:
+	OPENSSL_cleanse(raw, sizeof(raw));
+	return ret;
+}
+
+/* See record.h. */
+int
+record_claim_hash(const char *claim_secret, char out[RECORD_CLAIM_HASH_HEX + 1])
+{
+	uint8_t md[32];
+	unsigned int md_len = 0;
+
+	if (!EVP_Digest(claim_secret, strlen(claim_secret), md, &md_len, EVP_sha256(), NULL) ||
+	    md_len != sizeof(md))
+		return or_error("SHA-256 failed");
+	hex_encode(md, sizeof(md), out);
+	return 0;
+}
+
+/* Exactly n lower-case hex digits. */
+static bool
+lower_hex(const char *text, size_t n)
+{
+	if (strlen(text) != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isxdigit((unsigned char)text[i]) || isupper((unsigned char)text[i]))
+			return false;
+	return true;
+}
+
+/*
+ * A record with the OCRA key and the claim secret each in CMS EnvelopedData
+ * to the inventory key.
+ */
+int
+record_create(const char *serial, const char *model, const char *suite_text,
+	      const struct secret *key, const struct secret *claim_secret, void *inventory_pkey,
+	      struct record *out)
+{
+	struct ocra_suite suite;
+
+	memset(out, 0, sizeof(*out));
+	if (record_check_serial(serial) == -1 || record_check_model(model) == -1 ||
+	    ocra_suite_parse(suite_text, &suite) == -1 ||
+	    check_rsa(inventory_pkey, "inventory key") == -1)
+		return -1;
+	if (key->len != ocra_hash_size(suite.hash))
+		return or_error("an OCRA key for %s must have %zu bytes, not %zu", suite_text,
+				ocra_hash_size(suite.hash), key->len);
+	if (claim_secret->len != RECORD_CLAIM_SECRET_HEX ||
+	    !lower_hex((const char *)claim_secret->data, RECORD_CLAIM_SECRET_HEX))
+		return or_error("a claim secret must be %d lower-case hex digits",
+				RECORD_CLAIM_SECRET_HEX);
+	if (envelope(key->data, key->len, inventory_pkey, &out->ocra_key_cms,
+		     &out->ocra_key_cms_len) == -1 ||
+	    envelope(claim_secret->data, claim_secret->len, inventory_pkey, &out->claim_secret_cms,
+		     &out->claim_secret_cms_len) == -1 ||
+	    record_claim_hash((const char *)claim_secret->data, out->claim_hash) == -1) {
+		record_free(out);
+		return -1;
 	}
 	snprintf(out->serial, sizeof(out->serial), "%s", serial);
 	snprintf(out->model, sizeof(out->model), "%s", model);
 	snprintf(out->ocra_suite, sizeof(out->ocra_suite), "%s", suite.text);
 	utc_now(out->created);
-	out->ocra_key_cms = malloc((size_t)der_len);
-	if (out->ocra_key_cms == NULL) {
-		or_error("out of memory");
-		goto out;
-	}
-	memcpy(out->ocra_key_cms, der, (size_t)der_len);
-	out->ocra_key_cms_len = (size_t)der_len;
-	ret = 0;
-out:
-	ERR_clear_error();
-	OPENSSL_free(der);
-	CMS_ContentInfo_free(cms);
-	BIO_free(in);
-	X509_free(stub);
-	return ret;
+	return 0;
 }
 
 /* The record as the JSON the inventory imports. */
@@ -262,13 +334,23 @@ json_t *
 record_to_json(const struct record *r)
 {
 	char *b64 = base64_encode(r->ocra_key_cms, r->ocra_key_cms_len);
+	char *claim_b64 = r->claim_secret_cms != NULL
+				  ? base64_encode(r->claim_secret_cms, r->claim_secret_cms_len)
+				  : NULL;
 	json_t *doc = NULL;
 
-	if (b64 != NULL)
-		doc = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "version", RECORD_VERSION,
-				"serial", r->serial, "model", r->model, "ocra_suite", r->ocra_suite,
-				"ocra_key_cms", b64, "created", r->created);
+	if (b64 != NULL && r->claim_secret_cms == NULL)
+		doc = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "version", 1, "serial", r->serial,
+				"model", r->model, "ocra_suite", r->ocra_suite, "ocra_key_cms", b64,
+				"created", r->created);
+	else if (b64 != NULL && claim_b64 != NULL)
+		doc = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "version",
+				RECORD_VERSION, "serial", r->serial, "model", r->model,
+				"ocra_suite", r->ocra_suite, "ocra_key_cms", b64,
+				"claim_secret_cms", claim_b64, "claim_hash", r->claim_hash,
+				"created", r->created);
 	free(b64);
+	free(claim_b64);
 	return doc;
 }
 
@@ -277,9 +359,10 @@ int
 record_from_json(json_t *doc, struct record *out)
 {
 	static const char *const fields[] = {"version",	   "serial",	   "model",
-					     "ocra_suite", "ocra_key_cms", "created"};
+					     "ocra_suite", "ocra_key_cms", "claim_secret_cms",
+					     "claim_hash", "created"};
 	const char *serial = NULL, *model = NULL, *suite_text = NULL, *cms = NULL, *created = NULL,
-		   *key;
+		   *claim_cms = NULL, *claim_hash = NULL, *key;
 	struct ocra_suite suite;
 	json_int_t version = 0;
 	json_t *value;
@@ -294,7 +377,7 @@ record_from_json(json_t *doc, struct record *out)
 		if (!known)
 			return or_error("record: unexpected field '%.64s'", key);
 	}
-	if (json_get_int(doc, "version", true, RECORD_VERSION, RECORD_VERSION, &version) == -1 ||
+	if (json_get_int(doc, "version", true, 1, RECORD_VERSION, &version) == -1 ||
 	    json_get_string(doc, "serial", true, RECORD_SERIAL_MAX, &serial) == -1 ||
 	    record_check_serial(serial) == -1 ||
 	    json_get_string(doc, "model", true, RECORD_MODEL_MAX, &model) == -1 ||
@@ -305,8 +388,27 @@ record_from_json(json_t *doc, struct record *out)
 	    check_created(created) == -1 ||
 	    json_get_string(doc, "ocra_key_cms", true, RECORD_MAX_BYTES, &cms) == -1 ||
 	    base64_decode(cms, "field 'ocra_key_cms'", &out->ocra_key_cms,
-			  &out->ocra_key_cms_len) == -1)
+			  &out->ocra_key_cms_len) == -1 ||
+	    json_get_string(doc, "claim_secret_cms", version >= 2, RECORD_MAX_BYTES, &claim_cms) ==
+		    -1 ||
+	    json_get_string(doc, "claim_hash", version >= 2, RECORD_CLAIM_HASH_HEX, &claim_hash) ==
+		    -1)
 		goto out;
+	if (version == 1 && (claim_cms != NULL || claim_hash != NULL)) {
+		or_error("a version 1 record has no claim secret");
+		goto out;
+	}
+	if (claim_hash != NULL && !lower_hex(claim_hash, RECORD_CLAIM_HASH_HEX)) {
+		or_error("field 'claim_hash' must be %d lower-case hex digits",
+			 RECORD_CLAIM_HASH_HEX);
+		goto out;
+	}
+	if (claim_cms != NULL &&
+	    base64_decode(claim_cms, "field 'claim_secret_cms'", &out->claim_secret_cms,
+			  &out->claim_secret_cms_len) == -1)
+		goto out;
+	if (claim_hash != NULL)
+		snprintf(out->claim_hash, sizeof(out->claim_hash), "%s", claim_hash);
 	snprintf(out->serial, sizeof(out->serial), "%s", serial);
 	snprintf(out->model, sizeof(out->model), "%s", model);
 	snprintf(out->ocra_suite, sizeof(out->ocra_suite), "%s", suite.text);
@@ -362,15 +464,15 @@ addressed_to(CMS_ContentInfo *cms, X509 *stub)
 }
 
 /*
- * Decrypts the OCRA key with the inventory private key, after checking that
- * the record is addressed to it; the key must fit the suite.
+ * Decrypts one CMS field of the record (what names it) with the inventory
+ * private key, after checking that it is addressed to it, into *out (at most
+ * cap bytes).
  */
-int
-record_decrypt_key(const struct record *r, const char *inventory_private_key_pem,
-		   struct secret *key_out)
+static int
+open_envelope(const struct record *r, const char *what, const uint8_t *der, size_t der_len,
+	      const char *inventory_private_key_pem, size_t cap, struct secret *out_secret)
 {
-	const unsigned char *p = r->ocra_key_cms;
-	struct ocra_suite suite;
+	const unsigned char *p = der;
 	CMS_ContentInfo *cms = NULL;
 	EVP_PKEY *pkey = NULL;
 	X509 *stub = NULL;
@@ -379,9 +481,7 @@ record_decrypt_key(const struct record *r, const char *inventory_private_key_pem
 	long plain_len;
 	int ret = -1;
 
-	*key_out = (struct secret){0};
-	if (ocra_suite_parse(r->ocra_suite, &suite) == -1)
-		return -1;
+	*out_secret = (struct secret){0};
 	bio = BIO_new_mem_buf(inventory_private_key_pem, -1);
 	pkey = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
 	if (pkey == NULL) {
@@ -390,10 +490,10 @@ record_decrypt_key(const struct record *r, const char *inventory_private_key_pem
 	}
 	if (check_rsa(pkey, "inventory private key") == -1)
 		goto out;
-	cms = d2i_CMS_ContentInfo(NULL, &p, (long)r->ocra_key_cms_len);
-	if (cms == NULL || p != r->ocra_key_cms + r->ocra_key_cms_len ||
+	cms = d2i_CMS_ContentInfo(NULL, &p, (long)der_len);
+	if (cms == NULL || p != der + der_len ||
 	    OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_enveloped) {
-		or_error("record %s: field 'ocra_key_cms' is not CMS EnvelopedData", r->serial);
+		or_error("record %s: field '%s' is not CMS EnvelopedData", r->serial, what);
 		goto out;
 	}
 	stub = recipient_stub(pkey);
@@ -403,23 +503,22 @@ record_decrypt_key(const struct record *r, const char *inventory_private_key_pem
 		goto out;
 	}
 	if (!addressed_to(cms, stub)) {
-		or_error("record %s: the OCRA key is encrypted to another inventory key, not to "
+		or_error("record %s: field '%s' is encrypted to another inventory key, not to "
 			 "this one",
-			 r->serial);
+			 r->serial, what);
 		goto out;
 	}
 	/* Naming the recipient (not cert NULL) makes a failure an error, never garbage. */
 	if (!CMS_decrypt(cms, pkey, stub, NULL, out, CMS_BINARY)) {
-		or_error("record %s: cannot decrypt the OCRA key: %s", r->serial, ssl_reason());
+		or_error("record %s: cannot decrypt field '%s': %s", r->serial, what, ssl_reason());
 		goto out;
 	}
 	plain_len = BIO_get_mem_data(out, &plain);
-	if (plain_len != (long)ocra_hash_size(suite.hash)) {
-		or_error("record %s: the decrypted OCRA key has %ld bytes; %s needs %zu", r->serial,
-			 plain_len, r->ocra_suite, ocra_hash_size(suite.hash));
+	if (plain_len <= 0 || (size_t)plain_len > cap) {
+		or_error("record %s: field '%s' decrypts to %ld bytes", r->serial, what, plain_len);
 		goto out;
 	}
-	ret = secret_from(key_out, plain, (size_t)plain_len);
+	ret = secret_from(out_secret, plain, (size_t)plain_len);
 out:
 	if (out != NULL) {
 		plain_len = BIO_get_mem_data(out, &plain);
@@ -435,6 +534,61 @@ out:
 	return ret;
 }
 
+/* Decrypts the OCRA key with the inventory private key; the key must fit the suite. */
+int
+record_decrypt_key(const struct record *r, const char *inventory_private_key_pem,
+		   struct secret *key_out)
+{
+	struct ocra_suite suite;
+
+	*key_out = (struct secret){0};
+	if (ocra_suite_parse(r->ocra_suite, &suite) == -1 ||
+	    open_envelope(r, "ocra_key_cms", r->ocra_key_cms, r->ocra_key_cms_len,
+			  inventory_private_key_pem, OCRA_HASH_MAX, key_out) == -1)
+		return -1;
+	if (key_out->len != ocra_hash_size(suite.hash)) {
+		or_error("record %s: the decrypted OCRA key has %zu bytes; %s needs %zu", r->serial,
+			 key_out->len, r->ocra_suite, ocra_hash_size(suite.hash));
+		secret_free(key_out);
+		return -1;
+	}
+	return 0;
+}
+
+/* See record.h: the secret must be well formed and match the record's hash. */
+int
+record_decrypt_claim_secret(const struct record *r, const char *inventory_private_key_pem,
+			    struct secret *secret_out)
+{
+	struct secret raw = {0};
+	char hash[RECORD_CLAIM_HASH_HEX + 1];
+	int ret = -1;
+
+	*secret_out = (struct secret){0};
+	if (r->claim_secret_cms == NULL)
+		return or_error("record %s has no claim secret (a version 1 record)", r->serial);
+	if (open_envelope(r, "claim_secret_cms", r->claim_secret_cms, r->claim_secret_cms_len,
+			  inventory_private_key_pem, RECORD_CLAIM_SECRET_HEX, &raw) == -1)
+		return -1;
+	/* NUL-terminated, so that it is text for hashing and for JSON. */
+	if (secret_alloc(secret_out, RECORD_CLAIM_SECRET_HEX + 1) == -1)
+		goto out;
+	memcpy(secret_out->data, raw.data, raw.len);
+	secret_out->len = raw.len;
+	if (!lower_hex((const char *)secret_out->data, RECORD_CLAIM_SECRET_HEX) ||
+	    record_claim_hash((const char *)secret_out->data, hash) == -1 ||
+	    !ct_equal_str(hash, r->claim_hash)) {
+		or_error("record %s: the claim secret does not match its claim_hash", r->serial);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret == -1)
+		secret_free(secret_out);
+	secret_free(&raw);
+	return ret;
+}
+
 /* Frees the record's CMS bytes. */
 void
 record_free(struct record *r)
@@ -442,4 +596,7 @@ record_free(struct record *r)
 	free(r->ocra_key_cms);
 	r->ocra_key_cms = NULL;
 	r->ocra_key_cms_len = 0;
+	free(r->claim_secret_cms);
+	r->claim_secret_cms = NULL;
+	r->claim_secret_cms_len = 0;
 }

@@ -2,9 +2,17 @@
  * The factory's registration record: what the cloud's inventory learns about
  * a device made in the factory. JSON:
  *
- *   {"version":1,"serial":"S","model":"M","ocra_suite":"OCRA-1:HOTP-SHA256-8:QA10-S064",
+ *   {"version":2,"serial":"S","model":"M","ocra_suite":"OCRA-1:HOTP-SHA256-0:QA10-S064",
  *    "ocra_key_cms":"<base64 DER CMS EnvelopedData of the raw OCRA key>",
+ *    "claim_secret_cms":"<base64 DER CMS EnvelopedData of the claim secret>",
+ *    "claim_hash":"<SHA-256 hex of the claim secret>",
  *    "created":"<RFC 3339 UTC>"}
+ *
+ * The claim secret (64 lower-case hex digits, 256 random bits) proves a claim
+ * at the redirector: the factory registers only its hash there (onrampctl
+ * redirect device register RECORD), and only the inventory that can decrypt
+ * the secret can claim the serial. Version 1 records (no claim secret) are
+ * still read; their devices cannot be claimed through a redirector.
  *
  * The OCRA key is encrypted to the inventory's RSA key (RSA-OAEP key
  * transport, AES-256-CBC content, the recipient named by its key identifier:
@@ -22,7 +30,9 @@
 #include "core/secret.h"
 #include "device/ocra.h"
 
-#define RECORD_VERSION 1
+#define RECORD_VERSION 2
+#define RECORD_CLAIM_SECRET_HEX 64 /* the claim secret: 32 random bytes in hex */
+#define RECORD_CLAIM_HASH_HEX 64   /* its SHA-256 in hex */
 #define RECORD_SERIAL_MAX 64
 #define RECORD_MODEL_MAX 64
 #define RECORD_MAX_BYTES 65536
@@ -34,6 +44,9 @@ struct record {
 	char created[32];
 	uint8_t *ocra_key_cms; /* DER, malloc'd */
 	size_t ocra_key_cms_len;
+	uint8_t *claim_secret_cms; /* DER, malloc'd; NULL in a version 1 record */
+	size_t claim_secret_cms_len;
+	char claim_hash[RECORD_CLAIM_HASH_HEX + 1]; /* "" in a version 1 record */
 };
 
 /* Serial: 1-64 of letters, digits, '.', '_', ':', '-'. Model: 1-64 printable ASCII. */
@@ -47,9 +60,19 @@ int record_check_model(const char *model);
  */
 int record_load_inventory_key(const char *pem, size_t len, void **pkey_out);
 
-/* Builds a record, encrypting key to inventory_pkey (from record_load_inventory_key). */
+/* A fresh claim secret: RECORD_CLAIM_SECRET_HEX lower-case hex digits, NUL-terminated. */
+int record_claim_secret_new(struct secret *out);
+
+/* SHA-256 (lower-case hex) of a claim secret's text: what the redirector keeps. */
+int record_claim_hash(const char *claim_secret, char out[RECORD_CLAIM_HASH_HEX + 1]);
+
+/*
+ * Builds a record, encrypting key and the claim secret (from
+ * record_claim_secret_new) to inventory_pkey (from record_load_inventory_key).
+ */
 int record_create(const char *serial, const char *model, const char *suite,
-		  const struct secret *key, void *inventory_pkey, struct record *out);
+		  const struct secret *key, const struct secret *claim_secret, void *inventory_pkey,
+		  struct record *out);
 
 /* The record as JSON (new reference) / from JSON, every field checked. */
 json_t *record_to_json(const struct record *);
@@ -66,6 +89,13 @@ int record_read(const char *path, struct record *out);
  */
 int record_decrypt_key(const struct record *, const char *inventory_private_key_pem,
 		       struct secret *key_out);
+
+/*
+ * Decrypts the claim secret with the inventory private key; it must be well
+ * formed and match the record's claim_hash. A version 1 record has none.
+ */
+int record_decrypt_claim_secret(const struct record *, const char *inventory_private_key_pem,
+				struct secret *secret_out);
 
 void record_free(struct record *);
 

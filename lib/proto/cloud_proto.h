@@ -15,7 +15,7 @@
 
 /* RFC 5705 exporter label for the OCRA session information; no context. */
 #define CLOUD_EXPORTER_LABEL "EXPORTER-onramp-ocra"
-#define CLOUD_DEFAULT_SUITE "OCRA-1:HOTP-SHA256-8:QA10-S064"
+#define CLOUD_DEFAULT_SUITE "OCRA-1:HOTP-SHA256-0:QA10-S064"
 
 #define CLOUD_SERIAL_MAX 64
 #define CLOUD_NAME_MAX 64 /* organisation, site, model, token names */
@@ -34,7 +34,7 @@
 #define CLOUD_EVENTS_MAX 64  /* events in one report */
 #define CLOUD_TOKEN_BYTES 32 /* bearer tokens: 64 hex digits */
 #define CLOUD_TOKEN_HEX (2 * CLOUD_TOKEN_BYTES)
-#define CLOUD_ID_HEX 32	  /* challenge identifiers */
+#define CLOUD_ID_HEX 32 /* challenge identifiers */
 
 /* Each check returns 0, or -1 with a message naming `what` and the rule broken. */
 
@@ -74,7 +74,6 @@ int cloud_device_suite(const char *text, struct ocra_suite *suite);
 
 /* A challenge of the suite: exactly question_max characters of its format. */
 int cloud_check_challenge(const struct ocra_suite *suite, const char *challenge);
-
 
 /* Fills out with `bytes` random bytes in lower-case hex (out: 2 * bytes + 1). */
 int cloud_random_hex(size_t bytes, char *out);

@@ -276,13 +276,14 @@ class CloudEnv:
         if self.ctl("site", "show", org, site, "--json").returncode != 0:
             self.site(org, site, f"{site}-psk-" + secrets.token_hex(8))
 
-    def device(self, serial, claim_code=None, import_it=True):
+    def device(self, serial, claim_code=None, import_it=True, suite=None):
         """A device made at the factory (software identity) and imported."""
         state = os.path.join(self.dir, f"dev-{serial}")
         record = os.path.join(self.dir, f"{serial}.record.json")
+        extra = ["--suite", suite] if suite else []
         proc = run("onrampctl", "factory", "init-device", "--serial", serial, "--model",
                    "SSR1000", "--state-dir", state, "--software", "--cloud-key",
-                   self.inventory_pub, "--out", record)
+                   self.inventory_pub, "--out", record, *extra)
         assert proc.returncode == 0, proc.stderr
         if import_it:
             args = ["inventory", "import", record]

@@ -216,11 +216,14 @@ act(struct run *r, const char *action)
 			goto out;
 		rc = attempt(r, a, a, a, HONEST, &token);
 	} else if (strcmp(action, "alternate") == 0) {
-		/* Steps served by two instances: begin on a, finish on b, then a, then b. */
+		/*
+		 * Steps served by two instances: authentication on b (a challenge is
+		 * bound to the connection it was issued on), then a, then b.
+		 */
 		if (r->second_cloud == NULL || open_cloud(r, r->second_cloud, &b) == -1 ||
 		    touch(b) == -1)
 			goto out;
-		if (attempt(r, a, b, b, HONEST, &token) == -1)
+		if (attempt(r, b, b, b, HONEST, &token) == -1)
 			goto out;
 		rc = onboarding(r, a, &token) == 0 && report(b, &token) == 0 ? 0 : -1;
 	} else {

@@ -59,6 +59,9 @@ setup(void **state)
 	return testdir_make(state);
 }
 
+/* The claim secret every record here is made with. */
+static struct secret claim_secret;
+
 static int
 teardown(void **state)
 {
@@ -68,6 +71,7 @@ teardown(void **state)
 	free(inventory_priv);
 	free(other_priv);
 	secret_free(&key);
+	secret_free(&claim_secret);
 	return testdir_remove(state);
 }
 
@@ -76,8 +80,10 @@ make(struct record *r)
 {
 	void *pk = NULL;
 
+	if (claim_secret.data == NULL)
+		assert_int_equal(record_claim_secret_new(&claim_secret), 0);
 	assert_int_equal(record_load_inventory_key(inventory_pub, strlen(inventory_pub), &pk), 0);
-	assert_int_equal(record_create("SN-0001", "SSR120", SUITE, &key, pk, r), 0);
+	assert_int_equal(record_create("SN-0001", "SSR120", SUITE, &key, &claim_secret, pk, r), 0);
 	EVP_PKEY_free(pk);
 }
 
@@ -104,6 +110,17 @@ round_trip_through_file_and_decrypt(void **state)
 	assert_int_equal(file_read_all(testpath("rec.json"), 1 << 20, &raw, &len), 0);
 	assert_null(memmem(raw, len, key.data, key.len));
 	assert_null(strstr((char *)raw, "a0a1a2a3"));
+	/* The claim secret travels encrypted; only its hash is in clear. */
+	assert_null(strstr((char *)raw, (const char *)claim_secret.data));
+	assert_non_null(strstr((char *)raw, back.claim_hash));
+	secret_free(&got);
+	assert_int_equal(record_decrypt_claim_secret(&back, inventory_priv, &got), 0);
+	assert_string_equal((const char *)got.data, (const char *)claim_secret.data);
+	{
+		char hash[RECORD_CLAIM_HASH_HEX + 1];
+		assert_int_equal(record_claim_hash((const char *)claim_secret.data, hash), 0);
+		assert_string_equal(hash, back.claim_hash);
+	}
 	free(raw);
 	secret_free(&got);
 	record_free(&r);
@@ -172,13 +189,21 @@ create_checks_its_input(void **state)
 	struct secret short_key = {0};
 
 	(void)state;
-	assert_int_equal(record_create("bad serial", "M", SUITE, &key, inventory, &r), -1);
-	assert_int_equal(record_create("S", "", SUITE, &key, inventory, &r), -1);
-	assert_int_equal(record_create("S", "M", "OCRA-2:nope", &key, inventory, &r), -1);
+	struct secret cs = {0}, bad_cs = {0};
+
+	assert_int_equal(record_claim_secret_new(&cs), 0);
+	assert_int_equal(record_create("bad serial", "M", SUITE, &key, &cs, inventory, &r), -1);
+	assert_int_equal(record_create("S", "", SUITE, &key, &cs, inventory, &r), -1);
+	assert_int_equal(record_create("S", "M", "OCRA-2:nope", &key, &cs, inventory, &r), -1);
 	secret_alloc(&short_key, 20);
-	assert_int_equal(record_create("S", "M", SUITE, &short_key, inventory, &r), -1);
+	assert_int_equal(record_create("S", "M", SUITE, &short_key, &cs, inventory, &r), -1);
 	assert_non_null(strstr(or_errmsg(), "must have 32 bytes"));
 	secret_free(&short_key);
+	secret_alloc(&bad_cs, 10);
+	assert_int_equal(record_create("S", "M", SUITE, &key, &bad_cs, inventory, &r), -1);
+	assert_non_null(strstr(or_errmsg(), "claim secret"));
+	secret_free(&bad_cs);
+	secret_free(&cs);
 }
 
 /* Replaces one field of a good record's JSON and expects record_from_json to refuse it. */
@@ -206,7 +231,11 @@ static void
 reading_checks_every_field(void **state)
 {
 	(void)state;
-	expect_refused("version", json_integer(2), "version");
+	expect_refused("version", json_integer(3), "version");
+	expect_refused("version", json_integer(1), "version 1 record has no claim secret");
+	expect_refused("claim_hash", NULL, "'claim_hash' is required");
+	expect_refused("claim_hash", json_string("ABC"), "claim_hash");
+	expect_refused("claim_secret_cms", json_string("not base64!"), "base64");
 	expect_refused("serial", NULL, "'serial' is required");
 	expect_refused("serial", json_string("../x"), "serial");
 	expect_refused("model", json_string("bad\nmodel"), "printable");
@@ -227,6 +256,11 @@ not_cms_is_refused(void **state)
 	r.ocra_key_cms[r.ocra_key_cms_len / 2] ^= 0xff;
 	r.ocra_key_cms_len -= 10;
 	assert_int_equal(record_decrypt_key(&r, inventory_priv, &got), -1);
+	assert_null(got.data);
+	/* A claim secret that does not match the record's hash is refused. */
+	r.claim_hash[0] = r.claim_hash[0] == '0' ? '1' : '0';
+	assert_int_equal(record_decrypt_claim_secret(&r, inventory_priv, &got), -1);
+	assert_non_null(strstr(or_errmsg(), "does not match"));
 	assert_null(got.data);
 	record_free(&r);
 }
