@@ -3,7 +3,8 @@
  * inventory import from factory records, the device list with stage and last
  * error, a device's events, claims and unclaims (pushed to the redirector).
  * A record is trusted only once its OCRA key decrypts with this cloud's
- * inventory key; the key is sealed under the master key before it is stored.
+ * inventory key; the key, and the claim secret that proves claims to the
+ * redirector, are sealed under the master key before they are stored.
  */
 #include "cloud.h"
 
@@ -135,12 +136,13 @@ device_events(struct http_ctx *ctx, struct store *st, const char *serial)
 static void
 import(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const struct admin_who *who)
 {
-	const char *code = NULL, *params[6];
-	char context[32 + CLOUD_SERIAL_MAX], now[CLOUD_NUM_LEN], *sealed = NULL;
+	const char *code = NULL, *params[7];
+	char context[32 + CLOUD_SERIAL_MAX], now[CLOUD_NUM_LEN], *sealed = NULL,
+								 *claim_sealed = NULL;
 	struct store_result *res = NULL;
 	struct record rec = {0};
 	struct ocra_suite suite;
-	struct secret key = {0};
+	struct secret key = {0}, claim_secret = {0};
 	json_t *body = NULL, *r;
 
 	if (http_ctx_json_body(ctx, &body) == -1)
@@ -158,7 +160,9 @@ import(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const stru
 		http_reply_error(ctx, 400, "bad-request", "%s", or_errmsg());
 		goto out;
 	}
-	if (record_decrypt_key(&rec, app->inventory_key_pem, &key) == -1) {
+	if (record_decrypt_key(&rec, app->inventory_key_pem, &key) == -1 ||
+	    (rec.claim_secret_cms != NULL &&
+	     record_decrypt_claim_secret(&rec, app->inventory_key_pem, &claim_secret) == -1)) {
 		log_warn("record of %s refused: %s", rec.serial, or_errmsg());
 		http_reply_error(ctx, 400, "bad-request", "record of %s: %s", rec.serial,
 				 or_errmsg());
@@ -169,6 +173,12 @@ import(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const stru
 		cloud_internal(ctx, "sealing a device key");
 		goto out;
 	}
+	snprintf(context, sizeof(context), "claim-secret:%s", rec.serial);
+	if (claim_secret.data != NULL && masterkey_seal(app->mk, context, claim_secret.data,
+							claim_secret.len, &claim_sealed) == -1) {
+		cloud_internal(ctx, "sealing a claim secret");
+		goto out;
+	}
 	cloud_num((long long)time(NULL), now);
 	params[0] = rec.serial;
 	params[1] = rec.model;
@@ -176,12 +186,13 @@ import(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const stru
 	params[3] = sealed;
 	params[4] = code;
 	params[5] = now;
+	params[6] = claim_sealed;
 	if (store_exec(
 		    st,
 		    "INSERT INTO devices (serial, model, ocra_suite, ocra_key_sealed, claim_code, "
-		    "stage, imported) VALUES ($1, $2, $3, $4, $5, 'imported', $6) "
-		    "ON CONFLICT DO NOTHING",
-		    params, 6, &res) == -1) {
+		    "stage, imported, claim_secret_sealed) "
+		    "VALUES ($1, $2, $3, $4, $5, 'imported', $6, $7) ON CONFLICT DO NOTHING",
+		    params, 7, &res) == -1) {
 		cloud_internal(ctx, "importing a device");
 		goto out;
 	}
@@ -196,7 +207,9 @@ import(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const stru
 	reply_device(ctx, st, rec.serial, 201);
 out:
 	secret_free(&key);
+	secret_free(&claim_secret);
 	free(sealed);
+	free(claim_sealed);
 	record_free(&rec);
 	store_result_free(res);
 	json_decref(body);
@@ -280,15 +293,62 @@ claim_target(struct http_ctx *ctx, struct store *st, json_t *body, char *serial)
 	return rc;
 }
 
+/*
+ * The device's claim secret, opened from the master key's seal; an empty
+ * secret for a device imported from a version 1 record (it has none).
+ */
+static int
+claim_secret_of(struct cloud_app *app, struct store *st, const char *serial, struct secret *secret)
+{
+	const char *params[1] = {serial};
+	struct store_result *res = NULL;
+	char context[32 + CLOUD_SERIAL_MAX];
+	struct secret raw = {0};
+	int rc = -1;
+
+	*secret = (struct secret){0};
+	if (store_exec(st, "SELECT claim_secret_sealed FROM devices WHERE serial = $1", params, 1,
+		       &res) == -1 ||
+	    store_rows(res) != 1)
+		goto out;
+	if (store_value(res, 0, 0) == NULL) {
+		rc = 0;
+		goto out;
+	}
+	snprintf(context, sizeof(context), "claim-secret:%s", serial);
+	if (masterkey_open(app->mk, context, store_value(res, 0, 0), &raw) == -1 ||
+	    secret_alloc(secret, raw.len + 1) == -1)
+		goto out;
+	/* NUL-terminated: it goes into JSON as text. */
+	memcpy(secret->data, raw.data, raw.len);
+	secret->len = raw.len;
+	rc = 0;
+out:
+	secret_free(&raw);
+	store_result_free(res);
+	return rc;
+}
+
 /* Pushes to the redirector when there is one; replies 502 and returns -1 when it refused. */
 static int
-push(struct http_ctx *ctx, struct cloud_app *app, const char *serial, bool claim)
+push(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const char *serial, bool claim)
 {
+	struct secret secret = {0};
 	char detail[256];
+	int rc;
 
 	if (app->redirector_url == NULL)
 		return 0;
-	if (cloud_redirector_claim(app, serial, claim, detail, sizeof(detail)) == 0)
+	if (claim && claim_secret_of(app, st, serial, &secret) == -1) {
+		secret_free(&secret);
+		cloud_internal(ctx, "opening a claim secret");
+		return -1;
+	}
+	rc = cloud_redirector_claim(app, serial, claim,
+				    secret.data != NULL ? (const char *)secret.data : NULL, detail,
+				    sizeof(detail));
+	secret_free(&secret);
+	if (rc == 0)
 		return 0;
 	log_warn("redirector refused %s of %s: %s", claim ? "the claim" : "the unclaim", serial,
 		 detail);
@@ -341,7 +401,7 @@ claim(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const struc
 					 "device %s is claimed already; unclaim it first", serial);
 		goto out;
 	}
-	if (push(ctx, app, serial, true) == -1)
+	if (push(ctx, app, st, serial, true) == -1)
 		goto out;
 	/*
 	 * Should this fail, the redirector holds a claim that is ours either way
@@ -386,7 +446,7 @@ unclaim(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const str
 			http_reply_error(ctx, 404, "not-found", "device %s is not claimed", serial);
 		return;
 	}
-	if (push(ctx, app, serial, false) == -1)
+	if (push(ctx, app, st, serial, false) == -1)
 		return;
 	if (store_begin(st) == -1 ||
 	    store_exec(st,

@@ -19,6 +19,7 @@
 #include "proto/cloud_proto.h"
 #include "server/daemon.h"
 #include "server/lockout.h"
+#include "server/rate_limit.h"
 #include "server/store.h"
 
 struct http_ctx;
@@ -37,6 +38,8 @@ struct cloud_app {
 	unsigned long token_lifetime;		  /* seconds, device tokens */
 	unsigned long retry_after;		  /* seconds, for not-ready */
 	struct lockout_policy lockout;
+	struct rate_limit_policy rate; /* of the device endpoints */
+	struct rate_limiter *limiter;  /* made when serving */
 	/* The redirector claims are pushed to; url NULL when none. */
 	const char *redirector_url;
 	char *redirector_ca_pem;
@@ -61,9 +64,13 @@ struct admin_who;
 void cloud_admin_devices(struct http_ctx *ctx, struct cloud_app *app, struct store *st,
 			 const struct admin_who *who, const struct api_path *p);
 
-/* Pushes a claim to the redirector (PUT) or removes it (DELETE); *detail says why not. */
+/*
+ * Pushes a claim to the redirector (PUT, proven by the device's claim_secret;
+ * NULL for a device that has none, which the redirector refuses) or removes
+ * it (DELETE); *detail says why not.
+ */
 int cloud_redirector_claim(const struct cloud_app *app, const char *serial, bool claim,
-			   char *detail, size_t cap);
+			   const char *claim_secret, char *detail, size_t cap);
 
 /*
  * Records an event of a device (source "device" or "cloud") and moves its

@@ -304,7 +304,7 @@ cloud_auth_start(struct http_ctx *ctx, void *arg)
 	json_t *body = NULL;
 	time_t now = time(NULL);
 
-	if (http_ctx_json_body(ctx, &body) == -1)
+	if (rate_limit_request(ctx, app->limiter) == -1 || http_ctx_json_body(ctx, &body) == -1)
 		return;
 	if (json_get_string(body, "serial", true, CLOUD_SERIAL_MAX, &serial) == -1 ||
 	    cloud_check_serial(serial) == -1 ||
@@ -470,7 +470,7 @@ cloud_auth_finish(struct http_ctx *ctx, void *arg)
 	bool ok = false;
 	int rc;
 
-	if (http_ctx_json_body(ctx, &body) == -1)
+	if (rate_limit_request(ctx, app->limiter) == -1 || http_ctx_json_body(ctx, &body) == -1)
 		return;
 	if (json_get_string(body, "challenge_id", true, CLOUD_ID_HEX, &id) == -1 ||
 	    cloud_check_id(id) == -1 ||

@@ -42,7 +42,8 @@ static const char usage[] =
 	"             max_body, log_level, master_key_file, inventory_key_file,\n"
 	"             inventory_pub_file, public_url, public_ca_file, challenge_lifetime,\n"
 	"             token_lifetime, retry_after, lockout_threshold, lockout_base,\n"
-	"             lockout_max; section [redirector]: url, ca_file, token_file\n"
+	"             lockout_max, source_rate, source_burst, global_rate, global_burst;\n"
+	"             section [redirector]: url, ca_file, token_file\n"
 	"  --help     this text\n"
 	"  --version  the version\n";
 
@@ -53,6 +54,7 @@ release(void *arg)
 	struct cloud_app *app = arg;
 
 	masterkey_free(app->mk);
+	rate_limiter_free(app->limiter);
 	if (app->inventory_key_pem != NULL) {
 		OPENSSL_cleanse(app->inventory_key_pem, strlen(app->inventory_key_pem));
 		free(app->inventory_key_pem);
@@ -190,7 +192,8 @@ configure(struct config *cfg, const struct daemon_config *dc, bool init, void **
 	    config_get_uint(cfg, "cloudd", "lockout_base", 30, 1, 86400, &app->lockout.base_s) ==
 		    -1 ||
 	    config_get_uint(cfg, "cloudd", "lockout_max", 3600, 1, 604800, &app->lockout.max_s) ==
-		    -1)
+		    -1 ||
+	    rate_limit_config(cfg, "cloudd", '_', &app->rate) == -1)
 		return -1;
 	if (app->public_url != NULL && cloud_check_url("public_url", app->public_url) == -1)
 		return config_error_at(cfg, "cloudd", "public_url");
@@ -204,7 +207,7 @@ configure(struct config *cfg, const struct daemon_config *dc, bool init, void **
 	if (masterkey_load(app->master_key_path, &app->mk) == -1 ||
 	    load_inventory_key(app->inventory_key_path, &app->inventory_key_pem, NULL) == -1)
 		return or_error_prefix("not initialised? (onramp-cloudd init)");
-	return 0;
+	return rate_limiter_new(&app->rate, &app->limiter);
 }
 
 /*

@@ -36,8 +36,8 @@ describe(const struct http_response *resp, char *detail, size_t cap)
  * only described.
  */
 int
-cloud_redirector_claim(const struct cloud_app *app, const char *serial, bool claim, char *detail,
-		       size_t cap)
+cloud_redirector_claim(const struct cloud_app *app, const char *serial, bool claim,
+		       const char *claim_secret, char *detail, size_t cap)
 {
 	struct http_client_opts opts = {0};
 	struct http_response resp = {0};
@@ -52,8 +52,8 @@ cloud_redirector_claim(const struct cloud_app *app, const char *serial, bool cla
 	opts.total_timeout_ms = 10000;
 	snprintf(path, sizeof(path), "/v1/admin/claims/%s", serial);
 	if (claim)
-		body = json_pack("{s:s,s:s}", "cloud_url", app->public_url, "cloud_ca_pem",
-				 app->public_ca_pem);
+		body = json_pack("{s:s,s:s,s:s?}", "cloud_url", app->public_url, "cloud_ca_pem",
+				 app->public_ca_pem, "claim_secret", claim_secret);
 	if (http_session_open(app->redirector_url, &opts, &s) == -1 ||
 	    http_session_request(s, claim ? "PUT" : "DELETE", path,
 				 (const char *)app->redirector_token.data, body, &resp,

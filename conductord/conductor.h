@@ -13,6 +13,7 @@
 #include "asset_state.h"
 #include "core/log.h"
 #include "server/http_server.h"
+#include "server/rate_limit.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -53,6 +54,7 @@ struct conductor_settings {
 	unsigned admin_port;
 	const char *admin_port_file; /* where `run` writes the ports it listens on (tests) */
 	enum log_level log_level;
+	struct rate_limit_policy rate; /* of the router API's hello and auth */
 };
 
 int settings_load(const char *path, struct conductor_settings *out);
@@ -64,6 +66,7 @@ struct conductor {
 	struct pki_ca *ca;
 	struct masterkey *mk;
 	struct poll_registry *polls;
+	struct rate_limiter *limiter; /* the router API's unauthenticated endpoints */
 	char server_cert_path[4096], server_key_path[4096];
 };
 

@@ -198,12 +198,14 @@ main(int argc, char **argv)
 	} else if (token_file != NULL) {
 		fprintf(stderr, "onramp-conductord: --token-file is for init\n");
 		rc = 2;
-	} else if (conductor_load(&c) == 0 && poll_registry_new(&c.polls) == 0) {
+	} else if (conductor_load(&c) == 0 && poll_registry_new(&c.polls) == 0 &&
+		   rate_limiter_new(&c.set.rate, &c.limiter) == 0) {
 		rc = serve(&c) == 0 ? 0 : 1;
 	}
 	if (rc == 1)
 		fprintf(stderr, "onramp-conductord: %s\n", or_errmsg());
 	poll_registry_free(c.polls);
+	rate_limiter_free(c.limiter);
 	conductor_unload(&c);
 	settings_free(&c.set);
 	return rc;

@@ -145,7 +145,8 @@ handle_hello(struct http_ctx *ctx, void *arg)
 	struct worker *w;
 
 	(void)arg;
-	if ((w = worker_of(ctx)) == NULL || !body_of(ctx, &body))
+	if ((w = worker_of(ctx)) == NULL || rate_limit_request(ctx, w->c->limiter) == -1 ||
+	    !body_of(ctx, &body))
 		return;
 	if (json_get_string(body, "asset_id", false, CONDUCTOR_SUBJECT_MAX, &asset_id) == -1 ||
 	    json_get_string(body, "peer", false, 63, &peer) == -1) {
@@ -369,7 +370,8 @@ handle_auth(struct http_ctx *ctx, void *arg)
 	bool found, same;
 
 	(void)arg;
-	if ((w = worker_of(ctx)) == NULL || !body_of(ctx, &body))
+	if ((w = worker_of(ctx)) == NULL || rate_limit_request(ctx, w->c->limiter) == -1 ||
+	    !body_of(ctx, &body))
 		return;
 	if (json_get_string(body, "asset_id", true, CONDUCTOR_SUBJECT_MAX, &asset_id) == -1 ||
 	    json_get_string(body, "device_csr", true, CSR_MAX, &csr) == -1 ||

@@ -36,6 +36,8 @@ static const struct {
 	{"--role", OPT_ROLE, offsetof(struct admin_args, role)},
 	{"--cloud-url", OPT_CLOUD_URL, offsetof(struct admin_args, cloud_url)},
 	{"--cloud-ca", OPT_CLOUD_CA, offsetof(struct admin_args, cloud_ca)},
+	{"--claim-secret-file", OPT_CLAIM_SECRET_FILE,
+	 offsetof(struct admin_args, claim_secret_file)},
 };
 
 /* See admin_client.h. */

@@ -29,6 +29,7 @@ enum admin_opt {
 	OPT_ROLE = 1 << 10,
 	OPT_CLOUD_URL = 1 << 11,
 	OPT_CLOUD_CA = 1 << 12,
+	OPT_CLAIM_SECRET_FILE = 1 << 13,
 };
 
 #define ADMIN_POS_MAX 6
@@ -39,7 +40,7 @@ struct admin_args {
 	const char *conductors[CLOUD_CONDUCTORS_MAX];
 	size_t n_conductors;
 	const char *port, *psk_file, *ca_file, *claim_code, *serial, *org, *site, *role;
-	const char *cloud_url, *cloud_ca;
+	const char *cloud_url, *cloud_ca, *claim_secret_file;
 	const char *pos[ADMIN_POS_MAX]; /* the words: "device", "events", "SERIAL" */
 	size_t n_pos;
 };

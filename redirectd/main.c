@@ -19,13 +19,14 @@ static const char usage[] =
 	"  init       create the state directory and database, print a first admin token\n"
 	"  --config   configuration file (see onramp-redirectd(8)), section [redirectd]:\n"
 	"             address, port, cert_file, key_file, threads, state_dir, database,\n"
-	"             max_body, log_level, retry_after\n"
+	"             max_body, log_level, retry_after, source_rate, source_burst,\n"
+	"             global_rate, global_burst\n"
 	"  --help     this text\n"
 	"  --version  the version\n";
 
 /*
- * Reads [redirectd] retry_after (the rest is daemon_config_read's); trusts the file only as
- * parsed by lib/config.
+ * Reads [redirectd] retry_after and the rate limits (the rest is daemon_config_read's); trusts
+ * the file only as parsed by lib/config.
  */
 static int
 configure(struct config *cfg, const struct daemon_config *dc, bool init, void **out)
@@ -33,11 +34,24 @@ configure(struct config *cfg, const struct daemon_config *dc, bool init, void **
 	struct redirect_app *app = calloc(1, sizeof(*app));
 
 	(void)dc;
-	(void)init;
 	if (app == NULL)
 		return or_error("out of memory");
 	*out = app;
-	return config_get_uint(cfg, "redirectd", "retry_after", 60, 1, 86400, &app->retry_after);
+	if (config_get_uint(cfg, "redirectd", "retry_after", 60, 1, 86400, &app->retry_after) ==
+		    -1 ||
+	    rate_limit_config(cfg, "redirectd", '_', &app->rate) == -1)
+		return -1;
+	return init ? 0 : rate_limiter_new(&app->rate, &app->limiter);
+}
+
+/* Frees the application state. */
+static void
+release(void *arg)
+{
+	struct redirect_app *app = arg;
+
+	rate_limiter_free(app->limiter);
+	free(app);
 }
 
 /* daemon_main's routes hook: the redirector's table. */
@@ -62,7 +76,7 @@ main(int argc, char **argv)
 		.n_migrations = redirect_n_migrations,
 		.configure = configure,
 		.routes = routes,
-		.release = free,
+		.release = release,
 	};
 
 	return daemon_main(argc, argv, &prog);

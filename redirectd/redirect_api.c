@@ -20,9 +20,12 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const token_roles[] = {"cloud", "admin"};
+static const char *const token_roles[] = {"cloud", "admin", "factory"};
 
-/* POST /v1/phone-home: the claim of the serial, or 404 not-claimed with Retry-After. */
+/*
+ * POST /v1/phone-home: the claim of the serial, or 404 not-claimed with Retry-After. An unknown
+ * serial and a registered, unclaimed one get the same answer: nobody learns which serials exist.
+ */
 static void
 phone_home(struct http_ctx *ctx, void *arg)
 {
@@ -33,7 +36,7 @@ phone_home(struct http_ctx *ctx, void *arg)
 	json_t *body = NULL;
 	char retry[24];
 
-	if (http_ctx_json_body(ctx, &body) == -1)
+	if (rate_limit_request(ctx, app->limiter) == -1 || http_ctx_json_body(ctx, &body) == -1)
 		return;
 	if (json_get_string(body, "serial", true, CLOUD_SERIAL_MAX, &serial) == -1 ||
 	    cloud_check_serial(serial) == -1 ||
@@ -140,22 +143,39 @@ claim_owner(struct store *st, const char *serial, char *owner, size_t cap)
 	return 0;
 }
 
-/* PUT /v1/admin/claims/SERIAL {"cloud_url","cloud_ca_pem"}: only the owner may replace it. */
+/*
+ * PUT /v1/admin/claims/SERIAL {"cloud_url","cloud_ca_pem","claim_secret"}: only with the claim
+ * secret of a registered device (checked before anything else is said about the serial), and
+ * only the owner may replace it.
+ */
 static void
 put_claim(struct http_ctx *ctx, struct store *st, const struct admin_who *who, const char *serial)
 {
-	const char *url = NULL, *pem = NULL, *params[5];
+	const char *url = NULL, *pem = NULL, *secret = NULL, *params[5];
 	struct store_result *res = NULL;
 	char owner[CLOUD_NAME_MAX + 1], now[24];
 	json_t *body = NULL;
+	bool proven = false;
 
 	if (http_ctx_json_body(ctx, &body) == -1)
 		return;
 	if (json_get_string(body, "cloud_url", true, CLOUD_URL_MAX, &url) == -1 ||
 	    cloud_check_url("cloud_url", url) == -1 ||
 	    json_get_string(body, "cloud_ca_pem", true, CLOUD_PEM_MAX, &pem) == -1 ||
-	    cloud_check_pem("cloud_ca_pem", pem) == -1) {
+	    cloud_check_pem("cloud_ca_pem", pem) == -1 ||
+	    json_get_string(body, "claim_secret", true, CLOUD_CLAIM_SECRET_HEX, &secret) == -1 ||
+	    cloud_check_claim_hex("claim_secret", secret) == -1) {
 		http_reply_error(ctx, 400, "bad-request", "%s", or_errmsg());
+		goto out;
+	}
+	if (redirect_claim_proof(st, serial, secret, &proven) == -1)
+		goto fail;
+	if (!proven) {
+		log_warn("claim of serial %s by '%s' refused: no registered device matches its "
+			 "claim secret",
+			 serial, who->name);
+		http_reply_error(ctx, 403, "claim-refused",
+				 "the claim secret does not prove serial %s", serial);
 		goto out;
 	}
 	if (claim_owner(st, serial, owner, sizeof(owner)) == -1)
@@ -261,6 +281,10 @@ admin(struct http_ctx *ctx, void *arg)
 		else
 			admin_tokens_serve(ctx, st, &who, p.n == 2 ? p.seg[1] : NULL, token_roles,
 					   2);
+	} else if (api_path_is(&p, "devices/*")) {
+		redirect_devices_serve(ctx, st, &who, p.seg[1]);
+	} else if (strcmp(who.role, "factory") == 0) {
+		http_reply_error(ctx, 403, "forbidden", "factory tokens only register devices");
 	} else if (api_path_is(&p, "claims")) {
 		if (strcmp(method, "GET") == 0)
 			get_claims(ctx, st, &who, NULL);

@@ -14,6 +14,11 @@ const struct store_migration redirect_migrations[] = {
 	 "cloud_ca_pem TEXT NOT NULL, owner TEXT NOT NULL, updated BIGINT NOT NULL);"
 	 "CREATE INDEX claims_owner ON claims (owner);",
 	 NULL, NULL},
+	/* Issue 12: devices the factory registered, by the SHA-256 of their claim secret. */
+	{2,
+	 "CREATE TABLE devices (serial TEXT PRIMARY KEY, claim_hash TEXT NOT NULL, "
+	 "registrar TEXT NOT NULL, registered BIGINT NOT NULL);",
+	 NULL, NULL},
 };
 
 const size_t redirect_n_migrations = sizeof(redirect_migrations) / sizeof(redirect_migrations[0]);

@@ -114,6 +114,13 @@ cloud_check_id(const char *id)
 	return check_hex("challenge identifier", id, CLOUD_ID_HEX, CLOUD_ID_HEX, true);
 }
 
+/* See cloud_proto.h. */
+int
+cloud_check_claim_hex(const char *what, const char *text)
+{
+	return check_hex(what, text, CLOUD_CLAIM_SECRET_HEX, CLOUD_CLAIM_SECRET_HEX, true);
+}
+
 /* See cloud_proto.h: an address inet_pton takes, or an RFC 1123 name. */
 int
 cloud_check_host(const char *host)

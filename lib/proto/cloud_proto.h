@@ -64,6 +64,9 @@ int cloud_check_outcome(const char *outcome);
 int cloud_check_token(const char *token);
 /* A challenge identifier: exactly 32 lower-case hex digits. */
 int cloud_check_id(const char *id);
+/* A claim secret, or its SHA-256 (what names it): exactly 64 lower-case hex digits. */
+#define CLOUD_CLAIM_SECRET_HEX 64
+int cloud_check_claim_hex(const char *what, const char *text);
 
 /*
  * Parses a device suite and checks it fits the mutual exchange: session

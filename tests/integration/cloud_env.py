@@ -285,6 +285,9 @@ class CloudEnv:
                    "SSR1000", "--state-dir", state, "--software", "--cloud-key",
                    self.inventory_pub, "--out", record, *extra)
         assert proc.returncode == 0, proc.stderr
+        # The factory registers the claim hash (never the secret) with the redirector.
+        proc = self.redirect("device", "register", record)
+        assert proc.returncode == 0, proc.stderr
         if import_it:
             args = ["inventory", "import", record]
             if claim_code:

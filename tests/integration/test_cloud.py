@@ -328,17 +328,19 @@ def test_admin_api_refuses_missing_and_wrong_tokens(env):
     other_token = other.stdout.strip()
     with open(env.cloud_pki.ca) as f:
         ca = f.read()
-    status, _, _ = request(env.redirector.url, env.redirect_pki.ca, "PUT",
-                           "/v1/admin/claims/CONTESTED-1",
-                           {"cloud_url": "https://127.0.0.1:1", "cloud_ca_pem": ca},
-                           token=other_token)
-    assert status == 201
     dev = env.device("CONTESTED-1")
-    proc = env.ctl("claim", "--serial", dev.serial, "--org", "acme", "--site", "paris")
-    assert proc.returncode == 1 and "claimed-elsewhere" in proc.stderr
-    assert env.ctl_json("device", "show", dev.serial)["organization"] is None
+    # Another cloud cannot claim it without its claim secret (test_attacks_claims.py) ...
+    assert_error(request(env.redirector.url, env.redirect_pki.ca, "PUT",
+                         "/v1/admin/claims/CONTESTED-1",
+                         {"cloud_url": "https://127.0.0.1:1", "cloud_ca_pem": ca,
+                          "claim_secret": secrets.token_hex(32)},
+                         token=other_token), 403, "claim-refused")
+    env.ensure_site("acme", "paris")
+    dev.claim("acme", "paris")
+    assert env.ctl_json("device", "show", dev.serial)["organization"] == "acme"
+    # ... nor delete ours.
     assert_error(request(env.redirector.url, env.redirect_pki.ca, "DELETE",
-                         "/v1/admin/claims/CONTESTED-1", token=cloud_token), 409,
+                         "/v1/admin/claims/CONTESTED-1", token=other_token), 409,
                  "claimed-elsewhere")
     # The first admin token can make more and delete them; tokens are shown once.
     made = env.ctl("token", "add", "second-admin")

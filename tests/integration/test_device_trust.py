@@ -3,6 +3,7 @@ provisioning and its record, the vault and the certificate key across TPM
 restarts and on another TPM, secrets never in clear, and the state file under
 kill -9. trust-tool (tests/tools) drives the library; onrampctl the factory."""
 import base64
+import hashlib
 import json
 import os
 import random
@@ -15,7 +16,7 @@ import pytest
 from conftest import ROOT, program, run
 
 VECTORS = os.path.join(ROOT, "tests", "vectors", "ocra-rfc6287-appendix-c.tsv")
-SUITE = "OCRA-1:HOTP-SHA256-8:QA10-S064"
+SUITE = "OCRA-1:HOTP-SHA256-0:QA10-S064"  # the default: the whole HMAC, no truncation
 SESSION = "00" * 31 + "c0ffee" + "11" * 30  # 64 bytes, as the suite's S064 wants
 
 
@@ -67,11 +68,16 @@ def provision(keys, state, out, *target, extra=()):
 
 def decrypt(record, key):
     """The OCRA key (hex) of a record, decrypted with the given inventory key."""
+    return decrypt_both(record, key)[0]
+
+
+def decrypt_both(record, key):
+    """The OCRA key (hex) and the claim secret of a record, with the given inventory key."""
     proc = tool("record-decrypt", "--record", str(record), "--key", key)
     assert proc.returncode == 0, proc.stderr
-    serial, suite, key_hex = proc.stdout.split()
+    serial, suite, key_hex, claim_secret = proc.stdout.split()
     assert (serial, suite) == ("SN-0042", SUITE)
-    return key_hex
+    return key_hex, claim_secret
 
 
 def ocra_in_device(state, *target, question="CHALLENGE1"):
@@ -100,10 +106,17 @@ def test_factory_record_identity_and_blobs_survive_a_tpm_restart(swtpm, keys, tm
     proc = provision(keys, state, record, *target)
     assert "created in the TPM" in proc.stdout
     doc = json.loads(record.read_text())
-    assert set(doc) == {"version", "serial", "model", "ocra_suite", "ocra_key_cms", "created"}
-    assert doc["version"] == 1 and doc["serial"] == "SN-0042" and doc["ocra_suite"] == SUITE
-    key_hex = decrypt(record, keys["inventory"])
+    assert set(doc) == {"version", "serial", "model", "ocra_suite", "ocra_key_cms",
+                        "claim_secret_cms", "claim_hash", "created"}
+    assert doc["version"] == 2 and doc["serial"] == "SN-0042" and doc["ocra_suite"] == SUITE
+    key_hex, claim_secret = decrypt_both(record, keys["inventory"])
     assert len(key_hex) == 64
+    # The claim secret is CMS to the inventory key too; the record holds only its hash in clear.
+    assert doc["claim_hash"] == hashlib.sha256(claim_secret.encode()).hexdigest()
+    plain = openssl("cms", "-decrypt", "-inform", "DER", "-inkey", keys["inventory"],
+                    "-binary", input=base64.b64decode(doc["claim_secret_cms"])).stdout
+    assert plain.decode() == claim_secret
+    assert f"claim hash {doc['claim_hash']}" in proc.stdout
     # The record is standard CMS: openssl itself decrypts it.
     der = base64.b64decode(doc["ocra_key_cms"])
     plain = openssl("cms", "-decrypt", "-inform", "DER", "-inkey", keys["inventory"],
@@ -151,7 +164,8 @@ def test_no_secret_in_clear_in_state_record_or_logs(swtpm, keys, tmp_path):
     state, record = tmp_path / "device", tmp_path / "record.json"
     target = ("--tcti", swtpm.tcti)
     logs = [provision(keys, state, record, *target)]
-    key = bytes.fromhex(decrypt(record, keys["inventory"]))
+    key_hex, claim_secret = decrypt_both(record, keys["inventory"])
+    key = bytes.fromhex(key_hex)
     psk = os.urandom(24).hex()  # the vault secret, as text
     logs.append(tool("vault-put", "--state-dir", str(state), *target, "--name", "psk",
                      input=psk))
@@ -165,6 +179,8 @@ def test_no_secret_in_clear_in_state_record_or_logs(swtpm, keys, tmp_path):
         "OCRA key": [key, key.hex().encode(), key.hex().upper().encode(),
                      base64.b64encode(key)],
         "vault secret": [psk.encode(), bytes.fromhex(psk), base64.b64encode(psk.encode())],
+        "claim secret": [claim_secret.encode(), bytes.fromhex(claim_secret),
+                         claim_secret.upper().encode(), base64.b64encode(claim_secret.encode())],
     }
     blobs = {str(p): p.read_bytes() for p in state.rglob("*") if p.is_file()}
     blobs[str(record)] = record.read_bytes()

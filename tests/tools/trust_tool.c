@@ -316,7 +316,7 @@ static int
 cmd_record_decrypt(const struct args *a)
 {
 	struct record rec = {0};
-	struct secret key = {0};
+	struct secret key = {0}, claim = {0};
 	uint8_t *pem = NULL;
 	size_t len = 0;
 	char hex[2 * OCRA_HASH_MAX + 1];
@@ -325,13 +325,16 @@ cmd_record_decrypt(const struct args *a)
 	if (a->record == NULL || a->key == NULL)
 		return or_error("give --record and --key");
 	if (record_read(a->record, &rec) == -1 || file_read_all(a->key, 65536, &pem, &len) == -1 ||
-	    record_decrypt_key(&rec, (const char *)pem, &key) == -1)
+	    record_decrypt_key(&rec, (const char *)pem, &key) == -1 ||
+	    record_decrypt_claim_secret(&rec, (const char *)pem, &claim) == -1)
 		goto out;
 	hex_encode(key.data, key.len, hex);
-	printf("%s %s %s\n", rec.serial, rec.ocra_suite, hex);
+	/* The test checks that neither appears in clear anywhere else. */
+	printf("%s %s %s %s\n", rec.serial, rec.ocra_suite, hex, (const char *)claim.data);
 	rc = 0;
 out:
 	secret_free(&key);
+	secret_free(&claim);
 	if (pem != NULL)
 		secure_zero(pem, len);
 	free(pem);
