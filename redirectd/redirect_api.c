@@ -280,7 +280,7 @@ admin(struct http_ctx *ctx, void *arg)
 			http_reply_error(ctx, 403, "forbidden", "only admin tokens manage tokens");
 		else
 			admin_tokens_serve(ctx, st, &who, p.n == 2 ? p.seg[1] : NULL, token_roles,
-					   2);
+					   sizeof(token_roles) / sizeof(token_roles[0]));
 	} else if (api_path_is(&p, "devices/*")) {
 		redirect_devices_serve(ctx, st, &who, p.seg[1]);
 	} else if (strcmp(who.role, "factory") == 0) {
