@@ -248,6 +248,13 @@ class Lab:
         # The factory registers the claim hash (never the secret) with the redirector.
         self.redirect("device", "register", record)
         self.cloud("inventory", "import", record)
+        # The claim secret, as only the inventory reads it: secrets() greps for it.
+        proc = subprocess.run([program("trust-tool"), "record-decrypt", "--record", record,
+                               "--key", os.path.join(self.dir, "cloudd-state", "inventory.key")],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        with open(os.path.join(self.dir, f"{serial}.claim-secret"), "w") as f:
+            f.write(proc.stdout.split()[3] + "\n")
         return state
 
     def operators(self, serial, router="r1", claim=True, production_info=True):
@@ -280,7 +287,8 @@ class Lab:
         """Every secret of the lab (bytes), for grepping logs and state."""
         out = []
         for name in os.listdir(self.dir):
-            if name.endswith(".token") or name.endswith(".psk") or name == "proxy-password":
+            if (name.endswith(".token") or name.endswith(".psk") or name == "proxy-password"
+                    or name.endswith(".claim-secret")):
                 with open(os.path.join(self.dir, name), "rb") as f:
                     value = f.read().strip()
                 if value:

@@ -107,6 +107,16 @@ def test_demo_flow_through_squid_with_the_key_in_swtpm(lab, swtpm):
             for name in files:
                 with open(os.path.join(root, name), "rb") as f:
                     assert secret not in f.read(), (name, secret[:4])
+    # The claim secret is in no server's log, database or state either (issue 12 point 5).
+    with open(os.path.join(lab.dir, f"{SERIAL}.claim-secret"), "rb") as f:
+        claim = f.read().strip()
+    assert claim in secrets
+    for role in ("redirectd", "cloudd"):
+        assert claim not in lab.log(role).encode()
+        for root, _, files in os.walk(os.path.join(lab.dir, f"{role}-state")):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as f:
+                    assert claim not in f.read(), (role, name)
 
 
 def test_same_flow_on_postgresql(tmp_path, postgres):
