@@ -183,9 +183,11 @@ class CloudEnv:
     """A redirector, a cloud (optionally a second instance), squid, and devices."""
 
     def __init__(self, directory, database=None, redirect_database=None, second=False,
-                 challenge_lifetime=2, lockout="lockout_threshold = 3\nlockout_base = 60\n"):
+                 challenge_lifetime=2, lockout="lockout_threshold = 3\nlockout_base = 60\n",
+                 redirect_extra=""):
         self.dir = directory
         self.procs = []
+        self.redirect_extra = redirect_extra
         try:
             self._start(database, redirect_database, second, challenge_lifetime, lockout)
         except BaseException:
@@ -199,7 +201,8 @@ class CloudEnv:
         self.squid = Squid(directory)  # stops itself when it does not come up
         self.procs.append(self.squid)
         self.redirector = Daemon("onramp-redirectd", directory, "redirectd", self.redirect_pki,
-                                 "retry_after = 7\n", redirect_database)
+                                 "retry_after = 7\n" + self.redirect_extra,
+                                 redirect_database)
         self.redirector.init()
         self.procs.append(self.redirector)
         self.redirector.start()

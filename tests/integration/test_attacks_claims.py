@@ -177,3 +177,40 @@ def test_claim_secrets_are_in_no_log_database_or_state_in_clear(env):
             data = f.read()
         for form in forms:
             assert form not in data, f"claim secret in clear in {path}"
+
+
+def test_claim_by_hand_needs_the_claim_secret(env):
+    """onrampctl redirect claim set: the claim secret from a file; a wrong one is refused."""
+    dev = env.device("BYHAND-1")
+    wrong, right = (os.path.join(env.dir, f"byhand-{n}.secret") for n in ("wrong", "right"))
+    with open(wrong, "w") as f:
+        f.write(secrets.token_hex(32) + "\n")
+    with open(right, "w") as f:
+        f.write(claim_secret_of(env, dev) + "\n")
+    args = ["claim", "set", dev.serial, "--cloud-url", env.cloud.url, "--cloud-ca",
+            env.cloud_pki.ca, "--claim-secret-file"]
+    proc = env.redirect(*args, wrong)
+    assert proc.returncode == 2 and "claim-refused" in proc.stderr, proc.stderr
+    proc = env.redirect(*args[:-1])
+    assert proc.returncode == 2 and "--claim-secret-file" in proc.stderr
+    proc = env.redirect(*args, env.cloud_pki.ca)  # not a claim secret: nothing is sent
+    assert proc.returncode == 2 and "claim secret" in proc.stderr
+    proc = env.redirect(*args, right)
+    assert proc.returncode == 0, proc.stderr
+    assert dev.serial in env.redirect("claim", "list").stdout
+
+
+def test_register_refuses_bad_records(env, tmp_path):
+    """onrampctl redirect device register: a record that is not one, or of version 1
+    (no claim secret), is refused before anything is sent."""
+    dev = env.device("BADREC-1")
+    with open(dev.record) as f:
+        record = json.load(f)
+    old = dict(record, version=1)
+    del old["claim_secret_cms"], old["claim_hash"]
+    (tmp_path / "v1.json").write_text(json.dumps(old))
+    (tmp_path / "junk.json").write_text("{not json")
+    for path, words in ((tmp_path / "v1.json", "version 1"), (tmp_path / "junk.json", "JSON"),
+                        (tmp_path / "missing.json", "missing.json")):
+        proc = env.redirect("device", "register", str(path))
+        assert proc.returncode == 2 and words in proc.stderr, (path, proc.stderr)

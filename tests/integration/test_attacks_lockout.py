@@ -230,3 +230,28 @@ def test_flooding_source_is_rate_limited_others_are_not():
     finally:
         env.stop()
         remove(directory)
+
+
+def test_phone_home_flood_is_rate_limited_per_source():
+    """(d) The redirector's phone-home: a flooding source gets 429 rate-limited with
+    Retry-After; the genuine device (another source, through squid) phones home."""
+    directory = tempdir()
+    env = CloudEnv(directory, redirect_extra="source_rate = 1\nsource_burst = 5\n")
+    try:
+        env.ensure_site("acme", "paris")
+        dev = env.device("RATE-PH-1")
+        dev.claim("acme", "paris")
+        flood = Attacker(env.redirector.url, source="127.0.0.2")
+        answers = [flood.post(flood.cloud, "/v1/phone-home",
+                              {"serial": dev.serial, "nonce": secrets.token_hex(16)})
+                   for _ in range(20)]
+        assert [a[0] for a in answers[:5]] == [200] * 5
+        limited = [a for a in answers if a[0] == 429]
+        assert len(limited) >= 14
+        assert all(a[2]["error"]["code"] == "rate-limited" and int(a[1]) >= 1
+                   for a in limited)
+        ph = by_step(dev.run("phone-home"), "phone-home")[0]
+        assert ph["ok"], ph
+    finally:
+        env.stop()
+        remove(directory)
