@@ -25,7 +25,9 @@ from conftest import run
 @pytest.fixture(scope="module")
 def env():
     directory = tempdir()
-    e = CloudEnv(directory)
+    # Debug logging: the claim secret must not reach the logs at any level.
+    e = CloudEnv(directory, lockout="lockout_threshold = 3\nlog_level = debug\n",
+                 redirect_extra="log_level = debug\n")
     try:
         e.ensure_site("acme", "paris")
         yield e
@@ -168,6 +170,7 @@ def test_claim_secrets_are_in_no_log_database_or_state_in_clear(env):
     forms = [secret.encode(), secret.upper().encode(), bytes.fromhex(secret),
              base64.b64encode(secret.encode()), base64.b64encode(bytes.fromhex(secret))]
     places = [env.redirector.log, env.cloud.log, dev.record]
+    assert "debug" in env.cloud.log_text()  # the logs were written at debug level
     for root in (env.redirector.state, env.cloud.state, dev.state):
         for parent, _, files in os.walk(root):
             places += [os.path.join(parent, name) for name in files]
