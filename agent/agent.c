@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "core/notify.h"
 #include "core/secret.h"
 
 #include <getopt.h>
@@ -129,6 +130,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	log_info("signal %d: stopping", (int)sig);
+	notify_stopping();
 	event_base_loopbreak(agent->base);
 }
 
@@ -289,6 +291,7 @@ main(int argc, char **argv)
 	}
 	log_info("started: proxy mode %s, control socket %s", proxy_mode_name(agent.conf.mode),
 		 agent.conf.control_socket);
+	notify_ready("started");
 	if (event_base_dispatch(agent.base) == -1)
 		log_error("event loop failed");
 	else

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "core/notify.h"
 #include "core/secret.h"
 #include "core/x509.h"
 #include "poll.h"
@@ -90,6 +91,7 @@ serve(struct conductor *c)
 	struct http_server *routers = NULL, *admin = NULL;
 	struct store *db = NULL;
 	sigset_t sigs;
+	char status[160];
 	int sig, rc = -1;
 
 	/* Block the stop signals here so that every server thread inherits the mask. */
@@ -128,9 +130,13 @@ serve(struct conductor *c)
 	    write_ports(c->set.admin_port_file, http_server_port(routers),
 			http_server_port(admin)) == -1)
 		goto out;
+	snprintf(status, sizeof(status), "conductor %s serving routers on port %u", c->set.name,
+		 http_server_port(routers));
+	notify_ready(status);
 	while (sigwait(&sigs, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
 		;
 	log_info("stopping on signal %d", sig);
+	notify_stopping();
 	rc = 0;
 out:
 	http_server_stop(admin);

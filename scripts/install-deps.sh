@@ -1,21 +1,26 @@
 #!/bin/sh
 # Installs the Debian packages onramp needs, and only the missing ones.
-# Usage: scripts/install-deps.sh build|test|demo
+# Usage: scripts/install-deps.sh build|test|demo|package
 # Silent when everything is present; idempotent; must run as root to install.
 set -eu
 
 build_pkgs="gcc meson ninja-build pkg-config libssl-dev libcurl4-openssl-dev
-libevent-dev libjansson-dev libsqlite3-dev libpq-dev libtss2-dev libcmocka-dev openssl"
+libevent-dev libjansson-dev libsqlite3-dev libpq-dev libtss2-dev libcmocka-dev openssl
+libsystemd-dev"
 test_pkgs="python3 python3-pytest python3-pytest-timeout squid tinyproxy swtpm swtpm-tools tpm2-tools
 dnsmasq postgresql apache2-utils iproute2 tpm2-openssl procps"
 test_pkgs="$test_pkgs busybox" # udhcpc, for the agent's DHCP hook mode test
 test_pkgs="$test_pkgs man-db" # man -l, for the man page test (tests/integration/test_e2e_docs.py)
+test_pkgs="$test_pkgs debhelper dpkg-dev fakeroot bash-completion" # tests/integration/test_package.py
+
+package_pkgs="debhelper dpkg-dev fakeroot" # make package (scripts/build-package.sh)
 
 case "${1:-build}" in
 build) wanted="$build_pkgs" ;;
+package) wanted="$build_pkgs $package_pkgs" ;;
 test | demo) wanted="$build_pkgs $test_pkgs" ;;
 *)
-	echo "install-deps: unknown set '$1' (expected build, test or demo)" >&2
+	echo "install-deps: unknown set '$1' (expected build, test, demo or package)" >&2
 	exit 2
 	;;
 esac

@@ -1,22 +1,50 @@
 /*
  * Log lines to stderr (with a UTC timestamp, for daemons run in the
- * foreground and for tests) or to syslog (for routers and services).
+ * foreground and for tests) or to syslog (for routers and services). When
+ * stderr is systemd's journal stream (JOURNAL_STREAM names its device and
+ * inode), a line carries a "<N>" syslog priority prefix instead, which
+ * journald reads, and no timestamp of ours: the journal has its own.
  */
 #include "core/log.h"
 
 #include "core/error.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *log_progname = "onramp";
 static enum log_target log_to = LOG_TARGET_STDERR;
 static enum log_level log_threshold = LOG_LEVEL_INFO;
+static bool log_journal; /* stderr is the journal: "<N>" prefixes, no timestamp */
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+/*
+ * Whether stderr is the stream systemd connected to the journal: it sets
+ * JOURNAL_STREAM to "DEVICE:INODE" of that stream. A stderr redirected
+ * elsewhere by the service (a file, a pipe) no longer matches, and gets the
+ * plain format.
+ */
+static bool
+stderr_is_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char end;
+
+	if (env == NULL || sscanf(env, "%llu:%llu%c", &dev, &ino, &end) != 2 ||
+	    fstat(STDERR_FILENO, &st) == -1)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 /* Sets where lines go and the lowest level written; opens syslog when asked. */
 void
@@ -25,6 +53,7 @@ log_init(const char *progname, enum log_target target, enum log_level level)
 	log_progname = progname;
 	log_to = target;
 	log_threshold = level;
+	log_journal = target == LOG_TARGET_STDERR && stderr_is_journal();
 	if (target == LOG_TARGET_SYSLOG)
 		openlog(progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
@@ -60,6 +89,10 @@ log_msg(enum log_level level, const char *fmt, ...)
 
 	if (log_to == LOG_TARGET_SYSLOG) {
 		syslog(syslog_priority[level], "%s", line);
+		return;
+	}
+	if (log_journal) {
+		fprintf(stderr, "<%d>%s\n", syslog_priority[level], line);
 		return;
 	}
 	now = time(NULL);

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/notify.h"
 #include "core/secret.h"
 #include "server/admin_tokens.h"
 #include "server/http_server.h"
@@ -201,6 +202,7 @@ serve(const struct daemon_program *prog, const struct daemon_config *dc, void *a
 {
 	struct http_server_opts opts = {0};
 	struct http_server *srv = NULL;
+	char status[128];
 	int sig;
 
 	if (migrate(prog, dc) == -1 || daemon_block_signals() == -1)
@@ -217,8 +219,12 @@ serve(const struct daemon_program *prog, const struct daemon_config *dc, void *a
 	opts.arg = (void *)dc->database;
 	if (http_server_start(&opts, &srv) == -1)
 		return or_error_prefix("cannot serve on %s:%u", dc->address, dc->port);
+	snprintf(status, sizeof(status), "serving on %s port %u", dc->address,
+		 http_server_port(srv));
+	notify_ready(status);
 	sig = daemon_wait_signal();
 	log_info("signal %d: stopping", sig);
+	notify_stopping();
 	http_server_stop(srv);
 	return 0;
 }
