@@ -3,11 +3,16 @@
 #   make         build everything into build/
 #   make test    build (normal and ASan+UBSan) and run all tests
 #   make demo    run the whole flow on this machine (see README.md)
+#   make install install the programs, man pages, units and completion under
+#                PREFIX (default /usr/local), staged under DESTDIR when set
+#   make package build the Debian package (debian/) into build/package/
 
 BUILD := build
 ASAN_BUILD := build-asan
+PREFIX ?= /usr/local
+DESTDIR ?=
 
-.PHONY: all build deps test test-deps asan demo clean
+.PHONY: all build deps test test-deps asan demo install package clean
 
 all: build
 
@@ -33,6 +38,18 @@ demo:
 	@scripts/install-deps.sh demo
 	@$(MAKE) --no-print-directory build
 	@scripts/demo.sh
+
+# The normal build, configured for PREFIX: only what names a path is rebuilt.
+install: build
+	@meson configure $(BUILD) -Dprefix=$(PREFIX) >/dev/null
+	@ninja -C $(BUILD) >/dev/null
+	@meson install -C $(BUILD) --no-rebuild --quiet $(if $(DESTDIR),--destdir "$(DESTDIR)")
+
+# dpkg-buildpackage in a copy of the tracked tree, so that the work tree and its
+# builds stay as they are; the .deb files land in build/package/.
+package:
+	@scripts/install-deps.sh package
+	@scripts/build-package.sh $(BUILD)/package
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
