@@ -24,6 +24,7 @@
 
 static const char usage_text[] =
 	"usage: onramp-agent [-c FILE] [--check-config] [--log-level LEVEL] [--syslog]\n"
+	"       onramp-agent --version\n"
 	"\n"
 	"The router's onramp agent: finds the management proxy (static entries, a\n"
 	"bootstrap file, or DHCP option 43 learned by its own DHCP client), watches\n"
@@ -36,6 +37,7 @@ static const char usage_text[] =
 	"      --check-config     check the configuration and exit\n"
 	"      --log-level LEVEL  error, warn, info or debug (default: the file's)\n"
 	"      --syslog           log to syslog instead of stderr\n"
+	"      --version          print the version and exit\n"
 	"See docs/agent.md and docs/agent.conf.md.\n";
 
 /* Logs one candidate option 43 lost, with the interface it came on. */
@@ -228,6 +230,7 @@ main(int argc, char **argv)
 		{"log-level", required_argument, NULL, 'l'},
 		{"syslog", no_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	static struct agent agent;
@@ -253,6 +256,9 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
+			return 0;
+		case 'V':
+			printf("onramp-agent %s\n", ONRAMP_VERSION);
 			return 0;
 		default:
 			fputs(usage_text, stderr);

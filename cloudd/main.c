@@ -28,22 +28,24 @@
 #define KEY_FILE_MAX 65536
 
 static const char usage[] =
-	"usage: onramp-cloudd init --config FILE\n"
-	"       onramp-cloudd --config FILE\n"
+	"usage: onramp-cloudd init --config FILE [--token-file FILE]\n"
+	"       onramp-cloudd --config FILE [--check-config]\n"
 	"\n"
 	"An organisation's onramp cloud: inventory from factory records, organisations,\n"
 	"sites and their onboarding settings, claims pushed to the redirector, mutual\n"
 	"OCRA authentication of devices, onboarding information and progress.\n"
 	"\n"
 	"  init       create the state directory, database, master key and inventory key;\n"
-	"             print a first admin token (once)\n"
+	"             a first admin token, written to --token-file (mode 0600) or else\n"
+	"             printed once\n"
 	"  --config   configuration file (see onramp-cloudd(8)); section [cloudd]:\n"
-	"             address, port, cert_file, key_file, threads, state_dir, database,\n"
-	"             max_body, log_level, master_key_file, inventory_key_file,\n"
-	"             inventory_pub_file, public_url, public_ca_file, challenge_lifetime,\n"
-	"             token_lifetime, retry_after, lockout_threshold, lockout_base,\n"
-	"             lockout_max, source_rate, source_burst, global_rate, global_burst;\n"
-	"             section [redirector]: url, ca_file, token_file\n"
+	"             address, port, cert-file, key-file, threads, state-dir, database,\n"
+	"             max-body, log-level, master-key-file, inventory-key-file,\n"
+	"             inventory-pub-file, public-url, public-ca-file, challenge-lifetime,\n"
+	"             token-lifetime, retry-after, lockout-threshold, lockout-base,\n"
+	"             lockout-max, source-rate, source-burst, global-rate, global-burst;\n"
+	"             section [redirector]: url, ca-file, token-file\n"
+	"  --check-config  check the configuration and exit (0, or 2 naming FILE:LINE)\n"
 	"  --help     this text\n"
 	"  --version  the version\n";
 
@@ -134,8 +136,8 @@ configure_redirector(struct config *cfg, struct cloud_app *app, bool init)
 	const char *ca = NULL, *token = NULL;
 
 	if (config_get_string(cfg, "redirector", "url", NULL, &app->redirector_url) == -1 ||
-	    config_get_string(cfg, "redirector", "ca_file", NULL, &ca) == -1 ||
-	    config_get_string(cfg, "redirector", "token_file", NULL, &token) == -1)
+	    config_get_string(cfg, "redirector", "ca-file", NULL, &ca) == -1 ||
+	    config_get_string(cfg, "redirector", "token-file", NULL, &token) == -1)
 		return -1;
 	if (app->redirector_url == NULL && ca == NULL && token == NULL)
 		return 0;
@@ -152,11 +154,11 @@ configure_redirector(struct config *cfg, struct cloud_app *app, bool init)
 	}
 	if (init)
 		return 0;
-	if (read_anchor(cfg, "redirector", "ca_file", ca, &app->redirector_ca_pem) == -1)
+	if (read_anchor(cfg, "redirector", "ca-file", ca, &app->redirector_ca_pem) == -1)
 		return -1;
 	if (admin_token_read_file(token, &app->redirector_token) == -1) {
-		or_error_prefix("token_file");
-		return config_error_at(cfg, "redirector", "token_file");
+		or_error_prefix("token-file");
+		return config_error_at(cfg, "redirector", "token-file");
 	}
 	return 0;
 }
@@ -174,31 +176,31 @@ configure(struct config *cfg, const struct daemon_config *dc, bool init, void **
 	if (app == NULL)
 		return or_error("out of memory");
 	*out = app;
-	if (daemon_state_path(cfg, "cloudd", "master_key_file", dc, "master.key",
+	if (daemon_state_path(cfg, "cloudd", "master-key-file", dc, "master.key",
 			      app->master_key_path, sizeof(app->master_key_path)) == -1 ||
-	    daemon_state_path(cfg, "cloudd", "inventory_key_file", dc, "inventory.key",
+	    daemon_state_path(cfg, "cloudd", "inventory-key-file", dc, "inventory.key",
 			      app->inventory_key_path, sizeof(app->inventory_key_path)) == -1 ||
-	    daemon_state_path(cfg, "cloudd", "inventory_pub_file", dc, "inventory.pub.pem",
+	    daemon_state_path(cfg, "cloudd", "inventory-pub-file", dc, "inventory.pub.pem",
 			      app->inventory_pub_path, sizeof(app->inventory_pub_path)) == -1 ||
-	    config_get_string(cfg, "cloudd", "public_url", NULL, &app->public_url) == -1 ||
-	    config_get_string(cfg, "cloudd", "public_ca_file", NULL, &ca) == -1 ||
-	    config_get_uint(cfg, "cloudd", "challenge_lifetime", 60, 1, 3600,
+	    config_get_string(cfg, "cloudd", "public-url", NULL, &app->public_url) == -1 ||
+	    config_get_string(cfg, "cloudd", "public-ca-file", NULL, &ca) == -1 ||
+	    config_get_uint(cfg, "cloudd", "challenge-lifetime", 60, 1, 3600,
 			    &app->challenge_lifetime) == -1 ||
-	    config_get_uint(cfg, "cloudd", "token_lifetime", 900, 60, 86400,
+	    config_get_uint(cfg, "cloudd", "token-lifetime", 900, 60, 86400,
 			    &app->token_lifetime) == -1 ||
-	    config_get_uint(cfg, "cloudd", "retry_after", 60, 1, 86400, &app->retry_after) == -1 ||
-	    config_get_uint(cfg, "cloudd", "lockout_threshold", 5, 1, 1000,
+	    config_get_uint(cfg, "cloudd", "retry-after", 60, 1, 86400, &app->retry_after) == -1 ||
+	    config_get_uint(cfg, "cloudd", "lockout-threshold", 5, 1, 1000,
 			    &app->lockout.threshold) == -1 ||
-	    config_get_uint(cfg, "cloudd", "lockout_base", 30, 1, 86400, &app->lockout.base_s) ==
+	    config_get_uint(cfg, "cloudd", "lockout-base", 30, 1, 86400, &app->lockout.base_s) ==
 		    -1 ||
-	    config_get_uint(cfg, "cloudd", "lockout_max", 3600, 1, 604800, &app->lockout.max_s) ==
+	    config_get_uint(cfg, "cloudd", "lockout-max", 3600, 1, 604800, &app->lockout.max_s) ==
 		    -1 ||
-	    rate_limit_config(cfg, "cloudd", '_', &app->rate) == -1)
+	    rate_limit_config(cfg, "cloudd", '-', &app->rate) == -1)
 		return -1;
-	if (app->public_url != NULL && cloud_check_url("public_url", app->public_url) == -1)
-		return config_error_at(cfg, "cloudd", "public_url");
+	if (app->public_url != NULL && cloud_check_url("public-url", app->public_url) == -1)
+		return config_error_at(cfg, "cloudd", "public-url");
 	if (ca != NULL &&
-	    read_anchor(cfg, "cloudd", "public_ca_file", ca, &app->public_ca_pem) == -1)
+	    read_anchor(cfg, "cloudd", "public-ca-file", ca, &app->public_ca_pem) == -1)
 		return -1;
 	if (configure_redirector(cfg, app, init) == -1)
 		return -1;

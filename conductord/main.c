@@ -19,6 +19,7 @@
 #include "server/store.h"
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,12 +32,14 @@
 static const char usage_text[] =
 	"usage: onramp-conductord init --config FILE [--token-file FILE]\n"
 	"       onramp-conductord run --config FILE\n"
+	"       onramp-conductord --config FILE --check-config\n"
 	"\n"
 	"A conductor onboards routers (staging role) or runs them (production role).\n"
 	"  init   create the state directory: master key, root CA (made or imported),\n"
 	"         TLS server certificate, database schema and the first admin token,\n"
 	"         printed once (or written to --token-file, mode 0600)\n"
 	"  run    serve the router API and the admin API until SIGTERM\n"
+	"  --check-config  check the configuration and exit (0, or 2 naming FILE:LINE)\n"
 	"See docs/conductor.md for the configuration file.\n";
 
 /* Gives each event loop its own database connection. */
@@ -151,12 +154,14 @@ main(int argc, char **argv)
 	static const struct option options[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"token-file", required_argument, NULL, 't'},
+		{"check-config", no_argument, NULL, 'k'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *config = NULL, *token_file = NULL, *command;
 	struct conductor c;
+	bool check = false;
 	int opt, rc = 1;
 
 	memset(&c, 0, sizeof(c));
@@ -174,6 +179,9 @@ main(int argc, char **argv)
 		case 't':
 			token_file = optarg;
 			break;
+		case 'k':
+			check = true;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -185,9 +193,18 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc - 1 || config == NULL) {
+	if (optind != argc - (check ? 0 : 1) || config == NULL) {
 		fputs(usage_text, stderr);
 		return 2;
+	}
+	if (check) {
+		if (settings_load(config, &c.set) == -1) {
+			fprintf(stderr, "onramp-conductord: %s\n", or_errmsg());
+			return 2;
+		}
+		printf("%s: configuration OK\n", config);
+		settings_free(&c.set);
+		return 0;
 	}
 	command = argv[optind];
 	if (strcmp(command, "init") != 0 && strcmp(command, "run") != 0) {

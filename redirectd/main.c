@@ -10,22 +10,24 @@
 #include <stdlib.h>
 
 static const char usage[] =
-	"usage: onramp-redirectd init --config FILE\n"
-	"       onramp-redirectd --config FILE\n"
+	"usage: onramp-redirectd init --config FILE [--token-file FILE]\n"
+	"       onramp-redirectd --config FILE [--check-config]\n"
 	"\n"
 	"The global phone-home service of onramp: a router posts its serial and learns\n"
 	"the URL and trust anchor of the cloud that claimed it, or 404 with Retry-After.\n"
 	"\n"
-	"  init       create the state directory and database, print a first admin token\n"
+	"  init       create the state directory and database, and a first admin token:\n"
+	"             written to --token-file (mode 0600), or else printed once\n"
 	"  --config   configuration file (see onramp-redirectd(8)), section [redirectd]:\n"
-	"             address, port, cert_file, key_file, threads, state_dir, database,\n"
-	"             max_body, log_level, retry_after, source_rate, source_burst,\n"
-	"             global_rate, global_burst\n"
+	"             address, port, cert-file, key-file, threads, state-dir, database,\n"
+	"             max-body, log-level, retry-after, source-rate, source-burst,\n"
+	"             global-rate, global-burst\n"
+	"  --check-config  check the configuration and exit (0, or 2 naming FILE:LINE)\n"
 	"  --help     this text\n"
 	"  --version  the version\n";
 
 /*
- * Reads [redirectd] retry_after and the rate limits (the rest is daemon_config_read's); trusts
+ * Reads [redirectd] retry-after and the rate limits (the rest is daemon_config_read's); trusts
  * the file only as parsed by lib/config.
  */
 static int
@@ -37,9 +39,9 @@ configure(struct config *cfg, const struct daemon_config *dc, bool init, void **
 	if (app == NULL)
 		return or_error("out of memory");
 	*out = app;
-	if (config_get_uint(cfg, "redirectd", "retry_after", 60, 1, 86400, &app->retry_after) ==
+	if (config_get_uint(cfg, "redirectd", "retry-after", 60, 1, 86400, &app->retry_after) ==
 		    -1 ||
-	    rate_limit_config(cfg, "redirectd", '_', &app->rate) == -1)
+	    rate_limit_config(cfg, "redirectd", '-', &app->rate) == -1)
 		return -1;
 	return init ? 0 : rate_limiter_new(&app->rate, &app->limiter);
 }

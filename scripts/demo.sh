@@ -187,11 +187,11 @@ cat >"$DIR/redirectd.conf" <<EOF
 [redirectd]
 address = 127.0.0.1
 port = $REDIRECT_PORT
-cert_file = $DIR/redirect.pem
-key_file = $DIR/redirect.key
+cert-file = $DIR/redirect.pem
+key-file = $DIR/redirect.key
 threads = 2
-state_dir = $DIR/redirectd
-retry_after = 3
+state-dir = $DIR/redirectd
+retry-after = 3
 EOF
 cloud_daemon "$REDIRECTD" redirectd redirect "$REDIRECT_PORT"
 REDIRECT=("$CTL" redirect --url "https://127.0.0.1:$REDIRECT_PORT" --ca "$DIR/redirect-ca.pem"
@@ -208,16 +208,16 @@ cat >"$DIR/cloudd.conf" <<EOF
 [cloudd]
 address = 127.0.0.1
 port = $CLOUD_PORT
-cert_file = $DIR/cloud.pem
-key_file = $DIR/cloud.key
+cert-file = $DIR/cloud.pem
+key-file = $DIR/cloud.key
 threads = 2
-state_dir = $DIR/cloudd
-public_url = https://127.0.0.1:$CLOUD_PORT
-public_ca_file = $DIR/cloud-ca.pem
+state-dir = $DIR/cloudd
+public-url = https://127.0.0.1:$CLOUD_PORT
+public-ca-file = $DIR/cloud-ca.pem
 [redirector]
 url = https://127.0.0.1:$REDIRECT_PORT
-ca_file = $DIR/redirect-ca.pem
-token_file = $DIR/cloud-at-redirector.token
+ca-file = $DIR/redirect-ca.pem
+token-file = $DIR/cloud-at-redirector.token
 EOF
 cloud_daemon "$CLOUDD" cloudd cloud "$CLOUD_PORT"
 CLOUD=("$CTL" cloud --url "https://127.0.0.1:$CLOUD_PORT" --ca "$DIR/cloud-ca.pem"

@@ -1,11 +1,17 @@
 /*
  * A small INI-style parser. It trusts nothing in the file: every line is
  * checked, lengths are bounded, and the first error stops the load.
+ *
+ * Keys are spelled with hyphens in every program (docs/cli.md). The older
+ * spelling with underscores (`state_dir`) still means the same key, with a
+ * deprecation warning naming FILE:LINE, so that no configuration written
+ * for an earlier release stops a daemon.
  */
 #include "core/config.h"
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -40,6 +46,16 @@ valid_name(const char *s)
 		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.')
 			return 0;
 	return 1;
+}
+
+/* Whether two key names are the same key: '_' and '-' are one character. */
+static bool
+same_key(const char *a, const char *b)
+{
+	for (; *a != '\0' && *b != '\0'; a++, b++)
+		if (*a != *b && !((*a == '_' || *a == '-') && (*b == '_' || *b == '-')))
+			return false;
+	return *a == *b;
 }
 
 /* Appends one key = value with its section and line. */
@@ -157,6 +173,15 @@ config_parse(const char *path, const char *text, struct config *cfg)
 			or_error("%s:%d: bad key name '%.40s'", path, lineno, key);
 			goto out;
 		}
+		if (strchr(key, '_') != NULL) {
+			char old[64];
+
+			snprintf(old, sizeof(old), "%s", key);
+			for (char *p = key; *p != '\0'; p++)
+				if (*p == '_')
+					*p = '-';
+			log_warn("%s:%d: '%s' is deprecated: write '%s'", path, lineno, old, key);
+		}
 		if (add_entry(cfg, section, key, value, lineno) == -1)
 			goto out;
 	}
@@ -214,7 +239,7 @@ find_last(struct config *cfg, const char *section, const char *key)
 
 	for (size_t i = 0; i < cfg->count; i++) {
 		struct config_entry *e = &cfg->entries[i];
-		if (strcmp(e->section, section) == 0 && strcmp(e->key, key) == 0) {
+		if (strcmp(e->section, section) == 0 && same_key(e->key, key)) {
 			e->used = true;
 			found = e;
 		}
@@ -239,7 +264,7 @@ config_line(const struct config *cfg, const char *section, const char *key)
 
 	for (size_t i = 0; i < cfg->count; i++) {
 		const struct config_entry *e = &cfg->entries[i];
-		if (strcmp(e->section, section) == 0 && strcmp(e->key, key) == 0)
+		if (strcmp(e->section, section) == 0 && same_key(e->key, key))
 			line = e->line;
 	}
 	return line;
@@ -268,7 +293,7 @@ config_each(struct config *cfg, const char *section, const char *key,
 
 	for (size_t i = 0; i < cfg->count; i++) {
 		struct config_entry *e = &cfg->entries[i];
-		if (strcmp(e->section, section) != 0 || strcmp(e->key, key) != 0)
+		if (strcmp(e->section, section) != 0 || !same_key(e->key, key))
 			continue;
 		e->used = true;
 		snprintf(where, sizeof(where), "%s:%d", cfg->path, e->line);

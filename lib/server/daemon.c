@@ -29,26 +29,26 @@ daemon_config_read(struct config *cfg, const char *section, const char *default_
 	memset(out, 0, sizeof(*out));
 	if (config_get_string(cfg, section, "address", "127.0.0.1", &out->address) == -1 ||
 	    config_get_uint(cfg, section, "port", 8443, 0, 65535, &port) == -1 ||
-	    config_get_string(cfg, section, "cert_file", NULL, &out->cert_file) == -1 ||
-	    config_get_string(cfg, section, "key_file", NULL, &out->key_file) == -1 ||
+	    config_get_string(cfg, section, "cert-file", NULL, &out->cert_file) == -1 ||
+	    config_get_string(cfg, section, "key-file", NULL, &out->key_file) == -1 ||
 	    config_get_uint(cfg, section, "threads", 0, 0, 256, &threads) == -1 ||
-	    config_get_uint(cfg, section, "max_body", 131072, 1024, 16 * 1024 * 1024, &max_body) ==
+	    config_get_uint(cfg, section, "max-body", 131072, 1024, 16 * 1024 * 1024, &max_body) ==
 		    -1 ||
-	    config_get_string(cfg, section, "state_dir", NULL, &out->state_dir) == -1 ||
+	    config_get_string(cfg, section, "state-dir", NULL, &out->state_dir) == -1 ||
 	    config_get_string(cfg, section, "database", NULL, &db) == -1 ||
-	    config_get_string(cfg, section, "log_level", "info", &level) == -1)
+	    config_get_string(cfg, section, "log-level", "info", &level) == -1)
 		return -1;
 	if (log_level_parse(level, &out->log_level) == -1) {
-		or_error_prefix("log_level");
-		return config_error_at(cfg, section, "log_level");
+		or_error_prefix("log-level");
+		return config_error_at(cfg, section, "log-level");
 	}
 	if (out->state_dir == NULL) {
 		or_error("[%s] state_dir is required", section);
-		return config_error_at(cfg, section, "state_dir");
+		return config_error_at(cfg, section, "state-dir");
 	}
 	if (out->cert_file == NULL || out->key_file == NULL) {
 		or_error("[%s] cert_file and key_file are required", section);
-		return config_error_at(cfg, section, out->cert_file ? "key_file" : "cert_file");
+		return config_error_at(cfg, section, out->cert_file ? "key-file" : "cert-file");
 	}
 	if (db != NULL && snprintf(out->database, sizeof(out->database), "%s", db) >=
 				  (int)sizeof(out->database)) {
@@ -58,7 +58,7 @@ daemon_config_read(struct config *cfg, const char *section, const char *default_
 	if (db == NULL && snprintf(out->database, sizeof(out->database), "sqlite:%s/%s",
 				   out->state_dir, default_db) >= (int)sizeof(out->database)) {
 		or_error("state_dir is too long");
-		return config_error_at(cfg, section, "state_dir");
+		return config_error_at(cfg, section, "state-dir");
 	}
 	out->port = (unsigned)port;
 	out->threads = (unsigned)threads;
@@ -80,7 +80,7 @@ daemon_state_path(struct config *cfg, const char *section, const char *key,
 			  : snprintf(out, cap, "%s/%s", dc->state_dir, name);
 	if (n < 0 || (size_t)n >= cap) {
 		or_error("%s is too long", key);
-		return config_error_at(cfg, section, value != NULL ? key : "state_dir");
+		return config_error_at(cfg, section, value != NULL ? key : "state-dir");
 	}
 	return 0;
 }
@@ -155,7 +155,8 @@ migrate(const struct daemon_program *prog, const struct daemon_config *dc)
  * way (a key file it could not write, say) can be run again once fixed.
  */
 static int
-initialise(const struct daemon_program *prog, const struct daemon_config *dc, void *app)
+initialise(const struct daemon_program *prog, const struct daemon_config *dc, void *app,
+	   const char *token_file)
 {
 	static const char already[] =
 		"already initialised: the database has an 'admin' token (make more with the "
@@ -184,10 +185,24 @@ initialise(const struct daemon_program *prog, const struct daemon_config *dc, vo
 			or_error("%s", already);
 		goto out;
 	}
-	fprintf(stderr, "%s: initialised %s; the first admin token follows, shown this once\n",
-		prog->name, dc->state_dir);
-	printf("%s\n", token);
-	fflush(stdout);
+	if (token_file != NULL) {
+		/* The token exists in the database now: a failed write must say so. */
+		token[CLOUD_TOKEN_HEX] = '\n';
+		if (file_write_atomic(token_file, token, sizeof(token), 0600) == -1) {
+			or_error_prefix("initialised %s, but the first admin token could not be "
+					"written (delete the database and run init again)",
+					dc->state_dir);
+			goto out;
+		}
+		fprintf(stderr, "%s: initialised %s; the first admin token is in %s\n",
+			prog->name, dc->state_dir, token_file);
+	} else {
+		fprintf(stderr,
+			"%s: initialised %s; the first admin token follows, shown this once\n",
+			prog->name, dc->state_dir);
+		printf("%s\n", token);
+		fflush(stdout);
+	}
 	rc = 0;
 out:
 	OPENSSL_cleanse(token, sizeof(token));
@@ -241,10 +256,10 @@ usage_error(const struct daemon_program *prog, const char *msg)
 int
 daemon_main(int argc, char **argv, const struct daemon_program *prog)
 {
-	const char *config_path = NULL;
+	const char *config_path = NULL, *token_file = NULL;
 	struct daemon_config dc;
 	struct config cfg = {0};
-	bool init = false, loaded = false;
+	bool init = false, check = false, loaded = false;
 	void *app = NULL;
 	int rc = 1;
 
@@ -264,25 +279,40 @@ daemon_main(int argc, char **argv, const struct daemon_program *prog)
 			init = true;
 		} else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
 			config_path = argv[++i];
+		} else if (strcmp(argv[i], "--token-file") == 0 && i + 1 < argc) {
+			token_file = argv[++i];
+		} else if (strcmp(argv[i], "--check-config") == 0) {
+			check = true;
 		} else {
 			return usage_error(prog, "unexpected argument");
 		}
 	}
 	if (config_path == NULL)
 		return usage_error(prog, "--config FILE is required");
+	if (token_file != NULL && !init)
+		return usage_error(prog, "--token-file is for init");
+	if (check && init)
+		return usage_error(prog, "--check-config does not go with init");
 	log_init(prog->name, LOG_TARGET_STDERR, LOG_LEVEL_INFO);
 	if (config_load(config_path, &cfg) == -1) {
 		rc = 2;
 		goto out;
 	}
 	loaded = true;
+	/* A check reads what init would: keys that init makes need not exist yet. */
 	if (daemon_config_read(&cfg, prog->section, prog->default_db, &dc) == -1 ||
-	    prog->configure(&cfg, &dc, init, &app) == -1 || config_check_unused(&cfg) == -1) {
+	    prog->configure(&cfg, &dc, init || check, &app) == -1 ||
+	    config_check_unused(&cfg) == -1) {
 		rc = 2;
 		goto out;
 	}
+	if (check) {
+		printf("%s: configuration OK\n", config_path);
+		rc = 0;
+		goto out;
+	}
 	log_init(prog->name, LOG_TARGET_STDERR, dc.log_level);
-	if ((init ? initialise(prog, &dc, app) : serve(prog, &dc, app)) == 0)
+	if ((init ? initialise(prog, &dc, app, token_file) : serve(prog, &dc, app)) == 0)
 		rc = 0;
 out:
 	if (rc != 0)

@@ -51,9 +51,13 @@ struct store_migration;
 
 /*
  * A daemon's program description for daemon_main(), which does the rest:
- *   PROG init --config FILE   state directory, database schema, the program's
- *                             own keys (initialise), a first admin token printed
- *                             once on stdout;
+ *   PROG init --config FILE [--token-file FILE]
+ *                             state directory, database schema, the program's
+ *                             own keys (initialise), a first admin token written
+ *                             to FILE (0600) or else printed once on stdout;
+ *   PROG --config FILE --check-config
+ *                             checks the configuration as init reads it; exit 0
+ *                             or 2 with FILE:LINE;
  *   PROG --config FILE        serves until SIGTERM or SIGINT.
  */
 struct daemon_program {

@@ -144,8 +144,8 @@ class Daemon:
         db = f"database = {database}\n" if database else ""
         with open(self.conf, "w") as f:
             f.write(f"[{section}]\naddress = 127.0.0.1\nport = {self.port}\n"
-                    f"cert_file = {pki.cert}\nkey_file = {pki.key}\nthreads = 2\n"
-                    f"state_dir = {self.state}\n{db}{extra}")
+                    f"cert-file = {pki.cert}\nkey-file = {pki.key}\nthreads = 2\n"
+                    f"state-dir = {self.state}\n{db}{extra}")
         self.proc = None
         self.token_file = os.path.join(directory, f"{section}-admin.token")
 
@@ -183,7 +183,7 @@ class CloudEnv:
     """A redirector, a cloud (optionally a second instance), squid, and devices."""
 
     def __init__(self, directory, database=None, redirect_database=None, second=False,
-                 challenge_lifetime=2, lockout="lockout_threshold = 3\nlockout_base = 60\n",
+                 challenge_lifetime=2, lockout="lockout-threshold = 3\nlockout-base = 60\n",
                  redirect_extra=""):
         self.dir = directory
         self.procs = []
@@ -201,7 +201,7 @@ class CloudEnv:
         self.squid = Squid(directory)  # stops itself when it does not come up
         self.procs.append(self.squid)
         self.redirector = Daemon("onramp-redirectd", directory, "redirectd", self.redirect_pki,
-                                 "retry_after = 7\n" + self.redirect_extra,
+                                 "retry-after = 7\n" + self.redirect_extra,
                                  redirect_database)
         self.redirector.init()
         self.procs.append(self.redirector)
@@ -213,11 +213,11 @@ class CloudEnv:
         with open(self.cloud_token_file, "w") as f:
             f.write(proc.stdout)
         self.cloud_port = free_port()
-        extra = (f"public_url = https://127.0.0.1:{self.cloud_port}\n"
-                 f"public_ca_file = {self.cloud_pki.ca}\n"
-                 f"challenge_lifetime = {challenge_lifetime}\n{lockout}"
+        extra = (f"public-url = https://127.0.0.1:{self.cloud_port}\n"
+                 f"public-ca-file = {self.cloud_pki.ca}\n"
+                 f"challenge-lifetime = {challenge_lifetime}\n{lockout}"
                  f"[redirector]\nurl = {self.redirector.url}\n"
-                 f"ca_file = {self.redirect_pki.ca}\ntoken_file = {self.cloud_token_file}\n")
+                 f"ca-file = {self.redirect_pki.ca}\ntoken-file = {self.cloud_token_file}\n")
         self.cloud = Daemon("onramp-cloudd", directory, "cloudd", self.cloud_pki, extra, database,
                             port=self.cloud_port)
         self.cloud_admin_token = self.cloud.init()

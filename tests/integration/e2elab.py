@@ -169,8 +169,8 @@ class Lab:
         db = f"database = {database}\n" if database else ""
         with open(conf, "w") as f:
             f.write(f"[{section}]\naddress = 127.0.0.1\nport = {port}\n"
-                    f"cert_file = {pki.cert}\nkey_file = {pki.key}\nthreads = 2\n"
-                    f"state_dir = {self.dir}/{section}-state\n{db}{extra}")
+                    f"cert-file = {pki.cert}\nkey-file = {pki.key}\nthreads = 2\n"
+                    f"state-dir = {self.dir}/{section}-state\n{db}{extra}")
         token = self.ok(program(name), "init", "--config", conf).strip()
         token_file = os.path.join(self.dir, f"{section}-admin.token")
         with open(token_file, "w") as f:
@@ -185,7 +185,7 @@ class Lab:
         self.redirect_url = f"https://127.0.0.1:{self.redirect_port}"
         self.redirect_token = self._cloud_daemon(
             "onramp-redirectd", "redirectd", self.redirect_pki, self.redirect_port,
-            f"retry_after = {self.redirect_retry}\n")
+            f"retry-after = {self.redirect_retry}\n")
 
     def redirect(self, *args):
         return self.ok(program("onrampctl"), "redirect", "--url", self.redirect_url, "--ca",
@@ -199,9 +199,9 @@ class Lab:
         self.cloud_url = f"https://127.0.0.1:{self.cloud_port}"
         self.cloud_token = self._cloud_daemon(
             "onramp-cloudd", "cloudd", self.cloud_pki, self.cloud_port,
-            f"public_url = {self.cloud_url}\npublic_ca_file = {self.cloud_pki.ca}\n"
-            f"[redirector]\nurl = {self.redirect_url}\nca_file = {self.redirect_pki.ca}\n"
-            f"token_file = {cloud_token}\n")
+            f"public-url = {self.cloud_url}\npublic-ca-file = {self.cloud_pki.ca}\n"
+            f"[redirector]\nurl = {self.redirect_url}\nca-file = {self.redirect_pki.ca}\n"
+            f"token-file = {cloud_token}\n")
         self.inventory_pub = os.path.join(self.dir, "cloudd-state", "inventory.pub.pem")
 
     def cloud(self, *args):

@@ -212,7 +212,7 @@ def test_flooding_source_is_rate_limited_others_are_not():
     rate-limited with Retry-After; another source and the genuine device go on."""
     directory = tempdir()
     env = CloudEnv(directory, lockout="lockout_threshold = 3\nlockout_base = 60\n"
-                   "source_rate = 1\nsource_burst = 5\n")
+                   "source-rate = 1\nsource-burst = 5\n")
     try:
         env.ensure_site("acme", "paris")
         dev = env.device("RATE-1")
@@ -236,7 +236,7 @@ def test_phone_home_flood_is_rate_limited_per_source():
     """(d) The redirector's phone-home: a flooding source gets 429 rate-limited with
     Retry-After; the genuine device (another source, through squid) phones home."""
     directory = tempdir()
-    env = CloudEnv(directory, redirect_extra="source_rate = 1\nsource_burst = 5\n")
+    env = CloudEnv(directory, redirect_extra="source-rate = 1\nsource-burst = 5\n")
     try:
         env.ensure_site("acme", "paris")
         dev = env.device("RATE-PH-1")

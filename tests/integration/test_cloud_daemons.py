@@ -42,12 +42,12 @@ def test_configuration_errors_name_file_and_line(workdir, name, section):
     proc = run(name, "--config", os.path.join(workdir, "missing.conf"))
     assert proc.returncode == 2 and "missing.conf" in proc.stderr
     # A value the daemon checks itself names its line too; a missing key its section's.
-    d = Daemon(name, workdir, section, pki, "log_level = loud\n", tag="-c")
+    d = Daemon(name, workdir, section, pki, "log-level = loud\n", tag="-c")
     proc = run(name, "init", "--config", d.conf)
     assert proc.returncode == 2 and f"{d.conf}:8: log_level: unknown log level" in proc.stderr
     conf = os.path.join(workdir, f"{section}-d.conf")
     with open(conf, "w") as f:
-        f.write(f"# no state\n[{section}]\ncert_file = {pki.cert}\nkey_file = {pki.key}\n")
+        f.write(f"# no state\n[{section}]\ncert-file = {pki.cert}\nkey-file = {pki.key}\n")
     proc = run(name, "init", "--config", conf)
     assert proc.returncode == 2 and f"{conf}:2: [{section}] state_dir is required" in proc.stderr
 
@@ -57,19 +57,19 @@ def test_cloudd_configuration_values_name_file_and_line(workdir):
     # The keys of the state directory exist, so only the configuration can be wrong.
     Daemon("onramp-cloudd", workdir, "cloudd", pki).init()
     for n, (extra, message) in enumerate([
-            ("public_url = http://cloud.example\n", ":8: public_url must start with https://"),
-            ("public_ca_file = /nonexistent/ca.pem\n", ":8: public_ca_file: /nonexistent"),
-            (f"public_ca_file = {pki.key}\n", ":8: public_ca_file: "),
+            ("public-url = http://cloud.example\n", ":8: public-url must start with https://"),
+            ("public-ca-file = /nonexistent/ca.pem\n", ":8: public-ca-file: /nonexistent"),
+            (f"public-ca-file = {pki.key}\n", ":8: public-ca-file: "),
             ("[redirector]\nurl = https://127.0.0.1:9\n", ":9: [redirector] needs url"),
-            ("[redirector]\nca_file = /x\n", ":8: [redirector] needs url"),
-            ("[redirector]\nurl = ftp://x\nca_file = /x\ntoken_file = /y\n",
+            ("[redirector]\nca-file = /x\n", ":8: [redirector] needs url"),
+            ("[redirector]\nurl = ftp://x\nca-file = /x\ntoken-file = /y\n",
              ":9: [redirector] url must start"),
-            (f"public_url = https://127.0.0.1:9\npublic_ca_file = {pki.ca}\n[redirector]\n"
-             f"url = https://127.0.0.1:9\nca_file = /nonexistent/r.pem\ntoken_file = /y\n",
-             ":12: ca_file: /nonexistent/r.pem"),
-            (f"public_url = https://127.0.0.1:9\npublic_ca_file = {pki.ca}\n[redirector]\n"
-             f"url = https://127.0.0.1:9\nca_file = {pki.ca}\ntoken_file = {pki.ca}\n",
-             ":13: token_file: "),
+            (f"public-url = https://127.0.0.1:9\npublic-ca-file = {pki.ca}\n[redirector]\n"
+             f"url = https://127.0.0.1:9\nca-file = /nonexistent/r.pem\ntoken-file = /y\n",
+             ":12: ca-file: /nonexistent/r.pem"),
+            (f"public-url = https://127.0.0.1:9\npublic-ca-file = {pki.ca}\n[redirector]\n"
+             f"url = https://127.0.0.1:9\nca-file = {pki.ca}\ntoken-file = {pki.ca}\n",
+             ":13: token-file: "),
     ]):
         d = Daemon("onramp-cloudd", workdir, "cloudd", pki, extra, tag=f"-v{n}")
         proc = run("onramp-cloudd", "--config", d.conf, timeout=10)
@@ -112,7 +112,7 @@ def test_cloudd_init_that_failed_half_way_can_run_again(workdir):
     # init fails after making the master key. Once fixed, init completes with it.
     pki = Pki(workdir, "srv")
     pub = os.path.join(workdir, "factory", "inventory.pub.pem")
-    d = Daemon("onramp-cloudd", workdir, "cloudd", pki, f"inventory_pub_file = {pub}\n")
+    d = Daemon("onramp-cloudd", workdir, "cloudd", pki, f"inventory-pub-file = {pub}\n")
     proc = run("onramp-cloudd", "init", "--config", d.conf)
     assert proc.returncode == 1 and "factory" in proc.stderr
     with open(os.path.join(d.state, "master.key"), "rb") as f:
