@@ -194,8 +194,8 @@ initialise(const struct daemon_program *prog, const struct daemon_config *dc, vo
 					dc->state_dir);
 			goto out;
 		}
-		fprintf(stderr, "%s: initialised %s; the first admin token is in %s\n",
-			prog->name, dc->state_dir, token_file);
+		fprintf(stderr, "%s: initialised %s; the first admin token is in %s\n", prog->name,
+			dc->state_dir, token_file);
 	} else {
 		fprintf(stderr,
 			"%s: initialised %s; the first admin token follows, shown this once\n",
