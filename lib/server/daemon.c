@@ -43,11 +43,11 @@ daemon_config_read(struct config *cfg, const char *section, const char *default_
 		return config_error_at(cfg, section, "log-level");
 	}
 	if (out->state_dir == NULL) {
-		or_error("[%s] state_dir is required", section);
+		or_error("[%s] state-dir is required", section);
 		return config_error_at(cfg, section, "state-dir");
 	}
 	if (out->cert_file == NULL || out->key_file == NULL) {
-		or_error("[%s] cert_file and key_file are required", section);
+		or_error("[%s] cert-file and key-file are required", section);
 		return config_error_at(cfg, section, out->cert_file ? "key-file" : "cert-file");
 	}
 	if (db != NULL && snprintf(out->database, sizeof(out->database), "%s", db) >=
@@ -57,7 +57,7 @@ daemon_config_read(struct config *cfg, const char *section, const char *default_
 	}
 	if (db == NULL && snprintf(out->database, sizeof(out->database), "sqlite:%s/%s",
 				   out->state_dir, default_db) >= (int)sizeof(out->database)) {
-		or_error("state_dir is too long");
+		or_error("state-dir is too long");
 		return config_error_at(cfg, section, "state-dir");
 	}
 	out->port = (unsigned)port;

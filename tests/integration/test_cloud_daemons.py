@@ -44,12 +44,12 @@ def test_configuration_errors_name_file_and_line(workdir, name, section):
     # A value the daemon checks itself names its line too; a missing key its section's.
     d = Daemon(name, workdir, section, pki, "log-level = loud\n", tag="-c")
     proc = run(name, "init", "--config", d.conf)
-    assert proc.returncode == 2 and f"{d.conf}:8: log_level: unknown log level" in proc.stderr
+    assert proc.returncode == 2 and f"{d.conf}:8: log-level: unknown log level" in proc.stderr
     conf = os.path.join(workdir, f"{section}-d.conf")
     with open(conf, "w") as f:
         f.write(f"# no state\n[{section}]\ncert-file = {pki.cert}\nkey-file = {pki.key}\n")
     proc = run(name, "init", "--config", conf)
-    assert proc.returncode == 2 and f"{conf}:2: [{section}] state_dir is required" in proc.stderr
+    assert proc.returncode == 2 and f"{conf}:2: [{section}] state-dir is required" in proc.stderr
 
 
 def test_cloudd_configuration_values_name_file_and_line(workdir):
