@@ -195,7 +195,7 @@ configure(struct config *cfg, const struct daemon_config *dc, bool init, void **
 		    -1 ||
 	    config_get_uint(cfg, "cloudd", "lockout-max", 3600, 1, 604800, &app->lockout.max_s) ==
 		    -1 ||
-	    rate_limit_config(cfg, "cloudd", '-', &app->rate) == -1)
+	    rate_limit_config(cfg, "cloudd", &app->rate) == -1)
 		return -1;
 	if (app->public_url != NULL && cloud_check_url("public-url", app->public_url) == -1)
 		return config_error_at(cfg, "cloudd", "public-url");

@@ -123,7 +123,7 @@ load_values(struct config *cfg, struct conductor_settings *s)
 		return config_error_at(cfg, "conductor", "renew-before-days");
 	}
 	if (config_get_uint(cfg, "ca", "days", 3650, 1, PKI_MAX_DAYS_CA, &v) == -1 ||
-	    rate_limit_config(cfg, "conductor", '-', &s->rate) == -1)
+	    rate_limit_config(cfg, "conductor", &s->rate) == -1)
 		return -1;
 	s->ca_days = (unsigned)v;
 	return config_check_unused(cfg);

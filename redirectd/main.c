@@ -41,7 +41,7 @@ configure(struct config *cfg, const struct daemon_config *dc, bool init, void **
 	*out = app;
 	if (config_get_uint(cfg, "redirectd", "retry-after", 60, 1, 86400, &app->retry_after) ==
 		    -1 ||
-	    rate_limit_config(cfg, "redirectd", '-', &app->rate) == -1)
+	    rate_limit_config(cfg, "redirectd", &app->rate) == -1)
 		return -1;
 	return init ? 0 : rate_limiter_new(&app->rate, &app->limiter);
 }

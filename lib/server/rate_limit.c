@@ -40,21 +40,15 @@ struct rate_limiter {
 
 /* See rate_limit.h. */
 int
-rate_limit_config(struct config *cfg, const char *section, char sep, struct rate_limit_policy *p)
+rate_limit_config(struct config *cfg, const char *section, struct rate_limit_policy *p)
 {
-	char key[4][16];
-
-	snprintf(key[0], sizeof(key[0]), "source%crate", sep);
-	snprintf(key[1], sizeof(key[1]), "source%cburst", sep);
-	snprintf(key[2], sizeof(key[2]), "global%crate", sep);
-	snprintf(key[3], sizeof(key[3]), "global%cburst", sep);
-	if (config_get_uint(cfg, section, key[0], RATE_LIMIT_SOURCE_RATE, 0, 1000000,
+	if (config_get_uint(cfg, section, "source-rate", RATE_LIMIT_SOURCE_RATE, 0, 1000000,
 			    &p->source_rate) == -1 ||
-	    config_get_uint(cfg, section, key[1], RATE_LIMIT_SOURCE_BURST, 1, 1000000,
+	    config_get_uint(cfg, section, "source-burst", RATE_LIMIT_SOURCE_BURST, 1, 1000000,
 			    &p->source_burst) == -1 ||
-	    config_get_uint(cfg, section, key[2], RATE_LIMIT_GLOBAL_RATE, 0, 10000000,
+	    config_get_uint(cfg, section, "global-rate", RATE_LIMIT_GLOBAL_RATE, 0, 10000000,
 			    &p->global_rate) == -1 ||
-	    config_get_uint(cfg, section, key[3], RATE_LIMIT_GLOBAL_BURST, 1, 10000000,
+	    config_get_uint(cfg, section, "global-burst", RATE_LIMIT_GLOBAL_BURST, 1, 10000000,
 			    &p->global_burst) == -1)
 		return -1;
 	return 0;

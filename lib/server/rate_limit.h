@@ -34,12 +34,10 @@ struct rate_limit_policy {
 #define RATE_LIMIT_GLOBAL_BURST 2000
 
 /*
- * Reads source_rate, source_burst, global_rate and global_burst of section
- * (with sep '-' for the conductor's style: source-rate, ...) into *p, with the
- * defaults above; -1 with the key named on a bad value.
+ * Reads source-rate, source-burst, global-rate and global-burst of section
+ * into *p, with the defaults above; -1 with the key named on a bad value.
  */
-int rate_limit_config(struct config *cfg, const char *section, char sep,
-		      struct rate_limit_policy *p);
+int rate_limit_config(struct config *cfg, const char *section, struct rate_limit_policy *p);
 
 int rate_limiter_new(const struct rate_limit_policy *p, struct rate_limiter **out);
 void rate_limiter_free(struct rate_limiter *);
