@@ -125,7 +125,8 @@ delete_org(struct http_ctx *ctx, struct store *st, const struct admin_who *who, 
 #define SITE_COLUMNS                                                                               \
 	"s.org, s.name, s.conductor_addresses, s.conductor_port, "                                 \
 	"CASE WHEN s.psk_sealed IS NULL THEN 0 ELSE 1 END, s.conductor_ca_pem, "                   \
-	"(SELECT COUNT(*) FROM devices d WHERE d.org = s.org AND d.site = s.name)"
+	"(SELECT COUNT(*) FROM devices d WHERE d.org = s.org AND d.site = s.name), "               \
+	"s.psk_updated"
 
 /* One SITE row (SITE_COLUMNS order) as the API shows it: the secret only as psk_set. */
 static json_t *
@@ -133,13 +134,18 @@ site_json(const struct store_result *res, size_t row)
 {
 	const char *addrs = store_value(res, row, 2), *port = store_value(res, row, 3);
 	json_t *a = addrs ? json_loads(addrs, 0, NULL) : NULL;
+	const char *psk_updated = store_value(res, row, 7);
 	bool psk = strcmp(store_value(res, row, 4), "1") == 0;
+	char when[RFC3339_LEN + 1] = "";
 
-	return json_pack("{s:s,s:s,s:o,s:o,s:b,s:s?,s:I,s:b}", "organization",
+	if (psk && psk_updated != NULL)
+		rfc3339_format((time_t)strtoll(psk_updated, NULL, 10), when);
+	return json_pack("{s:s,s:s,s:o,s:o,s:b,s:s?,s:s?,s:I,s:b}", "organization",
 			 store_value(res, row, 0), "name", store_value(res, row, 1),
 			 "conductor_addresses", a ? a : json_array(), "conductor_port",
 			 port ? json_integer(strtol(port, NULL, 10)) : json_null(), "psk_set", psk,
-			 "conductor_ca_pem", store_value(res, row, 5), "devices",
+			 "psk_updated", when[0] ? when : NULL, "conductor_ca_pem",
+			 store_value(res, row, 5), "devices",
 			 (json_int_t)strtoll(store_value(res, row, 6), NULL, 10), "ready",
 			 a != NULL && port != NULL && psk);
 }
@@ -281,8 +287,9 @@ static void
 put_settings(struct http_ctx *ctx, struct cloud_app *app, struct store *st,
 	     const struct admin_who *who, const char *org, const char *site)
 {
-	const char *params[6] = {org, site, NULL, NULL, NULL, NULL}, *psk = NULL, *pem = NULL;
-	char *addrs = NULL, *sealed = NULL, port[CLOUD_NUM_LEN], context[2 * CLOUD_NAME_MAX + 8];
+	const char *params[7] = {org, site, NULL, NULL, NULL, NULL, NULL}, *psk = NULL, *pem = NULL;
+	char *addrs = NULL, *sealed = NULL, port[CLOUD_NUM_LEN], now[CLOUD_NUM_LEN],
+	     context[2 * CLOUD_NAME_MAX + 8];
 	struct store_result *res = NULL;
 	json_t *body = NULL, *v;
 	json_int_t p = 0;
@@ -336,10 +343,15 @@ put_settings(struct http_ctx *ctx, struct cloud_app *app, struct store *st,
 		    : json_is_null(json_object_get(body, "conductor_ca_pem"))
 			    ? NULL
 			    : store_value(res, 0, 3);
+	/* When the secret was set: the one thing about it the API shows, besides psk_set. */
+	cloud_num((long long)time(NULL), now);
+	params[6] = psk != NULL ? now : NULL;
 	if (store_exec(st,
 		       "UPDATE sites SET conductor_addresses = $3, conductor_port = $4, "
-		       "psk_sealed = $5, conductor_ca_pem = $6 WHERE org = $1 AND name = $2",
-		       params, 6, NULL) == -1 ||
+		       "psk_sealed = $5, conductor_ca_pem = $6, "
+		       "psk_updated = COALESCE(CAST($7 AS BIGINT), psk_updated) "
+		       "WHERE org = $1 AND name = $2",
+		       params, 7, NULL) == -1 ||
 	    store_commit(st) == -1)
 		goto fail;
 	began = false;
@@ -412,8 +424,17 @@ cloud_admin(struct http_ctx *ctx, void *arg)
 	struct admin_who who;
 	struct api_path p;
 
-	if (admin_authenticate(ctx, st, &who) == -1)
+	/* The dashboard's session stands for its admin token; anything else needs the token. */
+	if (http_ctx_bearer(ctx) == NULL) {
+		int in = cloud_ui_session(ctx, st, &who, NULL);
+
+		if (in == -1)
+			return;
+		if (in == 0 && admin_authenticate(ctx, st, &who) == -1)
+			return;
+	} else if (admin_authenticate(ctx, st, &who) == -1) {
 		return;
+	}
 	if (api_path_split(http_ctx_path(ctx), "/v1/admin/", &p) == -1 || p.n == 0) {
 		http_reply_error(ctx, 404, "not-found", "no such admin endpoint");
 		return;
@@ -422,6 +443,8 @@ cloud_admin(struct http_ctx *ctx, void *arg)
 		admin_tokens_serve(ctx, st, &who, p.n == 2 ? p.seg[1] : NULL, token_roles, 1);
 	else if (strcmp(p.seg[0], "organizations") == 0)
 		organizations(ctx, app, st, &who, &p);
+	else if (strcmp(p.seg[0], "fleet") == 0 && p.n == 1)
+		cloud_admin_fleet(ctx, app, st);
 	else
 		cloud_admin_devices(ctx, app, st, &who, &p);
 }

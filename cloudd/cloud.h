@@ -40,6 +40,8 @@ struct cloud_app {
 	struct lockout_policy lockout;
 	struct rate_limit_policy rate; /* of the device endpoints */
 	struct rate_limiter *limiter;  /* made when serving */
+	unsigned long stuck_after;	   /* seconds without progress: a device is stuck */
+	unsigned long ui_session_lifetime; /* seconds, dashboard sessions */
 	/* The redirector claims are pushed to; url NULL when none. */
 	const char *redirector_url;
 	char *redirector_ca_pem;
@@ -63,6 +65,26 @@ struct api_path;
 struct admin_who;
 void cloud_admin_devices(struct http_ctx *ctx, struct cloud_app *app, struct store *st,
 			 const struct admin_who *who, const struct api_path *p);
+
+/* GET /v1/admin/fleet: stages per site, stuck devices, active alarms (admin_fleet.c). */
+void cloud_admin_fleet(struct http_ctx *ctx, struct cloud_app *app, struct store *st);
+
+/*
+ * The dashboard (ui.c, ui_session.c): GET /ui/... pages, and its session
+ * endpoints under /ui/api/.
+ */
+void cloud_ui(struct http_ctx *ctx, void *arg);
+bool cloud_ui_session_api(struct http_ctx *ctx, struct cloud_app *app, struct store *st,
+			  const char *what);
+
+/*
+ * The dashboard session of a request (its cookie), for the admin API: 1 with
+ * *who filled (and the session's CSRF token in csrf when not NULL), a change
+ * (not GET) only with the session's X-CSRF-Token; 0 when the request carries
+ * no session cookie; -1 when refused or failed (answered).
+ */
+int cloud_ui_session(struct http_ctx *ctx, struct store *st, struct admin_who *who,
+		     char csrf[CLOUD_TOKEN_HEX + 1]);
 
 /*
  * Pushes a claim to the redirector (PUT, proven by the device's claim_secret;

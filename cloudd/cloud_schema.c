@@ -51,6 +51,15 @@ const struct store_migration cloud_migrations[] = {
 	 "ALTER TABLE challenges ADD COLUMN issued BIGINT NOT NULL DEFAULT 0;"
 	 "ALTER TABLE devices ADD COLUMN claim_secret_sealed TEXT;",
 	 NULL, NULL},
+	/* The dashboard's sessions (the cookie's SHA-256, never the cookie), and when a site's
+	 * secret was set. */
+	{3,
+	 "CREATE TABLE ui_sessions (hash TEXT PRIMARY KEY, name TEXT NOT NULL, "
+	 "role TEXT NOT NULL, csrf TEXT NOT NULL, created BIGINT NOT NULL, "
+	 "last_used BIGINT NOT NULL, expires BIGINT NOT NULL);"
+	 "CREATE INDEX ui_sessions_expires ON ui_sessions (expires);"
+	 "ALTER TABLE sites ADD COLUMN psk_updated BIGINT;",
+	 NULL, NULL},
 };
 
 const size_t cloud_n_migrations = sizeof(cloud_migrations) / sizeof(cloud_migrations[0]);

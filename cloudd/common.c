@@ -42,7 +42,11 @@ cloud_event(struct store *st, const char *serial, time_t when, const char *sourc
 		       "VALUES ($1, $2, $3, $4, $5, $6, $7)",
 		       params, 7, NULL) == -1)
 		return -1;
-	if (!failed && stage == NULL)
+	/*
+	 * An alarm is no step: it moves neither the stage nor the last error; it
+	 * stays in the fleet's alarms until the device reports it cleared.
+	 */
+	if ((!failed && stage == NULL) || strcmp(step, "alarm") == 0)
 		return 0;
 	snprintf(error, sizeof(error), "%s: %s", step, reason ? reason : outcome);
 	params[1] = stage;

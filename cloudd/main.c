@@ -43,7 +43,8 @@ static const char usage[] =
 	"             max-body, log-level, master-key-file, inventory-key-file,\n"
 	"             inventory-pub-file, public-url, public-ca-file, challenge-lifetime,\n"
 	"             token-lifetime, retry-after, lockout-threshold, lockout-base,\n"
-	"             lockout-max, source-rate, source-burst, global-rate, global-burst;\n"
+	"             lockout-max, source-rate, source-burst, global-rate, global-burst,\n"
+	"             stuck-after, ui-session-lifetime;\n"
 	"             section [redirector]: url, ca-file, token-file\n"
 	"  --check-config  check the configuration and exit (0, or 2 naming FILE:LINE)\n"
 	"  --help     this text\n"
@@ -195,7 +196,11 @@ configure(struct config *cfg, const struct daemon_config *dc, bool init, void **
 		    -1 ||
 	    config_get_uint(cfg, "cloudd", "lockout-max", 3600, 1, 604800, &app->lockout.max_s) ==
 		    -1 ||
-	    rate_limit_config(cfg, "cloudd", &app->rate) == -1)
+	    rate_limit_config(cfg, "cloudd", &app->rate) == -1 ||
+	    config_get_uint(cfg, "cloudd", "stuck-after", 900, 60, 604800, &app->stuck_after) ==
+		    -1 ||
+	    config_get_uint(cfg, "cloudd", "ui-session-lifetime", 28800, 300, 604800,
+			    &app->ui_session_lifetime) == -1)
 		return -1;
 	if (app->public_url != NULL && cloud_check_url("public-url", app->public_url) == -1)
 		return config_error_at(cfg, "cloudd", "public-url");
@@ -294,6 +299,9 @@ cloud_routes(struct cloud_app *app, const struct http_route **routes)
 		{"POST", "/v1/admin/*", cloud_admin, NULL},
 		{"PUT", "/v1/admin/*", cloud_admin, NULL},
 		{"DELETE", "/v1/admin/*", cloud_admin, NULL},
+		{"GET", "/ui", cloud_ui, NULL},
+		{"GET", "/ui/*", cloud_ui, NULL},
+		{"POST", "/ui/*", cloud_ui, NULL},
 	};
 
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)

@@ -12,6 +12,7 @@ dnsmasq postgresql apache2-utils iproute2 tpm2-openssl procps"
 test_pkgs="$test_pkgs busybox" # udhcpc, for the agent's DHCP hook mode test
 test_pkgs="$test_pkgs man-db" # man -l, for the man page test (tests/integration/test_e2e_docs.py)
 test_pkgs="$test_pkgs debhelper dpkg-dev fakeroot bash-completion" # tests/integration/test_package.py
+test_pkgs="$test_pkgs chromium chromium-driver python3-selenium" # tests/integration/test_dashboard.py
 
 package_pkgs="debhelper dpkg-dev fakeroot" # make package (scripts/build-package.sh)
 

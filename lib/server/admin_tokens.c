@@ -82,43 +82,58 @@ out:
 	return rc;
 }
 
-/* See admin_tokens.h: a malformed token is refused before any lookup. */
+/* See admin_tokens.h: the token is untrusted text, checked before it is hashed. */
+int
+admin_token_lookup(struct store *st, const char *token, struct admin_who *who)
+{
+	struct store_result *res = NULL;
+	const char *params[1];
+	char hash[65];
+	int rc = -1;
+
+	memset(who, 0, sizeof(*who));
+	if (cloud_check_token(token) == -1 || cloud_token_hash(token, hash) == -1)
+		return 0;
+	params[0] = hash;
+	if (store_exec(st, "SELECT name, role FROM admin_tokens WHERE hash = $1", params, 1,
+		       &res) == -1)
+		return or_error_prefix("admin token lookup");
+	if (store_rows(res) == 1) {
+		snprintf(who->name, sizeof(who->name), "%s", store_value(res, 0, 0));
+		snprintf(who->role, sizeof(who->role), "%s", store_value(res, 0, 1));
+		rc = 1;
+	} else {
+		rc = 0;
+	}
+	store_result_free(res);
+	return rc;
+}
+
+/* See admin_tokens.h. The token is never logged, only why it was refused. */
 int
 admin_authenticate(struct http_ctx *ctx, struct store *st, struct admin_who *who)
 {
-	const char *token = http_ctx_bearer(ctx), *params[1];
-	struct store_result *res = NULL;
-	char hash[65];
-	int rc = -1;
+	const char *token = http_ctx_bearer(ctx);
+	int found;
 
 	memset(who, 0, sizeof(*who));
 	if (token == NULL) {
 		http_reply_error(ctx, 401, "unauthorized", "an admin bearer token is required");
 		return -1;
 	}
-	if (cloud_check_token(token) == -1 || cloud_token_hash(token, hash) == -1) {
-		log_warn("admin request from %s refused: malformed token", http_ctx_peer(ctx));
+	found = admin_token_lookup(st, token, who);
+	if (found == -1) {
+		log_error("%s", or_errmsg());
+		http_reply_error(ctx, 500, "internal", "the token could not be checked");
+		return -1;
+	}
+	if (found == 0) {
+		log_warn("admin request from %s refused: unknown or malformed token",
+			 http_ctx_peer(ctx));
 		http_reply_error(ctx, 401, "unauthorized", "the bearer token is not valid");
 		return -1;
 	}
-	params[0] = hash;
-	if (store_exec(st, "SELECT name, role FROM admin_tokens WHERE hash = $1", params, 1,
-		       &res) == -1) {
-		log_error("admin token lookup failed: %s", or_errmsg());
-		http_reply_error(ctx, 500, "internal", "the token could not be checked");
-		goto out;
-	}
-	if (store_rows(res) != 1) {
-		log_warn("admin request from %s refused: unknown token", http_ctx_peer(ctx));
-		http_reply_error(ctx, 401, "unauthorized", "the bearer token is not valid");
-		goto out;
-	}
-	snprintf(who->name, sizeof(who->name), "%s", store_value(res, 0, 0));
-	snprintf(who->role, sizeof(who->role), "%s", store_value(res, 0, 1));
-	rc = 0;
-out:
-	store_result_free(res);
-	return rc;
+	return 0;
 }
 
 /* GET /v1/admin/tokens: names, roles and creation times; never hashes. */

@@ -48,6 +48,12 @@ int admin_token_read_file(const char *path, struct secret *out);
 int admin_authenticate(struct http_ctx *ctx, struct store *st, struct admin_who *who);
 
 /*
+ * Looks a token up (untrusted text: malformed is simply not found): 1 with
+ * *who filled, 0 when no admin token is this one, -1 on a database error.
+ */
+int admin_token_lookup(struct store *st, const char *token, struct admin_who *who);
+
+/*
  * Serves GET/POST /v1/admin/tokens (name NULL) and DELETE /v1/admin/tokens/NAME.
  * roles lists the roles a new token may have; the first is the default. The
  * caller has checked that who may manage tokens.

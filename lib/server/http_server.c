@@ -236,38 +236,36 @@ http_reply_header(struct http_ctx *ctx, const char *name, const char *value)
 }
 
 /*
- * Sends the one answer of a request; the body is ours to free. A held ctx is
- * freed here (outside its handler): after this call it is gone.
+ * Sends the one answer of a request: status, and len bytes of data as
+ * content_type (no body when data is NULL). A held ctx is freed here
+ * (outside its handler): after this call it is gone.
  */
-void
-http_reply_json(struct http_ctx *ctx, int status, json_t *body)
+static void
+send_reply(struct http_ctx *ctx, int status, const char *content_type, const void *data, size_t len)
 {
 	struct evkeyvalq *h;
 	struct evbuffer *buf = NULL;
-	char *text = NULL;
 	bool was_held = ctx->held;
 
 	if (ctx->replied) {
 		log_error("http: second reply to %s %s ignored", ctx->method, ctx->path);
-		json_decref(body);
 		return;
 	}
 	ctx->replied = true;
 	unhold(ctx);
 	h = evhttp_request_get_output_headers(ctx->req);
-	if (body != NULL) {
-		text = json_dumps(body, JSON_COMPACT);
-		json_decref(body);
+	if (data != NULL) {
 		buf = evbuffer_new();
-		if (text == NULL || buf == NULL || evbuffer_add(buf, text, strlen(text)) != 0) {
+		if (buf == NULL || evbuffer_add(buf, data, len) != 0) {
 			log_error("http: out of memory answering %s %s", ctx->method, ctx->path);
 			status = 500;
 			if (buf != NULL)
 				evbuffer_drain(buf, evbuffer_get_length(buf));
 		}
-		evhttp_add_header(h, "Content-Type", "application/json");
+		evhttp_add_header(h, "Content-Type", content_type);
 	}
-	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (evhttp_find_header(h, "Cache-Control") == NULL)
+		evhttp_add_header(h, "Cache-Control", "no-store");
 	if (status >= 500)
 		log_warn("http: %s %s from %s -> %d", ctx->method, ctx->path, ctx->peer, status);
 	else
@@ -276,10 +274,36 @@ http_reply_json(struct http_ctx *ctx, int status, json_t *body)
 	evhttp_send_reply(ctx->req, status, NULL, buf);
 	if (buf != NULL)
 		evbuffer_free(buf);
-	free(text);
 	/* inside the handler, dispatch() frees the ctx when the handler returns */
 	if (was_held && !ctx->in_handler)
 		ctx_free(ctx);
+}
+
+/* Sends a JSON answer; the body is ours to free. */
+void
+http_reply_json(struct http_ctx *ctx, int status, json_t *body)
+{
+	char *text = NULL;
+
+	if (body != NULL) {
+		text = json_dumps(body, JSON_COMPACT);
+		json_decref(body);
+		if (text == NULL) {
+			log_error("http: out of memory answering %s %s", ctx->method, ctx->path);
+			send_reply(ctx, 500, NULL, NULL, 0);
+			return;
+		}
+	}
+	send_reply(ctx, status, "application/json", text, text ? strlen(text) : 0);
+	free(text);
+}
+
+/* Sends len bytes of data as content_type (a page, a script, a style sheet). */
+void
+http_reply_body(struct http_ctx *ctx, int status, const char *content_type, const void *data,
+		size_t len)
+{
+	send_reply(ctx, status, content_type, data, len);
 }
 
 /* The JSON error answer: the message is formatted by our code, never a secret. */

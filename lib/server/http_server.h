@@ -99,6 +99,9 @@ int http_ctx_exporter(struct http_ctx *, const char *label, uint8_t *out, size_t
 void http_reply_header(struct http_ctx *, const char *name, const char *value);
 /* Sends status with body (may be NULL: no body); the reference is stolen. */
 void http_reply_json(struct http_ctx *, int status, json_t *body);
+/* Answers with len bytes of data as content_type (never a secret; no-store unless set). */
+void http_reply_body(struct http_ctx *, int status, const char *content_type, const void *data,
+		     size_t len);
 /* Sends {"error":{"code":code,"message":...}}. Never put a secret in it. */
 void http_reply_error(struct http_ctx *, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
