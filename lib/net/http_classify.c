@@ -6,11 +6,28 @@
 #include "net/http_classify.h"
 
 #include "core/error.h"
+#include "core/x509.h"
 
 #include <curl/curl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 #include <string.h>
+
+/*
+ * Whether squid's X-Squid-Error says it found no address for the host.
+ * squid 5 (Debian 12) answers a name its resolver refuses, or says does not
+ * exist, with 500 and ERR_CANNOT_FORWARD: the peer selection found no
+ * destination. For an address literal no name was looked up, so the same
+ * code means squid could not forward at all (its rules, its parents).
+ */
+static bool
+squid_found_no_address(const struct http_failure *f)
+{
+	if (strncmp(f->squid_error, "ERR_DNS_FAIL", 12) == 0)
+		return true;
+	return strncmp(f->squid_error, "ERR_CANNOT_FORWARD", 18) == 0 &&
+	       !pki_is_ip_literal(f->host);
+}
 
 /* The proxy refused CONNECT (a non-2xx answer): credentials, rules, or the way on. */
 static enum http_err
@@ -36,7 +53,7 @@ connect_refused(const struct http_failure *f)
 			 f->proxy, f->origin, f->proxy_reason);
 		return HTTP_ERR_PROXY_FORBIDDEN;
 	}
-	if (strncmp(f->squid_error, "ERR_DNS_FAIL", 12) == 0) {
+	if (squid_found_no_address(f)) {
 		or_error("proxy %s cannot resolve the server's name '%s' (%s, %s)", f->proxy,
 			 f->host, f->proxy_reason, f->squid_error);
 		return HTTP_ERR_DNS;
@@ -45,6 +62,13 @@ connect_refused(const struct http_failure *f)
 		or_error("proxy %s timed out reaching %s (%s)", f->proxy, f->origin,
 			 f->proxy_reason);
 		return HTTP_ERR_TIMEOUT;
+	}
+	if (f->connect_code >= 500 && f->squid_error[0] == '\0' && !pki_is_ip_literal(f->host)) {
+		/* tinyproxy answers "500 Unable to connect" to both, with the same page */
+		or_error("proxy %s could not connect to %s (%s): the server is down or "
+			 "unreachable from the proxy, or the proxy cannot resolve the name '%s'",
+			 f->proxy, f->origin, f->proxy_reason, f->host);
+		return HTTP_ERR_CONNECT;
 	}
 	if (f->connect_code >= 500) {
 		or_error("proxy %s could not connect to %s (%s%s%s)", f->proxy, f->origin,

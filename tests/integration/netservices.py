@@ -255,7 +255,7 @@ class Squid(DirService):
     `port` allows CONNECT anywhere to authenticated users; `restricted_port`
     denies CONNECT to ports other than 443, like Debian's stock SSL_ports rule."""
 
-    def __init__(self, scheme, users):
+    def __init__(self, scheme, users, netns=None, extra_conf=""):
         self.dir = make_tmpdir("onramp-squid-")
         self.restricted_port = None
         try:
@@ -279,18 +279,23 @@ class Squid(DirService):
             conf = os.path.join(self.dir, "squid.conf")
             with open(conf, "w") as f:
                 f.write(SQUID_CONF.format(port=port, restricted_port=self.restricted_port,
-                                          dir=self.dir, auth=auth))
+                                          dir=self.dir, auth=auth) + extra_conf)
             for name in ("cache.log", "access.log"):
                 path = os.path.join(self.dir, name)
                 open(path, "w").close()
                 shutil.chown(path, user="proxy")
             self.cache_log = os.path.join(self.dir, "cache.log")
             self.access_log = os.path.join(self.dir, "access.log")
-            proc = subprocess.Popen(["squid", "-N", "-f", conf], stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            prefix = ["ip", "netns", "exec", netns] if netns else []
+            proc = subprocess.Popen([*prefix, "squid", "-N", "-f", conf],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
             super().__init__(proc, port, f"squid ({scheme})")
-            wait_listening(port, proc, "squid", self.cache_log)
-            wait_listening(self.restricted_port, proc, "squid", self.cache_log)
+            for p in (port, self.restricted_port):
+                if netns:
+                    _wait_in_netns(netns, p, proc, self.cache_log, "squid")
+                else:
+                    wait_listening(p, proc, "squid", self.cache_log)
         except Exception:
             self.stop()
             raise
@@ -324,7 +329,7 @@ class Tinyproxy(DirService):
                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
             super().__init__(proc, port, "tinyproxy")
             if netns:
-                _wait_in_netns(netns, port, proc, self.log)
+                _wait_in_netns(netns, port, proc, self.log, "tinyproxy")
             else:
                 wait_listening(port, proc, "tinyproxy", self.log)
         except Exception:
@@ -332,7 +337,7 @@ class Tinyproxy(DirService):
             raise
 
 
-def _wait_in_netns(netns, port, proc, log, timeout=10):
+def _wait_in_netns(netns, port, proc, log, what, timeout=15):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         out = subprocess.run(["ip", "netns", "exec", netns, "ss", "-ltn", f"sport = :{port}"],
@@ -341,7 +346,7 @@ def _wait_in_netns(netns, port, proc, log, timeout=10):
             return
         time.sleep(0.05)
     with open(log, errors="replace") as f:
-        raise RuntimeError(f"tinyproxy did not listen in {netns}:\n{f.read()[-2000:]}")
+        raise RuntimeError(f"{what} did not listen in {netns}:\n{f.read()[-2000:]}")
 
 
 class InterceptingProxy:
@@ -401,10 +406,14 @@ class InterceptingProxy:
 
 class Netns:
     """A network namespace with only loopback up: no route leaves it, so a DNS
-    query to the system's resolver fails at once, on this machine."""
+    query to the system's resolver fails at once, on this machine.
+    use_local_resolver() points the resolver of the programs started in it
+    (`ip netns exec` bind-mounts /etc/netns/NAME/resolv.conf) at 127.0.0.1,
+    where a LocalDns in the namespace answers."""
 
     def __init__(self, tag):
         self.name = f"onramp-{tag}-{os.getpid()}"
+        self.etc = os.path.join("/etc/netns", self.name)
         subprocess.run(["ip", "netns", "add", self.name], check=True, capture_output=True)
         subprocess.run(["ip", "netns", "exec", self.name, "ip", "link", "set", "lo", "up"],
                        check=True, capture_output=True)
@@ -412,5 +421,44 @@ class Netns:
     def prefix(self):
         return ["ip", "netns", "exec", self.name]
 
+    def use_local_resolver(self):
+        os.makedirs(self.etc, exist_ok=True)
+        with open(os.path.join(self.etc, "resolv.conf"), "w") as f:
+            f.write("nameserver 127.0.0.1\n")
+
     def delete(self):
         subprocess.run(["ip", "netns", "delete", self.name], capture_output=True)
+        shutil.rmtree(self.etc, ignore_errors=True)
+
+
+class LocalDns(DirService):
+    """dnsmasq as the only DNS server of a namespace (127.0.0.1 port 53 there),
+    with no upstream: it answers every query REFUSED, or with nxdomain=True
+    NXDOMAIN for names under .invalid. Every query it got is in its log."""
+
+    def __init__(self, netns, nxdomain=False):
+        self.dir = make_tmpdir("onramp-dns-")
+        try:
+            self.log = os.path.join(self.dir, "dnsmasq.log")
+            args = [*netns.prefix(), "dnsmasq", "--keep-in-foreground", "--no-resolv",
+                    "--no-hosts", "--port=53", "--listen-address=127.0.0.1",
+                    "--bind-interfaces", "--user=root", f"--pid-file={self.dir}/dnsmasq.pid",
+                    "--log-queries", f"--log-facility={self.log}"]
+            if nxdomain:
+                args.append("--address=/invalid/")
+            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            super().__init__(proc, 53, "dnsmasq (DNS)")
+            deadline = time.monotonic() + 15
+            while "127.0.0.1:53 " not in subprocess.run(
+                    [*netns.prefix(), "ss", "-lun"], capture_output=True, text=True).stdout:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"dnsmasq did not listen on 127.0.0.1:53 in {netns.name}")
+                time.sleep(0.05)
+        except Exception:
+            self.stop()
+            raise
+
+    def queries(self):
+        with open(self.log, errors="replace") as f:
+            return re.findall(r"query\[\w+\] (\S+) from", f.read())

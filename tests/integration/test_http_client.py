@@ -4,6 +4,7 @@ openssl s_server as the origin (certificates from a test CA made with the
 openssl CLI), a TLS-intercepting proxy, and network namespaces for DNS
 failures. Each failure must come out as its own class with a sentence an
 operator can act on; the proxy password must never appear in any output."""
+import base64
 import json
 import os
 import shutil
@@ -12,7 +13,7 @@ import subprocess
 import pytest
 
 from conftest import ROOT, program
-from netservices import (HeldPort, InterceptingProxy, LocalCA, Netns, ScriptedOrigin,
+from netservices import (HeldPort, InterceptingProxy, LocalCA, LocalDns, Netns, ScriptedOrigin,
                          SilentPort, Squid, Tinyproxy, answer, make_tmpdir, start_s_server_www)
 
 USER = "onramp-router"
@@ -346,16 +347,86 @@ def test_dns_failure_of_the_proxy_name(pki, netns):
     assert_error(proc, doc, "dns", "proxy's name", "proxy.onramp-test.invalid")
 
 
+RAW_CONNECT = """
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+s.sendall(b"CONNECT " + sys.argv[2].encode() + b" HTTP/1.1\\r\\nHost: " + sys.argv[2].encode()
+          + b"\\r\\n" + sys.argv[3].encode() + b"\\r\\n")
+data = b""
+while b"\\r\\n\\r\\n" not in data:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+sys.stdout.write(data.split(b"\\r\\n\\r\\n")[0].decode("latin-1"))
+"""
+
+
+def raw_connect(ns, port, target, user=None, password=None):
+    """The head of a proxy's answer to CONNECT target, asked from inside ns."""
+    auth = ""
+    if user:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        auth = f"Proxy-Authorization: Basic {token}\r\n"
+    proc = subprocess.run([*ns.prefix(), "/usr/bin/python3", "-c", RAW_CONNECT, str(port),
+                           target, auth], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()
+
+
+@pytest.mark.parametrize("nxdomain", [False, True], ids=["refused", "nxdomain"])
+def test_squid_cannot_resolve_the_server(pki, netns, nxdomain):
+    """squid 5.7 (Debian 12) whose resolver refuses the name, or says it does
+    not exist: it answers CONNECT with 500 and ERR_CANNOT_FORWARD (not
+    ERR_DNS_FAIL). The client says `dns` and names the host. squid, its
+    resolver (dnsmasq without upstream) and the client share a namespace that
+    has only loopback, so no query leaves the machine."""
+    ns = netns("sqdns")
+    dns = LocalDns(ns, nxdomain=nxdomain)
+    squid = Squid("basic", {USER: PASSWORD}, netns=ns.name,
+                  extra_conf="dns_nameservers 127.0.0.1\n")
+    try:
+        host = "redirect.onramp-test.invalid"
+        head = raw_connect(ns, squid.port, f"{host}:443", USER, PASSWORD)
+        assert head[0] == "HTTP/1.1 500 Internal Server Error", head
+        assert "X-Squid-Error: ERR_CANNOT_FORWARD 0" in head, head
+        proc, doc = probe_json(f"https://{host}/", "--ca", pki.ca, "--proxy",
+                               f"127.0.0.1:{squid.port}", *creds(pki), prefix=ns.prefix())
+        assert_error(proc, doc, "dns", f"proxy 127.0.0.1:{squid.port} cannot resolve the "
+                     f"server's name '{host}'", "500 Internal Server Error",
+                     "ERR_CANNOT_FORWARD")
+        assert host in dns.queries()  # squid asked our resolver, and only it
+        # the same answer for an address needs no name: squid could not connect
+        proc, doc = probe_json("https://127.0.0.1:9/", "--ca", pki.ca, "--proxy",
+                               f"127.0.0.1:{squid.port}", *creds(pki), prefix=ns.prefix())
+        assert_error(proc, doc, "connect", "could not connect to 127.0.0.1:9", "503",
+                     "ERR_CONNECT_FAIL")
+    finally:
+        squid.stop()
+        dns.stop()
+
+
 def test_proxy_cannot_resolve_the_server(pki, netns):
+    """tinyproxy 1.11 answers a name its resolver refuses exactly as a server
+    that refuses the connection (500 "Unable to connect", the same page): the
+    class stays `connect`, and the sentence names both causes and the host."""
     ns = netns("dnst")
+    ns.use_local_resolver()
+    dns = LocalDns(ns)
     tp = Tinyproxy(netns=ns.name)
     try:
-        proc, doc = probe_json("https://onramp-test.invalid/", "--ca", pki.ca, "--proxy",
+        host = "onramp-test.invalid"
+        head = raw_connect(ns, tp.port, f"{host}:443")
+        assert head[0] == "HTTP/1.1 500 Unable to connect", head
+        assert head == raw_connect(ns, tp.port, "127.0.0.1:9")[:len(head)]
+        proc, doc = probe_json(f"https://{host}/", "--ca", pki.ca, "--proxy",
                                f"127.0.0.1:{tp.port}", prefix=ns.prefix())
         assert_error(proc, doc, "connect", f"proxy 127.0.0.1:{tp.port} could not connect to "
-                     "onramp-test.invalid:443", "500")
+                     f"{host}:443", "500", f"or the proxy cannot resolve the name '{host}'")
+        assert host in dns.queries()
     finally:
         tp.stop()
+        dns.stop()
 
 
 def test_origin_down_direct(pki, held_port):

@@ -1,7 +1,9 @@
 /*
  * Unit tests for lib/http_classify.c: every class a failed transfer can get,
  * including the answers of proxies the integration tests cannot provoke
- * (squid's ERR_DNS_FAIL, a 504, a 400), and the sentence for each.
+ * (squid's ERR_DNS_FAIL, a 504, a 400), and the sentence for each. squid 5's
+ * ERR_CANNOT_FORWARD and tinyproxy's 500 are also provoked for real in
+ * tests/integration/test_http_client.py.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -72,6 +74,30 @@ proxy_answers_to_connect(void **state)
 	expect(&f, HTTP_ERR_CONNECT,
 	       "could not connect to redirect.example:443 (503 Service "
 	       "Unavailable, ERR_CONNECT_FAIL 111)");
+	/* squid 5.7: a name its resolver refuses or does not know */
+	f.connect_code = 500;
+	f.proxy_reason = "500 Internal Server Error";
+	f.squid_error = "ERR_CANNOT_FORWARD 0";
+	expect(&f, HTTP_ERR_DNS,
+	       "proxy 10.92.53.8:3128 cannot resolve the server's name 'redirect.example' (500 "
+	       "Internal Server Error, ERR_CANNOT_FORWARD 0)");
+	/* ... but an address needs no name: squid could not forward at all */
+	f.host = "192.0.2.7";
+	f.origin = "192.0.2.7:443";
+	expect(&f, HTTP_ERR_CONNECT,
+	       "could not connect to 192.0.2.7:443 (500 Internal Server "
+	       "Error, ERR_CANNOT_FORWARD 0)");
+	/* tinyproxy: the same 500 for a name it cannot resolve and a refused connection */
+	f.squid_error = "";
+	f.proxy_reason = "500 Unable to connect";
+	expect(&f, HTTP_ERR_CONNECT, "could not connect to 192.0.2.7:443 (500 Unable to connect)");
+	f.host = "redirect.example";
+	f.origin = "redirect.example:443";
+	expect(&f, HTTP_ERR_CONNECT,
+	       "could not connect to redirect.example:443 (500 Unable to connect): the server "
+	       "is down or unreachable from the proxy, or the proxy cannot resolve the name "
+	       "'redirect.example'");
+	f.proxy_reason = "503 Service Unavailable";
 	f.connect_code = 504;
 	f.squid_error = "";
 	expect(&f, HTTP_ERR_TIMEOUT, "timed out reaching redirect.example:443");
