@@ -166,7 +166,8 @@ start(struct agent *a)
 
 	if (file_ensure_dir(a->conf.state_dir, 0700) == -1 || setup_book(a) == -1)
 		return -1;
-	a->dhcp_hook = (struct dhcp_hook){&a->conf, &a->book, learn_option43, a};
+	a->dhcp_hook = (struct dhcp_hook){
+		.conf = &a->conf, .book = &a->book, .learn = learn_option43, .arg = a};
 	a->base = event_base_new();
 	if (a->base == NULL)
 		return or_error("cannot create the event loop");
@@ -174,7 +175,7 @@ start(struct agent *a)
 	    control_register(a->control, "show management-proxy", show_proxy, a) == -1 ||
 	    control_register(a->control, "show dhcp learned-proxies", show_learned, a) == -1 ||
 	    control_register(a->control, "show alarms", show_alarms, a) == -1 ||
-	    dhcp_hook_register(a->control, &a->dhcp_hook) == -1 ||
+	    dhcp_hook_register(a->control, a->base, &a->dhcp_hook) == -1 ||
 	    onboard_start(a, &a->onboard) == -1)
 		return -1;
 	if (health_start(a->base, &a->book, a->conf.health_interval, a->conf.health_timeout,
@@ -211,6 +212,7 @@ stop(struct agent *a)
 	if (!onboard_stop(a->onboard))
 		a->exit_now = true;
 	control_close(a->control);
+	dhcp_hook_close(&a->dhcp_hook);
 	if (a->sig_term != NULL)
 		event_free(a->sig_term);
 	if (a->sig_int != NULL)

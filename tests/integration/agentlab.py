@@ -1,6 +1,7 @@
 """A small lab for the agent's integration tests: network namespaces joined
-by veth pairs, real dnsmasq as the DHCP server, real tinyproxy instances as
-management proxies, and onramp-agent running inside the client namespace.
+by veth pairs, real DHCP servers (dnsmasq, ISC dhcpd, Kea), real tinyproxy
+instances as management proxies, and onramp-agent running inside the client
+namespace.
 
 Everything is started by the tests and stopped by PID; namespaces carry the
 test process's PID in their names and are deleted afterwards. Addresses live
@@ -15,6 +16,25 @@ from conftest import stop_process as stop
 from conftest import wait_until as wait_for
 
 _counter = itertools.count()
+
+# ISC dhcpd: an option space for the agent's sub-option 128 (one proxy as text)
+# and a class that gives option 43 only to vendor class JuniperSSR.
+DHCPD_CONF = """\
+authoritative;
+ddns-update-style none;
+default-lease-time {lease};
+max-lease-time {lease};
+min-lease-time {lease};
+option space onramp code width 1 length width 1;
+option onramp.proxy code 128 = text;
+subnet {net}.0 netmask 255.255.255.0 {{
+  range {net}.100 {net}.150;
+}}
+class "JuniperSSR" {{
+  match if option vendor-class-identifier = "JuniperSSR";
+{body}
+}}
+"""
 
 
 def sh(*args, check=True):
@@ -95,6 +115,60 @@ class Lab:
 
     def stop_dnsmasq(self, link):
         stop(self.dnsmasq.pop(link, None))
+
+    def _wait_dhcp_server(self, link, proc, name, log):
+        wait_for(f"{name} to listen", lambda: proc.poll() is not None or
+                 ":67 " in sh("ip", "netns", "exec", self.servers[link], "ss", "-lun"))
+        assert proc.poll() is None, open(log, errors="replace").read()
+
+    def start_dhcpd(self, link, class_lines, lease_time=600):
+        """Starts ISC dhcpd (4.4) on server `link`: a pool in 10.77.(link+1).0/24
+        and a class for vendor class JuniperSSR holding class_lines. The
+        `onramp` option space (sub-option 128, text) is declared for them.
+        Lease, pid and log files stay in the lab's directory."""
+        net = f"10.77.{link + 1}"
+        conf = os.path.join(self.tmp, f"dhcpd{link}.conf")
+        leases = os.path.join(self.tmp, f"dhcpd{link}.leases")
+        with open(conf, "w") as f:
+            f.write(DHCPD_CONF.format(net=net, lease=lease_time,
+                                      body="\n".join("  " + x for x in class_lines)))
+        open(leases, "a").close()
+        log = os.path.join(self.tmp, f"dhcpd{link}.log")
+        proc = self.spawn(self.servers[link],
+                          ["dhcpd", "-f", "-d", "-4", "-cf", conf, "-lf", leases, "-pf",
+                           os.path.join(self.tmp, f"dhcpd{link}.pid"), "v0"], log)
+        self.dnsmasq[link] = proc
+        self._wait_dhcp_server(link, proc, "dhcpd", log)
+        return proc
+
+    def start_kea(self, link, client_class, lease_time=600, option_defs=()):
+        """Starts Kea's DHCPv4 server (2.2) on server `link`: a pool in
+        10.77.(link+1).0/24 and client_class (a dict, Kea's client-classes
+        entry) for vendor class JuniperSSR. Lease, pid, lock and log files
+        stay in the lab's directory."""
+        net = f"10.77.{link + 1}"
+        log = os.path.join(self.tmp, f"kea{link}.log")
+        conf = {"Dhcp4": {
+            "interfaces-config": {"interfaces": ["v0"], "dhcp-socket-type": "raw"},
+            "lease-database": {"type": "memfile", "persist": True, "lfc-interval": 0,
+                               "name": os.path.join(self.tmp, f"kea{link}.leases.csv")},
+            "valid-lifetime": lease_time,
+            "option-def": list(option_defs),
+            "client-classes": [dict({"test": "option[60].text == 'JuniperSSR'"},
+                                    **client_class)],
+            "subnet4": [{"id": 1, "subnet": f"{net}.0/24",
+                         "pools": [{"pool": f"{net}.100 - {net}.150"}]}],
+            "loggers": [{"name": "kea-dhcp4", "severity": "DEBUG", "debuglevel": 40,
+                         "output_options": [{"output": log}]}],
+        }}
+        path = os.path.join(self.tmp, f"kea{link}.json")
+        with open(path, "w") as f:
+            json.dump(conf, f, indent=1)
+        env = dict(os.environ, KEA_PIDFILE_DIR=self.tmp, KEA_LOCKFILE_DIR=self.tmp)
+        proc = self.spawn(self.servers[link], ["kea-dhcp4", "-c", path], log + ".out", env=env)
+        self.dnsmasq[link] = proc
+        self._wait_dhcp_server(link, proc, "kea-dhcp4", log + ".out")
+        return proc
 
     # --- proxies -----------------------------------------------------------
 

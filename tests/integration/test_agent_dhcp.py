@@ -216,7 +216,8 @@ def test_hook_mode_dhclient_environment_and_bad_input(lab):
 
     def hook(*args, **env):
         full = {k: v for k, v in os.environ.items()
-                if k not in ("opt43", "new_vendor_encapsulated_options", "reason")}
+                if k not in ("opt43", "new_vendor_encapsulated_options", "reason", "lease",
+                             "new_dhcp_lease_time")}
         full.update(env)
         return subprocess.run([program("onrampctl"), "dhcp-hook", "--socket", agent.socket]
                               + list(args), capture_output=True, text=True, env=full,
@@ -250,4 +251,25 @@ def test_hook_mode_dhclient_environment_and_bad_input(lab):
     proc = hook("dh0", "renew", opt43="80zz")
     assert proc.returncode == 2 and "$opt43 is not hex bytes" in proc.stderr
     assert agent.learned()["dh0"]["proxies"] == []
+
+    # the lease time (issue 11 point 9): from the environment or --lease-time, checked
+    opt43 = "800e31302e37372e312e353a33313238ff"
+    proc = hook("dh0", "bound", opt43=opt43, lease="3600")
+    assert proc.returncode == 0, proc.stderr
+    assert "dh0: dhcp hook: bound, with option 43, lease 3600 s" in agent.read_log()
+    proc = hook("dh0", reason="RENEW", new_vendor_encapsulated_options=value,
+                new_dhcp_lease_time="4294967295")
+    assert proc.returncode == 0, proc.stderr
+    assert "lease 4294967295 s" in agent.read_log()
+    for bad in ("0", "-5", "4294967296", "12x", "", " 60"):
+        proc = hook("dh0", "bound", "--lease-time", bad, opt43=opt43)
+        assert proc.returncode == 2, bad
+        assert proc.stderr == ("onrampctl: dhcp-hook: --lease-time must be 1 to 4294967295 "
+                               f"seconds, not '{bad}'\n")
+    # not a number in the environment: the lease is still handed over, without an end
+    assert hook("dh0", "deconfig").returncode == 0
+    proc = hook("dh0", "bound", opt43=opt43, lease="soon")
+    assert proc.returncode == 2
+    assert "$lease is not 1 to 4294967295 seconds" in proc.stderr
+    assert agent.learned()["dh0"]["proxies"] == ["10.77.1.5:3128"]
     assert hook("--help").returncode == 0
