@@ -10,6 +10,7 @@ libsystemd-dev"
 test_pkgs="python3 python3-pytest python3-pytest-timeout squid tinyproxy swtpm swtpm-tools tpm2-tools
 dnsmasq postgresql apache2-utils iproute2 tpm2-openssl procps"
 test_pkgs="$test_pkgs busybox" # udhcpc, for the agent's DHCP hook mode test
+test_pkgs="$test_pkgs isc-dhcp-server kea-dhcp4-server isc-dhcp-client" # DHCP servers, dhclient (test_agent_dhcp_servers.py)
 test_pkgs="$test_pkgs man-db" # man -l, for the man page test (tests/integration/test_e2e_docs.py)
 test_pkgs="$test_pkgs debhelper dpkg-dev fakeroot bash-completion" # tests/integration/test_package.py
 test_pkgs="$test_pkgs chromium chromium-driver python3-selenium" # tests/integration/test_dashboard.py

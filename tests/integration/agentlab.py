@@ -17,22 +17,15 @@ from conftest import wait_until as wait_for
 
 _counter = itertools.count()
 
-# ISC dhcpd: an option space for the agent's sub-option 128 (one proxy as text)
-# and a class that gives option 43 only to vendor class JuniperSSR.
+# ISC dhcpd: the lease time and one pool; the test adds classes after it.
 DHCPD_CONF = """\
 authoritative;
 ddns-update-style none;
 default-lease-time {lease};
 max-lease-time {lease};
 min-lease-time {lease};
-option space onramp code width 1 length width 1;
-option onramp.proxy code 128 = text;
 subnet {net}.0 netmask 255.255.255.0 {{
   range {net}.100 {net}.150;
-}}
-class "JuniperSSR" {{
-  match if option vendor-class-identifier = "JuniperSSR";
-{body}
 }}
 """
 
@@ -55,7 +48,7 @@ class Lab:
     def __init__(self, tmp, links=1):
         self.tmp = str(tmp)
         self.procs = []
-        self.dnsmasq = {}
+        self.dnsmasq = {}  # the DHCP server of each link (dnsmasq, dhcpd or kea)
         self.client, self.servers = None, []
         if links is None:
             return
@@ -121,17 +114,15 @@ class Lab:
                  ":67 " in sh("ip", "netns", "exec", self.servers[link], "ss", "-lun"))
         assert proc.poll() is None, open(log, errors="replace").read()
 
-    def start_dhcpd(self, link, class_lines, lease_time=600):
-        """Starts ISC dhcpd (4.4) on server `link`: a pool in 10.77.(link+1).0/24
-        and a class for vendor class JuniperSSR holding class_lines. The
-        `onramp` option space (sub-option 128, text) is declared for them.
-        Lease, pid and log files stay in the lab's directory."""
+    def start_dhcpd(self, link, text, lease_time=600):
+        """Starts ISC dhcpd (4.4) on server `link` with a pool in
+        10.77.(link+1).0/24 and text (declarations: option spaces, classes)
+        after it. Lease, pid and log files stay in the lab's directory."""
         net = f"10.77.{link + 1}"
         conf = os.path.join(self.tmp, f"dhcpd{link}.conf")
         leases = os.path.join(self.tmp, f"dhcpd{link}.leases")
         with open(conf, "w") as f:
-            f.write(DHCPD_CONF.format(net=net, lease=lease_time,
-                                      body="\n".join("  " + x for x in class_lines)))
+            f.write(DHCPD_CONF.format(net=net, lease=lease_time) + text + "\n")
         open(leases, "a").close()
         log = os.path.join(self.tmp, f"dhcpd{link}.log")
         proc = self.spawn(self.servers[link],
@@ -141,29 +132,27 @@ class Lab:
         self._wait_dhcp_server(link, proc, "dhcpd", log)
         return proc
 
-    def start_kea(self, link, client_class, lease_time=600, option_defs=()):
-        """Starts Kea's DHCPv4 server (2.2) on server `link`: a pool in
-        10.77.(link+1).0/24 and client_class (a dict, Kea's client-classes
-        entry) for vendor class JuniperSSR. Lease, pid, lock and log files
-        stay in the lab's directory."""
+    def start_kea(self, link, fragment, lease_time=600):
+        """Starts Kea's DHCPv4 server (2.2) on server `link` with a pool in
+        10.77.(link+1).0/24; fragment (a dict: client-classes, option-def)
+        is merged into its Dhcp4 object. Lease, pid, lock and log files stay
+        in the lab's directory."""
         net = f"10.77.{link + 1}"
         log = os.path.join(self.tmp, f"kea{link}.log")
-        conf = {"Dhcp4": {
+        dhcp4 = {
             "interfaces-config": {"interfaces": ["v0"], "dhcp-socket-type": "raw"},
             "lease-database": {"type": "memfile", "persist": True, "lfc-interval": 0,
                                "name": os.path.join(self.tmp, f"kea{link}.leases.csv")},
             "valid-lifetime": lease_time,
-            "option-def": list(option_defs),
-            "client-classes": [dict({"test": "option[60].text == 'JuniperSSR'"},
-                                    **client_class)],
             "subnet4": [{"id": 1, "subnet": f"{net}.0/24",
                          "pools": [{"pool": f"{net}.100 - {net}.150"}]}],
             "loggers": [{"name": "kea-dhcp4", "severity": "DEBUG", "debuglevel": 40,
                          "output_options": [{"output": log}]}],
-        }}
+        }
+        dhcp4.update(fragment)
         path = os.path.join(self.tmp, f"kea{link}.json")
         with open(path, "w") as f:
-            json.dump(conf, f, indent=1)
+            json.dump({"Dhcp4": dhcp4}, f, indent=1)
         env = dict(os.environ, KEA_PIDFILE_DIR=self.tmp, KEA_LOCKFILE_DIR=self.tmp)
         proc = self.spawn(self.servers[link], ["kea-dhcp4", "-c", path], log + ".out", env=env)
         self.dnsmasq[link] = proc

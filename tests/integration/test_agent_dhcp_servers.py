@@ -4,14 +4,18 @@ real in network namespaces against the agent's own DHCP client; the natural
 ways to give two proxies that lose one; and hook mode with real udhcpc and
 dhclient killed by SIGKILL (no script runs): the learned proxies go when the
 lease handed over ends."""
+import json
 import os
+import re
 import shutil
 import signal
+import subprocess
+import textwrap
 
 import pytest
 
 from agentlab import Lab, wait_for
-from conftest import program
+from conftest import ROOT, program
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
@@ -19,21 +23,6 @@ needs_dhcpd = pytest.mark.skipif(shutil.which("dhcpd") is None,
                                  reason="isc-dhcp-server not installed")
 needs_kea = pytest.mark.skipif(shutil.which("kea-dhcp4") is None,
                                reason="kea-dhcp4-server not installed")
-
-# Option 43 for two proxies as raw bytes: sub-option 128 twice, then the end byte.
-TWO = bytes([128, 14]) + b"10.77.1.5:3128" + bytes([128, 14]) + b"10.77.1.6:3128" + b"\xff"
-
-# The tested configurations (docs/agent.md shows the same).
-DHCPD_ONE = ["vendor-option-space onramp;", 'option onramp.proxy "10.77.1.5:3128";']
-DHCPD_TWO = ["option vendor-encapsulated-options " + ":".join(f"{b:02x}" for b in TWO) + ";"]
-KEA_DEF_43 = [{"name": "vendor-encapsulated-options", "code": 43, "type": "empty",
-               "encapsulate": "onramp"}]
-KEA_PROXY_DEF = [{"name": "proxy", "code": 128, "space": "onramp", "type": "string"}]
-KEA_ONE = {"name": "JuniperSSR", "option-def": KEA_DEF_43,
-           "option-data": [{"name": "vendor-encapsulated-options"},
-                           {"name": "proxy", "space": "onramp", "data": "10.77.1.5:3128"}]}
-KEA_TWO = {"name": "JuniperSSR",
-           "option-data": [{"code": 43, "csv-format": False, "data": TWO.hex().upper()}]}
 
 
 @pytest.fixture
@@ -43,39 +32,99 @@ def lab(tmp_path):
     lab.close()
 
 
-# Two proxies the natural way, each losing one silently: why docs/agent.md gives
-# raw bytes. ISC dhcpd keeps only the last of two `option onramp.proxy` lines
-# (and refuses `array of text`); Kea sends only the first of two option-data
-# entries for the same sub-option.
-DHCPD_TWO_LINES = DHCPD_ONE + ['option onramp.proxy "10.77.1.6:3128";']
-KEA_TWO_ENTRIES = dict(KEA_ONE, **{"option-data": KEA_ONE["option-data"] + [
-    {"name": "proxy", "space": "onramp", "data": "10.77.1.6:3128"}]})
+def documented(server):
+    """The blocks docs/agent.md gives under **server**: [one proxy, two proxies]."""
+    with open(os.path.join(ROOT, "docs", "agent.md")) as f:
+        text = f.read()
+    section = text.split(f"\n**{server}**", 1)[1]
+    section = re.split(r"\n\*\*|\n#", section, maxsplit=1)[0]
+    blocks = [textwrap.dedent(b).strip("\n") for b in re.findall(r"(?:\n    .*)+", section)]
+    assert len(blocks) == 2, blocks
+    return blocks
 
-BOTH = ["10.77.1.5:3128", "10.77.1.6:3128"]
+
+def kea_fragment(block):
+    return json.loads("{" + block + "}")
+
+
+ONE = ["10.92.53.8:3128"]
+BOTH = ["10.92.53.8:3128", "10.92.53.9:3128"]
+PROXY_SPACE = """\
+option space onramp code width 1 length width 1;
+option onramp.proxy code 128 = text;
+"""
+
+# The natural ways to give two proxies, each losing one silently: why
+# docs/agent.md gives raw bytes. ISC dhcpd keeps only the last of two
+# `option onramp.proxy` lines; Kea sends only the first of two option-data
+# entries for the same sub-option.
+DHCPD_TWO_LINES = PROXY_SPACE + """\
+class "JuniperSSR" {
+  match if option vendor-class-identifier = "JuniperSSR";
+  vendor-option-space onramp;
+  option onramp.proxy "10.92.53.8:3128";
+  option onramp.proxy "10.92.53.9:3128";
+}"""
+
+
+def kea_two_entries():
+    fragment = kea_fragment(documented("Kea")[0])
+    fragment["client-classes"][0]["option-data"].append(
+        {"name": "proxy", "space": "onramp", "data": "10.92.53.9:3128"})
+    return fragment
+
+
+def start_server(lab, server, config, lease_time=600):
+    if server == "dnsmasq":
+        lab.start_dnsmasq(0, config.splitlines())
+    elif server == "dhcpd":
+        lab.start_dhcpd(0, config, lease_time)
+    else:
+        lab.start_kea(0, config, lease_time)
 
 
 @pytest.mark.parametrize("server,config,proxies", [
-    pytest.param("dhcpd", DHCPD_ONE, ["10.77.1.5:3128"], marks=needs_dhcpd, id="dhcpd-one"),
-    pytest.param("dhcpd", DHCPD_TWO, BOTH, marks=needs_dhcpd, id="dhcpd-two-raw"),
-    pytest.param("dhcpd", DHCPD_TWO_LINES, ["10.77.1.6:3128"], marks=needs_dhcpd,
+    pytest.param("dnsmasq", lambda: documented("dnsmasq")[0], ONE, id="dnsmasq-one"),
+    pytest.param("dnsmasq", lambda: documented("dnsmasq")[1], BOTH, id="dnsmasq-two"),
+    pytest.param("dhcpd", lambda: documented("ISC dhcpd")[0], ONE, marks=needs_dhcpd,
+                 id="dhcpd-one"),
+    pytest.param("dhcpd", lambda: documented("ISC dhcpd")[1], BOTH, marks=needs_dhcpd,
+                 id="dhcpd-two"),
+    pytest.param("dhcpd", lambda: DHCPD_TWO_LINES, ["10.92.53.9:3128"], marks=needs_dhcpd,
                  id="dhcpd-two-lines-keeps-the-last"),
-    pytest.param("kea", KEA_ONE, ["10.77.1.5:3128"], marks=needs_kea, id="kea-one"),
-    pytest.param("kea", KEA_TWO, BOTH, marks=needs_kea, id="kea-two-raw"),
-    pytest.param("kea", KEA_TWO_ENTRIES, ["10.77.1.5:3128"], marks=needs_kea,
+    pytest.param("kea", lambda: kea_fragment(documented("Kea")[0]), ONE, marks=needs_kea,
+                 id="kea-one"),
+    pytest.param("kea", lambda: kea_fragment(documented("Kea")[1]), BOTH, marks=needs_kea,
+                 id="kea-two"),
+    pytest.param("kea", kea_two_entries, ONE, marks=needs_kea,
                  id="kea-two-entries-keeps-the-first"),
 ])
 def test_dhcp_server_configuration(lab, server, config, proxies):
-    """The agent's own client against a configuration of docs/agent.md."""
-    if server == "dhcpd":
-        lab.start_dhcpd(0, config)
-    else:
-        lab.start_kea(0, config, option_defs=KEA_PROXY_DEF)
+    """The agent's own client against a configuration of docs/agent.md (taken
+    from the document itself), or against a natural one that loses a proxy."""
+    start_server(lab, server, config())
     agent = lab.start_agent("[interface dh0]\ndhcp = true\n")
     learned = wait_for("a lease", lambda: (lambda i: i if i["lease"] == "bound" else None)(
         agent.learned()["dh0"]), timeout=30)
     assert learned["proxies"] == proxies
     assert [c["proxy"] for c in agent.proxy()["candidates"]] == proxies
     assert [c["source"] for c in agent.proxy()["candidates"]] == ["dhcp:dh0"] * len(proxies)
+
+
+@needs_dhcpd
+def test_dhcpd_refuses_an_array_of_text(tmp_path):
+    """The other natural way for ISC dhcpd: it does not take the definition
+    (`text` alone it does)."""
+    def check(kind):
+        conf = tmp_path / "dhcpd.conf"
+        conf.write_text(f"option space onramp code width 1 length width 1;\n"
+                        f"option onramp.proxy code 128 = {kind};\n")
+        return subprocess.run(["dhcpd", "-t", "-4", "-cf", str(conf)], capture_output=True,
+                              text=True, timeout=30)
+    assert check("text").returncode == 0
+    proc = check("array of text")
+    assert proc.returncode != 0
+    assert "arrays of text strings not yet supported" in proc.stderr, proc.stderr
 
 
 # --- hook mode: the lease handed over ends ------------------------------------
@@ -99,11 +148,11 @@ def assert_expires_after_kill(agent, client, events, renewed, lease_time):
     """While the client runs, renewals keep the proxy past one lease time;
     killed (no script runs), it goes at the lease's end."""
     wait_for("the proxy from the hook", lambda: agent.learned()["dh0"]["proxies"] ==
-             ["10.77.1.5:3128"], timeout=30)
+             ONE, timeout=30)
     assert f"dh0: dhcp hook: bound, with option 43, lease {lease_time} s" in agent.read_log()
     wait_for("renewals for longer than one lease",
              lambda: len([e for e in events() if e in renewed]) >= 3, timeout=60)
-    assert agent.learned()["dh0"]["proxies"] == ["10.77.1.5:3128"]
+    assert agent.learned()["dh0"]["proxies"] == ONE
     assert "ended with no new event" not in agent.read_log()
     client.send_signal(signal.SIGKILL)
     client.wait()
@@ -122,7 +171,7 @@ def assert_expires_after_kill(agent, client, events, renewed, lease_time):
 @needs_kea
 @pytest.mark.skipif(shutil.which("busybox") is None, reason="busybox (udhcpc) not installed")
 def test_hook_mode_udhcpc_killed_lease_ends(lab):
-    lab.start_kea(0, KEA_ONE, lease_time=20, option_defs=KEA_PROXY_DEF)
+    start_server(lab, "kea", kea_fragment(documented("Kea")[0]), lease_time=20)
     agent = lab.start_agent("[interface dh0]\ndhcp = hook\n")
     events = hook_script(lab, agent, "udhcpc.script",
                          'case "$1" in bound|renew) ip addr replace "$ip/${mask:-24}" '
@@ -143,7 +192,7 @@ request subnet-mask, routers, vendor-encapsulated-options, dhcp-lease-time;
 @needs_dhcpd
 @pytest.mark.skipif(shutil.which("dhclient") is None, reason="isc-dhcp-client not installed")
 def test_hook_mode_dhclient_killed_lease_ends(lab):
-    lab.start_dhcpd(0, DHCPD_ONE, lease_time=6)
+    start_server(lab, "dhcpd", documented("ISC dhcpd")[0], lease_time=6)
     agent = lab.start_agent("[interface dh0]\ndhcp = hook\n")
     events = hook_script(lab, agent, "dhclient.script",
                          'case "$reason" in BOUND|RENEW|REBIND|REBOOT) ip addr replace '
