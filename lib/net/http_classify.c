@@ -48,9 +48,21 @@ connect_refused(const struct http_failure *f)
 		return HTTP_ERR_PROXY_AUTH;
 	}
 	if (f->connect_code == 403) {
-		or_error("proxy %s refused to open a tunnel to %s (%s): its rules do not allow "
-			 "CONNECT to this host or port",
-			 f->proxy, f->origin, f->proxy_reason);
+		/*
+		 * squid checks a rule on destination addresses (acl dst) by resolving
+		 * the name: one it cannot resolve is refused (ERR_ACCESS_DENIED).
+		 */
+		if (strncmp(f->squid_error, "ERR_ACCESS_DENIED", 17) == 0 &&
+		    !pki_is_ip_literal(f->host))
+			or_error("proxy %s refused to open a tunnel to %s (%s): its rules do not "
+				 "allow CONNECT to this host or port, or it cannot resolve '%s' "
+				 "(squid refuses such a name when a rule is on destination "
+				 "addresses)",
+				 f->proxy, f->origin, f->proxy_reason, f->host);
+		else
+			or_error("proxy %s refused to open a tunnel to %s (%s): its rules do not "
+				 "allow CONNECT to this host or port",
+				 f->proxy, f->origin, f->proxy_reason);
 		return HTTP_ERR_PROXY_FORBIDDEN;
 	}
 	if (squid_found_no_address(f)) {

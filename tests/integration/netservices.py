@@ -242,6 +242,7 @@ acl SSL_ports port 443
 acl CONNECT method CONNECT
 acl restricted myportname restricted
 http_access deny restricted CONNECT !SSL_ports
+{access}
 http_access allow authenticated
 http_access deny all
 shutdown_lifetime 0 seconds
@@ -253,9 +254,11 @@ visible_hostname onramp-test
 class Squid(DirService):
     """squid with Basic (htpasswd from apache2-utils) or Digest auth. Port
     `port` allows CONNECT anywhere to authenticated users; `restricted_port`
-    denies CONNECT to ports other than 443, like Debian's stock SSL_ports rule."""
+    denies CONNECT to ports other than 443, like Debian's stock SSL_ports rule.
+    netns: run in that namespace; extra_conf: lines at the end; access: acl and
+    http_access lines before the one allowing authenticated users."""
 
-    def __init__(self, scheme, users, netns=None, extra_conf=""):
+    def __init__(self, scheme, users, netns=None, extra_conf="", access=""):
         self.dir = make_tmpdir("onramp-squid-")
         self.restricted_port = None
         try:
@@ -279,7 +282,8 @@ class Squid(DirService):
             conf = os.path.join(self.dir, "squid.conf")
             with open(conf, "w") as f:
                 f.write(SQUID_CONF.format(port=port, restricted_port=self.restricted_port,
-                                          dir=self.dir, auth=auth) + extra_conf)
+                                          dir=self.dir, auth=auth, access=access)
+                        + extra_conf)
             for name in ("cache.log", "access.log"):
                 path = os.path.join(self.dir, name)
                 open(path, "w").close()

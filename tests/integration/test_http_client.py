@@ -406,6 +406,31 @@ def test_squid_cannot_resolve_the_server(pki, netns, nxdomain):
         dns.stop()
 
 
+def test_squid_with_a_destination_rule_cannot_resolve_the_server(pki, netns):
+    """squid checks `acl ... dst` by resolving the name: one its resolver
+    refuses is denied with 403 ERR_ACCESS_DENIED, as a destination the rules
+    refuse. The class stays `proxy-forbidden`; the sentence names the host and
+    the possible DNS failure."""
+    ns = netns("sqdst")
+    dns = LocalDns(ns)
+    squid = Squid("basic", {USER: PASSWORD}, netns=ns.name,
+                  extra_conf="dns_nameservers 127.0.0.1\n",
+                  access="acl here dst 127.0.0.1\nhttp_access deny !here")
+    try:
+        host = "redirect.onramp-test.invalid"
+        head = raw_connect(ns, squid.port, f"{host}:443", USER, PASSWORD)
+        assert head[0] == "HTTP/1.1 403 Forbidden", head
+        assert "X-Squid-Error: ERR_ACCESS_DENIED 0" in head, head
+        proc, doc = probe_json(f"https://{host}/", "--ca", pki.ca, "--proxy",
+                               f"127.0.0.1:{squid.port}", *creds(pki), prefix=ns.prefix())
+        assert_error(proc, doc, "proxy-forbidden", "403 Forbidden",
+                     f"or it cannot resolve '{host}'")
+        assert host in dns.queries()
+    finally:
+        squid.stop()
+        dns.stop()
+
+
 def test_proxy_cannot_resolve_the_server(pki, netns):
     """tinyproxy 1.11 answers a name its resolver refuses exactly as a server
     that refuses the connection (500 "Unable to connect", the same page): the

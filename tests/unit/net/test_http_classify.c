@@ -66,6 +66,17 @@ proxy_answers_to_connect(void **state)
 	f.connect_code = 403;
 	f.proxy_reason = "403 Forbidden";
 	expect(&f, HTTP_ERR_PROXY_FORBIDDEN, "refused to open a tunnel to redirect.example:443");
+	/* squid: a dst rule on a name it cannot resolve refuses the same way */
+	f.squid_error = "ERR_ACCESS_DENIED 0";
+	expect(&f, HTTP_ERR_PROXY_FORBIDDEN,
+	       "its rules do not allow CONNECT to this host or port, or it cannot resolve "
+	       "'redirect.example' (squid refuses such a name when a rule is on destination "
+	       "addresses)");
+	f.host = "192.0.2.7";
+	expect(&f, HTTP_ERR_PROXY_FORBIDDEN, "to this host or port");
+	assert_null(strstr(or_errmsg(), "resolve"));
+	f.host = "redirect.example";
+	f.squid_error = "";
 	f.connect_code = 503;
 	f.proxy_reason = "503 Service Unavailable";
 	f.squid_error = "ERR_DNS_FAIL 0";
