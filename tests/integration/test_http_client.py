@@ -374,61 +374,62 @@ def raw_connect(ns, port, target, user=None, password=None):
     return proc.stdout.splitlines()
 
 
+UNRESOLVABLE = "redirect.onramp-test.invalid"
+
+
+@pytest.fixture
+def squid_local_dns(pki, netns):
+    """squid in a namespace with only loopback, its only resolver a dnsmasq
+    without upstream there (REFUSED; NXDOMAIN for .invalid with nxdomain).
+    Yields (ns, squid, dns, answer head to CONNECT UNRESOLVABLE, probe's result
+    for it from the namespace). No query leaves the machine."""
+    made = []
+
+    def make(nxdomain=False, access=""):
+        ns = netns("sqdns")
+        made.append(LocalDns(ns, nxdomain=nxdomain))
+        made.append(Squid("basic", {USER: PASSWORD}, netns=ns.name,
+                          extra_conf="dns_nameservers 127.0.0.1\n", access=access))
+        dns, squid = made[-2:]
+        head = raw_connect(ns, squid.port, f"{UNRESOLVABLE}:443", USER, PASSWORD)
+        proc, doc = probe_json(f"https://{UNRESOLVABLE}/", "--ca", pki.ca, "--proxy",
+                               f"127.0.0.1:{squid.port}", *creds(pki), prefix=ns.prefix())
+        assert UNRESOLVABLE in dns.queries()  # squid asked our resolver
+        return ns, squid, head, proc, doc
+    yield make
+    for svc in reversed(made):
+        svc.stop()
+
+
 @pytest.mark.parametrize("nxdomain", [False, True], ids=["refused", "nxdomain"])
-def test_squid_cannot_resolve_the_server(pki, netns, nxdomain):
+def test_squid_cannot_resolve_the_server(pki, squid_local_dns, nxdomain):
     """squid 5.7 (Debian 12) whose resolver refuses the name, or says it does
     not exist: it answers CONNECT with 500 and ERR_CANNOT_FORWARD (not
-    ERR_DNS_FAIL). The client says `dns` and names the host. squid, its
-    resolver (dnsmasq without upstream) and the client share a namespace that
-    has only loopback, so no query leaves the machine."""
-    ns = netns("sqdns")
-    dns = LocalDns(ns, nxdomain=nxdomain)
-    squid = Squid("basic", {USER: PASSWORD}, netns=ns.name,
-                  extra_conf="dns_nameservers 127.0.0.1\n")
-    try:
-        host = "redirect.onramp-test.invalid"
-        head = raw_connect(ns, squid.port, f"{host}:443", USER, PASSWORD)
-        assert head[0] == "HTTP/1.1 500 Internal Server Error", head
-        assert "X-Squid-Error: ERR_CANNOT_FORWARD 0" in head, head
-        proc, doc = probe_json(f"https://{host}/", "--ca", pki.ca, "--proxy",
-                               f"127.0.0.1:{squid.port}", *creds(pki), prefix=ns.prefix())
-        assert_error(proc, doc, "dns", f"proxy 127.0.0.1:{squid.port} cannot resolve the "
-                     f"server's name '{host}'", "500 Internal Server Error",
-                     "ERR_CANNOT_FORWARD")
-        assert host in dns.queries()  # squid asked our resolver, and only it
-        # the same answer for an address needs no name: squid could not connect
-        proc, doc = probe_json("https://127.0.0.1:9/", "--ca", pki.ca, "--proxy",
-                               f"127.0.0.1:{squid.port}", *creds(pki), prefix=ns.prefix())
-        assert_error(proc, doc, "connect", "could not connect to 127.0.0.1:9", "503",
-                     "ERR_CONNECT_FAIL")
-    finally:
-        squid.stop()
-        dns.stop()
+    ERR_DNS_FAIL). The client says `dns` and names the host."""
+    ns, squid, head, proc, doc = squid_local_dns(nxdomain=nxdomain)
+    assert head[0] == "HTTP/1.1 500 Internal Server Error", head
+    assert "X-Squid-Error: ERR_CANNOT_FORWARD 0" in head, head
+    assert_error(proc, doc, "dns", f"proxy 127.0.0.1:{squid.port} cannot resolve the "
+                 f"server's name '{UNRESOLVABLE}'", "500 Internal Server Error",
+                 "ERR_CANNOT_FORWARD")
+    # an address needs no name: squid could not connect
+    proc, doc = probe_json("https://127.0.0.1:9/", "--ca", pki.ca, "--proxy",
+                           f"127.0.0.1:{squid.port}", *creds(pki), prefix=ns.prefix())
+    assert_error(proc, doc, "connect", "could not connect to 127.0.0.1:9", "503",
+                 "ERR_CONNECT_FAIL")
 
 
-def test_squid_with_a_destination_rule_cannot_resolve_the_server(pki, netns):
+def test_squid_with_a_destination_rule_cannot_resolve_the_server(squid_local_dns):
     """squid checks `acl ... dst` by resolving the name: one its resolver
     refuses is denied with 403 ERR_ACCESS_DENIED, as a destination the rules
     refuse. The class stays `proxy-forbidden`; the sentence names the host and
     the possible DNS failure."""
-    ns = netns("sqdst")
-    dns = LocalDns(ns)
-    squid = Squid("basic", {USER: PASSWORD}, netns=ns.name,
-                  extra_conf="dns_nameservers 127.0.0.1\n",
-                  access="acl here dst 127.0.0.1\nhttp_access deny !here")
-    try:
-        host = "redirect.onramp-test.invalid"
-        head = raw_connect(ns, squid.port, f"{host}:443", USER, PASSWORD)
-        assert head[0] == "HTTP/1.1 403 Forbidden", head
-        assert "X-Squid-Error: ERR_ACCESS_DENIED 0" in head, head
-        proc, doc = probe_json(f"https://{host}/", "--ca", pki.ca, "--proxy",
-                               f"127.0.0.1:{squid.port}", *creds(pki), prefix=ns.prefix())
-        assert_error(proc, doc, "proxy-forbidden", "403 Forbidden",
-                     f"or it cannot resolve '{host}'")
-        assert host in dns.queries()
-    finally:
-        squid.stop()
-        dns.stop()
+    _, _, head, proc, doc = squid_local_dns(
+        access="acl here dst 127.0.0.1\nhttp_access deny !here")
+    assert head[0] == "HTTP/1.1 403 Forbidden", head
+    assert "X-Squid-Error: ERR_ACCESS_DENIED 0" in head, head
+    assert_error(proc, doc, "proxy-forbidden", "403 Forbidden",
+                 f"or it cannot resolve '{UNRESOLVABLE}'")
 
 
 def test_proxy_cannot_resolve_the_server(pki, netns):
