@@ -9,6 +9,7 @@ only inside those namespaces (10.77.N.0/24)."""
 import itertools
 import json
 import os
+import socket
 import subprocess
 
 from conftest import program
@@ -221,6 +222,18 @@ class Agent:
     def ctl(self, *args):
         return subprocess.run([program("onrampctl")] + list(args) + ["--socket", self.socket],
                               capture_output=True, text=True, timeout=30)
+
+    def request(self, obj):
+        """One raw request on the control socket; the agent's answer object."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(self.socket)
+            s.sendall(json.dumps(obj).encode() + b"\n")
+            s.shutdown(socket.SHUT_WR)
+            out = b""
+            while chunk := s.recv(65536):
+                out += chunk
+        return json.loads(out)
 
     def show(self, *topic):
         proc = self.ctl("show", *topic, "--json")

@@ -272,4 +272,18 @@ def test_hook_mode_dhclient_environment_and_bad_input(lab):
     assert proc.returncode == 2
     assert "$lease is not 1 to 4294967295 seconds" in proc.stderr
     assert agent.learned()["dh0"]["proxies"] == ["10.77.1.5:3128"]
+    # the agent checks the field itself; a refused request changes nothing
+    bound = {"command": "dhcp-hook", "interface": "dh0", "event": "bound"}
+    range_error = "field 'lease_time' must be from 1 to 4294967295"
+    for extra, error in (({"lease_time": 0}, range_error),
+                         ({"lease_time": 4294967296}, range_error),
+                         ({"lease_time": "60"}, "field 'lease_time' must be an "
+                          "integer"),
+                         ({"event": "unbound", "lease_time": 60},
+                          "lease_time goes only with event bound")):
+        assert agent.request(dict(bound, **extra)) == {"ok": False, "error": error}
+    assert agent.learned()["dh0"] == {"name": "dh0", "discovery": True, "lease": "bound",
+                                      "proxies": ["10.77.1.5:3128"]}
+    answer = agent.request(dict(bound, option43=opt43, lease_time=60))
+    assert answer["ok"] and answer["result"]["lease_time"] == 60
     assert hook("--help").returncode == 0
