@@ -102,9 +102,12 @@ class Lab:
     # ---- servers -----------------------------------------------------------
 
     def start_squid(self, port=None, listen="127.0.0.1", password="proxy-secret-e2e",
-                    forbid_connect=False):
+                    forbid_connect=False, resolver=None):
         """squid with Basic auth (user router), CONNECT only to 127.0.0.1 (none with
-        forbid_connect: 403, as a proxy whose rules refuse the destination)."""
+        forbid_connect: 403, as a proxy whose rules refuse the destination). With
+        resolver (an address, port 53), squid asks only it, and CONNECT is not
+        limited to 127.0.0.1: that rule resolves the name first, and refuses with
+        403 one that does not resolve."""
         if self.squid is None:
             d = tempfile.mkdtemp(prefix="onramp-e2e-squid-")
             os.chmod(d, 0o755)
@@ -125,8 +128,10 @@ class Lab:
                     f"auth_param basic program /usr/lib/squid/basic_ncsa_auth {s['htpasswd']}\n"
                     "acl authenticated proxy_auth REQUIRED\nacl here dst 127.0.0.1\n"
                     "acl tunnel method CONNECT\n"
-                    + ("http_access deny tunnel\n" if forbid_connect else "") +
-                    "http_access deny !here\nhttp_access allow authenticated\n"
+                    + ("http_access deny tunnel\n" if forbid_connect else "")
+                    + (f"dns_nameservers {resolver}\n" if resolver else
+                       "http_access deny !here\n") +
+                    "http_access allow authenticated\n"
                     "http_access deny all\nshutdown_lifetime 0 seconds\npinger_enable off\n")
         self._chown_squid()
         s["proc"] = self.spawn("squid", ["/usr/sbin/squid", "-N", "-f", conf])

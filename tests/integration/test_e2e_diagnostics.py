@@ -9,10 +9,50 @@ import time
 import pytest
 
 from cloud_env import free_port
-from e2elab import Agent, wait_until
-from netservices import InterceptingProxy, LocalCA
+from e2elab import Agent, Lab, wait_until
+from netservices import InterceptingProxy, LocalCA, LocalDns, Netns
 
 SERIAL = "SSR1000-E2E-0003"
+
+
+def test_squid_cannot_resolve_the_redirector_the_diagnostic_is_dns(tmp_path):
+    """squid 5.7 answers a name its resolver refuses with 500 ERR_CANNOT_FORWARD
+    (issue 11 point 5): the agent's diagnostic is `dns` with the host name, shown
+    by `show onboarding` and reported to the cloud once it is reached. Servers,
+    squid and agent share a loopback-only namespace whose only resolver is a
+    dnsmasq without upstream: no query leaves the machine."""
+    ns = Netns("e2edns")
+    dns = LocalDns(ns)
+    lab = Lab(tmp_path, ns=ns.name)
+    host = "redirect.onramp-test.invalid"
+    try:
+        lab.start_all()
+        state = lab.provision(SERIAL)
+        lab.operators(SERIAL)
+        lab.start_squid(resolver="127.0.0.1")
+        agent = Agent(lab, state, ns=ns.name,
+                      redirect_url=f"https://{host}:{lab.redirect_port}").start()
+        diag = agent.wait_diagnostic("dns:")
+        assert diag["step"] == "phone-home"
+        assert diag["reason"].startswith(
+            f"dns: phone home: proxy 127.0.0.1:{lab.squid['port']} cannot resolve the "
+            f"server's name '{host}'"), diag
+        assert "ERR_CANNOT_FORWARD" in diag["reason"]
+        assert agent.show()["connection"].startswith("down - dns: ")
+        assert host in agent.ctl("show", "onboarding").stdout
+        assert host in dns.queries()
+        agent.stop()
+        # The right address: on it goes, and the cloud learns what happened before.
+        agent.write_conf()
+        agent.start()
+        agent.wait_done("onboarding-info")
+        wait_until("the dns diagnostic in the cloud", lambda: [
+            e for e in lab.device_events(SERIAL) if e["outcome"] == "failed" and
+            e["reason"].startswith("dns: ") and host in e["reason"]])
+    finally:
+        lab.close()
+        dns.stop()
+        ns.delete()
 
 
 @pytest.fixture
