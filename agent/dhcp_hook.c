@@ -2,7 +2,8 @@
  * The "dhcp-hook" control command: a system DHCP client (busybox udhcpc,
  * ISC dhclient) that runs on an interface configured with `dhcp = hook` hands
  * the agent its lease events and option 43, through `onrampctl dhcp-hook`.
- * The request is untrusted input: interface, event and hex are all checked.
+ * The request is untrusted input: interface, event, hex and lease time are
+ * all checked.
  *
  * {"command":"dhcp-hook","interface":"eth0","event":"bound","option43":"800f...",
  *  "lease_time":3600}
