@@ -129,17 +129,31 @@ def test_dhcpd_refuses_an_array_of_text(tmp_path):
 
 # --- hook mode: the lease handed over ends ------------------------------------
 
-def hook_script(lab, agent, name, configure):
+def sample(lab, agent, name, replace=()):
+    """A copy of docs/examples/NAME that calls this build's onrampctl with the
+    agent's socket, and with the other replacements (old, new) made."""
+    with open(os.path.join(ROOT, "docs", "examples", name)) as f:
+        text = f.read()
+    for old, new in (("/usr/bin/onrampctl dhcp-hook",
+                      f"{program('onrampctl')} dhcp-hook --socket {agent.socket}"),
+                     *replace):
+        assert text.count(old) == 1, (name, old)
+        text = text.replace(old, new)
+    path = os.path.join(lab.tmp, name)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o755)
+    return path
+
+
+def hook_script(lab, name, configure, then):
     """A DHCP client script: notes the event, configures the lease (so that
-    renewals can go by unicast), then hands over as docs/examples/ do."""
+    renewals can go by unicast), then runs `then` (a sample from docs/examples).
+    Returns a function giving the events seen so far."""
     path = os.path.join(lab.tmp, name)
     events = os.path.join(lab.tmp, name + ".events")
     with open(path, "w") as f:
-        f.write("#!/bin/sh\n"
-                f"echo \"${{1:-$reason}}\" >> {events}\n"
-                f"{configure}\n"
-                f"exec {program('onrampctl')} dhcp-hook --socket {agent.socket} "
-                "\"$interface\" $1\n")
+        f.write(f"#!/bin/sh\necho \"${{1:-$reason}}\" >> {events}\n{configure}\n{then}\n")
     os.chmod(path, 0o755)
     return lambda: open(events).read().split() if os.path.exists(events) else []
 
@@ -173,11 +187,18 @@ def assert_expires_after_kill(agent, client, events, renewed, lease_time):
 def test_hook_mode_udhcpc_killed_lease_ends(lab):
     start_server(lab, "kea", kea_fragment(documented("Kea")[0]), lease_time=20)
     agent = lab.start_agent("[interface dh0]\ndhcp = hook\n")
-    events = hook_script(lab, agent, "udhcpc.script",
+    # docs/examples/udhcpc-onramp.script, chaining to a script that notes the
+    # event and configures the lease instead of /etc/udhcpc/default.script
+    # (which would write the host's /etc/resolv.conf)
+    configure = os.path.join(lab.tmp, "configure.script")
+    events = hook_script(lab, "configure.script",
                          'case "$1" in bound|renew) ip addr replace "$ip/${mask:-24}" '
-                         'dev "$interface";; esac')
+                         'dev "$interface";; esac', "exit 0")
+    script = sample(lab, agent, "udhcpc-onramp.script",
+                    [('[ -x /etc/udhcpc/default.script ] && /etc/udhcpc/default.script "$@"',
+                      f'[ -x {configure} ] && {configure} "$@"')])
     udhcpc = lab.spawn(lab.client, ["busybox", "udhcpc", "-f", "-i", "dh0", "-V", "JuniperSSR",
-                                    "-O", "43", "-s", os.path.join(lab.tmp, "udhcpc.script"),
+                                    "-O", "43", "-s", script,
                                     "-t", "20", "-T", "1"],
                        os.path.join(lab.tmp, "udhcpc.out"))
     assert_expires_after_kill(agent, udhcpc, events, ("renew", "bound"), 20)
@@ -194,9 +215,12 @@ request subnet-mask, routers, vendor-encapsulated-options, dhcp-lease-time;
 def test_hook_mode_dhclient_killed_lease_ends(lab):
     start_server(lab, "dhcpd", documented("ISC dhcpd")[0], lease_time=6)
     agent = lab.start_agent("[interface dh0]\ndhcp = hook\n")
-    events = hook_script(lab, agent, "dhclient.script",
+    # dhclient-script sources docs/examples/dhclient-exit-hook at its end
+    hook = sample(lab, agent, "dhclient-exit-hook")
+    events = hook_script(lab, "dhclient.script",
                          'case "$reason" in BOUND|RENEW|REBIND|REBOOT) ip addr replace '
-                         '"$new_ip_address/$new_subnet_mask" dev "$interface";; esac')
+                         '"$new_ip_address/$new_subnet_mask" dev "$interface";; esac',
+                         f". {hook}")
     conf = os.path.join(lab.tmp, "dhclient.conf")
     with open(conf, "w") as f:
         f.write(DHCLIENT_CONF)
