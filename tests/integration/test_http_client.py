@@ -7,6 +7,7 @@ operator can act on; the proxy password must never appear in any output."""
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -348,30 +349,36 @@ def test_dns_failure_of_the_proxy_name(pki, netns):
 
 
 RAW_CONNECT = """
-import socket, sys
+import re, socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
 s.sendall(b"CONNECT " + sys.argv[2].encode() + b" HTTP/1.1\\r\\nHost: " + sys.argv[2].encode()
           + b"\\r\\n" + sys.argv[3].encode() + b"\\r\\n")
 data = b""
-while b"\\r\\n\\r\\n" not in data:
-    chunk = s.recv(4096)
+while True:
+    head, sep, body = data.partition(b"\\r\\n\\r\\n")
+    length = re.search(rb"(?im)^content-length: *([0-9]+)", head)
+    if sep and (length is None or len(body) >= int(length.group(1))):
+        break
+    chunk = s.recv(65536)
     if not chunk:
         break
     data += chunk
-sys.stdout.write(data.split(b"\\r\\n\\r\\n")[0].decode("latin-1"))
+sys.stdout.write(data.decode("latin-1"))
 """
 
 
 def raw_connect(ns, port, target, user=None, password=None):
-    """The head of a proxy's answer to CONNECT target, asked from inside ns."""
+    """A proxy's answer to CONNECT target, asked from inside ns: the head's
+    lines, and the body as text without its HTML tags."""
     auth = ""
     if user:
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         auth = f"Proxy-Authorization: Basic {token}\r\n"
     proc = subprocess.run([*ns.prefix(), "/usr/bin/python3", "-c", RAW_CONNECT, str(port),
-                           target, auth], capture_output=True, text=True, timeout=60)
+                           target, auth], capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    return proc.stdout.splitlines()
+    head, _, body = proc.stdout.decode("latin-1").partition("\r\n\r\n")
+    return head.split("\r\n"), " ".join(re.sub(r"<[^>]*>", " ", body).split())
 
 
 UNRESOLVABLE = "redirect.onramp-test.invalid"
@@ -381,8 +388,9 @@ UNRESOLVABLE = "redirect.onramp-test.invalid"
 def squid_local_dns(pki, netns):
     """squid in a namespace with only loopback, its only resolver a dnsmasq
     without upstream there (REFUSED; NXDOMAIN for .invalid with nxdomain).
-    Yields (ns, squid, dns, answer head to CONNECT UNRESOLVABLE, probe's result
-    for it from the namespace). No query leaves the machine."""
+    Yields (ns, squid, the head lines and body text of squid's answer to
+    CONNECT UNRESOLVABLE, probe's process and JSON for it from the namespace).
+    No query leaves the machine."""
     made = []
 
     def make(nxdomain=False, access=""):
@@ -391,11 +399,11 @@ def squid_local_dns(pki, netns):
         made.append(Squid("basic", {USER: PASSWORD}, netns=ns.name,
                           extra_conf="dns_nameservers 127.0.0.1\n", access=access))
         dns, squid = made[-2:]
-        head = raw_connect(ns, squid.port, f"{UNRESOLVABLE}:443", USER, PASSWORD)
+        head, body = raw_connect(ns, squid.port, f"{UNRESOLVABLE}:443", USER, PASSWORD)
         proc, doc = probe_json(f"https://{UNRESOLVABLE}/", "--ca", pki.ca, "--proxy",
                                f"127.0.0.1:{squid.port}", *creds(pki), prefix=ns.prefix())
         assert UNRESOLVABLE in dns.queries()  # squid asked our resolver
-        return ns, squid, head, proc, doc
+        return ns, squid, head, body, proc, doc
     yield make
     for svc in reversed(made):
         svc.stop()
@@ -406,9 +414,10 @@ def test_squid_cannot_resolve_the_server(pki, squid_local_dns, nxdomain):
     """squid 5.7 (Debian 12) whose resolver refuses the name, or says it does
     not exist: it answers CONNECT with 500 and ERR_CANNOT_FORWARD (not
     ERR_DNS_FAIL). The client says `dns` and names the host."""
-    ns, squid, head, proc, doc = squid_local_dns(nxdomain=nxdomain)
+    ns, squid, head, body, proc, doc = squid_local_dns(nxdomain=nxdomain)
     assert head[0] == "HTTP/1.1 500 Internal Server Error", head
     assert "X-Squid-Error: ERR_CANNOT_FORWARD 0" in head, head
+    assert "Unable to forward this request at this time." in body, body
     assert_error(proc, doc, "dns", f"proxy 127.0.0.1:{squid.port} cannot resolve the "
                  f"server's name '{UNRESOLVABLE}'", "500 Internal Server Error",
                  "ERR_CANNOT_FORWARD")
@@ -424,10 +433,11 @@ def test_squid_with_a_destination_rule_cannot_resolve_the_server(squid_local_dns
     refuses is denied with 403 ERR_ACCESS_DENIED, as a destination the rules
     refuse. The class stays `proxy-forbidden`; the sentence names the host and
     the possible DNS failure."""
-    _, _, head, proc, doc = squid_local_dns(
+    _, _, head, body, proc, doc = squid_local_dns(
         access="acl here dst 127.0.0.1\nhttp_access deny !here")
     assert head[0] == "HTTP/1.1 403 Forbidden", head
     assert "X-Squid-Error: ERR_ACCESS_DENIED 0" in head, head
+    assert "Access Denied." in body, body
     assert_error(proc, doc, "proxy-forbidden", "403 Forbidden",
                  f"or it cannot resolve '{UNRESOLVABLE}'")
 
@@ -442,9 +452,11 @@ def test_proxy_cannot_resolve_the_server(pki, netns):
     tp = Tinyproxy(netns=ns.name)
     try:
         host = "onramp-test.invalid"
-        head = raw_connect(ns, tp.port, f"{host}:443")
+        head, body = raw_connect(ns, tp.port, f"{host}:443")
         assert head[0] == "HTTP/1.1 500 Unable to connect", head
-        assert head == raw_connect(ns, tp.port, "127.0.0.1:9")[:len(head)]
+        assert "Tinyproxy was unable to connect to the remote web server." in body, body
+        # the same answer, word for word, for a port where nothing listens
+        assert (head, body) == raw_connect(ns, tp.port, "127.0.0.1:9")
         proc, doc = probe_json(f"https://{host}/", "--ca", pki.ca, "--proxy",
                                f"127.0.0.1:{tp.port}", prefix=ns.prefix())
         assert_error(proc, doc, "connect", f"proxy 127.0.0.1:{tp.port} could not connect to "
