@@ -13,6 +13,7 @@
 #include "core/rfc3339.h"
 #include "server/admin_tokens.h"
 #include "server/api_path.h"
+#include "server/audit.h"
 #include "server/http_server.h"
 #include "server/masterkey.h"
 
@@ -412,6 +413,29 @@ organizations(struct http_ctx *ctx, struct cloud_app *app, struct store *st,
 	}
 }
 
+/* Serves an authenticated admin request by its path. */
+static void
+dispatch(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const struct admin_who *who)
+{
+	struct api_path p;
+
+	if (api_path_split(http_ctx_path(ctx), "/v1/admin/", &p) == -1 || p.n == 0) {
+		http_reply_error(ctx, 404, "not-found", "no such admin endpoint");
+		return;
+	}
+	if (strcmp(p.seg[0], "tokens") == 0 && p.n <= 2)
+		admin_tokens_serve(ctx, st, who, p.n == 2 ? p.seg[1] : NULL, token_roles, 1);
+	else if (strcmp(p.seg[0], "organizations") == 0)
+		organizations(ctx, app, st, who, &p);
+	else if (strcmp(p.seg[0], "fleet") == 0 && p.n == 1)
+		cloud_admin_fleet(ctx, app, st);
+	else if (strcmp(p.seg[0], "audit") == 0 && p.n == 1 &&
+		 strcmp(http_ctx_method(ctx), "GET") == 0)
+		audit_serve(ctx, st);
+	else
+		cloud_admin_devices(ctx, app, st, who, &p);
+}
+
 /*
  * Every /v1/admin/ request: the admin token first, then the path decides (tokens,
  * organisations, devices).
@@ -422,29 +446,22 @@ cloud_admin(struct http_ctx *ctx, void *arg)
 	struct cloud_app *app = arg;
 	struct store *st = http_ctx_thread_state(ctx);
 	struct admin_who who;
-	struct api_path p;
 
+	audit_request_begin(ctx, st);
 	/* The dashboard's session stands for its admin token; anything else needs the token. */
 	if (http_ctx_bearer(ctx) == NULL) {
 		int in = cloud_ui_session(ctx, st, &who, NULL);
 
-		if (in == -1)
+		if (in == 0)
+			in = admin_authenticate(ctx, st, &who) == 0;
+		if (in != 1) {
+			audit_request_end(ctx, st, who.name[0] ? &who : NULL);
 			return;
-		if (in == 0 && admin_authenticate(ctx, st, &who) == -1)
-			return;
+		}
 	} else if (admin_authenticate(ctx, st, &who) == -1) {
+		audit_request_end(ctx, st, NULL);
 		return;
 	}
-	if (api_path_split(http_ctx_path(ctx), "/v1/admin/", &p) == -1 || p.n == 0) {
-		http_reply_error(ctx, 404, "not-found", "no such admin endpoint");
-		return;
-	}
-	if (strcmp(p.seg[0], "tokens") == 0 && p.n <= 2)
-		admin_tokens_serve(ctx, st, &who, p.n == 2 ? p.seg[1] : NULL, token_roles, 1);
-	else if (strcmp(p.seg[0], "organizations") == 0)
-		organizations(ctx, app, st, &who, &p);
-	else if (strcmp(p.seg[0], "fleet") == 0 && p.n == 1)
-		cloud_admin_fleet(ctx, app, st);
-	else
-		cloud_admin_devices(ctx, app, st, &who, &p);
+	dispatch(ctx, app, st, &who);
+	audit_request_end(ctx, st, &who);
 }

@@ -7,6 +7,7 @@
 #include "cloud.h"
 
 #include "server/admin_tokens.h"
+#include "server/audit.h"
 
 #define CLOUD_SCHEMA_1                                                                             \
 	ADMIN_TOKENS_SCHEMA                                                                        \
@@ -60,6 +61,8 @@ const struct store_migration cloud_migrations[] = {
 	 "CREATE INDEX ui_sessions_expires ON ui_sessions (expires);"
 	 "ALTER TABLE sites ADD COLUMN psk_updated BIGINT;",
 	 NULL, NULL},
+	/* The admin API's audit trail (lib/server/audit.h). */
+	{4, NULL, AUDIT_SCHEMA_SQLITE, AUDIT_SCHEMA_POSTGRES},
 };
 
 const size_t cloud_n_migrations = sizeof(cloud_migrations) / sizeof(cloud_migrations[0]);

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/secret.h"
 #include "server/admin_tokens.h"
+#include "server/audit.h"
 #include "server/http_server.h"
 
 #include <openssl/crypto.h>
@@ -131,7 +132,7 @@ out:
 
 /* POST /ui/api/login {"token"}: an admin token, checked, becomes a session. */
 static void
-login(struct http_ctx *ctx, struct cloud_app *app, struct store *st)
+login(struct http_ctx *ctx, struct cloud_app *app, struct store *st, struct admin_who *who_out)
 {
 	char cookie[CLOUD_TOKEN_HEX + 1] = "", csrf[CLOUD_TOKEN_HEX + 1], hash[65],
 				      now_text[CLOUD_NUM_LEN], expires_text[CLOUD_NUM_LEN];
@@ -190,6 +191,7 @@ login(struct http_ctx *ctx, struct cloud_app *app, struct store *st)
 		goto out;
 	}
 	log_info("dashboard: '%s' logged in from %s", who.name, http_ctx_peer(ctx));
+	*who_out = who;
 	set_cookie(ctx, cookie, app->ui_session_lifetime);
 	http_reply_json(ctx, 200,
 			json_pack("{s:s,s:s,s:I}", "name", who.name, "csrf", csrf, "lifetime",
@@ -202,7 +204,7 @@ out:
 
 /* POST /ui/api/logout: the session's row goes, and the cookie with it. */
 static void
-logout(struct http_ctx *ctx, struct store *st)
+logout(struct http_ctx *ctx, struct store *st, struct admin_who *who_out)
 {
 	char cookie[CLOUD_TOKEN_HEX + 1], hash[65];
 	struct store_result *res = NULL;
@@ -221,6 +223,7 @@ logout(struct http_ctx *ctx, struct store *st)
 		goto out;
 	}
 	log_info("dashboard: '%s' logged out", who.name);
+	*who_out = who;
 	set_cookie(ctx, NULL, 0);
 	http_reply_json(ctx, 200, json_pack("{s:b}", "logged_out", 1));
 out:
@@ -248,14 +251,21 @@ cloud_ui_session_api(struct http_ctx *ctx, struct cloud_app *app, struct store *
 		     const char *what)
 {
 	const char *method = http_ctx_method(ctx);
+	struct admin_who who = {0};
 
-	if (strcmp(what, "login") == 0 && strcmp(method, "POST") == 0)
-		login(ctx, app, st);
-	else if (strcmp(what, "logout") == 0 && strcmp(method, "POST") == 0)
-		logout(ctx, st);
-	else if (strcmp(what, "session") == 0 && strcmp(method, "GET") == 0)
+	if (strcmp(what, "session") == 0 && strcmp(method, "GET") == 0) {
 		session(ctx, st);
-	else
+		return true;
+	}
+	if (strcmp(method, "POST") != 0 ||
+	    (strcmp(what, "login") != 0 && strcmp(what, "logout") != 0))
 		return false;
+	/* Logging in and out are in the audit, refused logins too (never the token). */
+	audit_request_begin(ctx, st);
+	if (strcmp(what, "login") == 0)
+		login(ctx, app, st, &who);
+	else
+		logout(ctx, st, &who);
+	audit_request_end(ctx, st, who.name[0] ? &who : NULL);
 	return true;
 }

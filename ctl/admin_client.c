@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/json.h"
+#include "core/rfc3339.h"
 #include "net/http_client.h"
 #include "onrampctl.h"
 #include "server/admin_tokens.h"
@@ -38,6 +39,8 @@ static const struct {
 	{"--cloud-ca", OPT_CLOUD_CA, offsetof(struct admin_args, cloud_ca)},
 	{"--claim-secret-file", OPT_CLAIM_SECRET_FILE,
 	 offsetof(struct admin_args, claim_secret_file)},
+	{"--since", OPT_SINCE, offsetof(struct admin_args, since)},
+	{"--verify", OPT_VERIFY, 0},
 };
 
 /* See admin_client.h. */
@@ -75,7 +78,8 @@ admin_args_parse(int argc, char **argv, struct admin_args *a)
 		if ((a->given & options[k].bit) && options[k].bit != OPT_CONDUCTOR)
 			return or_error("%s given twice", arg);
 		a->given |= options[k].bit;
-		if (options[k].bit == OPT_JSON || options[k].bit == OPT_NO_CA)
+		if (options[k].bit == OPT_JSON || options[k].bit == OPT_NO_CA ||
+		    options[k].bit == OPT_VERIFY)
 			continue;
 		if (i + 1 >= argc || argv[i + 1][0] == '\0')
 			return or_error("%s needs a value", arg);
@@ -255,14 +259,19 @@ admin_command(int argc, char **argv, const struct admin_cli *cli)
 		ctl_fail(rc, "a command is needed (try --help)");
 		goto out;
 	}
-	if (cli->build(&a, &req) == -1 || admin_conn_open(&a, cli->env_prefix, &c) == -1) {
+	/* The audit is the same on every daemon: its words are handled here. */
+	if ((strcmp(a.pos[0], "audit") == 0 ? admin_audit_build(&a, &req) : cli->build(&a, &req)) ==
+		    -1 ||
+	    admin_conn_open(&a, cli->env_prefix, &c) == -1) {
 		ctl_fail(rc, "%s", or_errmsg());
 		goto out;
 	}
 	rc = admin_call(&c, req.method, req.path, req.body, &doc);
 	if (rc != EXIT_OK)
 		goto out;
-	if (req.kind != NULL && strcmp(req.kind, "new-token") == 0)
+	if (req.kind != NULL && strncmp(req.kind, "audit", 5) == 0)
+		rc = admin_print_audit(&a, req.kind, doc);
+	else if (req.kind != NULL && strcmp(req.kind, "new-token") == 0)
 		printf("%s\n", admin_str(doc, "token")); /* alone, for scripts; shown this once */
 	else if (req.kind != NULL)
 		cli->print(&a, req.kind, doc);
@@ -275,4 +284,69 @@ out:
 	json_decref(req.body);
 	admin_conn_close(&c);
 	return rc;
+}
+
+/* See admin_client.h: the words and options checked before anything is sent. */
+int
+admin_audit_build(const struct admin_args *a, struct admin_request *req)
+{
+	time_t t;
+
+	if (admin_args_check(a, OPT_JSON | OPT_SINCE | OPT_VERIFY, 1, 1) == -1)
+		return -1;
+	if ((a->given & OPT_VERIFY) && (a->given & OPT_SINCE))
+		return or_error("--verify checks the whole chain: it takes no --since");
+	if (a->since != NULL && rfc3339_parse(a->since, &t) == -1)
+		return or_error_prefix("--since");
+	req->method = "GET";
+	if (a->given & OPT_VERIFY)
+		snprintf(req->path, sizeof(req->path), "/v1/admin/audit?verify=1");
+	else if (a->since != NULL)
+		snprintf(req->path, sizeof(req->path), "/v1/admin/audit?since=%s", a->since);
+	else
+		snprintf(req->path, sizeof(req->path), "/v1/admin/audit");
+	req->kind = (a->given & OPT_VERIFY) ? "audit-verify" : "audit";
+	return 0;
+}
+
+/* See admin_client.h. */
+int
+admin_print_audit(const struct admin_args *a, const char *kind, const json_t *doc)
+{
+	const json_t *e;
+	size_t i;
+
+	if (strcmp(kind, "audit-verify") == 0) {
+		bool ok = json_is_true(json_object_get(doc, "verified"));
+
+		if (a->given & OPT_JSON)
+			admin_print_json(doc);
+		else if (ok)
+			printf("audit chain verified: %lld entries\n",
+			       (long long)json_integer_value(json_object_get(doc, "entries")));
+		else
+			printf("audit chain BROKEN at entry %lld: that entry or one before it was "
+			       "changed, removed or inserted\n",
+			       (long long)json_integer_value(json_object_get(doc, "broken_at")));
+		return ok ? EXIT_OK : EXIT_FAILURE_RUNTIME;
+	}
+	if (a->given & OPT_JSON) {
+		admin_print_json(doc);
+		return EXIT_OK;
+	}
+	printf("%-6s %-20s %-16s %-15s %-6s %-40s %s\n", "ID", "TIME", "WHO", "FROM", "STATUS",
+	       "ACTION", "RESULT");
+	json_array_foreach(json_object_get(doc, "entries"), i, e)
+	{
+		char action[512];
+
+		snprintf(action, sizeof(action), "%s %s", admin_str(e, "action"),
+			 admin_str(e, "object"));
+		printf("%-6lld %-20s %-16s %-15s %-6lld %-40s %s\n",
+		       (long long)json_integer_value(json_object_get(e, "id")),
+		       admin_str(e, "time"), admin_str(e, "actor"), admin_str(e, "peer"),
+		       (long long)json_integer_value(json_object_get(e, "status")), action,
+		       admin_str(e, "result"));
+	}
+	return EXIT_OK;
 }

@@ -30,6 +30,8 @@ enum admin_opt {
 	OPT_CLOUD_URL = 1 << 11,
 	OPT_CLOUD_CA = 1 << 12,
 	OPT_CLAIM_SECRET_FILE = 1 << 13,
+	OPT_SINCE = 1 << 14,
+	OPT_VERIFY = 1 << 15,
 };
 
 #define ADMIN_POS_MAX 6
@@ -40,7 +42,7 @@ struct admin_args {
 	const char *conductors[CLOUD_CONDUCTORS_MAX];
 	size_t n_conductors;
 	const char *port, *psk_file, *ca_file, *claim_code, *serial, *org, *site, *role;
-	const char *cloud_url, *cloud_ca, *claim_secret_file;
+	const char *cloud_url, *cloud_ca, *claim_secret_file, *since;
 	const char *pos[ADMIN_POS_MAX]; /* the words: "device", "events", "SERIAL" */
 	size_t n_pos;
 };
@@ -94,6 +96,15 @@ struct admin_cli {
 
 /* The whole command: parse, build, connect, call, print. Returns the exit status. */
 int admin_command(int argc, char **argv, const struct admin_cli *cli);
+
+/*
+ * `audit [--since TIME] [--json]` and `audit --verify`, the same on every
+ * daemon's admin API (GET /v1/admin/audit): fills the request.
+ */
+int admin_audit_build(const struct admin_args *a, struct admin_request *req);
+
+/* Prints the audit entries as a table, or the chain's verdict; 1 for a broken chain. */
+int admin_print_audit(const struct admin_args *a, const char *kind, const json_t *doc);
 
 /* Prints a token list as a table. */
 void admin_print_tokens(const json_t *doc);

@@ -30,6 +30,7 @@ static const char cloud_usage[] =
 	"  unclaim SERIAL\n"
 	"  device list | device show SERIAL | device events SERIAL | device delete SERIAL\n"
 	"  token add NAME | token list | token delete NAME\n"
+	"  audit [--since TIME] [--json] | audit --verify\n"
 	"\n"
 	"The cloud's admin API: --url https://host:port, --ca its trust anchor (PEM),\n"
 	"--token-file a file holding an admin token; or ONRAMP_CLOUD_URL, ONRAMP_CLOUD_CA,\n"

@@ -21,6 +21,7 @@ static const char redirect_usage[] =
 	"usage: onrampctl redirect [--url URL --ca FILE --token-file FILE] COMMAND\n"
 	"\n"
 	"  token add NAME [--role cloud|admin|factory] | token list | token delete NAME\n"
+	"  audit [--since TIME] [--json] | audit --verify\n"
 	"  device register RECORD.json | device show SERIAL | device delete SERIAL\n"
 	"  claim list | claim show SERIAL | claim delete SERIAL\n"
 	"  claim set SERIAL --cloud-url URL --cloud-ca PEM --claim-secret-file FILE\n"

@@ -12,6 +12,7 @@
 #include "proto/cloud_proto.h"
 #include "server/admin_tokens.h"
 #include "server/api_path.h"
+#include "server/audit.h"
 #include "server/http_server.h"
 #include "server/store.h"
 
@@ -259,51 +260,73 @@ out:
 	store_result_free(res);
 }
 
-/* /v1/admin/...: authenticates, then dispatches on the path and method. */
+/* Serves an authenticated admin request by its path and method. */
 static void
-admin(struct http_ctx *ctx, void *arg)
+dispatch(struct http_ctx *ctx, struct store *st, const struct admin_who *who)
 {
-	struct store *st = http_ctx_thread_state(ctx);
 	const char *method = http_ctx_method(ctx);
-	struct admin_who who;
 	struct api_path p;
 
-	(void)arg;
-	if (admin_authenticate(ctx, st, &who) == -1)
-		return;
 	if (api_path_split(http_ctx_path(ctx), "/v1/admin/", &p) == -1) {
 		http_reply_error(ctx, 404, "not-found", "%s", or_errmsg());
 		return;
 	}
 	if (api_path_is(&p, "tokens") || api_path_is(&p, "tokens/*")) {
-		if (strcmp(who.role, "admin") != 0)
+		if (strcmp(who->role, "admin") != 0)
 			http_reply_error(ctx, 403, "forbidden", "only admin tokens manage tokens");
 		else
-			admin_tokens_serve(ctx, st, &who, p.n == 2 ? p.seg[1] : NULL, token_roles,
+			admin_tokens_serve(ctx, st, who, p.n == 2 ? p.seg[1] : NULL, token_roles,
 					   sizeof(token_roles) / sizeof(token_roles[0]));
+	} else if (api_path_is(&p, "audit")) {
+		if (strcmp(who->role, "admin") != 0)
+			http_reply_error(ctx, 403, "forbidden", "only admin tokens read the audit");
+		else if (strcmp(method, "GET") != 0)
+			http_reply_error(ctx, 405, "method-not-allowed", "use GET");
+		else
+			audit_serve(ctx, st);
 	} else if (api_path_is(&p, "devices/*")) {
-		redirect_devices_serve(ctx, st, &who, p.seg[1]);
-	} else if (strcmp(who.role, "factory") == 0) {
+		redirect_devices_serve(ctx, st, who, p.seg[1]);
+	} else if (strcmp(who->role, "factory") == 0) {
 		http_reply_error(ctx, 403, "forbidden", "factory tokens only register devices");
 	} else if (api_path_is(&p, "claims")) {
 		if (strcmp(method, "GET") == 0)
-			get_claims(ctx, st, &who, NULL);
+			get_claims(ctx, st, who, NULL);
 		else
 			http_reply_error(ctx, 405, "method-not-allowed", "use GET");
 	} else if (api_path_is(&p, "claims/*")) {
 		if (cloud_check_serial(p.seg[1]) == -1)
 			http_reply_error(ctx, 400, "bad-request", "%s", or_errmsg());
 		else if (strcmp(method, "GET") == 0)
-			get_claims(ctx, st, &who, p.seg[1]);
+			get_claims(ctx, st, who, p.seg[1]);
 		else if (strcmp(method, "PUT") == 0)
-			put_claim(ctx, st, &who, p.seg[1]);
+			put_claim(ctx, st, who, p.seg[1]);
 		else if (strcmp(method, "DELETE") == 0)
-			delete_claim(ctx, st, &who, p.seg[1]);
+			delete_claim(ctx, st, who, p.seg[1]);
 		else
 			http_reply_error(ctx, 405, "method-not-allowed", "use GET, PUT or DELETE");
 	} else {
 		http_reply_error(ctx, 404, "not-found", "no such admin endpoint");
 	}
+}
+
+/*
+ * /v1/admin/...: authenticates, then dispatches, the whole inside the audit
+ * (a change and its entry in one transaction, refusals recorded too).
+ */
+static void
+admin(struct http_ctx *ctx, void *arg)
+{
+	struct store *st = http_ctx_thread_state(ctx);
+	struct admin_who who;
+
+	(void)arg;
+	audit_request_begin(ctx, st);
+	if (admin_authenticate(ctx, st, &who) == -1) {
+		audit_request_end(ctx, st, NULL);
+		return;
+	}
+	dispatch(ctx, st, &who);
+	audit_request_end(ctx, st, &who);
 }
 
 /* The route table: phone home for routers, /v1/admin/ for tokens; app goes to phone home. */

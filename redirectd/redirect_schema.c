@@ -5,6 +5,7 @@
 #include "redirect.h"
 
 #include "server/admin_tokens.h"
+#include "server/audit.h"
 #include "server/store.h"
 
 const struct store_migration redirect_migrations[] = {
@@ -19,6 +20,8 @@ const struct store_migration redirect_migrations[] = {
 	 "CREATE TABLE devices (serial TEXT PRIMARY KEY, claim_hash TEXT NOT NULL, "
 	 "registrar TEXT NOT NULL, registered BIGINT NOT NULL);",
 	 NULL, NULL},
+	/* Issue 14: the admin API's audit trail (lib/server/audit.h). */
+	{3, NULL, AUDIT_SCHEMA_SQLITE, AUDIT_SCHEMA_POSTGRES},
 };
 
 const size_t redirect_n_migrations = sizeof(redirect_migrations) / sizeof(redirect_migrations[0]);

@@ -63,9 +63,10 @@ function stopRefresh() {
 }
 
 function showOnly(id) {
-  for (const p of ["login-page", "fleet-page", "device-page", "sites-page"])
+  for (const p of ["login-page", "fleet-page", "device-page", "sites-page", "audit-page"])
     $(p).hidden = p !== id;
-  for (const [link, page] of [["nav-fleet", "fleet-page"], ["nav-sites", "sites-page"]]) {
+  for (const [link, page] of [["nav-fleet", "fleet-page"], ["nav-sites", "sites-page"],
+    ["nav-audit", "audit-page"]]) {
     if (page === id) $(link).setAttribute("aria-current", "page");
     else $(link).removeAttribute("aria-current");
   }
@@ -336,6 +337,28 @@ async function loadSites() {
   }
 }
 
+// ---- audit ----------------------------------------------------------------
+
+async function loadAudit() {
+  try {
+    const [doc, verdict] = await Promise.all([api("GET", "/v1/admin/audit"),
+      api("GET", "/v1/admin/audit?verify=1")]);
+    $("audit-verdict").textContent = verdict.verified
+      ? `The chain of ${verdict.entries} entries verifies.`
+      : `The chain is broken at entry ${verdict.broken_at}: an entry was changed or removed.`;
+    const body = $("audit").tBodies[0];
+    const rows = doc.entries.slice().reverse().map((e) => row([when(e.time),
+      e.actor === "-" ? "(no valid token)" : e.actor, e.peer, `${e.action} ${e.object}`,
+      el("span", `${e.status} ${e.result}`, "badge " + (e.status < 400 ? "ok" : "bad"))],
+      e.status < 400 ? "" : "attention"));
+    body.replaceChildren(...rows);
+    if (!rows.length) body.appendChild(row(["nothing recorded yet", "", "", "", ""]));
+    say("Updated " + new Date().toLocaleTimeString());
+  } catch (e) {
+    if (state.who) say("Cannot read the audit: " + e.message);
+  }
+}
+
 // ---- navigation -----------------------------------------------------------
 
 function route() {
@@ -351,6 +374,9 @@ function route() {
   } else if (hash === "#/sites") {
     showOnly("sites-page");
     load = loadSites;
+  } else if (hash === "#/audit") {
+    showOnly("audit-page");
+    load = loadAudit;
   } else {
     showOnly("fleet-page");
     load = loadFleet;

@@ -80,6 +80,12 @@ struct http_ctx {
 	struct evkeyvalq query;
 	bool query_parsed;
 	bool in_handler, replied, held;
+	/* A deferred answer (http_ctx_defer): kept until http_ctx_flush sends it. */
+	bool defer, deferred;
+	int deferred_status;
+	const char *deferred_type;
+	void *deferred_data;
+	size_t deferred_len;
 	char peer[80];
 	void (*on_close)(void *arg);
 	void *on_close_arg;
@@ -182,6 +188,7 @@ ctx_free(struct http_ctx *ctx)
 		evhttp_clear_headers(&ctx->query);
 	if (ctx->close_ev != NULL)
 		event_free(ctx->close_ev);
+	free(ctx->deferred_data);
 	free(ctx);
 }
 
@@ -247,8 +254,21 @@ send_reply(struct http_ctx *ctx, int status, const char *content_type, const voi
 	struct evbuffer *buf = NULL;
 	bool was_held = ctx->held;
 
-	if (ctx->replied) {
+	if (ctx->replied || ctx->deferred) {
 		log_error("http: second reply to %s %s ignored", ctx->method, ctx->path);
+		return;
+	}
+	if (ctx->defer) {
+		ctx->deferred = true;
+		ctx->deferred_status = status;
+		ctx->deferred_type = content_type;
+		if (data != NULL && (ctx->deferred_data = malloc(len ? len : 1)) != NULL)
+			memcpy(ctx->deferred_data, data, len);
+		ctx->deferred_len = len;
+		if (data != NULL && ctx->deferred_data == NULL) {
+			ctx->deferred_status = 500;
+			ctx->deferred_type = NULL;
+		}
 		return;
 	}
 	ctx->replied = true;
@@ -277,6 +297,57 @@ send_reply(struct http_ctx *ctx, int status, const char *content_type, const voi
 	/* inside the handler, dispatch() frees the ctx when the handler returns */
 	if (was_held && !ctx->in_handler)
 		ctx_free(ctx);
+}
+
+/* See http_server.h. */
+void
+http_ctx_defer(struct http_ctx *ctx)
+{
+	ctx->defer = true;
+}
+
+/* See http_server.h: 0 until an answer was given. */
+int
+http_ctx_reply_status(const struct http_ctx *ctx)
+{
+	return ctx->deferred ? ctx->deferred_status : 0;
+}
+
+/* See http_server.h: the kept answer's body (NULL when none). */
+const char *
+http_ctx_reply_body(const struct http_ctx *ctx, size_t *len)
+{
+	*len = ctx->deferred ? ctx->deferred_len : 0;
+	return ctx->deferred ? ctx->deferred_data : NULL;
+}
+
+/* See http_server.h. */
+void
+http_ctx_replace_reply(struct http_ctx *ctx, int status, const char *code, const char *message)
+{
+	free(ctx->deferred_data);
+	ctx->deferred_data = NULL;
+	ctx->deferred = false;
+	http_reply_error(ctx, status, code, "%s", message);
+}
+
+/* See http_server.h: sends what was deferred (500 when nothing was). */
+void
+http_ctx_flush(struct http_ctx *ctx)
+{
+	void *data = ctx->deferred_data;
+
+	if (!ctx->defer)
+		return;
+	ctx->defer = false;
+	if (!ctx->deferred) {
+		http_reply_error(ctx, 500, "internal", "the request was not answered");
+		return;
+	}
+	ctx->deferred = false;
+	ctx->deferred_data = NULL;
+	send_reply(ctx, ctx->deferred_status, ctx->deferred_type, data, ctx->deferred_len);
+	free(data);
 }
 
 /* Sends a JSON answer; the body is ours to free. */
@@ -418,6 +489,16 @@ http_ctx_json_body(struct http_ctx *ctx, json_t **out)
 		return -1;
 	}
 	return 0;
+}
+
+/* See http_server.h: the raw body, left in place for the handler. */
+const char *
+http_ctx_body(struct http_ctx *ctx, size_t *len)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(ctx->req);
+
+	*len = evbuffer_get_length(in);
+	return *len ? (const char *)evbuffer_pullup(in, -1) : NULL;
 }
 
 /* Keying material of this request's own TLS connection (no context value). */

@@ -90,6 +90,8 @@ const char *http_ctx_peer(struct http_ctx *);
  * the parse error, e.g. "malformed JSON at line 1 column 2: ..."); the handler
  * just returns. */
 int http_ctx_json_body(struct http_ctx *, json_t **out);
+/* The raw request body (not NUL-terminated; NULL when empty), left for the handler. */
+const char *http_ctx_body(struct http_ctx *, size_t *len);
 
 /* RFC 5705 / RFC 8446 exporter of this request's TLS connection, no context
  * (what `openssl s_client -keymatexport LABEL` prints). */
@@ -99,6 +101,21 @@ int http_ctx_exporter(struct http_ctx *, const char *label, uint8_t *out, size_t
 void http_reply_header(struct http_ctx *, const char *name, const char *value);
 /* Sends status with body (may be NULL: no body); the reference is stolen. */
 void http_reply_json(struct http_ctx *, int status, json_t *body);
+/*
+ * Deferred answers, for a caller that must finish work after the handler
+ * answered and before the answer leaves (a transaction to commit, an audit
+ * entry): after http_ctx_defer, replies are kept; http_ctx_reply_status says
+ * the kept status (0: none yet) and http_ctx_reply_body its body (not
+ * NUL-terminated), http_ctx_replace_reply swaps it for an
+ * error, and http_ctx_flush sends it (500 when the handler gave none). Not
+ * for a ctx that a handler holds.
+ */
+void http_ctx_defer(struct http_ctx *);
+int http_ctx_reply_status(const struct http_ctx *);
+const char *http_ctx_reply_body(const struct http_ctx *, size_t *len);
+void http_ctx_replace_reply(struct http_ctx *, int status, const char *code, const char *message);
+void http_ctx_flush(struct http_ctx *);
+
 /* Answers with len bytes of data as content_type (never a secret; no-store unless set). */
 void http_reply_body(struct http_ctx *, int status, const char *content_type, const void *data,
 		     size_t len);

@@ -30,7 +30,8 @@ struct store {
 	sqlite3 *db;
 	PGconn *pg;
 	bool in_tx;
-	bool tx_failed; /* a statement failed inside the open transaction */
+	bool tx_failed;	   /* a statement failed inside the open transaction */
+	unsigned tx_depth; /* transactions begun inside the open one (they join it) */
 	enum store_errkind last_err;
 };
 
@@ -597,8 +598,11 @@ int
 store_begin(struct store *st)
 {
 	st->last_err = STORE_ERR_NONE;
-	if (st->in_tx)
-		return store_fail(st, STORE_ERR_OTHER, NULL, "a transaction is already open");
+	/* A transaction begun inside another joins it: both commit, or neither. */
+	if (st->in_tx) {
+		st->tx_depth++;
+		return 0;
+	}
 	/* IMMEDIATE takes SQLite's write lock now, under the busy timeout, rather
 	 * than failing with SQLITE_BUSY at the first write of the transaction. */
 	if (tx_statement(st, st->kind == STORE_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN") == -1)
@@ -615,6 +619,12 @@ store_commit(struct store *st)
 	st->last_err = STORE_ERR_NONE;
 	if (!st->in_tx)
 		return store_fail(st, STORE_ERR_OTHER, NULL, "commit without a transaction");
+	if (st->tx_depth > 0) {
+		st->tx_depth--;
+		return st->tx_failed
+			       ? or_error("%s: the transaction failed earlier", store_backend(st))
+			       : 0;
+	}
 	if (st->tx_failed) {
 		store_rollback(st);
 		return store_fail(st, STORE_ERR_OTHER, NULL,
@@ -643,6 +653,12 @@ store_rollback(struct store *st)
 
 	if (!st->in_tx)
 		return store_fail(st, STORE_ERR_OTHER, NULL, "rollback without a transaction");
+	/* An inner transaction's rollback dooms the one it joined. */
+	if (st->tx_depth > 0) {
+		st->tx_depth--;
+		st->tx_failed = true;
+		return 0;
+	}
 	st->in_tx = false;
 	st->tx_failed = false;
 	rc = tx_statement(st, "ROLLBACK");

@@ -40,6 +40,11 @@ const char *store_value(const struct store_result *, size_t row, size_t col);
 long store_changes(const struct store_result *);
 void store_result_free(struct store_result *);
 
+/*
+ * Transactions. One begun while another is open joins it (the admin API's
+ * audit wraps each change in one, and handlers keep their own): the inner
+ * commit leaves the decision to the outer one, an inner rollback dooms it.
+ */
 int store_begin(struct store *);
 int store_commit(struct store *);
 int store_rollback(struct store *);

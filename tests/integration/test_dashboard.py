@@ -149,6 +149,16 @@ def test_an_operator_watches_a_router_onboard(lab, browser):
         assert secret.decode() not in browser.page_source
     shot(browser, "sites")
 
+    # The audit: this session's login and the operators' changes, chained.
+    browser.find_element(By.ID, "nav-audit").click()
+    wait(browser, "the audit page", lambda d: "POST /ui/api/login" in
+         d.find_element(By.ID, "audit").text)
+    audit_text = browser.find_element(By.ID, "audit").text
+    assert "POST /v1/admin/claims" in audit_text and "201 ok" in audit_text
+    assert "verifies" in browser.find_element(By.ID, "audit-verdict").text
+    assert token not in browser.page_source
+    shot(browser, "audit")
+
     # A phone's width: the page still reads.
     browser.set_window_size(390, 844)
     browser.find_element(By.ID, "nav-fleet").click()

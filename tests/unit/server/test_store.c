@@ -238,9 +238,19 @@ test_transactions(void **state)
 	const char *p[] = {"t1"}, *q[] = {"t2"}, *dup[] = {"t2"};
 
 	make_people(f->st);
+	/* A transaction begun inside another joins it: its rollback dooms both. */
 	assert_int_equal(store_begin(f->st), 0);
 	ok(f->st, "INSERT INTO people (name) VALUES ($1)", p, 1);
-	assert_int_equal(store_begin(f->st), -1); /* no nesting */
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_rollback(f->st), 0);
+	assert_int_equal(store_exec(f->st, "SELECT 1", NULL, 0, NULL), -1);
+	assert_int_equal(store_commit(f->st), -1);
+	assert_one(f->st, "SELECT COUNT(*) FROM people", NULL, 0, "0");
+	/* ...and its commit leaves the decision to the outer one. */
+	assert_int_equal(store_begin(f->st), 0);
+	ok(f->st, "INSERT INTO people (name) VALUES ($1)", p, 1);
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_commit(f->st), 0);
 	assert_int_equal(store_rollback(f->st), 0);
 	assert_one(f->st, "SELECT COUNT(*) FROM people", NULL, 0, "0");
 
