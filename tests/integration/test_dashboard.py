@@ -20,6 +20,7 @@ SHOTS = os.path.join(BUILD, "screenshots")
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.service import Service as ChromeService  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
@@ -61,8 +62,22 @@ def shot(driver, name):
 
 
 def wait(driver, what, predicate, timeout=60):
-    WebDriverWait(driver, timeout, poll_frequency=0.3).until(
+    """Waits for predicate; the page re-renders every few seconds, so an element
+    found a moment ago may be gone: that is only a reason to look again."""
+    WebDriverWait(driver, timeout, poll_frequency=0.3,
+                  ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda d: predicate(d), message=f"timed out waiting for {what}")
+
+
+def click_device_link(driver):
+    """Clicks the device's link in the devices table (found again if re-rendered)."""
+    def click(d):
+        row = device_row(d)
+        if row is None:
+            return False
+        row[0].find_element(By.TAG_NAME, "a").click()
+        return True
+    wait(driver, "the device's link", click)
 
 
 def device_row(driver):
@@ -129,7 +144,7 @@ def test_an_operator_watches_a_router_onboard(lab, browser):
     assert browser.execute_script("return window.onrampTestMark;") == 42
 
     # The device's page: its journey, step by step, with the proxy diagnostics.
-    device_row(browser)[0].find_element(By.TAG_NAME, "a").click()
+    click_device_link(browser)
     wait(browser, "the device page", lambda d: d.find_element(By.ID, "device-page")
          .is_displayed() and "staging-connect" in d.find_element(By.ID, "timeline").text)
     facts = browser.find_element(By.ID, "device-facts").text
