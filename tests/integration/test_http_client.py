@@ -357,7 +357,8 @@ data = b""
 while True:
     head, sep, body = data.partition(b"\\r\\n\\r\\n")
     length = re.search(rb"(?im)^content-length: *([0-9]+)", head)
-    if sep and (length is None or len(body) >= int(length.group(1))):
+    # Without a Content-Length the body ends when the proxy closes.
+    if sep and length is not None and len(body) >= int(length.group(1)):
         break
     chunk = s.recv(65536)
     if not chunk:
