@@ -28,6 +28,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +60,52 @@ struct request_state {
 	char proxy_reason[NOTE_MAX];  /* status line of the proxy's CONNECT answer */
 	char squid_error[NOTE_MAX];   /* X-Squid-Error of the CONNECT answer */
 	char proxy_schemes[NOTE_MAX]; /* schemes offered in Proxy-Authenticate */
+	bool proxy_offered_basic;     /* a proxy answer offered Basic and nothing else */
 };
+
+/*
+ * Proxies that asked for Basic and nothing else, learned while set to "any":
+ * later tunnels through them send the credentials with the first CONNECT
+ * instead of waiting for a 407 each time. Process-wide (every session of
+ * the agent's threads), small, forgotten when Basic is refused.
+ */
+#define BASIC_PROXIES_MAX 8
+static struct {
+	pthread_mutex_t lock;
+	char label[BASIC_PROXIES_MAX][80];
+	unsigned next;
+} basic_proxies = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Whether proxy label is known to take Basic alone. */
+static bool
+proxy_known_basic(const char *label)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&basic_proxies.lock);
+	for (unsigned i = 0; i < BASIC_PROXIES_MAX && !found; i++)
+		found = strcmp(basic_proxies.label[i], label) == 0;
+	pthread_mutex_unlock(&basic_proxies.lock);
+	return found;
+}
+
+/* Remembers (basic) or forgets that proxy label takes Basic alone. */
+static void
+proxy_set_basic(const char *label, bool basic)
+{
+	int slot = -1;
+
+	pthread_mutex_lock(&basic_proxies.lock);
+	for (unsigned i = 0; i < BASIC_PROXIES_MAX && slot < 0; i++)
+		if (strcmp(basic_proxies.label[i], label) == 0)
+			slot = (int)i;
+	if (!basic && slot >= 0)
+		basic_proxies.label[slot][0] = '\0';
+	if (basic && slot < 0)
+		snprintf(basic_proxies.label[basic_proxies.next++ % BASIC_PROXIES_MAX],
+			 sizeof(basic_proxies.label[0]), "%s", label);
+	pthread_mutex_unlock(&basic_proxies.lock);
+}
 
 struct http_session {
 	CURL *curl;
@@ -231,6 +277,8 @@ on_header(char *data, size_t size, size_t n, void *arg)
 		r->retry_after_s = -1;
 		r->body_len = 0;
 		if (!r->tunnel_up && s->has_proxy) {
+			if (strcmp(r->proxy_schemes, "Basic") == 0)
+				r->proxy_offered_basic = true;
 			memcpy(r->proxy_reason, r->reason, sizeof(r->reason));
 			r->squid_error[0] = r->proxy_schemes[0] = '\0';
 		}
@@ -387,10 +435,12 @@ setup_curl(struct http_session *s)
 	SET(CURLOPT_PROXYTYPE, (long)CURLPROXY_HTTP);
 	SET(CURLOPT_HTTPPROXYTUNNEL, 1L);
 	if (s->proxy_user != NULL) {
+		/* Basic alone goes with the first CONNECT; "any" waits for the proxy's 407. */
 		auth = s->proxy_auth == PROXY_AUTH_BASIC ? CURLAUTH_BASIC
 		       : s->proxy_auth == PROXY_AUTH_DIGEST
 			       ? CURLAUTH_DIGEST
-			       : (long)(CURLAUTH_BASIC | CURLAUTH_DIGEST);
+		       : proxy_known_basic(s->proxy_label) ? CURLAUTH_BASIC
+							   : (long)(CURLAUTH_BASIC | CURLAUTH_DIGEST);
 		SET(CURLOPT_PROXYAUTH, auth);
 		SET(CURLOPT_PROXYUSERNAME, s->proxy_user);
 		SET(CURLOPT_PROXYPASSWORD, s->proxy_password);
@@ -667,8 +717,14 @@ http_session_request(struct http_session *s, const char *method, const char *pat
 	if (rc != CURLE_OK) {
 		s->ssl = NULL;
 		*err = classify(s, rc);
+		/* A Basic learned for "any" that the proxy now refuses is forgotten. */
+		if (*err == HTTP_ERR_PROXY_AUTH && s->proxy_auth == PROXY_AUTH_ANY)
+			proxy_set_basic(s->proxy_label, false);
 		goto out;
 	}
+	if (s->has_proxy && s->proxy_user != NULL && s->proxy_auth == PROXY_AUTH_ANY &&
+	    s->cur.proxy_offered_basic)
+		proxy_set_basic(s->proxy_label, true);
 	if (s->exporter_taken && fresh > 0) {
 		/* Never reached while on_prereq refuses; kept as the last line of defence. */
 		*err = HTTP_ERR_PROTOCOL;
