@@ -436,11 +436,11 @@ setup_curl(struct http_session *s)
 	SET(CURLOPT_HTTPPROXYTUNNEL, 1L);
 	if (s->proxy_user != NULL) {
 		/* Basic alone goes with the first CONNECT; "any" waits for the proxy's 407. */
-		auth = s->proxy_auth == PROXY_AUTH_BASIC ? CURLAUTH_BASIC
-		       : s->proxy_auth == PROXY_AUTH_DIGEST
-			       ? CURLAUTH_DIGEST
-		       : proxy_known_basic(s->proxy_label) ? CURLAUTH_BASIC
-							   : (long)(CURLAUTH_BASIC | CURLAUTH_DIGEST);
+		auth = s->proxy_auth == PROXY_AUTH_BASIC    ? CURLAUTH_BASIC
+		       : s->proxy_auth == PROXY_AUTH_DIGEST ? CURLAUTH_DIGEST
+		       : proxy_known_basic(s->proxy_label)
+			       ? CURLAUTH_BASIC
+			       : (long)(CURLAUTH_BASIC | CURLAUTH_DIGEST);
 		SET(CURLOPT_PROXYAUTH, auth);
 		SET(CURLOPT_PROXYUSERNAME, s->proxy_user);
 		SET(CURLOPT_PROXYPASSWORD, s->proxy_password);
