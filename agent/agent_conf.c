@@ -194,6 +194,15 @@ load_proxy_section(struct config *cfg, struct agent_conf *c)
 		if (load_password(c, password_file) == -1)
 			return config_error_at(cfg, "proxy", "password-file");
 	}
+	/* A probe that may outlast its interval overlaps the next one: said, not refused. */
+	if (timeout > interval)
+		log_warn("%s:%d: health-timeout (%lu s) is longer than health-interval (%lu s): a "
+			 "proxy that does not answer is probed again before its last probe ends",
+			 cfg->path,
+			 config_line(cfg, "proxy", "health-timeout")
+				 ? config_line(cfg, "proxy", "health-timeout")
+				 : config_line(cfg, "proxy", "health-interval"),
+			 timeout, interval);
 	c->health_interval = (unsigned)interval;
 	c->health_timeout = (unsigned)timeout;
 	return 0;
@@ -220,6 +229,7 @@ load_iface_section(struct config *cfg, const char *section, int line, struct age
 	struct agent_iface_conf *f;
 	const char *name = section + strlen("interface "), *dhcp, *vendor;
 	unsigned long metric, divisor;
+	int key_line;
 
 	if (strlen(name) >= IFNAMSIZ)
 		return or_error("%s:%d: interface name '%s' is longer than %d characters",
@@ -254,6 +264,12 @@ load_iface_section(struct config *cfg, const char *section, int line, struct age
 			 DHCP_VENDOR_CLASS_MAX);
 		return config_error_at(cfg, section, "vendor-class");
 	}
+	/* Discovery learns from DHCP: said for an interface without DHCP, it does nothing. */
+	key_line = config_line(cfg, section, "enable-proxy-discovery");
+	if (f->dhcp == AGENT_DHCP_OFF && f->discovery && key_line > 0)
+		log_warn("%s:%d: enable-proxy-discovery does nothing on [%s]: it has dhcp = false "
+			 "(set dhcp = true or hook, or remove the key)",
+			 cfg->path, key_line, section);
 	snprintf(f->vendor_class, sizeof(f->vendor_class), "%s", vendor);
 	f->route_metric = (unsigned)metric;
 	f->lease_divisor = (unsigned)divisor;

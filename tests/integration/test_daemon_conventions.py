@@ -123,3 +123,21 @@ def test_conductor_checks_its_configuration(tmp_path):
         assert f"{conductor.config}:" in proc.stderr and "poll-timeout" in proc.stderr
     finally:
         conductor.cleanup()
+
+
+def test_agent_says_which_settings_do_nothing_or_overlap(tmp_path):
+    conf = tmp_path / "agent.conf"
+    conf.write_text(f"[agent]\nstate-dir = {tmp_path}/state\ncontrol-socket = {tmp_path}/a.sock\n"
+                    "[proxy]\nmode = learned\nhealth-interval = 2\nhealth-timeout = 5\n"
+                    "[interface eth9]\ndhcp = false\nenable-proxy-discovery = true\n")
+    proc = run("onramp-agent", "-c", str(conf), "--check-config")
+    assert proc.returncode == 0, proc.stderr
+    assert (f"{conf}:10: enable-proxy-discovery does nothing on [interface eth9]: "
+            "it has dhcp = false") in proc.stderr
+    assert f"{conf}:7: health-timeout (5 s) is longer than health-interval (2 s)" in proc.stderr
+    # Said only when it matters.
+    conf.write_text(f"[agent]\nstate-dir = {tmp_path}/state\ncontrol-socket = {tmp_path}/a.sock\n"
+                    "[proxy]\nmode = learned\nhealth-interval = 5\nhealth-timeout = 5\n"
+                    "[interface eth9]\ndhcp = hook\nenable-proxy-discovery = true\n")
+    proc = run("onramp-agent", "-c", str(conf), "--check-config")
+    assert proc.returncode == 0 and "warn" not in proc.stderr, proc.stderr
