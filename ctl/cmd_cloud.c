@@ -163,6 +163,15 @@ settings_body(const struct admin_args *a, json_t *body)
 		list = json_array();
 		json_object_set_new(body, "conductor_addresses", list);
 		for (size_t i = 0; i < a->n_conductors; i++) {
+			const char *colon = strrchr(a->conductors[i], ':');
+
+			/* HOST:PORT is what one types first: say where the port goes. */
+			if (colon != NULL && strchr(a->conductors[i], ':') == colon &&
+			    colon[1] != '\0' && strspn(colon + 1, "0123456789") == strlen(colon + 1))
+				return or_error("--conductor takes an address without a port: give "
+						"--conductor %.*s --port %s",
+						(int)(colon - a->conductors[i]), a->conductors[i],
+						colon + 1);
 			if (cloud_check_host(a->conductors[i]) == -1)
 				return or_error_prefix("--conductor");
 			json_array_append_new(list, json_string(a->conductors[i]));

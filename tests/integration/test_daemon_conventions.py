@@ -141,3 +141,12 @@ def test_agent_says_which_settings_do_nothing_or_overlap(tmp_path):
                     "[interface eth9]\ndhcp = hook\nenable-proxy-discovery = true\n")
     proc = run("onramp-agent", "-c", str(conf), "--check-config")
     assert proc.returncode == 0 and "warn" not in proc.stderr, proc.stderr
+
+
+def test_a_refusal_with_an_obvious_remedy_says_it(tmp_path):
+    """`--conductor HOST:PORT` is refused before anything is sent, saying where the port goes."""
+    proc = run("onrampctl", "cloud", "--url", "https://127.0.0.1:9", "--ca", "/dev/null",
+               "--token-file", "/dev/null", "site", "set", "acme", "paris", "--conductor",
+               "10.20.0.5:4505")
+    assert proc.returncode == 2
+    assert "give --conductor 10.20.0.5 --port 4505" in proc.stderr
