@@ -167,7 +167,8 @@ settings_body(const struct admin_args *a, json_t *body)
 
 			/* HOST:PORT is what one types first: say where the port goes. */
 			if (colon != NULL && strchr(a->conductors[i], ':') == colon &&
-			    colon[1] != '\0' && strspn(colon + 1, "0123456789") == strlen(colon + 1))
+			    colon[1] != '\0' &&
+			    strspn(colon + 1, "0123456789") == strlen(colon + 1))
 				return or_error("--conductor takes an address without a port: give "
 						"--conductor %.*s --port %s",
 						(int)(colon - a->conductors[i]), a->conductors[i],
