@@ -2,7 +2,8 @@
 # packages it needs first (scripts/install-deps.sh; silent when present).
 #   make         build everything into build/
 #   make test    build (normal and ASan+UBSan) and run all tests
-#   make demo    run the whole flow on this machine (see README.md)
+#   make demo    run the whole flow on this machine (see README.md);
+#                make demo KEEP=1 leaves the lab running, make demo-stop stops it
 #   make install install the programs, man pages, units and completion under
 #                PREFIX (default /usr/local), staged under DESTDIR when set
 #   make package build the Debian package (debian/) into build/package/
@@ -12,7 +13,9 @@ ASAN_BUILD := build-asan
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build deps test test-deps asan demo install package clean
+KEEP ?= 0
+
+.PHONY: all build deps test test-deps asan demo demo-stop install package clean
 
 all: build
 
@@ -37,7 +40,10 @@ test: test-deps build asan
 demo:
 	@scripts/install-deps.sh demo
 	@$(MAKE) --no-print-directory build
-	@scripts/demo.sh
+	@DEMO_KEEP=$(KEEP) scripts/demo.sh
+
+demo-stop:
+	@scripts/demo.sh stop
 
 # The normal build, configured for PREFIX: only what names a path is rebuilt.
 install: build

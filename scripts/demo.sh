@@ -10,8 +10,15 @@
 # router to production and asks the production conductor for its state.
 # Everything it started is stopped at the end (by PID), also on failure.
 #
-# Environment: ONRAMP_BUILD (default build), DEMO_KEEP=1 keeps the temp dir,
-# DEMO_TIMEOUT (seconds for the flow, default 90).
+# Every operator command it runs is written, as run, to operator-commands.sh in
+# the demo's directory: a script a person can read and run again.
+#
+# Environment: ONRAMP_BUILD (default build), DEMO_KEEP=1 (make demo KEEP=1)
+# keeps the lab running afterwards, with its dashboard, until
+# `scripts/demo.sh stop` (make demo-stop); DEMO_TIMEOUT (seconds for the
+# flow, default 90).
+#
+# Usage: scripts/demo.sh [stop]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,14 +29,75 @@ REDIRECTD=$BUILD/redirectd/onramp-redirectd
 CLOUDD=$BUILD/cloudd/onramp-cloudd
 CONDUCTORD=$BUILD/conductord/onramp-conductord
 TIMEOUT=${DEMO_TIMEOUT:-90}
+KEEP=${DEMO_KEEP:-0}
+# A kept lab: its directory and the PIDs to stop, for `scripts/demo.sh stop`.
+CURRENT=$BUILD/demo-current
+
+# make demo-stop: stops a kept lab by the PIDs it wrote, then removes it.
+if [ "${1:-}" = stop ]; then
+	if [ ! -f "$CURRENT" ]; then
+		echo "demo: no kept demo to stop ($CURRENT is absent)"
+		exit 0
+	fi
+	read -r dir <"$CURRENT"
+	tail -n +2 "$CURRENT" | tac | while read -r pid name; do
+		kill -TERM "$pid" 2>/dev/null || continue
+		for _ in $(seq 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		echo "demo: stopped $name (pid $pid)"
+	done
+	case "$dir" in /tmp/onramp-demo.*) rm -rf "$dir" ;; esac
+	rm -f "$CURRENT"
+	echo "demo: stopped; $dir removed"
+	exit 0
+fi
+[ $# -eq 0 ] || {
+	echo "usage: scripts/demo.sh [stop]" >&2
+	exit 2
+}
+if [ -f "$CURRENT" ]; then
+	echo "demo: a kept demo is still running ($(head -n 1 "$CURRENT")): make demo-stop first" >&2
+	exit 1
+fi
 SERIAL=SSR1000-DEMO-0001
 ROUTER=branch-paris-1
 T0=$(date +%s)
 
 STEP="starting"
+SQUID_DIR=""
 PIDS=()
+NAMES=()
 DIR=$(mktemp -d /tmp/onramp-demo.XXXXXX)
 chmod 755 "$DIR"
+OPS=$DIR/operator-commands.sh
+printf '#!/bin/bash\n# The operator commands make demo ran, in order, as run (%s).\nset -e\n' \
+	"$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$OPS"
+chmod 755 "$OPS"
+
+# Runs an operator's command and writes it to operator-commands.sh first.
+op() {
+	printf '%q ' "$@" >>"$OPS"
+	printf '\n' >>"$OPS"
+	"$@"
+}
+
+# The same for a command whose output is kept in a file: op_to FILE COMMAND...
+op_to() {
+	local out=$1
+	shift
+	printf '%q ' "$@" >>"$OPS"
+	printf '> %q\n' "$out" >>"$OPS"
+	"$@" >"$out"
+}
+
+# Remembers a process we started ($1 its name): stopped at the end unless kept.
+started() {
+	PIDS+=("$2")
+	NAMES+=("$1")
+}
 
 say() { printf 'demo: %s\n' "$*"; }
 fail() {
@@ -37,9 +105,32 @@ fail() {
 	exit 1
 }
 
-# Stops every process we started, newest first, by PID.
+# The logs and the operator script outlive a lab that is removed: build/demo/.
+save_logs() {
+	local out=$BUILD/demo
+	rm -rf "$out" && mkdir -p "$out/logs"
+	cp "$DIR"/*.log "$out/logs/" 2>/dev/null || true
+	[ -f "$SQUID_DIR/access.log" ] && cp "$SQUID_DIR/access.log" "$out/logs/squid-access.log"
+	cp "$OPS" "$out/operator-commands.sh"
+	say "logs in $out/logs/ (one per program):"
+	for f in "$out"/logs/*.log; do
+		[ -f "$f" ] && say "  $(basename "$f")"
+	done
+	say "the operator commands it ran: $out/operator-commands.sh"
+}
+
+# Stops every process we started, newest first, by PID (a kept lab: only on failure).
 cleanup() {
 	local rc=$?
+	save_logs || true
+	if [ "$KEEP" = 1 ] && [ $rc -eq 0 ]; then
+		{
+			echo "$DIR"
+			for i in "${!PIDS[@]}"; do echo "${PIDS[i]} ${NAMES[i]}"; done
+		} >"$CURRENT"
+		say "kept: everything above is still running; stop it with: make demo-stop"
+		exit 0
+	fi
 	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
 		pid=${PIDS[i]}
 		kill -TERM "$pid" 2>/dev/null || true
@@ -58,7 +149,7 @@ cleanup() {
 			tail -n 15 "$f" >&2
 		done
 	fi
-	if [ "${DEMO_KEEP:-0}" = 1 ]; then
+	if [ "$KEEP" = 1 ]; then
 		say "kept $DIR"
 	else
 		rm -rf "$DIR"
@@ -152,7 +243,7 @@ pinger_enable off
 EOF
 chown -R proxy:proxy "$SQUID_DIR" 2>/dev/null || true
 squid -N -f "$SQUID_DIR/squid.conf" >"$DIR/squid.log" 2>&1 &
-PIDS+=($!)
+started squid $!
 wait_port "$SQUID_PORT" "${PIDS[-1]}" squid
 say "squid listening on 127.0.0.1:$SQUID_PORT (Basic auth, user $PROXY_USER): the router's only way out"
 
@@ -164,7 +255,7 @@ swtpm socket --tpmstate "dir=$DIR/tpm" --tpm2 \
 	--server "type=tcp,port=$TPM_PORT,bindaddr=127.0.0.1" \
 	--ctrl "type=tcp,port=$((TPM_PORT + 1)),bindaddr=127.0.0.1" \
 	--flags not-need-init,startup-clear >"$DIR/swtpm.log" 2>&1 &
-PIDS+=($!)
+started swtpm $!
 wait_port "$((TPM_PORT + 1))" "${PIDS[-1]}" swtpm
 TCTI="swtpm:host=127.0.0.1,port=$TPM_PORT"
 say "software TPM (swtpm) on 127.0.0.1:$TPM_PORT"
@@ -176,7 +267,7 @@ cloud_daemon() {
 		fail "$(basename "$bin") init: $(cat "$DIR/$name-init.log")"
 	chmod 600 "$token"
 	"$bin" --config "$DIR/$name.conf" >"$DIR/$name.log" 2>&1 &
-	PIDS+=($!)
+	started "$(basename "$bin")" $!
 	wait_port "$4" "${PIDS[-1]}" "$(basename "$bin")"
 }
 
@@ -196,7 +287,7 @@ EOF
 cloud_daemon "$REDIRECTD" redirectd redirect "$REDIRECT_PORT"
 REDIRECT=("$CTL" redirect --url "https://127.0.0.1:$REDIRECT_PORT" --ca "$DIR/redirect-ca.pem"
 	--token-file "$DIR/redirect-admin.token")
-"${REDIRECT[@]}" token add acme-cloud --role cloud >"$DIR/cloud-at-redirector.token" ||
+op_to "$DIR/cloud-at-redirector.token" "${REDIRECT[@]}" token add acme-cloud --role cloud ||
 	fail "could not make the cloud's token at the redirector"
 chmod 600 "$DIR/cloud-at-redirector.token"
 say "redirector on https://127.0.0.1:$REDIRECT_PORT"
@@ -244,7 +335,7 @@ EOF
 	"$CONDUCTORD" init --config "$DIR/$name.conf" --token-file "$DIR/$name-admin.token" \
 		>"$DIR/$name-init.log" 2>&1 || fail "onramp-conductord init ($name): $(cat "$DIR/$name-init.log")"
 	"$CONDUCTORD" run --config "$DIR/$name.conf" >"$DIR/$name.log" 2>&1 &
-	PIDS+=($!)
+	started "onramp-conductord ($name)" $!
 	for _ in $(seq 100); do
 		[ -s "$DIR/$name.ports" ] && break
 		kill -0 "${PIDS[-1]}" 2>/dev/null || fail "onramp-conductord ($name) exited"
@@ -268,37 +359,48 @@ say "production conductor on 127.0.0.1:$PRODUCTION_PORT"
 # ---- the factory ---------------------------------------------------------------
 STEP="factory provisioning"
 ROUTER_STATE=$DIR/router
-"$CTL" factory init-device --serial "$SERIAL" --model SSR1000 --state-dir "$ROUTER_STATE" \
+op "$CTL" factory init-device --serial "$SERIAL" --model SSR1000 --state-dir "$ROUTER_STATE" \
 	--tcti "$TCTI" --cloud-key "$DIR/cloudd/inventory.pub.pem" --out "$DIR/$SERIAL.record.json" \
 	>"$DIR/factory.log" 2>&1 || fail "onrampctl factory init-device: $(cat "$DIR/factory.log")"
-say "factory: router $SERIAL provisioned, its OCRA key made inside the TPM"
+# The factory registers the serial with the redirector: the hash of its claim
+# secret, so that only the owner's cloud, which can open the record, claims it.
+op_to "$DIR/factory.token" "${REDIRECT[@]}" token add factory-1 --role factory ||
+	fail "could not make the factory's token at the redirector"
+chmod 600 "$DIR/factory.token"
+op "$CTL" redirect --url "https://127.0.0.1:$REDIRECT_PORT" --ca "$DIR/redirect-ca.pem" \
+	--token-file "$DIR/factory.token" device register "$DIR/$SERIAL.record.json" >/dev/null ||
+	fail "the factory could not register $SERIAL with the redirector"
+say "factory: router $SERIAL provisioned, its OCRA key made inside the TPM; registered" \
+	"with the redirector"
 
 # ---- the operators, with onrampctl only ------------------------------------------
 STEP="cloud setup"
-"${CLOUD[@]}" inventory import "$DIR/$SERIAL.record.json" >/dev/null || fail "inventory import"
-"${CLOUD[@]}" org add acme >/dev/null || fail "org add"
-"${CLOUD[@]}" site add acme paris >/dev/null || fail "site add"
+op "${CLOUD[@]}" inventory import "$DIR/$SERIAL.record.json" >/dev/null || fail "inventory import"
+op "${CLOUD[@]}" org add acme >/dev/null || fail "org add"
+op "${CLOUD[@]}" site add acme paris >/dev/null || fail "site add"
 STEP="conductor setup"
-"${STAGING[@]}" psk create --name paris >"$DIR/staging.psk" 2>>"$DIR/ctl.log" || fail "staging psk create"
-"${STAGING[@]}" ca export >"$DIR/staging-ca.pem" || fail "staging ca export"
+op_to "$DIR/staging.psk" "${STAGING[@]}" psk create --name paris 2>>"$DIR/ctl.log" ||
+	fail "staging psk create"
+op_to "$DIR/staging-ca.pem" "${STAGING[@]}" ca export || fail "staging ca export"
 cat >"$DIR/peering.json" <<EOF
 {"version": 1, "router": {"name": "$ROUTER"},
  "hub": {"name": "hub-paris", "addresses": ["127.0.0.1:1280"]},
  "neighborhoods": [{"name": "mpls-core", "topology": "spoke", "vector": "mpls"}]}
 EOF
-"${STAGING[@]}" router add "$ROUTER" --asset-id "$SERIAL" --config "$DIR/peering.json" >/dev/null ||
+op "${STAGING[@]}" router add "$ROUTER" --asset-id "$SERIAL" --config "$DIR/peering.json" >/dev/null ||
 	fail "staging router add"
-"${PRODUCTION[@]}" router add "$ROUTER" --asset-id "$SERIAL" --config "$DIR/peering.json" >/dev/null ||
+op "${PRODUCTION[@]}" router add "$ROUTER" --asset-id "$SERIAL" --config "$DIR/peering.json" >/dev/null ||
 	fail "production router add"
-"${PRODUCTION[@]}" psk create --name "$ROUTER" >"$DIR/production.psk" 2>>"$DIR/ctl.log" || fail "production psk create"
-"${PRODUCTION[@]}" ca export >"$DIR/production-ca.pem" || fail "production ca export"
-"${STAGING[@]}" router production "$ROUTER" --address "127.0.0.1:$PRODUCTION_PORT" \
+op_to "$DIR/production.psk" "${PRODUCTION[@]}" psk create --name "$ROUTER" 2>>"$DIR/ctl.log" ||
+	fail "production psk create"
+op_to "$DIR/production-ca.pem" "${PRODUCTION[@]}" ca export || fail "production ca export"
+op "${STAGING[@]}" router production "$ROUTER" --address "127.0.0.1:$PRODUCTION_PORT" \
 	--psk-file "$DIR/production.psk" --root-ca "$DIR/production-ca.pem" >/dev/null ||
 	fail "staging router production"
 STEP="site settings and claim"
-"${CLOUD[@]}" site set acme paris --conductor 127.0.0.1 --port "$STAGING_PORT" \
+op "${CLOUD[@]}" site set acme paris --conductor 127.0.0.1 --port "$STAGING_PORT" \
 	--psk-file "$DIR/staging.psk" --ca-file "$DIR/staging-ca.pem" >/dev/null || fail "site set"
-"${CLOUD[@]}" claim --serial "$SERIAL" --org acme --site paris >/dev/null || fail "claim"
+op "${CLOUD[@]}" claim --serial "$SERIAL" --org acme --site paris >/dev/null || fail "claim"
 say "operators: organisation acme, site paris, router $SERIAL claimed; staging and production" \
 	"conductors know router $ROUTER, secrets and root CAs handed over"
 
@@ -326,7 +428,7 @@ poll-wait = 2
 EOF
 "$AGENT" -c "$DIR/agent.conf" >"$DIR/agent.log" 2>&1 &
 AGENT_PID=$!
-PIDS+=($AGENT_PID)
+started onramp-agent $AGENT_PID
 say "router agent started (through squid only)"
 
 # Prints each step as the agent reports it done; returns when $1 is done.
@@ -361,7 +463,7 @@ follow_until production-info
 
 STEP="migrate"
 say "operator: migrate router $ROUTER to the production conductor"
-"${STAGING[@]}" migrate conductor "127.0.0.1:$PRODUCTION_PORT" router "$ROUTER" --wait \
+op "${STAGING[@]}" migrate conductor "127.0.0.1:$PRODUCTION_PORT" router "$ROUTER" --wait \
 	>"$DIR/migrate.out" 2>&1 || fail "$(cat "$DIR/migrate.out")"
 follow_until running
 
@@ -377,4 +479,9 @@ done
 "$CTL" show onboarding --socket "$SOCKET" | sed 's/^/demo:   | /'
 say "the cloud has $("${CLOUD[@]}" device events "$SERIAL" --json | jfield 'len(d["events"])') progress reports of router $SERIAL"
 say "took $(($(date +%s) - T0)) s"
+if [ "$KEEP" = 1 ]; then
+	say "the lab's directory: $DIR (live logs there)"
+	printf 'dashboard: https://127.0.0.1:%s/ui/ token-file: %s\n' "$CLOUD_PORT" "$DIR/cloud-admin.token"
+	say "  (its certificate is from the demo's own CA: $DIR/cloud-ca.pem)"
+fi
 say "router $ROUTER is running on the production conductor"
