@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/log_limit.h"
 #include "core/rfc3339.h"
 #include "proto/cloud_proto.h"
 #include "server/admin_tokens.h"
@@ -22,6 +23,10 @@
 #include <time.h>
 
 static const char *const token_roles[] = {"cloud", "admin", "factory"};
+
+/* What outsiders can cause at will is logged, but not without bound. */
+static struct log_limit unclaimed_log = LOG_LIMIT_INIT("phone-homes of unclaimed serials", 10, 60);
+static struct log_limit refused_claims_log = LOG_LIMIT_INIT("refused claims", 10, 60);
 
 /*
  * POST /v1/phone-home: the claim of the serial, or 404 not-claimed with Retry-After. An unknown
@@ -58,8 +63,9 @@ phone_home(struct http_ctx *ctx, void *arg)
 		goto out;
 	}
 	if (store_rows(res) == 0) {
-		log_debug("phone-home from %s: serial %s (model %s) is not claimed",
-			  http_ctx_peer(ctx), serial, model ? model : "-");
+		log_limited(&unclaimed_log, LOG_LEVEL_INFO,
+			    "phone-home from %s: serial %s (model %s) is not claimed",
+			    http_ctx_peer(ctx), serial, model ? model : "-");
 		snprintf(retry, sizeof(retry), "%lu", app->retry_after);
 		http_reply_header(ctx, "Retry-After", retry);
 		http_reply_error(ctx, 404, "not-claimed",
@@ -172,9 +178,10 @@ put_claim(struct http_ctx *ctx, struct store *st, const struct admin_who *who, c
 	if (redirect_claim_proof(st, serial, secret, &proven) == -1)
 		goto fail;
 	if (!proven) {
-		log_warn("claim of serial %s by '%s' refused: no registered device matches its "
-			 "claim secret",
-			 serial, who->name);
+		log_limited(&refused_claims_log, LOG_LEVEL_WARN,
+			    "claim of serial %s by '%s' refused: no registered device matches its "
+			    "claim secret",
+			    serial, who->name);
 		http_reply_error(ctx, 403, "claim-refused",
 				 "the claim secret does not prove serial %s", serial);
 		goto out;
@@ -209,6 +216,9 @@ put_claim(struct http_ctx *ctx, struct store *st, const struct admin_who *who, c
 	http_reply_json(ctx, owner[0] == '\0' ? 201 : 200, claim_json(res, 0));
 	goto out;
 elsewhere:
+	log_limited(&refused_claims_log, LOG_LEVEL_WARN,
+		    "claim of serial %s by '%s' refused: it is claimed by another cloud", serial,
+		    who->name);
 	http_reply_error(ctx, 409, "claimed-elsewhere", "serial %s is claimed by another cloud",
 			 serial);
 	goto out;

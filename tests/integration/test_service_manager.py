@@ -132,3 +132,31 @@ def test_a_stderr_that_is_not_the_journal_keeps_the_plain_format(tmp_path, redir
     assert lines
     for line in lines:
         assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ onramp-redirectd\[\w+\]: ", line), line
+
+
+def phone_home(port, ca, serial):
+    import http.client
+    import json as js
+    import ssl
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10,
+                                       context=ssl.create_default_context(cafile=ca))
+    conn.request("POST", "/v1/phone-home", js.dumps({"serial": serial, "nonce": "ab" * 16}),
+                 {"Content-Type": "application/json"})
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+def test_redirector_logs_unclaimed_phone_homes_without_bound_to_floods(tmp_path, redirectd):
+    redirectd.start()
+    try:
+        for i in range(30):
+            assert phone_home(redirectd.port, redirectd.ca, f"SSR-FLOOD-{i:04d}") == 404
+    finally:
+        redirectd.stop()
+    log = redirectd.log_text()
+    lines = [line for line in log.splitlines() if "is not claimed" in line]
+    assert len(lines) == 10, log[-2000:]
+    assert "SSR-FLOOD-0000" in lines[0] and "127.0.0.1" in lines[0]
+    assert log.count("more than 10 phone-homes of unclaimed serials in 60 s: the rest are "
+                     "counted, not logged") == 1
