@@ -196,7 +196,9 @@ admin_call(struct admin_conn *c, const char *method, const char *path, const jso
 	}
 	e = json_object_get(answer, "error");
 	ctl_fail(0, "%s (HTTP %ld %s)", admin_str(e, "message"), resp.status, admin_str(e, "code"));
-	rc = resp.status >= 400 && resp.status <= 499 ? EXIT_BAD_INPUT : EXIT_FAILURE_RUNTIME;
+	rc = resp.status == 401 || resp.status == 403	? EXIT_AUTH_REFUSED
+	     : resp.status >= 400 && resp.status <= 499 ? EXIT_BAD_INPUT
+							: EXIT_FAILURE_RUNTIME;
 out:
 	json_decref(answer);
 	http_response_free(&resp);

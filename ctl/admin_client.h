@@ -69,8 +69,9 @@ void admin_conn_close(struct admin_conn *c);
 
 /*
  * One request (body may be NULL). Returns the exit status: 0 with *doc for a
- * 2xx answer, 2 when the server refused the input (4xx), 1 when it failed or
- * could not be reached; the message is printed on stderr.
+ * 2xx answer, 3 when the server refused the token or its role (401, 403), 2
+ * when it refused the input (other 4xx), 1 when it failed or could not be
+ * reached; the message is printed on stderr.
  */
 int admin_call(struct admin_conn *c, const char *method, const char *path, const json_t *body,
 	       json_t **doc);

@@ -35,8 +35,8 @@ static const char cloud_usage[] =
 	"The cloud's admin API: --url https://host:port, --ca its trust anchor (PEM),\n"
 	"--token-file a file holding an admin token; or ONRAMP_CLOUD_URL, ONRAMP_CLOUD_CA,\n"
 	"ONRAMP_CLOUD_TOKEN_FILE. list, show and events take --json.\n"
-	"Exit status: 0 done, 2 bad input or refused by the cloud (nothing changed),\n"
-	"1 the cloud failed or could not be reached.\n";
+	"Exit status: 0 done, 1 the cloud failed or could not be reached, 2 bad input\n"
+	"or refused by the cloud (nothing changed), 3 the token or its role refused.\n";
 
 /* The path segment checks of a command's words: 'n' a name, 's' a serial, '-' none. */
 static int

@@ -33,8 +33,8 @@ static const char redirect_usage[] =
 	"devices: device register sends the serial and claim hash of a factory record\n"
 	"(onrampctl factory init-device), never its secrets. A claim is accepted only\n"
 	"with the device's claim secret. list and show take --json.\n"
-	"Exit status: 0 done, 2 bad input or refused (nothing changed), 1 the redirector\n"
-	"failed or could not be reached.\n";
+	"Exit status: 0 done, 1 the redirector failed or could not be reached, 2 bad\n"
+	"input or refused (nothing changed), 3 the token or its role refused.\n";
 
 /* Prints a device registration as one line (serial, claim hash, registrar, registered). */
 static void

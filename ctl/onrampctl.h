@@ -9,6 +9,7 @@
 #define EXIT_OK 0
 #define EXIT_FAILURE_RUNTIME 1 /* the input was fine; something else failed */
 #define EXIT_BAD_INPUT 2       /* usage or input error; nothing was changed */
+#define EXIT_AUTH_REFUSED 3    /* the server refused the token (401) or its role (403) */
 
 int cmd_ocra(int argc, char **argv);
 int cmd_factory(int argc, char **argv);

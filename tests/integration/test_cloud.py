@@ -317,7 +317,7 @@ def test_admin_api_refuses_missing_and_wrong_tokens(env):
     with open(wrong, "w") as f:
         f.write(secrets.token_hex(32) + "\n")
     proc = env.ctl("org", "add", "intruders", token_file=wrong)
-    assert proc.returncode == 2 and "HTTP 401 unauthorized" in proc.stderr
+    assert proc.returncode == 3 and "HTTP 401 unauthorized" in proc.stderr
     assert "intruders" not in env.ctl_ok("org", "list")
     # A cloud's token at the redirector may not manage tokens or others' claims.
     cloud_token = open(env.cloud_token_file).read().strip()
