@@ -110,6 +110,12 @@ cmd_migrate(int argc, char **argv)
 	int opt, wait = 1, rc;
 	char *end;
 
+	/* --help anywhere, after the words too ("migrate conductor --help"). */
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			fputs(migrate_usage, stdout);
+			return EXIT_OK;
+		}
 	optind = 1;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "+", options, NULL)) != -1) {
