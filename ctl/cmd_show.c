@@ -10,12 +10,14 @@
 #include "net/control_client.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char show_usage[] =
-	"usage: onrampctl show TOPIC [--json] [--socket PATH]\n"
+	"usage: onrampctl show TOPIC [--json] [--watch] [--socket PATH]\n"
 	"\n"
 	"Shows the router agent's state. TOPIC is one of:\n"
 	"  management-proxy       mode, active proxy, state, every candidate and its source\n"
@@ -24,6 +26,8 @@ static const char show_usage[] =
 	"  onboarding             the onboarding flow: current step, each step done and\n"
 	"                         when, connection state, diagnostics\n"
 	"  --json                 print the agent's JSON answer as it is\n"
+	"  --watch                ask again every 2 s until interrupted (a terminal is\n"
+	"                         redrawn; otherwise one answer after the other)\n"
 	"  --socket PATH          the agent's control socket (default " ONRAMP_AGENT_SOCKET ")\n";
 
 /* Returns the string field or "?" when the agent sent something else. */
@@ -127,21 +131,57 @@ static const struct topic {
 	{"onboarding", NULL, "show onboarding", print_onboarding},
 };
 
+static volatile sig_atomic_t stop_watching;
+
+/* SIGINT, SIGTERM while watching: leave after the current answer. */
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	stop_watching = 1;
+}
+
+/* Asks the agent about topic once and prints the answer (JSON, or the topic's text). */
+static int
+show_once(const struct topic *topic, const char *socket_path, int json)
+{
+	json_t *req = json_pack("{ss}", "command", topic->command), *result = NULL;
+	char *text;
+	int rc = EXIT_OK;
+
+	if (req == NULL || control_call(socket_path, req, &result) == -1) {
+		json_decref(req);
+		return ctl_fail(EXIT_FAILURE_RUNTIME, "show: %s", or_errmsg());
+	}
+	if (json) {
+		text = json_dumps(result, JSON_COMPACT);
+		if (text != NULL)
+			puts(text);
+		else
+			rc = ctl_fail(EXIT_FAILURE_RUNTIME, "show: out of memory");
+		free(text);
+	} else {
+		topic->print(socket_path, result);
+	}
+	json_decref(result);
+	json_decref(req);
+	return rc;
+}
+
 /* Finds the topic (one or two words), parses options, asks the agent. */
 int
 cmd_show(int argc, char **argv)
 {
 	static const struct option options[] = {
 		{"json", no_argument, NULL, 'j'},
+		{"watch", no_argument, NULL, 'w'},
 		{"socket", required_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *socket_path = ONRAMP_AGENT_SOCKET;
 	const struct topic *topic = NULL;
-	json_t *req = NULL, *result = NULL;
-	char *text;
-	int opt, json = 0, words = 0, rc;
+	int opt, json = 0, watch = 0, words = 0, rc;
 
 	for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]) && argc > 1; i++) {
 		if (strcmp(argv[1], topics[i].word1) != 0)
@@ -172,6 +212,9 @@ cmd_show(int argc, char **argv)
 		case 'j':
 			json = 1;
 			break;
+		case 'w':
+			watch = 1;
+			break;
 		case 's':
 			socket_path = optarg;
 			break;
@@ -185,23 +228,19 @@ cmd_show(int argc, char **argv)
 	}
 	if (optind < argc)
 		return ctl_fail(EXIT_BAD_INPUT, "show: unexpected argument '%s'", argv[optind]);
-	req = json_pack("{ss}", "command", topic->command);
-	if (req == NULL || control_call(socket_path, req, &result) == -1) {
-		json_decref(req);
-		return ctl_fail(EXIT_FAILURE_RUNTIME, "show: %s", or_errmsg());
+	if (!watch)
+		return show_once(topic, socket_path, json);
+	/* --watch: until SIGINT or SIGTERM, which end it with 0; a failed ask ends it too. */
+	signal(SIGINT, on_stop);
+	signal(SIGTERM, on_stop);
+	while (!stop_watching) {
+		if (isatty(STDOUT_FILENO) && !json)
+			fputs("\033[H\033[2J", stdout);
+		if ((rc = show_once(topic, socket_path, json)) != EXIT_OK)
+			return rc;
+		fflush(stdout);
+		for (int i = 0; i < 20 && !stop_watching; i++)
+			usleep(100000);
 	}
-	rc = EXIT_OK;
-	if (json) {
-		text = json_dumps(result, JSON_COMPACT);
-		if (text != NULL)
-			puts(text);
-		else
-			rc = ctl_fail(EXIT_FAILURE_RUNTIME, "show: out of memory");
-		free(text);
-	} else {
-		topic->print(socket_path, result);
-	}
-	json_decref(result);
-	json_decref(req);
-	return rc;
+	return EXIT_OK;
 }

@@ -11,7 +11,7 @@ _onrampctl_tree='
 ocra|--suite --key --counter --question --password-hash --session --timestamp --help
 factory|init-device --help
 factory init-device|--serial --model --suite --state-dir --tcti --software --cloud-key --out --force --help
-show|management-proxy dhcp alarms onboarding --json --socket --help
+show|management-proxy dhcp alarms onboarding --json --watch --socket --help
 show dhcp|learned-proxies
 dhcp-hook|--socket --help
 probe|--ca --proxy --proxy-user --proxy-password-file --timeout --json --help

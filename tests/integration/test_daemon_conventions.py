@@ -150,3 +150,31 @@ def test_a_refusal_with_an_obvious_remedy_says_it(tmp_path):
                "10.20.0.5:4505")
     assert proc.returncode == 2
     assert "give --conductor 10.20.0.5 --port 4505" in proc.stderr
+
+
+def test_show_watch_asks_again_until_stopped(tmp_path):
+    import json
+    import signal
+    import time
+    conf = tmp_path / "agent.conf"
+    sock = tmp_path / "a.sock"
+    conf.write_text(f"[agent]\nstate-dir = {tmp_path}/state\ncontrol-socket = {sock}\n"
+                    "[proxy]\nmode = static\nstatic = 127.0.0.1:9\n")
+    agent = subprocess.Popen([program("onramp-agent"), "-c", str(conf)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.1)
+        watch = subprocess.Popen([program("onrampctl"), "show", "management-proxy", "--watch",
+                                  "--json", "--socket", str(sock)], stdout=subprocess.PIPE,
+                                 text=True)
+        first = json.loads(watch.stdout.readline())
+        second = json.loads(watch.stdout.readline())  # asked again, without being run again
+        assert first["mode"] == second["mode"] == "static"
+        watch.send_signal(signal.SIGTERM)
+        assert watch.wait(timeout=10) == 0
+    finally:
+        agent.terminate()
+        agent.wait(timeout=15)
