@@ -15,9 +15,11 @@
 #include "server/admin_tokens.h"
 
 #include <openssl/crypto.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const struct {
 	const char *name;
@@ -41,6 +43,7 @@ static const struct {
 	 offsetof(struct admin_args, claim_secret_file)},
 	{"--since", OPT_SINCE, offsetof(struct admin_args, since)},
 	{"--verify", OPT_VERIFY, 0},
+	{"--watch", OPT_WATCH, 0},
 };
 
 /* See admin_client.h. */
@@ -79,7 +82,7 @@ admin_args_parse(int argc, char **argv, struct admin_args *a)
 			return or_error("%s given twice", arg);
 		a->given |= options[k].bit;
 		if (options[k].bit == OPT_JSON || options[k].bit == OPT_NO_CA ||
-		    options[k].bit == OPT_VERIFY)
+		    options[k].bit == OPT_VERIFY || options[k].bit == OPT_WATCH)
 			continue;
 		if (i + 1 >= argc || argv[i + 1][0] == '\0')
 			return or_error("%s needs a value", arg);
@@ -98,6 +101,7 @@ admin_args_parse(int argc, char **argv, struct admin_args *a)
 int
 admin_args_check(const struct admin_args *a, unsigned allowed, size_t min_words, size_t max_words)
 {
+	allowed |= OPT_WATCH; /* every command; admin_command refuses it for changes */
 	for (size_t k = 0; k < sizeof(options) / sizeof(options[0]); k++)
 		if ((a->given & options[k].bit) && !(allowed & options[k].bit))
 			return or_error("%s is not an option of this command", options[k].name);
@@ -238,6 +242,16 @@ admin_print_tokens(const json_t *doc)
 		       admin_str(v, "created"));
 }
 
+static volatile sig_atomic_t stop_watching;
+
+/* SIGINT, SIGTERM while watching: leave after the current answer. */
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	stop_watching = 1;
+}
+
 /* See admin_client.h. */
 int
 admin_command(int argc, char **argv, const struct admin_cli *cli)
@@ -268,19 +282,35 @@ admin_command(int argc, char **argv, const struct admin_cli *cli)
 		ctl_fail(rc, "%s", or_errmsg());
 		goto out;
 	}
-	rc = admin_call(&c, req.method, req.path, req.body, &doc);
-	if (rc != EXIT_OK)
+	if ((a.given & OPT_WATCH) && strcmp(req.method, "GET") != 0) {
+		ctl_fail(rc, "--watch is for commands that read (list, show, events, audit)");
 		goto out;
-	if (req.kind != NULL && strncmp(req.kind, "audit", 5) == 0)
-		rc = admin_print_audit(&a, req.kind, doc);
-	else if (req.kind != NULL && strcmp(req.kind, "new-token") == 0)
-		printf("%s\n", admin_str(doc, "token")); /* alone, for scripts; shown this once */
-	else if (req.kind != NULL)
-		cli->print(&a, req.kind, doc);
-	else if (a.given & OPT_JSON)
-		admin_print_json(doc);
-	else
-		printf("%s\n", req.done);
+	}
+	signal(SIGINT, on_stop);
+	signal(SIGTERM, on_stop);
+	do {
+		if ((a.given & OPT_WATCH) && isatty(STDOUT_FILENO) && !(a.given & OPT_JSON))
+			fputs("\033[H\033[2J", stdout);
+		json_decref(doc);
+		doc = NULL;
+		rc = admin_call(&c, req.method, req.path, req.body, &doc);
+		if (rc != EXIT_OK)
+			goto out;
+		if (req.kind != NULL && strncmp(req.kind, "audit", 5) == 0)
+			rc = admin_print_audit(&a, req.kind, doc);
+		else if (req.kind != NULL && strcmp(req.kind, "new-token") == 0)
+			printf("%s\n", admin_str(doc, "token")); /* alone, for scripts; once */
+		else if (req.kind != NULL)
+			cli->print(&a, req.kind, doc);
+		else if (a.given & OPT_JSON)
+			admin_print_json(doc);
+		else
+			printf("%s\n", req.done);
+		fflush(stdout);
+		/* --watch: again every 2 s until SIGINT or SIGTERM, which end it with 0. */
+		for (int i = 0; (a.given & OPT_WATCH) && i < 20 && !stop_watching; i++)
+			usleep(100000);
+	} while ((a.given & OPT_WATCH) && !stop_watching);
 out:
 	json_decref(doc);
 	json_decref(req.body);

@@ -32,6 +32,7 @@ enum admin_opt {
 	OPT_CLAIM_SECRET_FILE = 1 << 13,
 	OPT_SINCE = 1 << 14,
 	OPT_VERIFY = 1 << 15,
+	OPT_WATCH = 1 << 16, /* any reading command: ask again every 2 s */
 };
 
 #define ADMIN_POS_MAX 6

@@ -25,7 +25,7 @@ conductor router add|--asset-id --config --psk-file --skip-validation
 conductor router production|--address --port --psk-file --root-ca
 conductor migrate|--wait --revert-window --force
 conductor show|assets alarms
-cloud|org site inventory claim unclaim device token audit --url --ca --token-file --json --help
+cloud|org site inventory claim unclaim device token audit --url --ca --token-file --json --watch --help
 cloud org|add list delete
 cloud site|add list show set delete
 cloud site set|--conductor --port --psk-file --ca-file --no-ca
@@ -36,7 +36,7 @@ cloud device|list show events delete
 cloud token|add list delete
 cloud audit|--since --verify --json
 cloud token add|--role
-redirect|token claim device audit --url --ca --token-file --json --help
+redirect|token claim device audit --url --ca --token-file --json --watch --help
 redirect token|add list delete
 redirect audit|--since --verify --json
 redirect device|register show delete

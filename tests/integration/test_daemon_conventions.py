@@ -178,3 +178,30 @@ def test_show_watch_asks_again_until_stopped(tmp_path):
     finally:
         agent.terminate()
         agent.wait(timeout=15)
+
+
+def test_fleet_listings_watch(tmp_path):
+    import json
+    import signal
+    from cloud_env import CloudEnv
+    env = CloudEnv(str(tmp_path))
+    try:
+        env.ctl_ok("org", "add", "acme")
+        base = [program("onrampctl"), "cloud", "--url", env.cloud.url, "--ca", env.cloud_pki.ca,
+                "--token-file", env.cloud.token_file]
+        watch = subprocess.Popen(base + ["org", "list", "--watch", "--json"],
+                                 stdout=subprocess.PIPE, text=True)
+        first = json.loads(watch.stdout.readline())
+        env.ctl_ok("org", "add", "globex")
+        second = json.loads(watch.stdout.readline())
+        while len(second["organizations"]) < 2:  # the next answer sees the change
+            second = json.loads(watch.stdout.readline())
+        assert [o["name"] for o in first["organizations"]] == ["acme"]
+        watch.send_signal(signal.SIGTERM)
+        assert watch.wait(timeout=10) == 0
+        # A change is never repeated.
+        proc = env.ctl("org", "add", "initech", "--watch")
+        assert proc.returncode == 2 and "--watch is for commands that read" in proc.stderr
+        assert "initech" not in env.ctl_ok("org", "list")
+    finally:
+        env.stop()
