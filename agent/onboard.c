@@ -247,19 +247,30 @@ load(struct onboard *ob)
 
 /* ---- dispatch ------------------------------------------------------------ */
 
-static void
+/*
+ * Hands job to the worker; true only when the worker took it. Nothing may be
+ * marked started before this says so: a refused job is handed over again at
+ * the next dispatch (the worker is busy only for the moment between telling
+ * a result and being free again).
+ */
+static bool
 submit(struct onboard *ob, const struct ob_job *job)
 {
-	if (onboard_worker_submit(ob->w, job) == 0)
-		ob->running = job->kind;
+	if (onboard_worker_submit(ob->w, job) == -1) {
+		log_debug("onboarding: %s job not taken yet: %s", ob_job_name(job->kind),
+			  or_errmsg());
+		return false;
+	}
+	ob->running = job->kind;
+	return true;
 }
 
-static void
+static bool
 submit_kind(struct onboard *ob, enum ob_job_kind kind)
 {
 	struct ob_job job = {.kind = kind};
 
-	submit(ob, &job);
+	return submit(ob, &job);
 }
 
 /* The way out as the proxy book sees it now, for the worker. */
@@ -328,8 +339,9 @@ dispatch(struct onboard *ob)
 		return;
 	}
 	if (ob->mig.state != NULL && strcmp(ob->mig.state, "requested") == 0) {
-		ob->mig.state = "migrating";
-		submit(ob, &ob->mig.job);
+		/* "requested" stays until the worker took the job: the next tick tries again. */
+		if (submit(ob, &ob->mig.job))
+			ob->mig.state = "migrating";
 		return;
 	}
 	a = onboard_next(&ob->st, now);
