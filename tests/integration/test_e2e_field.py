@@ -81,3 +81,96 @@ def test_router_side_migrates_under_cpu_load_all_end_with_an_outcome(tmp_path):
     finally:
         stop_burners(procs)
         lab.close()
+
+
+def default_retry(agent):
+    """The agent's configuration with the default retry-base and retry-cap."""
+    with open(agent.conf) as f:
+        lines = [line for line in f if not line.startswith(("retry-base", "retry-cap"))]
+    with open(agent.conf, "w") as f:
+        f.writelines(lines)
+    return agent
+
+
+def staging_connect_failures(agent):
+    return [d for d in (agent.show() or {"diagnostics": []})["diagnostics"]
+            if d["step"] == "staging-connect"]
+
+
+def test_corrected_cloud_settings_reach_a_router_that_fetched_wrong_ones(tmp_path):
+    """Three sites whose staging settings the operator got wrong at the cloud:
+    the secret (bad-proof), the port (connect), the root CA (tls-untrusted)."""
+    lab = Lab(tmp_path)
+    held = None
+    try:
+        lab.start_squid()
+        lab.start_all()
+        lab.cloud("org", "add", "acme")
+        right = {"psk": lab.staging.psk("sites"), "port": str(lab.staging.port),
+                 "ca": lab.staging.ca_export()}
+        held_port = free_port()
+        held = hold_port(held_port)
+        wrong = {"paris": ("--psk-file", lab.production.psk("not-staging")),
+                 "lyon": ("--port", str(held_port)),
+                 "nice": ("--ca-file", lab.production.ca_export())}
+        expect = {"paris": "bad-proof", "lyon": "connect:", "nice": "tls-untrusted:"}
+        agents = {}
+        for n, site in enumerate(wrong, 1):
+            serial = f"{SERIAL}-{n}"
+            lab.cloud("site", "add", "acme", site)
+            settings = dict(zip(("--psk-file", "--port", "--ca-file"),
+                                (right["psk"], right["port"], right["ca"])))
+            settings.update([wrong[site]])
+            lab.cloud("site", "set", "acme", site, "--conductor", "127.0.0.1",
+                      *[x for kv in settings.items() for x in kv])
+            state = lab.provision(serial)
+            lab.staging.add_router(f"r{n}", serial)
+            lab.production.add_router(f"r{n}", serial)
+            lab.give_production_info(f"r{n}")
+            lab.cloud("claim", "--serial", serial, "--org", "acme", "--site", site)
+            agents[site] = default_retry(Agent(lab, state, name=f"agent-{site}")).start()
+
+        for site, agent in agents.items():
+            diag = agent.wait_diagnostic(expect[site], timeout=60)
+            assert diag["step"] == "staging-connect", diag
+            show = agent.show()
+            assert show["current"] == "staging-connect"
+            assert show["waiting_for"]["what"] == "operator", show["waiting_for"]
+            assert "onrampctl cloud site set" in show["waiting_for"]["text"]
+        assert "waiting for:   an operator: the staging conductor refuses" in \
+            agents["paris"].ctl("show", "onboarding").stdout
+        # A restart does not cure it: the stored secret is still the wrong one.
+        agents["paris"].stop()
+        agents["paris"].start()
+        wait_until("bad-proof again after the restart",
+                   lambda: "401 bad-proof" in
+                   agents["paris"].log().split("onboarding: resuming at step")[-1], timeout=60)
+
+        # The operator corrects the cloud; nothing is done on the routers.
+        for site in wrong:
+            lab.cloud("site", "set", "acme", site, "--conductor", "127.0.0.1",
+                      "--port", right["port"], "--psk-file", right["psk"],
+                      "--ca-file", right["ca"])
+        corrected = time.monotonic()
+        for site, agent in agents.items():
+            agent.wait_done("staging-connect", timeout=max(1.0, corrected + 90 -
+                                                           time.monotonic()))
+        for site, agent in agents.items():
+            show = agent.show()
+            assert show["conductor"]["which"] == "staging"
+            # The cloud learns why the router asked again.
+            wait_until(f"{site}: the new fetch reported to the cloud",
+                       lambda: [e for e in lab.device_events(show["device"]["serial"])
+                                if e["step"] == "onboarding-info" and e["outcome"] == "started"
+                                and "fetching the site's settings again" in e["reason"]])
+        # And on to running, as any router.
+        for n, (site, agent) in enumerate(agents.items(), 1):
+            agent.wait_done("production-info", timeout=60)
+            proc = lab.staging.ctl("migrate", "conductor", lab.production.address, "router",
+                                   f"r{n}", "--wait")
+            assert proc.returncode == 0, proc.stderr
+            agent.wait_done("running", timeout=60)
+            assert agent.show()["waiting_for"]["what"] == "done"
+    finally:
+        release(held)
+        lab.close()
