@@ -174,3 +174,97 @@ def test_corrected_cloud_settings_reach_a_router_that_fetched_wrong_ones(tmp_pat
     finally:
         release(held)
         lab.close()
+
+
+def long_backoff(agent):
+    """The agent's configuration with a backoff of minutes: only a retry is quick."""
+    with open(agent.conf) as f:
+        text = f.read().replace("retry-base = 1\nretry-cap = 2\n",
+                                "retry-base = 120\nretry-cap = 600\n")
+    with open(agent.conf, "w") as f:
+        f.write(text)
+    return agent
+
+
+def rfc3339(text):
+    return time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+
+
+def waiting_long(agent, what):
+    """show onboarding once it waits for `what` with its next try a minute or more away."""
+    def check():
+        s = agent.show()
+        w = s and s["waiting_for"]
+        if w and w["what"] == what and w["until"] and \
+                rfc3339(w["until"]) - time.time() >= 60:
+            return s
+        return None
+    return wait_until(f"the router waiting for {what}, its next try a minute away", check,
+                      timeout=150)
+
+
+def done_at(show, step):
+    return next(s["done"] for s in show["steps"] if s["step"] == step)
+
+
+def test_retry_tries_now_and_show_says_what_the_router_waits_for(tmp_path, ctl):
+    lab = Lab(tmp_path)
+    try:
+        lab.start_squid()
+        lab.start_all()
+        state = lab.provision(SERIAL)
+        lab.operators(SERIAL, claim=False)
+        # squid no longer takes the router's password; the serial is not claimed yet.
+        lab.set_squid_password("changed-at-the-proxy")
+        agent = long_backoff(Agent(lab, state)).start()
+
+        show = waiting_long(agent, "proxy")
+        assert show["current"] == "phone-home"
+        assert show["last_error"]["reason"].startswith("proxy-auth: ")
+        until = show["waiting_for"]["until"]
+        text = agent.ctl("show", "onboarding").stdout
+        assert "waiting for:   the management proxy" in text
+        assert f"(next try at {until})" in text
+
+        # The proxy's operator puts the password back; the router's operator retries.
+        lab.set_squid_password("proxy-secret-e2e")
+        proc = agent.ctl("retry")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith("retrying step phone-home now")
+        # Now the redirector says: not claimed yet.
+        show = waiting_long(agent, "claim")
+        assert show["last_error"]["reason"].startswith("not claimed yet")
+        assert rfc3339(show["last_error"]["time"]) < rfc3339(until)
+        assert "a claim" in agent.ctl("show", "onboarding").stdout
+        until = show["waiting_for"]["until"]
+
+        lab.claim(SERIAL)
+        proc = agent.ctl("retry")
+        assert proc.returncode == 0, proc.stderr
+        assert f"(it was waiting until {until})" in proc.stdout
+        agent.wait_done("phone-home", timeout=60)
+        # Tried again well before the backoff would have: an order, not a speed.
+        assert rfc3339(done_at(agent.show(), "phone-home")) < rfc3339(until)
+
+        agent.wait_done("production-info", timeout=60)
+        show = agent.show()
+        assert show["waiting_for"]["what"] == "conductor"
+        assert "migrate" in show["waiting_for"]["text"]
+        assert show["waiting_for"]["until"] is None
+        proc = lab.staging.ctl("migrate", "conductor", lab.production.address, "router", "r1",
+                               "--wait")
+        assert proc.returncode == 0, proc.stderr
+        agent.wait_done("running", timeout=60)
+        assert agent.show()["waiting_for"]["what"] == "done"
+        proc = agent.ctl("retry")
+        assert proc.returncode == 1 and "nothing to retry" in proc.stderr
+
+        # The command line: documented, and bad input refused.
+        assert "usage: onrampctl retry" in ctl("retry", "--help").stdout
+        assert "retry" in ctl("--help").stdout
+        proc = agent.ctl("retry", "now")
+        assert proc.returncode == 2 and proc.stderr.startswith("onrampctl: retry: ")
+        proc = ctl("retry", "--socket", os.path.join(lab.dir, "no-agent.sock"))
+        assert proc.returncode == 1 and proc.stderr.startswith("onrampctl: retry: ")
+    finally:
+        lab.close()
