@@ -21,8 +21,9 @@ static const char show_usage[] =
 	"  management-proxy       mode, active proxy, state, every candidate and its source\n"
 	"  dhcp learned-proxies   per interface: discovery on/off, lease state, proxies\n"
 	"  alarms                 raised and cleared alarms\n"
-	"  onboarding             the onboarding flow: current step, each step done and\n"
-	"                         when, connection state, diagnostics\n"
+	"  onboarding             the onboarding flow: current step, what the router waits\n"
+	"                         for, each step done and when, connection state,\n"
+	"                         diagnostics\n"
 	"  --json                 print the agent's JSON answer as it is\n"
 	"  --socket PATH          the agent's control socket (default " ONRAMP_AGENT_SOCKET ")\n";
 

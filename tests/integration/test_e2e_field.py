@@ -10,7 +10,6 @@ do. All real: squid, the redirector, the cloud, two conductors, the agent.
 7. `onrampctl retry` makes the agent try its step now instead of waiting for
    its backoff; `show onboarding` says what the router waits for."""
 import os
-import re
 import subprocess
 import sys
 import time
@@ -186,6 +185,13 @@ def long_backoff(agent):
     return agent
 
 
+def set_proxy_password(lab, password, generation):
+    """What squid accepts for the router; basic_ncsa_auth rereads its file when the
+    file's mtime (whole seconds) changed, so each generation gets its own."""
+    lab.set_squid_password(password)
+    os.utime(lab.squid["htpasswd"], (time.time(), int(time.time()) + 10 * generation))
+
+
 def rfc3339(text):
     return time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
 
@@ -215,7 +221,7 @@ def test_retry_tries_now_and_show_says_what_the_router_waits_for(tmp_path, ctl):
         state = lab.provision(SERIAL)
         lab.operators(SERIAL, claim=False)
         # squid no longer takes the router's password; the serial is not claimed yet.
-        lab.set_squid_password("changed-at-the-proxy")
+        set_proxy_password(lab, "changed-at-the-proxy", 1)
         agent = long_backoff(Agent(lab, state)).start()
 
         show = waiting_long(agent, "proxy")
@@ -227,7 +233,7 @@ def test_retry_tries_now_and_show_says_what_the_router_waits_for(tmp_path, ctl):
         assert f"(next try at {until})" in text
 
         # The proxy's operator puts the password back; the router's operator retries.
-        lab.set_squid_password("proxy-secret-e2e")
+        set_proxy_password(lab, "proxy-secret-e2e", 2)
         proc = agent.ctl("retry")
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.startswith("retrying step phone-home now")
@@ -262,6 +268,10 @@ def test_retry_tries_now_and_show_says_what_the_router_waits_for(tmp_path, ctl):
         # The command line: documented, and bad input refused.
         assert "usage: onrampctl retry" in ctl("retry", "--help").stdout
         assert "retry" in ctl("--help").stdout
+        assert "what the router waits" in ctl("show", "--help").stdout
+        with open(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+                os.path.abspath(__file__)))), "docs", "man", "onrampctl.1")) as f:
+            assert ".SS retry" in f.read()
         proc = agent.ctl("retry", "now")
         assert proc.returncode == 2 and proc.stderr.startswith("onrampctl: retry: ")
         proc = ctl("retry", "--socket", os.path.join(lab.dir, "no-agent.sock"))
