@@ -33,6 +33,14 @@ def stop_burners(procs):
         p.wait()
 
 
+def assert_clean_exit(agent):
+    """Stops the agent: a clean exit, and no sanitizer report (ASan builds)."""
+    agent.stop()
+    log = agent.log()
+    assert agent.proc.returncode == 0, log[-3000:]
+    assert "AddressSanitizer" not in log and "runtime error" not in log, log[-3000:]
+
+
 def on_staging(agent):
     s = agent.show()
     return s is not None and s["connection"] == "up" and s["conductor"]["which"] == "staging" \
@@ -77,6 +85,7 @@ def test_router_side_migrates_under_cpu_load_all_end_with_an_outcome(tmp_path):
         assert "a migration is under way already" not in agent.log()
         states = [m["state"] for m in lab.staging.router()["migrations"]]
         assert states.count("failed") == MIGRATES and states[-1] == "succeeded"
+        assert_clean_exit(agent)
     finally:
         stop_burners(procs)
         lab.close()
@@ -170,6 +179,8 @@ def test_corrected_cloud_settings_reach_a_router_that_fetched_wrong_ones(tmp_pat
             assert proc.returncode == 0, proc.stderr
             agent.wait_done("running", timeout=60)
             assert agent.show()["waiting_for"]["what"] == "done"
+        for agent in agents.values():
+            assert_clean_exit(agent)
     finally:
         release(held)
         lab.close()
@@ -276,5 +287,6 @@ def test_retry_tries_now_and_show_says_what_the_router_waits_for(tmp_path, ctl):
         assert proc.returncode == 2 and proc.stderr.startswith("onrampctl: retry: ")
         proc = ctl("retry", "--socket", os.path.join(lab.dir, "no-agent.sock"))
         assert proc.returncode == 1 and proc.stderr.startswith("onrampctl: retry: ")
+        assert_clean_exit(agent)
     finally:
         lab.close()
