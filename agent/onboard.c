@@ -825,7 +825,7 @@ wait_text(const struct onboard *ob, const struct ob_wait *w)
 			       : "an operator to correct what the last error names";
 	case OB_WAITS_CONDUCTOR:
 		return onboard_current(&ob->st) == OB_MIGRATE
-			       ? "an operator's migrate (onrampctl conductor migrate, or "
+			       ? "an operator's migrate (from the staging conductor, or "
 				 "onrampctl migrate conductor here)"
 			       : "the staging conductor's commands";
 	case OB_WAITS_NOTHING:
