@@ -733,6 +733,28 @@ queue_alarms(struct onboard *ob)
 		save(ob);
 }
 
+/*
+ * The revert window closed long ago and no outcome came (nothing carries the
+ * migration out): back on staging, with the reason, and a router-side
+ * migrate that waited for the worker ends as failed.
+ */
+static void
+check_overdue_migration(struct onboard *ob, time_t now)
+{
+	const char *why = "the revert window closed without an outcome; back on staging";
+
+	if (!onboard_migrate_overdue(&ob->st, now) || ob->running == OB_JOB_MIGRATE)
+		return;
+	onboard_migrate_failed(&ob->st, why, now);
+	record(ob, "migrate", "failed", why);
+	if (ob->mig.state != NULL &&
+	    (strcmp(ob->mig.state, "requested") == 0 || strcmp(ob->mig.state, "migrating") == 0)) {
+		ob->mig.state = "failed";
+		snprintf(ob->mig.reason, sizeof(ob->mig.reason), "%s", why);
+	}
+	save(ob);
+}
+
 /* Once a second: the way out, alarms, a held save, and whatever is due. */
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
@@ -743,6 +765,8 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	publish_route(ob);
 	queue_alarms(ob);
+	if (ob->enabled && ob->opened)
+		check_overdue_migration(ob, time(NULL));
 	if (ob->dirty)
 		save(ob);
 	dispatch(ob);

@@ -341,6 +341,13 @@ onboard_migrate_check_deadline(struct ob_state *st, time_t now)
 	return true;
 }
 
+bool
+onboard_migrate_overdue(const struct ob_state *st, time_t now)
+{
+	return st->migrate_deadline != 0 && !onboard_is_done(st, OB_MIGRATE) &&
+	       now >= st->migrate_deadline + OB_REVERT_GRACE_S;
+}
+
 void
 onboard_connection_lost(struct ob_state *st, const char *reason, time_t now)
 {

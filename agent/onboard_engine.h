@@ -102,6 +102,16 @@ void onboard_migrate_started(struct ob_state *st, time_t deadline);
 /* The migration failed and the router is back on staging: keep the reason. */
 void onboard_migrate_failed(struct ob_state *st, const char *reason, time_t now);
 
+/*
+ * A migration's revert window closed this long ago and no outcome came: the
+ * frontend gives up on it (a safety net: the conductor client ends its own
+ * attempts at the deadline, and reports the outcome).
+ */
+#define OB_REVERT_GRACE_S 60
+
+/* Whether the migration under way is overdue (see OB_REVERT_GRACE_S). */
+bool onboard_migrate_overdue(const struct ob_state *st, time_t now);
+
 /* Called with the time when the migrate deadline may have passed; true if it fell back. */
 bool onboard_migrate_check_deadline(struct ob_state *st, time_t now);
 

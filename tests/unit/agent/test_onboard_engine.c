@@ -322,6 +322,27 @@ redo_from_phone_home(void **state)
 }
 
 static void
+an_overdue_migration_is_seen(void **state)
+{
+	struct ob_state st;
+
+	(void)state;
+	onboard_init(&st);
+	assert_false(onboard_migrate_overdue(&st, 100000));
+	onboard_migrate_started(&st, 1000);
+	assert_false(onboard_migrate_overdue(&st, 1000));
+	assert_false(onboard_migrate_overdue(&st, 1000 + OB_REVERT_GRACE_S - 1));
+	assert_true(onboard_migrate_overdue(&st, 1000 + OB_REVERT_GRACE_S));
+	onboard_migrate_failed(&st, "overdue", 1000 + OB_REVERT_GRACE_S);
+	assert_false(onboard_migrate_overdue(&st, 99999));
+	assert_string_equal(st.migrate_fallback_reason, "overdue");
+	/* A migration that succeeded is never overdue. */
+	onboard_migrate_started(&st, 2000);
+	onboard_step_done(&st, OB_MIGRATE, 2001);
+	assert_false(onboard_migrate_overdue(&st, 99999));
+}
+
+static void
 causes_from_reasons(void **state)
 {
 	(void)state;
@@ -487,6 +508,7 @@ main(void)
 		cmocka_unit_test(step_names),
 		cmocka_unit_test(migrate_started_then_failed_keeps_the_reason),
 		cmocka_unit_test(redo_from_phone_home),
+		cmocka_unit_test(an_overdue_migration_is_seen),
 		cmocka_unit_test(causes_from_reasons),
 		cmocka_unit_test(staging_connect_failing_on_settings_fetches_them_again),
 		cmocka_unit_test(waiting_for_says_who),
