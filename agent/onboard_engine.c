@@ -136,6 +136,7 @@ has_word(const char *reason, const char *word)
 	return false;
 }
 
+/* Whether reason names any of the NULL-terminated words (see has_word). */
 static bool
 has_any(const char *reason, const char *const *words)
 {
