@@ -247,19 +247,30 @@ load(struct onboard *ob)
 
 /* ---- dispatch ------------------------------------------------------------ */
 
-static void
+/*
+ * Hands job to the worker; true only when the worker took it. Nothing may be
+ * marked started before this says so: a refused job is handed over again at
+ * the next dispatch (the worker is busy only for the moment between telling
+ * a result and being free again).
+ */
+static bool
 submit(struct onboard *ob, const struct ob_job *job)
 {
-	if (onboard_worker_submit(ob->w, job) == 0)
-		ob->running = job->kind;
+	if (onboard_worker_submit(ob->w, job) == -1) {
+		log_debug("onboarding: %s job not taken yet: %s", ob_job_name(job->kind),
+			  or_errmsg());
+		return false;
+	}
+	ob->running = job->kind;
+	return true;
 }
 
-static void
+static bool
 submit_kind(struct onboard *ob, enum ob_job_kind kind)
 {
 	struct ob_job job = {.kind = kind};
 
-	submit(ob, &job);
+	return submit(ob, &job);
 }
 
 /* The way out as the proxy book sees it now, for the worker. */
@@ -328,8 +339,9 @@ dispatch(struct onboard *ob)
 		return;
 	}
 	if (ob->mig.state != NULL && strcmp(ob->mig.state, "requested") == 0) {
-		ob->mig.state = "migrating";
-		submit(ob, &ob->mig.job);
+		/* "requested" stays until the worker took the job: the next tick tries again. */
+		if (submit(ob, &ob->mig.job))
+			ob->mig.state = "migrating";
 		return;
 	}
 	a = onboard_next(&ob->st, now);
@@ -540,6 +552,21 @@ job_done(struct onboard *ob, struct ob_msg *m)
 	}
 }
 
+/*
+ * The engine wants the onboarding information again (new site settings may
+ * cure what staging-connect keeps failing with): the channel to staging ends
+ * now, and the next dispatch fetches it from the cloud.
+ */
+static void
+refetching(struct onboard *ob)
+{
+	record(ob, "onboarding-info", "started",
+	       "fetching the site's settings again: the staging conductor is not reached with "
+	       "these");
+	if (ob->running == OB_JOB_CONDUCTOR)
+		onboard_worker_stop_job(ob->w);
+}
+
 /* The conductor client's "connect": staging, or production (running). */
 static void
 connect_report(struct onboard *ob, const struct ob_msg *m, time_t now)
@@ -547,6 +574,7 @@ connect_report(struct onboard *ob, const struct ob_msg *m, time_t now)
 	bool production = strcmp(m->which, "production") == 0;
 	enum ob_step step = production ? OB_RUNNING : OB_STAGING_CONNECT;
 	char reason[OB_REASON_LEN];
+	bool had_info;
 
 	if (m->ok) {
 		if (production && !onboard_is_done(&ob->st, OB_MIGRATE))
@@ -564,12 +592,15 @@ connect_report(struct onboard *ob, const struct ob_msg *m, time_t now)
 		}
 		return;
 	}
+	had_info = onboard_is_done(&ob->st, OB_ONBOARDING_INFO);
 	if (onboard_is_done(&ob->st, step))
 		onboard_connection_lost(&ob->st, m->reason, now);
 	else
 		onboard_step_failed(&ob->st, &ob->policy, step, m->reason, -1, jitter(), now);
 	record(ob, onboard_step_name(step), "failed", m->reason);
 	set_down(ob, m->reason);
+	if (had_info && !onboard_is_done(&ob->st, OB_ONBOARDING_INFO))
+		refetching(ob);
 }
 
 /* A step reported by the conductor client. */
@@ -702,6 +733,28 @@ queue_alarms(struct onboard *ob)
 		save(ob);
 }
 
+/*
+ * The revert window closed long ago and no outcome came (nothing carries the
+ * migration out): back on staging, with the reason, and a router-side
+ * migrate that waited for the worker ends as failed.
+ */
+static void
+check_overdue_migration(struct onboard *ob, time_t now)
+{
+	const char *why = "the revert window closed without an outcome; back on staging";
+
+	if (!onboard_migrate_overdue(&ob->st, now) || ob->running == OB_JOB_MIGRATE)
+		return;
+	onboard_migrate_failed(&ob->st, why, now);
+	record(ob, "migrate", "failed", why);
+	if (ob->mig.state != NULL &&
+	    (strcmp(ob->mig.state, "requested") == 0 || strcmp(ob->mig.state, "migrating") == 0)) {
+		ob->mig.state = "failed";
+		snprintf(ob->mig.reason, sizeof(ob->mig.reason), "%s", why);
+	}
+	save(ob);
+}
+
 /* Once a second: the way out, alarms, a held save, and whatever is due. */
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
@@ -712,6 +765,8 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	publish_route(ob);
 	queue_alarms(ob);
+	if (ob->enabled && ob->opened)
+		check_overdue_migration(ob, time(NULL));
 	if (ob->dirty)
 		save(ob);
 	dispatch(ob);
@@ -772,6 +827,54 @@ activity(const struct onboard *ob, const struct ob_action *a)
 	return "in progress";
 }
 
+/* A few words on what each kind of wait needs, for a person. */
+static const char *
+wait_text(const struct onboard *ob, const struct ob_wait *w)
+{
+	switch (w->kind) {
+	case OB_WAITS_DONE:
+		return "nothing: onboarding is complete";
+	case OB_WAITS_BACKOFF:
+		return "a backoff before trying again";
+	case OB_WAITS_PROXY:
+		return "the management proxy (found, reachable, and accepting this router's "
+		       "credentials)";
+	case OB_WAITS_CLAIM:
+		return "a claim: an organisation's operator to claim this serial in the cloud";
+	case OB_WAITS_OPERATOR:
+		return w->cause == OB_CAUSE_SETTINGS
+			       ? "an operator: the staging conductor refuses or is not reached "
+				 "with the site's settings; correct them in the cloud (onrampctl "
+				 "cloud site set), the router fetches them again"
+			       : "an operator to correct what the last error names";
+	case OB_WAITS_CONDUCTOR:
+		return onboard_current(&ob->st) == OB_MIGRATE
+			       ? "an operator's migrate (from the staging conductor, or "
+				 "onrampctl migrate conductor here)"
+			       : "the staging conductor's commands";
+	case OB_WAITS_NOTHING:
+		break;
+	}
+	if (!ob->opened)
+		return "nothing: opening the device";
+	return "nothing: the step is under way";
+}
+
+/* What the router waits for: {"what", "until", "text"}. */
+static json_t *
+waiting_json(const struct onboard *ob, time_t now)
+{
+	struct ob_wait w = onboard_waiting_for(&ob->st, now);
+
+	if (ob->running == OB_JOB_MIGRATE || ob->st.migrate_deadline != 0) {
+		/* The conductor client keeps the revert window itself. */
+		w.kind = OB_WAITS_NOTHING;
+		w.until = 0;
+	}
+	return json_pack("{s:s, s:o, s:s}", "what", onboard_wait_name(w.kind), "until",
+			 json_time(w.until), "text", wait_text(ob, &w));
+}
+
 /* Control command "show onboarding". */
 static int
 show_onboarding(void *arg, json_t *req, json_t **result)
@@ -801,6 +904,7 @@ show_onboarding(void *arg, json_t *req, json_t **result)
 	if (r == NULL)
 		return or_error("out of memory");
 	json_object_set_new(r, "done", json_boolean(a.kind == OB_ACT_IDLE));
+	json_object_set_new(r, "waiting_for", waiting_json(ob, time(NULL)));
 	json_object_set_new(r, "next_attempt", json_time(a.kind == OB_ACT_WAIT ? a.at : 0));
 	json_object_set_new(r, "last_error",
 			    ob->st.last_error[0]
@@ -899,6 +1003,45 @@ migrate_conductor(void *arg, json_t *req, json_t **result)
 	return *result ? 0 : or_error("out of memory");
 }
 
+/*
+ * Control command "retry": the current step now, not after its backoff (the
+ * operator fixed something, e.g. the proxy's password). The frontend's own
+ * backoffs are cut too, a proxy probe runs now, and a conductor channel that is
+ * down (reconnecting after a pause) starts over at once.
+ */
+static int
+retry(void *arg, json_t *req, json_t **result)
+{
+	struct onboard *ob = arg;
+	time_t now = time(NULL), was;
+	enum ob_step before;
+
+	(void)req;
+	if (!ob->enabled)
+		return or_error("onboarding is not configured on this router");
+	if (onboard_is_done(&ob->st, OB_RUNNING) && ob->up)
+		return or_error("nothing to retry: the router runs on its production conductor");
+	before = onboard_current(&ob->st);
+	was = onboard_retry_now(&ob->st, now);
+	ob->open_next = ob->conductor_next = ob->report_next = 0;
+	backoff_reset(&ob->open_backoff);
+	backoff_reset(&ob->conductor_backoff);
+	backoff_reset(&ob->report_backoff);
+	if (ob->agent->health != NULL)
+		health_kick(ob->agent->health);
+	if (ob->running == OB_JOB_CONDUCTOR && !ob->up && ob->st.migrate_deadline == 0)
+		onboard_worker_stop_job(ob->w);
+	if (before == OB_STAGING_CONNECT && !onboard_is_done(&ob->st, OB_ONBOARDING_INFO))
+		refetching(ob);
+	log_info("onboarding: retry asked on the router at step %s", onboard_step_name(before));
+	save(ob);
+	dispatch(ob);
+	*result =
+		json_pack("{s:s, s:o, s:s}", "step", onboard_step_name(onboard_current(&ob->st)),
+			  "was_waiting_until", json_time(was), "running", ob_job_name(ob->running));
+	return *result ? 0 : or_error("out of memory");
+}
+
 /* ---- start and stop ------------------------------------------------------ */
 
 /* The worker's configuration from agent.conf. */
@@ -944,7 +1087,8 @@ onboard_start(struct agent *agent, struct onboard **out)
 	ob->enabled = c->onboarding;
 	*out = ob;
 	if (control_register(agent->control, "show onboarding", show_onboarding, ob) == -1 ||
-	    control_register(agent->control, "migrate conductor", migrate_conductor, ob) == -1)
+	    control_register(agent->control, "migrate conductor", migrate_conductor, ob) == -1 ||
+	    control_register(agent->control, "retry", retry, ob) == -1)
 		return -1;
 	if (!ob->enabled) {
 		log_info("onboarding: not configured (no [onboarding] redirector-url)");

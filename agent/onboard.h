@@ -4,8 +4,8 @@
  * step produced in STATE_DIR/onboarding.json (lib/state) before acting on it,
  * hands each network step to the worker thread (onboard_worker.c), keeps the
  * progress reports (onboard_events.c) and the connection state, and answers
- * `onrampctl show onboarding` and `onrampctl migrate conductor` on the
- * control socket. See docs/agent.md, "Onboarding".
+ * `onrampctl show onboarding`, `onrampctl migrate conductor` and
+ * `onrampctl retry` on the control socket. See docs/agent.md, "Onboarding".
  */
 #ifndef ONRAMP_ONBOARD_H
 #define ONRAMP_ONBOARD_H

@@ -121,6 +121,78 @@ fall_back_to_staging(struct ob_state *st, time_t now)
 	st->next_at = now;
 }
 
+/*
+ * Whether reason names word as its class or code: at its start or after a
+ * space, followed by ':' ("connect: ...", "POST /v1/auth: 401 bad-proof: ...").
+ */
+static bool
+has_word(const char *reason, const char *word)
+{
+	size_t len = strlen(word);
+
+	for (const char *p = strstr(reason, word); p != NULL; p = strstr(p + 1, word))
+		if ((p == reason || p[-1] == ' ') && p[len] == ':')
+			return true;
+	return false;
+}
+
+/* Whether reason names any of the NULL-terminated words (see has_word). */
+static bool
+has_any(const char *reason, const char *const *words)
+{
+	for (; *words != NULL; words++)
+		if (has_word(reason, *words))
+			return true;
+	return false;
+}
+
+enum ob_cause
+onboard_cause(enum ob_step step, const char *reason)
+{
+	static const char *const proxy[] = {"proxy-auth", "proxy-unreachable", "proxy-forbidden",
+					    "proxy-other", NULL};
+	/* What a wrong secret, asset ID, address, port or root CA at the cloud looks like. */
+	static const char *const settings[] = {"bad-proof", "unknown-asset", "connect", "dns",
+					       "timeout",   "tls-untrusted", "tls",	NULL};
+	static const char *const operator_words[] = {
+		"refused", "locked-out", "cloud-not-proven", "tls-untrusted", "tls", NULL};
+
+	if (reason == NULL)
+		return OB_CAUSE_TRANSIENT;
+	if (strncmp(reason, "no management proxy", 19) == 0 || has_any(reason, proxy))
+		return OB_CAUSE_PROXY;
+	if (strncmp(reason, "not claimed yet", 15) == 0)
+		return OB_CAUSE_CLAIM;
+	if (step == OB_STAGING_CONNECT && has_any(reason, settings))
+		return OB_CAUSE_SETTINGS;
+	if (step <= OB_ONBOARDING_INFO && has_any(reason, operator_words))
+		return OB_CAUSE_OPERATOR;
+	return OB_CAUSE_TRANSIENT;
+}
+
+/*
+ * Whether staging-connect failed for a reason new site settings could cure,
+ * with the onboarding information stored and the router not (moving) on
+ * production: then fetching that information again may help.
+ */
+static bool
+settings_may_cure(const struct ob_state *st, const char *reason)
+{
+	return onboard_cause(OB_STAGING_CONNECT, reason) == OB_CAUSE_SETTINGS &&
+	       onboard_is_done(st, OB_ONBOARDING_INFO) &&
+	       !onboard_is_done(st, OB_STAGING_CONNECT) && !onboard_is_done(st, OB_MIGRATE) &&
+	       st->migrate_deadline == 0;
+}
+
+/* The onboarding information is to be fetched again, now. */
+static void
+refetch(struct ob_state *st, time_t now)
+{
+	st->done_at[OB_ONBOARDING_INFO] = 0;
+	st->attempt = 0;
+	st->next_at = now;
+}
+
 void
 onboard_step_failed(struct ob_state *st, const struct ob_policy *policy, enum ob_step step,
 		    const char *reason, long retry_after_s, double jitter, time_t now)
@@ -157,6 +229,66 @@ onboard_step_failed(struct ob_state *st, const struct ob_policy *policy, enum ob
 
 	if (step == OB_MIGRATE && now >= st->migrate_deadline)
 		fall_back_to_staging(st, now);
+	/* Once what is stored is older than the refresh interval: the operator may have fixed it.
+	 */
+	if (step == OB_STAGING_CONNECT && settings_may_cure(st, reason) &&
+	    now >= st->done_at[OB_ONBOARDING_INFO] + (time_t)(policy->cap_s < OB_REFETCH_MAX_S
+								      ? policy->cap_s
+								      : OB_REFETCH_MAX_S))
+		refetch(st, now);
+}
+
+static const char *const wait_names[] = {
+	[OB_WAITS_NOTHING] = "nothing",	  [OB_WAITS_BACKOFF] = "backoff",
+	[OB_WAITS_PROXY] = "proxy",	  [OB_WAITS_CLAIM] = "claim",
+	[OB_WAITS_OPERATOR] = "operator", [OB_WAITS_CONDUCTOR] = "conductor",
+	[OB_WAITS_DONE] = "done",
+};
+
+const char *
+onboard_wait_name(enum ob_wait_kind kind)
+{
+	return (unsigned)kind < sizeof(wait_names) / sizeof(wait_names[0]) ? wait_names[kind]
+									   : "unknown";
+}
+
+struct ob_wait
+onboard_waiting_for(const struct ob_state *st, time_t now)
+{
+	struct ob_action a = onboard_next(st, now);
+	struct ob_wait w = {.kind = OB_WAITS_NOTHING, .cause = OB_CAUSE_TRANSIENT};
+	/* The last failure speaks for the current step only. */
+	bool failing =
+		st->last_error[0] != '\0' && st->last_error_step == a.step && a.kind != OB_ACT_IDLE;
+
+	if (a.kind == OB_ACT_WAIT)
+		w.until = a.at;
+	if (a.kind == OB_ACT_IDLE) {
+		w.kind = OB_WAITS_DONE;
+	} else if (failing &&
+		   (w.cause = onboard_cause(a.step, st->last_error)) != OB_CAUSE_TRANSIENT) {
+		w.kind = w.cause == OB_CAUSE_PROXY   ? OB_WAITS_PROXY
+			 : w.cause == OB_CAUSE_CLAIM ? OB_WAITS_CLAIM
+						     : OB_WAITS_OPERATOR;
+	} else if (a.kind == OB_ACT_SERVE_STAGING) {
+		w.kind = OB_WAITS_CONDUCTOR;
+	} else if (a.kind == OB_ACT_WAIT) {
+		w.kind = OB_WAITS_BACKOFF;
+	}
+	return w;
+}
+
+time_t
+onboard_retry_now(struct ob_state *st, time_t now)
+{
+	time_t was = st->next_at > now ? st->next_at : 0;
+
+	st->next_at = 0;
+	/* The operator may just have corrected the site's settings: fetch them now. */
+	if (onboard_current(st) == OB_STAGING_CONNECT &&
+	    st->last_error_step == OB_STAGING_CONNECT && settings_may_cure(st, st->last_error))
+		refetch(st, now);
+	return was;
 }
 
 void
@@ -208,6 +340,13 @@ onboard_migrate_check_deadline(struct ob_state *st, time_t now)
 		return false;
 	fall_back_to_staging(st, now);
 	return true;
+}
+
+bool
+onboard_migrate_overdue(const struct ob_state *st, time_t now)
+{
+	return st->migrate_deadline != 0 && !onboard_is_done(st, OB_MIGRATE) &&
+	       now >= st->migrate_deadline + OB_REVERT_GRACE_S;
 }
 
 void

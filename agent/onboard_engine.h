@@ -102,6 +102,16 @@ void onboard_migrate_started(struct ob_state *st, time_t deadline);
 /* The migration failed and the router is back on staging: keep the reason. */
 void onboard_migrate_failed(struct ob_state *st, const char *reason, time_t now);
 
+/*
+ * A migration's revert window closed this long ago and no outcome came: the
+ * frontend gives up on it (a safety net: the conductor client ends its own
+ * attempts at the deadline, and reports the outcome).
+ */
+#define OB_REVERT_GRACE_S 60
+
+/* Whether the migration under way is overdue (see OB_REVERT_GRACE_S). */
+bool onboard_migrate_overdue(const struct ob_state *st, time_t now);
+
 /* Called with the time when the migrate deadline may have passed; true if it fell back. */
 bool onboard_migrate_check_deadline(struct ob_state *st, time_t now);
 
@@ -114,6 +124,51 @@ void onboard_connection_lost(struct ob_state *st, const char *reason, time_t now
  * The backoff already set stays.
  */
 void onboard_redo_from(struct ob_state *st, enum ob_step step);
+
+/*
+ * Staging-connect failing for a reason the cloud's site settings could cure
+ * (see OB_CAUSE_SETTINGS) makes onboard_step_failed fetch the onboarding
+ * information again, at most this often (or every retry-cap when shorter), so
+ * that an operator's correction reaches the router without a hand on it.
+ */
+#define OB_REFETCH_MAX_S 30
+
+/* Who can cure a failure, from its reason (the class names lead, see http_err_name). */
+enum ob_cause {
+	OB_CAUSE_TRANSIENT, /* the network or a server: trying again may do */
+	OB_CAUSE_PROXY,	    /* the management proxy: none found, unreachable, or it refuses */
+	OB_CAUSE_CLAIM,	    /* no organisation has claimed the serial yet */
+	OB_CAUSE_OPERATOR,  /* something an operator must correct (cloud, anchors, lockout) */
+	OB_CAUSE_SETTINGS,  /* staging-connect: the site's secret, asset, address or CA */
+};
+
+enum ob_cause onboard_cause(enum ob_step step, const char *reason);
+
+/* What the router waits for now, for show onboarding. */
+enum ob_wait_kind {
+	OB_WAITS_NOTHING,   /* a step runs or is due now */
+	OB_WAITS_BACKOFF,   /* its backoff (or the server's Retry-After) until `until` */
+	OB_WAITS_PROXY,	    /* the management proxy */
+	OB_WAITS_CLAIM,	    /* a claim of the serial in the cloud */
+	OB_WAITS_OPERATOR,  /* an operator's correction (the cause says which) */
+	OB_WAITS_CONDUCTOR, /* the staging conductor's commands, or an operator's migrate */
+	OB_WAITS_DONE,	    /* nothing: onboarding is complete */
+};
+
+struct ob_wait {
+	enum ob_wait_kind kind;
+	enum ob_cause cause;
+	time_t until; /* the next try, 0: none planned or now */
+};
+
+struct ob_wait onboard_waiting_for(const struct ob_state *st, time_t now);
+const char *onboard_wait_name(enum ob_wait_kind kind);
+
+/*
+ * The operator asks for the current step now (onrampctl retry): the backoff
+ * is cut short. Returns the time it was waiting until (0: it was not waiting).
+ */
+time_t onboard_retry_now(struct ob_state *st, time_t now);
 
 bool onboard_is_done(const struct ob_state *st, enum ob_step step);
 const char *onboard_step_name(enum ob_step step);

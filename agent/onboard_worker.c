@@ -755,15 +755,10 @@ job_migrate(struct ob_worker *w, struct ob_msg *m)
 
 /* ---- the thread ---------------------------------------------------------- */
 
-/* Runs one job and posts its result. */
+/* Runs the job in hand, filling m with its result. */
 static void
-run_job(struct ob_worker *w)
+execute_job(struct ob_worker *w, struct ob_msg *m)
 {
-	struct ob_msg *m = msg_new(OB_MSG_JOB_DONE);
-	struct ob_msg scratch = {0};
-
-	if (m == NULL)
-		m = &scratch; /* still run it; the result is lost and the main thread retries */
 	m->job = w->job.kind;
 	if (w->job.kind != OB_JOB_OPEN && device_open(w) == -1) {
 		set_reason(m, or_errmsg());
@@ -798,8 +793,25 @@ run_job(struct ob_worker *w)
 	/* A cloud step that got through also delivers what waited (diagnostics first). */
 	if (m->ok && (w->job.kind == OB_JOB_AUTHENTICATE || w->job.kind == OB_JOB_ONBOARDING_INFO))
 		flush_cloud(w, true);
-	if (m != &scratch)
-		post(w, m);
+}
+
+/*
+ * Runs one job; returns its result for the caller to post once the worker is
+ * free (NULL when out of memory: the job still ran, its result is lost).
+ */
+static struct ob_msg *
+run_job(struct ob_worker *w)
+{
+	struct ob_msg *m = msg_new(OB_MSG_JOB_DONE);
+	struct ob_msg scratch = {0};
+
+	if (m != NULL) {
+		execute_job(w, m);
+		return m;
+	}
+	execute_job(w, &scratch);
+	json_decref(scratch.data);
+	return NULL;
 }
 
 /* The thread: waits for a job, runs it, until told to quit. */
@@ -807,6 +819,7 @@ static void *
 worker_main(void *arg)
 {
 	struct ob_worker *w = arg;
+	struct ob_msg *done;
 
 	for (;;) {
 		pthread_mutex_lock(&w->mu);
@@ -820,11 +833,19 @@ worker_main(void *arg)
 		w->busy = true;
 		pthread_mutex_unlock(&w->mu);
 
-		run_job(w);
+		done = run_job(w);
 
+		/*
+		 * Free before the result is told: the main thread hands over the
+		 * next job as soon as it reads it, and a busy worker would refuse it.
+		 */
 		pthread_mutex_lock(&w->mu);
 		w->busy = false;
 		pthread_mutex_unlock(&w->mu);
+		if (done != NULL)
+			post(w, done);
+		else
+			log_error("onboarding: out of memory, a job's result was lost");
 	}
 	pthread_mutex_lock(&w->mu);
 	w->finished = true;

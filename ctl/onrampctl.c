@@ -23,6 +23,7 @@ static const struct command {
 	{"probe", cmd_probe, "make an HTTPS request through the proxy, report what happened"},
 	{"conductor", cmd_conductor, "operate a conductor: CA, secrets, routers, migrate"},
 	{"migrate", cmd_migrate, "move this router to its production conductor (agent)"},
+	{"retry", cmd_retry, "try the current onboarding step now, not after its backoff (agent)"},
 	{"cloud", cmd_cloud, "an organisation cloud's admin API (onramp-cloudd)"},
 	{"redirect", cmd_redirect, "the redirector's admin API (onramp-redirectd)"},
 };

@@ -15,6 +15,7 @@ int cmd_ocra(int argc, char **argv);
 int cmd_factory(int argc, char **argv);
 int cmd_conductor(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_retry(int argc, char **argv);
 
 /* `onrampctl show onboarding` as text (show_onboarding.c). */
 struct json_t;

@@ -20,6 +20,20 @@ text(json_t *obj, const char *key, const char *def)
 	return s ? s : def;
 }
 
+/* What the router waits for, and until when. */
+static void
+print_waiting(json_t *r)
+{
+	json_t *w = json_object_get(r, "waiting_for");
+
+	if (!json_is_object(w))
+		return;
+	printf("waiting for:   %s", text(w, "text", "?"));
+	if (json_is_string(json_object_get(w, "until")))
+		printf(" (next try at %s)", text(w, "until", "?"));
+	printf("\n");
+}
+
 /* The device, cloud and conductor lines, when known. */
 static void
 print_where(json_t *r)
@@ -110,6 +124,7 @@ print_onboarding(const char *socket_path, struct json_t *r)
 	printf("current step:  %s\n", text(r, "current", "?"));
 	printf("activity:      %s\n", text(r, "activity", "?"));
 	printf("connection:    %s\n", text(r, "connection", "?"));
+	print_waiting(r);
 	print_where(r);
 	print_steps(r);
 	print_problems(r);

@@ -355,8 +355,9 @@ conductor_call(struct http_session *s, const char *method, const char *path, con
 	*status = 0;
 	if (answer != NULL)
 		*answer = NULL;
+	/* The class ("connect", "tls-untrusted", ...) leads, as in the cloud's reasons. */
 	if (http_session_request(s, method, path, bearer, body, &resp, &err) == -1)
-		return or_error_prefix("%s %s", method, path);
+		return or_error_prefix("%s %s: %s", method, path, http_err_name(err));
 	*status = resp.status;
 	if (resp.body_len > 0 &&
 	    json_parse_object(resp.body, resp.body_len, HTTP_BODY_MAX, &parsed) == -1) {

@@ -30,6 +30,14 @@ advance_to(struct ob_state *st, enum ob_step last, time_t now)
 	}
 }
 
+/* The cloud steps after find-proxy, each done at `now`. */
+static void
+cloud_steps_done(struct ob_state *st, time_t now)
+{
+	for (int s = OB_PHONE_HOME; s <= OB_ONBOARDING_INFO; s++)
+		onboard_step_done(st, (enum ob_step)s, now);
+}
+
 static void
 linear_flow_then_commands_then_migrate(void **state)
 {
@@ -313,6 +321,180 @@ redo_from_phone_home(void **state)
 	assert_true(onboard_is_done(&st, OB_FIND_PROXY));
 }
 
+static void
+an_overdue_migration_is_seen(void **state)
+{
+	struct ob_state st;
+
+	(void)state;
+	onboard_init(&st);
+	assert_false(onboard_migrate_overdue(&st, 100000));
+	onboard_migrate_started(&st, 1000);
+	assert_false(onboard_migrate_overdue(&st, 1000));
+	assert_false(onboard_migrate_overdue(&st, 1000 + OB_REVERT_GRACE_S - 1));
+	assert_true(onboard_migrate_overdue(&st, 1000 + OB_REVERT_GRACE_S));
+	onboard_migrate_failed(&st, "overdue", 1000 + OB_REVERT_GRACE_S);
+	assert_false(onboard_migrate_overdue(&st, 99999));
+	assert_string_equal(st.migrate_fallback_reason, "overdue");
+	/* A migration that succeeded is never overdue. */
+	onboard_migrate_started(&st, 2000);
+	onboard_step_done(&st, OB_MIGRATE, 2001);
+	assert_false(onboard_migrate_overdue(&st, 99999));
+}
+
+static void
+causes_from_reasons(void **state)
+{
+	(void)state;
+	assert_int_equal(
+		onboard_cause(OB_STAGING_CONNECT,
+			      "conductor 127.0.0.1:1: POST /v1/auth: 401 bad-proof: wrong"),
+		OB_CAUSE_SETTINGS);
+	assert_int_equal(onboard_cause(OB_STAGING_CONNECT,
+				       "conductor a:1: POST /v1/auth: 403 unknown-asset: not here"),
+			 OB_CAUSE_SETTINGS);
+	assert_int_equal(onboard_cause(OB_STAGING_CONNECT,
+				       "conductor a:1: POST /v1/hello: connect: proxy p could not"),
+			 OB_CAUSE_SETTINGS);
+	assert_int_equal(onboard_cause(OB_STAGING_CONNECT,
+				       "conductor a:1: POST /v1/hello: tls-untrusted: not trusted"),
+			 OB_CAUSE_SETTINGS);
+	/* The proxy is no setting of the cloud's. */
+	assert_int_equal(onboard_cause(OB_STAGING_CONNECT,
+				       "conductor a:1: POST /v1/hello: proxy-auth: refused"),
+			 OB_CAUSE_PROXY);
+	assert_int_equal(onboard_cause(OB_PHONE_HOME, "proxy-auth: proxy p refused the user"),
+			 OB_CAUSE_PROXY);
+	assert_int_equal(onboard_cause(OB_FIND_PROXY, "no management proxy found yet (mode x)"),
+			 OB_CAUSE_PROXY);
+	assert_int_equal(onboard_cause(OB_PHONE_HOME, "not claimed yet: 404"), OB_CAUSE_CLAIM);
+	assert_int_equal(onboard_cause(OB_AUTHENTICATE, "locked-out: too many failures"),
+			 OB_CAUSE_OPERATOR);
+	/* A cloud that cannot be reached is no setting a cloud could send. */
+	assert_int_equal(onboard_cause(OB_PHONE_HOME, "connect: cannot connect to x"),
+			 OB_CAUSE_TRANSIENT);
+	assert_int_equal(onboard_cause(OB_STAGING_CONNECT, "the word connect in a sentence"),
+			 OB_CAUSE_TRANSIENT);
+	assert_int_equal(onboard_cause(OB_STAGING_CONNECT, "server: 500 error"),
+			 OB_CAUSE_TRANSIENT);
+	assert_int_equal(onboard_cause(OB_STAGING_CONNECT, NULL), OB_CAUSE_TRANSIENT);
+}
+
+static void
+staging_connect_failing_on_settings_fetches_them_again(void **state)
+{
+	const char *bad = "conductor a:1: POST /v1/auth: 401 bad-proof: wrong";
+	struct ob_state st;
+	struct ob_action a;
+
+	(void)state;
+	onboard_init(&st);
+	advance_to(&st, OB_ONBOARDING_INFO, 1000);
+	/* Fetched just now: not again before the refresh interval. */
+	onboard_step_failed(&st, &policy, OB_STAGING_CONNECT, bad, -1, 0.5, 1001);
+	assert_true(onboard_is_done(&st, OB_ONBOARDING_INFO));
+	onboard_step_failed(&st, &policy, OB_STAGING_CONNECT, bad, -1, 0.5,
+			    1000 + OB_REFETCH_MAX_S - 1);
+	assert_true(onboard_is_done(&st, OB_ONBOARDING_INFO));
+	/* Older: the onboarding information is fetched again, at once. */
+	onboard_step_failed(&st, &policy, OB_STAGING_CONNECT, bad, -1, 1.0,
+			    1000 + OB_REFETCH_MAX_S);
+	assert_false(onboard_is_done(&st, OB_ONBOARDING_INFO));
+	assert_true(onboard_is_done(&st, OB_AUTHENTICATE));
+	a = onboard_next(&st, 1000 + OB_REFETCH_MAX_S);
+	assert_int_equal(a.kind, OB_ACT_RUN);
+	assert_int_equal(a.step, OB_ONBOARDING_INFO);
+	onboard_step_done(&st, OB_ONBOARDING_INFO, 1100);
+	assert_int_equal(onboard_next(&st, 1100).step, OB_STAGING_CONNECT);
+
+	/* A short retry-cap makes the interval shorter. */
+	struct ob_policy quick = policy;
+	quick.cap_s = 2;
+	onboard_step_failed(&st, &quick, OB_STAGING_CONNECT, bad, -1, 1.0, 1102);
+	assert_false(onboard_is_done(&st, OB_ONBOARDING_INFO));
+	onboard_step_done(&st, OB_ONBOARDING_INFO, 1103);
+
+	/* A reason no setting cures changes nothing. */
+	onboard_step_failed(&st, &policy, OB_STAGING_CONNECT, "server: 503", -1, 1.0, 5000);
+	assert_true(onboard_is_done(&st, OB_ONBOARDING_INFO));
+
+	/* Once the router is on production, staging's settings are history. */
+	onboard_step_done(&st, OB_STAGING_CONNECT, 5001);
+	onboard_step_done(&st, OB_MIGRATE, 5002);
+	onboard_step_failed(&st, &policy, OB_STAGING_CONNECT, bad, -1, 1.0, 9000);
+	assert_true(onboard_is_done(&st, OB_ONBOARDING_INFO));
+}
+
+static void
+waiting_for_says_who(void **state)
+{
+	struct ob_state st;
+	struct ob_wait w;
+
+	(void)state;
+	onboard_init(&st);
+	assert_int_equal(onboard_waiting_for(&st, 1000).kind, OB_WAITS_NOTHING);
+	onboard_step_failed(&st, &policy, OB_FIND_PROXY, "no management proxy found yet", -1, 1.0,
+			    1000);
+	w = onboard_waiting_for(&st, 1000);
+	assert_int_equal(w.kind, OB_WAITS_PROXY);
+	assert_int_equal(w.until, st.next_at);
+	onboard_step_done(&st, OB_FIND_PROXY, 1001);
+	onboard_step_failed(&st, &policy, OB_PHONE_HOME, "not claimed yet: 404", 60, 1.0, 1001);
+	w = onboard_waiting_for(&st, 1001);
+	assert_int_equal(w.kind, OB_WAITS_CLAIM);
+	assert_int_equal(w.until, 1061);
+	onboard_step_failed(&st, &policy, OB_PHONE_HOME, "timeout: timed out", -1, 1.0, 1062);
+	w = onboard_waiting_for(&st, 1062);
+	assert_int_equal(w.kind, OB_WAITS_BACKOFF);
+	assert_true(w.until > 1062);
+	assert_string_equal(onboard_wait_name(w.kind), "backoff");
+	/* Due now: nothing to wait for. */
+	assert_int_equal(onboard_waiting_for(&st, w.until).kind, OB_WAITS_NOTHING);
+	cloud_steps_done(&st, 2000);
+	onboard_step_failed(&st, &policy, OB_STAGING_CONNECT,
+			    "conductor a:1: POST /v1/auth: 401 bad-proof: wrong", -1, 1.0, 2001);
+	w = onboard_waiting_for(&st, 2001);
+	assert_int_equal(w.kind, OB_WAITS_OPERATOR);
+	assert_int_equal(w.cause, OB_CAUSE_SETTINGS);
+	onboard_step_done(&st, OB_STAGING_CONNECT, 2002);
+	assert_int_equal(onboard_waiting_for(&st, 2002).kind, OB_WAITS_CONDUCTOR);
+	onboard_step_done(&st, OB_CERTIFICATE, 2003);
+	onboard_step_done(&st, OB_CONFIGURATION, 2003);
+	onboard_step_done(&st, OB_PRODUCTION_INFO, 2003);
+	assert_int_equal(onboard_waiting_for(&st, 2003).kind, OB_WAITS_CONDUCTOR);
+	onboard_step_done(&st, OB_MIGRATE, 2004);
+	onboard_step_done(&st, OB_RUNNING, 2005);
+	assert_int_equal(onboard_waiting_for(&st, 2005).kind, OB_WAITS_DONE);
+}
+
+static void
+retry_now_cuts_the_backoff(void **state)
+{
+	struct ob_state st;
+
+	(void)state;
+	onboard_init(&st);
+	onboard_step_done(&st, OB_FIND_PROXY, 1000);
+	onboard_step_failed(&st, &policy, OB_PHONE_HOME, "proxy-auth: refused", 200, 1.0, 1000);
+	assert_int_equal(onboard_next(&st, 1001).kind, OB_ACT_WAIT);
+	assert_int_equal(onboard_retry_now(&st, 1001), 1200);
+	assert_int_equal(onboard_next(&st, 1001).kind, OB_ACT_RUN);
+	assert_int_equal(onboard_next(&st, 1001).step, OB_PHONE_HOME);
+	/* Nothing to cut: 0. */
+	assert_int_equal(onboard_retry_now(&st, 1001), 0);
+	/* At a staging-connect that fails on settings it fetches them now. */
+	onboard_init(&st);
+	advance_to(&st, OB_ONBOARDING_INFO, 2000);
+	onboard_step_failed(&st, &policy, OB_STAGING_CONNECT,
+			    "conductor a:1: POST /v1/hello: tls-untrusted: x", -1, 1.0, 2001);
+	assert_true(onboard_is_done(&st, OB_ONBOARDING_INFO));
+	onboard_retry_now(&st, 2002);
+	assert_false(onboard_is_done(&st, OB_ONBOARDING_INFO));
+	assert_int_equal(onboard_next(&st, 2002).step, OB_ONBOARDING_INFO);
+	assert_int_equal(onboard_next(&st, 2002).kind, OB_ACT_RUN);
+}
+
 int
 main(void)
 {
@@ -326,6 +508,11 @@ main(void)
 		cmocka_unit_test(step_names),
 		cmocka_unit_test(migrate_started_then_failed_keeps_the_reason),
 		cmocka_unit_test(redo_from_phone_home),
+		cmocka_unit_test(an_overdue_migration_is_seen),
+		cmocka_unit_test(causes_from_reasons),
+		cmocka_unit_test(staging_connect_failing_on_settings_fetches_them_again),
+		cmocka_unit_test(waiting_for_says_who),
+		cmocka_unit_test(retry_now_cuts_the_backoff),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
