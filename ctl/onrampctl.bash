@@ -7,15 +7,16 @@
 # pages: tests/integration/test_package.py checks every path it offers.
 
 _onrampctl_tree='
-|ocra factory show dhcp-hook probe conductor migrate cloud redirect --help --version
+|ocra factory show dhcp-hook probe conductor migrate retry cloud redirect --help --version
 ocra|--suite --key --counter --question --password-hash --session --timestamp --help
 factory|init-device --help
 factory init-device|--serial --model --suite --state-dir --tcti --software --cloud-key --out --force --help
 show|management-proxy dhcp alarms onboarding --json --watch --socket --help
 show dhcp|learned-proxies
-dhcp-hook|--socket --help
+dhcp-hook|--lease-time --socket --help
 probe|--ca --proxy --proxy-user --proxy-password-file --timeout --json --help
 migrate|conductor --help
+retry|--socket --help
 migrate conductor|--no-wait --timeout --socket --help
 conductor|ca psk router show migrate --url --ca --token-file --json --help
 conductor ca|export
