@@ -193,7 +193,7 @@ def test_claim_by_hand_needs_the_claim_secret(env):
     args = ["claim", "set", dev.serial, "--cloud-url", env.cloud.url, "--cloud-ca",
             env.cloud_pki.ca, "--claim-secret-file"]
     proc = env.redirect(*args, wrong)
-    assert proc.returncode == 2 and "claim-refused" in proc.stderr, proc.stderr
+    assert proc.returncode == 3 and "claim-refused" in proc.stderr, proc.stderr
     proc = env.redirect(*args[:-1])
     assert proc.returncode == 2 and "--claim-secret-file" in proc.stderr
     proc = env.redirect(*args, env.cloud_pki.ca)  # not a claim secret: nothing is sent
