@@ -10,6 +10,7 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "server/admin_tokens.h"
+#include "server/assertion.h"
 #include "server/http_server.h"
 #include "server/masterkey.h"
 
@@ -58,6 +59,8 @@ release(void *arg)
 
 	masterkey_free(app->mk);
 	rate_limiter_free(app->limiter);
+	assertion_signer_free(app->assertion_signer);
+	free(app->assertion_cert_pem);
 	if (app->inventory_key_pem != NULL) {
 		OPENSSL_cleanse(app->inventory_key_pem, strlen(app->inventory_key_pem));
 		free(app->inventory_key_pem);
@@ -190,6 +193,8 @@ configure(struct config *cfg, const struct daemon_config *dc, bool init, void **
 	    config_get_uint(cfg, "cloudd", "token-lifetime", 900, 60, 86400,
 			    &app->token_lifetime) == -1 ||
 	    config_get_uint(cfg, "cloudd", "retry-after", 60, 1, 86400, &app->retry_after) == -1 ||
+	    config_get_uint(cfg, "cloudd", "assertion-lifetime", 3600, 60, ASSERTION_TTL_MAX,
+			    &app->assertion_lifetime) == -1 ||
 	    config_get_uint(cfg, "cloudd", "lockout-threshold", 5, 1, 1000,
 			    &app->lockout.threshold) == -1 ||
 	    config_get_uint(cfg, "cloudd", "lockout-base", 30, 1, 86400, &app->lockout.base_s) ==
@@ -294,6 +299,7 @@ cloud_routes(struct cloud_app *app, const struct http_route **routes)
 		{"POST", "/v1/device/auth/start", cloud_auth_start, NULL},
 		{"POST", "/v1/device/auth/finish", cloud_auth_finish, NULL},
 		{"GET", "/v1/device/onboarding", cloud_device_onboarding, NULL},
+		{"POST", "/v1/device/onboarding", cloud_device_onboarding, NULL},
 		{"POST", "/v1/device/events", cloud_device_events, NULL},
 		{"GET", "/v1/admin/*", cloud_admin, NULL},
 		{"POST", "/v1/admin/*", cloud_admin, NULL},

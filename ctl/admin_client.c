@@ -41,6 +41,7 @@ static const struct {
 	 offsetof(struct admin_args, claim_secret_file)},
 	{"--since", OPT_SINCE, offsetof(struct admin_args, since)},
 	{"--verify", OPT_VERIFY, 0},
+	{"--asset-id", OPT_ASSET_ID, offsetof(struct admin_args, asset_id)},
 };
 
 /* See admin_client.h. */

@@ -262,8 +262,11 @@ class Lab:
             f.write(proc.stdout.split()[3] + "\n")
         return state
 
-    def operators(self, serial, router="r1", claim=True, production_info=True):
-        """Organisation, site, conductors' secrets and CAs, the routers, the claim."""
+    def operators(self, serial, router="r1", claim=True, production_info=True, trust=True):
+        """Organisation, site, conductors' secrets and CAs, the routers, the claim;
+        trust: both conductors trust the cloud's onboarding assertions (issue 12)."""
+        if trust:
+            self.trust_cloud()
         self.cloud("org", "add", "acme")
         self.cloud("site", "add", "acme", "paris")
         staging_psk = self.staging.psk("paris")
@@ -276,6 +279,15 @@ class Lab:
                    self.staging.ca_export())
         if claim:
             self.claim(serial)
+
+    def trust_cloud(self, *conductors):
+        """onrampctl cloud assertion-cert export -> conductor trust-cloud --cert."""
+        cert = os.path.join(self.dir, "assertion-cert.pem")
+        with open(cert, "w") as f:
+            f.write(self.cloud("assertion-cert", "export"))
+        for c in conductors or (self.staging, self.production):
+            c.ok("trust-cloud", "--cert", cert)
+        return cert
 
     def give_production_info(self, router="r1"):
         prod_psk = self.production.psk(router)
