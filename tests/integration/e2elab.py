@@ -9,11 +9,13 @@ namespace the test made (`ns`: then onrampctl runs there too, and squid also
 listens on the namespace's veth address for an agent in another namespace).
 Every process is started here and stopped by PID in close(), also when a
 test fails."""
+import base64
 import json
 import os
 import pwd
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 
@@ -310,7 +312,30 @@ class Lab:
                     value = f.read().strip()
                 if value:
                     out.append(value)
-        return out
+        return out + self.assertion_key()
+
+    def assertion_key(self):
+        """The cloud's assertion private key as PEM, DER and base64 DER (issue 12), read
+        from its SQLite database and opened with its master key by tests/tools/unseal (the
+        real lib/server/masterkey code); [] before the cloud made one or on PostgreSQL."""
+        state = os.path.join(self.dir, "cloudd-state")
+        db_path = os.path.join(state, "cloud.db")
+        if not os.path.exists(db_path):
+            return []
+        with sqlite3.connect(db_path) as db:
+            try:
+                row = db.execute("SELECT key_sealed FROM assertion_keys WHERE id = 1").fetchone()
+            except sqlite3.OperationalError:
+                return []
+        if row is None:
+            return []
+        proc = subprocess.run([program("unseal"), os.path.join(state, "master.key"),
+                               "assertion-key:1"], input=row[0].encode(), capture_output=True,
+                              timeout=30)
+        assert proc.returncode == 0 and b"PRIVATE KEY" in proc.stdout, proc.stderr
+        der = subprocess.run(["openssl", "pkey", "-outform", "DER"], input=proc.stdout,
+                             capture_output=True, timeout=30, check=True).stdout
+        return [proc.stdout.strip(), der, base64.b64encode(der)]
 
 
 class Conductor:

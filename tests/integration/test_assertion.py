@@ -10,7 +10,6 @@ import base64
 import hashlib
 import json
 import os
-import sqlite3
 import subprocess
 import time
 import types
@@ -101,21 +100,6 @@ def sign_assertion(directory, signer, claims, name):
     return path
 
 
-def unsealed_assertion_key(lab):
-    """The cloud's assertion private key, read from its database and opened with its
-    master key by tests/tools/unseal (the real lib/server/masterkey code)."""
-    state = os.path.join(lab.dir, "cloudd-state")
-    with sqlite3.connect(os.path.join(state, "cloud.db")) as db:
-        sealed, = db.execute("SELECT key_sealed FROM assertion_keys WHERE id = 1").fetchone()
-    proc = subprocess.run([program("unseal"), os.path.join(state, "master.key"),
-                           "assertion-key:1"], input=sealed.encode(), capture_output=True,
-                          timeout=30)
-    assert proc.returncode == 0, proc.stderr
-    assert b"PRIVATE KEY" in proc.stdout
-    der = openssl("pkey", "-outform", "DER", data=proc.stdout)
-    return [proc.stdout.strip(), der, base64.b64encode(der)]
-
-
 def test_squatter_with_the_site_secret_cannot_take_a_pending_asset_id(lab, routers):
     """The attack: a second router of the site (it holds the site's staging secret) presents
     the genuine router's still-pending asset ID (its serial) with its own key. Without the
@@ -153,7 +137,9 @@ def test_squatter_with_the_site_secret_cannot_take_a_pending_asset_id(lab, route
 
     # Point 5: the assertion private key is nowhere in clear: not in any log, state file or
     # database of the lab (the cloud keeps it sealed), nor in the router's state.
-    secrets = unsealed_assertion_key(lab)
+    secrets = lab.assertion_key()
+    assert len(secrets) == 3
+    assert all(s in lab.secrets() for s in secrets)
     agent.stop()
     for root, _, files in os.walk(lab.dir):
         for name in files:
