@@ -36,7 +36,7 @@ create_key(struct cloud_app *app, struct store *st)
 	int rc = -1;
 
 	if (pki_ca_create(CERT_NAME, CERT_DAYS, &cert, &key) == -1 ||
-	    masterkey_seal(app->mk, KEY_CONTEXT, key.data, key.len - 1, &sealed) == -1)
+	    masterkey_seal(app->mk, KEY_CONTEXT, key.data, key.len, &sealed) == -1)
 		goto out;
 	cloud_num((long long)time(NULL), num);
 	if (store_exec(st,
@@ -58,7 +58,7 @@ static int
 load_key(struct cloud_app *app, struct store *st, bool *found)
 {
 	struct store_result *res = NULL;
-	struct secret key = {0};
+	struct secret sealed = {0}, key = {0};
 	int rc = -1;
 
 	*found = false;
@@ -67,8 +67,15 @@ load_key(struct cloud_app *app, struct store *st, bool *found)
 		return -1;
 	if (store_rows(res) == 1) {
 		*found = true;
-		if (masterkey_open(app->mk, KEY_CONTEXT, store_value(res, 0, 1), &key) == -1 ||
-		    assertion_signer_load(store_value(res, 0, 0), (const char *)key.data,
+		if (masterkey_open(app->mk, KEY_CONTEXT, store_value(res, 0, 1), &sealed) == -1 ||
+		    secret_alloc(&key, sealed.len + 1) == -1) {
+			or_error_prefix("the assertion key");
+			goto out;
+		}
+		/* The sealed PEM has no NUL: it is copied into a NUL-terminated secret. */
+		memcpy(key.data, sealed.data, sealed.len);
+		key.data[sealed.len] = '\0';
+		if (assertion_signer_load(store_value(res, 0, 0), (const char *)key.data,
 					  &app->assertion_signer) == -1 ||
 		    (app->assertion_cert_pem = strdup(store_value(res, 0, 0))) == NULL) {
 			or_error_prefix("the assertion key");
@@ -81,6 +88,7 @@ out:
 		assertion_signer_free(app->assertion_signer);
 		app->assertion_signer = NULL;
 	}
+	secret_free(&sealed);
 	secret_free(&key);
 	store_result_free(res);
 	return rc;
