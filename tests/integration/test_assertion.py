@@ -17,6 +17,7 @@ import types
 import pytest
 
 from conductorlib import Conductor, Router, wait_until
+from e2elab import Agent
 from conftest import program
 
 SERIAL = "SSR1000-SQUAT-0001"
@@ -253,3 +254,34 @@ def test_cloud_signs_assertions_for_the_asset_id_it_was_told(lab):
     # The same certificate every time (made once, kept).
     assert lab.cloud("assertion-cert", "export") == cert
     assert os.path.isdir(state)
+
+
+def test_the_router_presents_the_asset_id_the_cloud_set(lab):
+    """The whole flow with an asset ID that is not the serial: the cloud's device record
+    names it, the assertion binds it, the agent presents it, both conductors know the router
+    by it; nothing else configures it."""
+    lab.start_squid()
+    lab.start_all()
+    state = lab.provision(SERIAL)
+    lab.cloud("device", "set", SERIAL, "--asset-id", "PARIS-EDGE-7")
+    lab.trust_cloud()
+    lab.cloud("org", "add", "acme")
+    lab.cloud("site", "add", "acme", "paris")
+    staging_psk = lab.staging.psk("paris")
+    lab.staging.add_router("r1", "PARIS-EDGE-7")
+    lab.production.add_router("r1", "PARIS-EDGE-7")
+    lab.give_production_info("r1")
+    lab.cloud("site", "set", "acme", "paris", "--conductor", "127.0.0.1", "--port",
+              str(lab.staging.port), "--psk-file", staging_psk, "--ca-file",
+              lab.staging.ca_export())
+    lab.claim(SERIAL)
+    agent = Agent(lab, state).start()
+    agent.wait_done("production-info", timeout=60)
+    assert "onboarding assertion for device " + SERIAL + " accepted" in lab.staging.log()
+    assert lab.staging.router("r1")["state"] in ("configured", "certified")
+    proc = lab.staging.ctl("migrate", "conductor", lab.production.address, "router", "r1",
+                           "--wait")
+    assert proc.returncode == 0, proc.stderr
+    agent.wait_done("running")
+    wait_until("production to show PARIS-EDGE-7 running",
+               lambda: lab.production.asset_state("PARIS-EDGE-7") == "running")
