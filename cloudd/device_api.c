@@ -102,8 +102,9 @@ add_assertion(struct cloud_app *app, struct store *st, json_t *reply, const char
 				     .expires = now + (time_t)app->assertion_lifetime};
 	char when[RFC3339_LEN + 1], *text = NULL;
 
+	/* No root CA: no conductor to bind it to, and the router cannot trust one anyway. */
 	if (conductor_ca_pem == NULL)
-		return or_error("the site has no conductor root CA to bind an assertion to");
+		return 0;
 	snprintf(c.serial, sizeof(c.serial), "%s", serial);
 	snprintf(c.asset_id, sizeof(c.asset_id), "%s", asset_id);
 	if (public_key_hash(key_pem, c.key_sha256) == -1 ||
