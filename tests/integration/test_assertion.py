@@ -285,3 +285,67 @@ def test_the_router_presents_the_asset_id_the_cloud_set(lab):
     agent.wait_done("running")
     wait_until("production to show PARIS-EDGE-7 running",
                lambda: lab.production.asset_state("PARIS-EDGE-7") == "running")
+
+
+@pytest.fixture
+def cloud_env():
+    from cloud_env import CloudEnv, remove, tempdir
+    directory = tempdir()
+    env = None
+    try:
+        env = CloudEnv(directory)
+        yield env
+    finally:
+        if env is not None:
+            env.stop()
+        remove(directory)
+
+
+def test_the_cloud_answers_a_certificate_key_with_an_assertion_openssl_verifies(cloud_env,
+                                                                               tmp_path):
+    """POST /v1/device/onboarding with the device's certificate key (a real device exchange:
+    phone home, mutual OCRA through squid): the assertion verifies with `openssl cms
+    -verify` against the exported certificate and says what docs/protocol.md says; a
+    cert_key that is not a public key is refused (400 bad-cert-key) and gets nothing."""
+    from cloud_env import by_step
+    from test_cloud import cloud_request
+    env = cloud_env
+    env.site("acme", "paris", "paris-psk-0123456789")
+    dev = env.device("SSR-ASSERT-1")
+    dev.claim("acme", "paris")
+    key = str(tmp_path / "certkey.pem")
+    pub = str(tmp_path / "certkey.pub.pem")
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
+    openssl("pkey", "-in", key, "-pubout", "-out", pub)
+    steps = dev.run("onboard", "--cert-key", pub)
+    assert all(s["ok"] for s in steps), steps
+    ob = by_step(steps, "onboarding")[0]
+    assert ob["asset_id"] == dev.serial and ob["assertion"]
+
+    cert = str(tmp_path / "assertion-cert.pem")
+    with open(cert, "w") as f:
+        f.write(env.ctl_ok("assertion-cert", "export"))
+    der = str(tmp_path / "assertion.der")
+    with open(der, "wb") as f:
+        f.write(base64.b64decode(ob["assertion"]))
+    payload = json.loads(openssl("cms", "-verify", "-inform", "DER", "-in", der, "-binary",
+                                 "-certfile", cert, "-nointern", "-noverify"))
+    assert payload["type"] == "onramp-onboarding-assertion" and payload["v"] == 1
+    assert payload["serial"] == dev.serial and payload["asset_id"] == dev.serial
+    assert payload["key_sha256"] == spki_sha256_of_key(key)
+    assert payload["conductor"] == spki_sha256_of_cert(env.cloud_pki.ca)
+    assert payload["expires"] - payload["issued"] == 3600
+    assert payload["expires"] == ob["assertion_expires"]
+    # Another signer's certificate does not verify it.
+    other = make_signer(str(tmp_path), "other")
+    proc = subprocess.run(["openssl", "cms", "-verify", "-inform", "DER", "-in", der, "-binary",
+                           "-certfile", other[1], "-nointern", "-noverify"], capture_output=True)
+    assert proc.returncode != 0
+
+    token = by_step(steps, "auth-finish")[0]["token"]
+    status, _, doc = cloud_request(env, "POST", "/v1/device/onboarding",
+                                   {"cert_key": "not a key"}, token)
+    assert status == 400 and doc["error"]["code"] == "bad-cert-key", doc
+    assert "psk" not in json.dumps(doc)
+    status, _, doc = cloud_request(env, "POST", "/v1/device/onboarding", {}, token)
+    assert status == 400 and doc["error"]["code"] == "bad-request", doc
