@@ -349,3 +349,53 @@ def test_the_cloud_answers_a_certificate_key_with_an_assertion_openssl_verifies(
     assert "psk" not in json.dumps(doc)
     status, _, doc = cloud_request(env, "POST", "/v1/device/onboarding", {}, token)
     assert status == 400 and doc["error"]["code"] == "bad-request", doc
+
+
+def test_trust_cloud_input_and_optional_mode(conductors, routers, tmp_path):
+    """trust-cloud refuses what is not one certificate (exit 2, nothing set); --optional lets
+    a first claim without an assertion through but still refuses a wrong one."""
+    staging = conductors()
+    staging.add_router("r1", "ASSET-0001")
+    staging.add_router("r2", "ASSET-0002")
+    psk_file, _ = staging.psk("site")
+    junk = str(tmp_path / "junk.pem")
+    with open(junk, "w") as f:
+        f.write("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    for bad in (["trust-cloud"], ["trust-cloud", "--cert", junk],
+                ["trust-cloud", "--cert", str(tmp_path / "missing.pem")]):
+        proc = staging.ctl(*bad)
+        assert proc.returncode == 2 and proc.stderr.startswith("onrampctl: "), (bad, proc)
+    assert "no cloud assertion certificate is trusted" in staging.ok("trust-cloud", "show")
+
+    org = make_signer(str(tmp_path), "org-assertions")
+    other = make_signer(str(tmp_path), "mallory")
+    staging.ok("trust-cloud", "--cert", org[1], "--optional")
+    assert "assertions optional" in staging.ok("trust-cloud", "show")
+    # Without an assertion: let through (optional).
+    first = routers(asset_id="ASSET-0001").start(staging, psk_file)
+    first.wait_report("connect")
+    # With a wrong one: refused all the same.
+    second = routers(asset_id="ASSET-0002")
+    assert second.run_tool("current").returncode == 0
+    now = int(time.time())
+    path = sign_assertion(str(tmp_path), other, {
+        "serial": "SN-2", "asset_id": "ASSET-0002",
+        "key_sha256": spki_sha256_of_key(second.path("certkey.pem")),
+        "conductor": spki_sha256_of_cert(staging.ca), "issued": now, "expires": now + 600},
+        "wrong-signer")
+    second.start(staging, psk_file, assertion_file=path)
+    report = second.wait_report("connect", ok=False)
+    assert "bad-assertion" in report["reason"] and "signature" in report["reason"]
+    assert staging.asset("ASSET-0002", "pending") is not None
+
+
+def test_cloud_device_set_refuses_unknown_devices(lab):
+    lab.start_all()
+    proc = lab.run(program("onrampctl"), "cloud", "--url", lab.cloud_url, "--ca",
+                   lab.cloud_pki.ca, "--token-file", lab.cloud_token, "device", "set",
+                   "NO-SUCH-SERIAL", "--asset-id", "X-1")
+    assert proc.returncode == 2 and "no device" in proc.stderr, proc.stderr
+    proc = lab.run(program("onrampctl"), "cloud", "--url", lab.cloud_url, "--ca",
+                   lab.cloud_pki.ca, "--token-file", lab.cloud_token, "device", "set",
+                   "NO-SUCH-SERIAL")
+    assert proc.returncode == 2 and "--asset-id" in proc.stderr, proc.stderr
