@@ -821,7 +821,8 @@ static void
 handle_certificate(struct http_ctx *ctx, void *arg)
 {
 	const char *csr = NULL;
-	char key_id[PKI_KEY_ID_LEN + 1], id_text[24], nb[24], na[24], now[24], until[RFC3339_LEN + 1];
+	char key_id[PKI_KEY_ID_LEN + 1], id_text[24], nb[24], na[24], now[24],
+		until[RFC3339_LEN + 1];
 	struct store_result *res = NULL;
 	struct command_row c = {0};
 	struct pki_issued out = {0};
