@@ -194,7 +194,7 @@ configure(struct config *cfg, const struct daemon_config *dc, bool init, void **
 	    config_get_uint(cfg, "cloudd", "token-lifetime", 900, 60, 86400,
 			    &app->token_lifetime) == -1 ||
 	    config_get_uint(cfg, "cloudd", "retry-after", 60, 1, 86400, &app->retry_after) == -1 ||
-	    config_get_uint(cfg, "cloudd", "assertion-lifetime", 3600, 60, ASSERTION_TTL_MAX,
+	    config_get_uint(cfg, "cloudd", "assertion-lifetime", 3600, 5, ASSERTION_TTL_MAX,
 			    &app->assertion_lifetime) == -1 ||
 	    config_get_uint(cfg, "cloudd", "lockout-threshold", 5, 1, 1000,
 			    &app->lockout.threshold) == -1 ||

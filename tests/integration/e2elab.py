@@ -58,6 +58,7 @@ class Lab:
         self.redirect_pki = Pki(self.dir, "redirect")
         self.cloud_pki = Pki(self.dir, "cloud")
         self.redirect_retry = redirect_retry
+        self.cloud_extra = ""  # more [cloudd] keys, e.g. "assertion_lifetime = 5\n"
 
     # ---- processes ---------------------------------------------------------
 
@@ -207,8 +208,8 @@ class Lab:
         self.cloud_token = self._cloud_daemon(
             "onramp-cloudd", "cloudd", self.cloud_pki, self.cloud_port,
             f"public-url = {self.cloud_url}\npublic-ca-file = {self.cloud_pki.ca}\n"
-            f"[redirector]\nurl = {self.redirect_url}\nca-file = {self.redirect_pki.ca}\n"
-            f"token-file = {cloud_token}\n")
+            f"{self.cloud_extra}[redirector]\nurl = {self.redirect_url}\n"
+            f"ca-file = {self.redirect_pki.ca}\ntoken-file = {cloud_token}\n")
         self.inventory_pub = os.path.join(self.dir, "cloudd-state", "inventory.pub.pem")
 
     def cloud(self, *args):

@@ -402,3 +402,29 @@ def test_cloud_device_set_refuses_unknown_devices(lab):
                    lab.cloud_pki.ca, "--token-file", lab.cloud_token, "device", "set",
                    "NO-SUCH-SERIAL")
     assert proc.returncode == 2 and "--asset-id" in proc.stderr, proc.stderr
+
+
+def test_an_assertion_that_expired_unused_is_replaced(lab):
+    """The staging conductor is down for longer than an assertion lives (5 s here): the
+    router does not keep presenting the expired one; it asks the cloud for a new one and
+    onboards once the conductor is back."""
+    lab.cloud_extra = "assertion_lifetime = 5\n"
+    agent = lab.router(SERIAL, start=False)
+    lab.staging.stop()
+    agent.start()
+    agent.wait_done("onboarding-info", timeout=60)
+    def stored():
+        with open(os.path.join(agent.state, "conductor.json")) as f:
+            return json.load(f)["staging"].get("assertion")
+
+    first = wait_until("the assertion kept for staging", stored)
+    wait_until("a new assertion from the cloud", lambda: stored() not in (None, first),
+               timeout=60)
+    assert "asking for a new one" in agent.log()
+    lab.staging.start()
+    agent.wait_done("configuration", timeout=90)
+    log = lab.staging.log()
+    assert "onboarding assertion for device " + SERIAL + " accepted" in log
+    assert "bad-assertion" not in log and "expired" not in log
+    with open(os.path.join(agent.state, "conductor.json")) as f:
+        assert "assertion" not in json.load(f)["staging"]  # used, then dropped
