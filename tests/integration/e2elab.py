@@ -58,7 +58,7 @@ class Lab:
         self.redirect_pki = Pki(self.dir, "redirect")
         self.cloud_pki = Pki(self.dir, "cloud")
         self.redirect_retry = redirect_retry
-        self.cloud_extra = ""  # more [cloudd] keys, e.g. "assertion_lifetime = 5\n"
+        self.cloud_extra = ""  # more [cloudd] keys, e.g. "assertion-lifetime = 5\n"
 
     # ---- processes ---------------------------------------------------------
 

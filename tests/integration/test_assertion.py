@@ -408,7 +408,7 @@ def test_an_assertion_that_expired_unused_is_replaced(lab):
     """The staging conductor is down for longer than an assertion lives (5 s here): the
     router does not keep presenting the expired one; it asks the cloud for a new one and
     onboards once the conductor is back."""
-    lab.cloud_extra = "assertion_lifetime = 5\n"
+    lab.cloud_extra = "assertion-lifetime = 5\n"
     agent = lab.router(SERIAL, start=False)
     lab.staging.stop()
     agent.start()
