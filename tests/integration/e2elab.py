@@ -313,7 +313,9 @@ class Lab:
                     value = f.read().strip()
                 if value:
                     out.append(value)
-        return out + self.assertion_key()
+        # Its text forms (PEM, base64 DER): callers may decode these as UTF-8.
+        key = self.assertion_key()
+        return out + (key[0::2] if key else [])
 
     def assertion_key(self):
         """The cloud's assertion private key as PEM, DER and base64 DER (issue 12), read
