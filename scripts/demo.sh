@@ -271,7 +271,10 @@ ROUTER_STATE=$DIR/router
 "$CTL" factory init-device --serial "$SERIAL" --model SSR1000 --state-dir "$ROUTER_STATE" \
 	--tcti "$TCTI" --cloud-key "$DIR/cloudd/inventory.pub.pem" --out "$DIR/$SERIAL.record.json" \
 	>"$DIR/factory.log" 2>&1 || fail "onrampctl factory init-device: $(cat "$DIR/factory.log")"
-say "factory: router $SERIAL provisioned, its OCRA key made inside the TPM"
+# The factory registers the claim's hash (never its secret) with the redirector (issue 12).
+"${REDIRECT[@]}" device register "$DIR/$SERIAL.record.json" >/dev/null ||
+	fail "redirect device register"
+say "factory: router $SERIAL provisioned, its OCRA key made inside the TPM, its claim registered"
 
 # ---- the operators, with onrampctl only ------------------------------------------
 STEP="cloud setup"
