@@ -518,8 +518,15 @@ store_staging(struct ob_worker *w, const struct cloud_onboarding *info, json_t *
 		json_array_append_new(addresses, json_string(addr[i]));
 	}
 	/* psk.len counts its NUL */
-	return conductor_set_target(&o, "staging", list, n, (const char *)info->psk.data,
-				    info->psk.len ? info->psk.len - 1 : 0, info->conductor_ca_pem);
+	if (conductor_set_target(&o, "staging", list, n, (const char *)info->psk.data,
+				 info->psk.len ? info->psk.len - 1 : 0,
+				 info->conductor_ca_pem) == -1)
+		return -1;
+	/* The cloud's onboarding assertion: what lets this device claim its asset ID (issue 12). */
+	return info->assertion == NULL
+		       ? 0
+		       : conductor_set_assertion(&o, "staging", info->asset_id, info->assertion,
+						 info->assertion_expires);
 }
 
 /* OB_JOB_ONBOARDING_INFO: the staging conductor's details, stored before the step is done. */
@@ -531,9 +538,15 @@ job_onboarding_info(struct ob_worker *w, struct ob_msg *m)
 	struct cloud_outcome oc;
 	struct http_session *s = NULL;
 	json_t *addresses = NULL;
+	char *key_pem = NULL;
 	int rc = -1;
 
 	memset(&info, 0, sizeof(info));
+	if (certkey_public_pem(w->ck, &key_pem) == -1) {
+		set_reason(m, or_errmsg());
+		return;
+	}
+	dev.cert_key_pem = key_pem;
 	for (int attempt = 0; attempt < 2 && rc == -1; attempt++) {
 		if (w->token.len == 0 && authenticate(w, &oc) == -1)
 			break;
@@ -550,7 +563,7 @@ job_onboarding_info(struct ob_worker *w, struct ob_msg *m)
 	if (rc == -1) {
 		cloud_reason(&oc, m->reason, sizeof(m->reason));
 		m->retry_after_s = oc.retry_after_s;
-		return;
+		goto out;
 	}
 	addresses = json_array();
 	if (addresses == NULL || store_staging(w, &info, addresses) == -1) {
@@ -561,8 +574,27 @@ job_onboarding_info(struct ob_worker *w, struct ob_msg *m)
 			    "conductor", addresses);
 	m->ok = m->data != NULL;
 out:
+	free(key_pem);
 	json_decref(addresses);
 	cloud_onboarding_free(&info);
+}
+
+/*
+ * An unused onboarding assertion that has expired (the staging conductor was out of reach for
+ * its lifetime) is replaced by a fresh one from the cloud before the next attempt.
+ */
+static void
+refresh_assertion(struct ob_worker *w, const struct conductor_client_opts *o)
+{
+	struct ob_msg m = {0};
+
+	if (!conductor_assertion_stale(o, "staging", 60))
+		return;
+	log_info("onboarding: the cloud's assertion has expired unused; asking for a new one");
+	job_onboarding_info(w, &m);
+	if (!m.ok)
+		log_warn("onboarding: no new assertion: %s", m.reason);
+	json_decref(m.data);
 }
 
 /* OB_JOB_REPORT: only the progress reports. */
@@ -716,6 +748,7 @@ job_conductor(struct ob_worker *w, struct ob_msg *m)
 		return;
 	}
 	o = conductor_opts(w, direct ? NULL : &px);
+	refresh_assertion(w, &o);
 	w->copts = &o;
 	rc = conductor_run(&o, &w->stop);
 	if (rc == -1)

@@ -432,6 +432,8 @@ dispatch(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const st
 	else if (strcmp(p.seg[0], "audit") == 0 && p.n == 1 &&
 		 strcmp(http_ctx_method(ctx), "GET") == 0)
 		audit_serve(ctx, st);
+	else if (api_path_is(&p, "assertion-cert"))
+		cloud_admin_assertion_cert(ctx, app, st);
 	else
 		cloud_admin_devices(ctx, app, st, who, &p);
 }

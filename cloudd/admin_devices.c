@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/rfc3339.h"
 #include "device/record.h"
+#include "proto/conductor_psk.h"
 #include "server/admin_tokens.h"
 #include "server/api_path.h"
 #include "server/http_server.h"
@@ -24,7 +25,7 @@
 
 #define DEVICE_COLUMNS                                                                             \
 	"serial, model, ocra_suite, claim_code, org, site, stage, last_error, "                    \
-	"last_error_time, last_seen, failures, locked_until, imported"
+	"last_error_time, last_seen, failures, locked_until, imported, COALESCE(asset_id, serial)"
 
 /* A time column as RFC 3339, or JSON null for NULL (and for 0 when zero_is_null). */
 static json_t *
@@ -48,7 +49,7 @@ device_json(const struct store_result *res, size_t r, time_t now)
 {
 	long long locked = strtoll(store_value(res, r, 11), NULL, 10);
 
-	return json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s,s:s?,s:o,s:o,s:I,s:o,s:o}", "serial",
+	return json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s,s:s?,s:o,s:o,s:I,s:o,s:o,s:s}", "serial",
 			 store_value(res, r, 0), "model", store_value(res, r, 1), "ocra_suite",
 			 store_value(res, r, 2), "claim_code", store_value(res, r, 3),
 			 "organization", store_value(res, r, 4), "site", store_value(res, r, 5),
@@ -58,7 +59,8 @@ device_json(const struct store_result *res, size_t r, time_t now)
 			 (json_int_t)strtoll(store_value(res, r, 10), NULL, 10), "locked_until",
 			 locked > (long long)now ? time_json(store_value(res, r, 11), true)
 						 : json_null(),
-			 "imported", time_json(store_value(res, r, 12), false));
+			 "imported", time_json(store_value(res, r, 12), false), "asset_id",
+			 store_value(res, r, 13));
 }
 
 /* Replies with the device (status), or 404. */
@@ -76,6 +78,45 @@ reply_device(struct http_ctx *ctx, struct store *st, const char *serial, int sta
 	else
 		http_reply_json(ctx, status, device_json(res, 0, time(NULL)));
 	store_result_free(res);
+}
+
+/*
+ * PUT /v1/admin/devices/SERIAL {"asset_id": ID or null}: the asset ID the device's onboarding
+ * assertions name (null: its serial again). Checked like a conductor checks it.
+ */
+static void
+set_device(struct http_ctx *ctx, struct store *st, const struct admin_who *who, const char *serial)
+{
+	const char *asset_id = NULL;
+	struct store_result *res = NULL;
+	json_t *body = NULL;
+
+	if (http_ctx_json_body(ctx, &body) == -1)
+		return;
+	if (!json_is_null(json_object_get(body, "asset_id")) &&
+	    (json_get_string(body, "asset_id", true, CONDUCTOR_SUBJECT_MAX, &asset_id) == -1 ||
+	     !conductor_valid_subject(asset_id) || strncmp(asset_id, "peer:", 5) == 0)) {
+		http_reply_error(ctx, 400, "bad-request",
+				 "asset_id must be 1 to %d printable characters without spaces, "
+				 "not starting with peer: (or null)",
+				 CONDUCTOR_SUBJECT_MAX);
+		goto out;
+	}
+	if (store_exec(st, "UPDATE devices SET asset_id = $1 WHERE serial = $2",
+		       (const char *[]){asset_id, serial}, 2, &res) == -1) {
+		cloud_internal(ctx, "setting a device's asset ID");
+		goto out;
+	}
+	if (store_changes(res) == 0) {
+		http_reply_error(ctx, 404, "not-found", "no device with serial %s", serial);
+		goto out;
+	}
+	log_info("device %s: asset ID %s set by '%s'", serial, asset_id ? asset_id : "(its serial)",
+		 who->name);
+	reply_device(ctx, st, serial, 200);
+out:
+	store_result_free(res);
+	json_decref(body);
 }
 
 /* GET /v1/admin/devices: every device, by serial. */
@@ -475,7 +516,7 @@ cloud_admin_devices(struct http_ctx *ctx, struct cloud_app *app, struct store *s
 {
 	const char *method = http_ctx_method(ctx);
 	bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0,
-	     del = strcmp(method, "DELETE") == 0;
+	     del = strcmp(method, "DELETE") == 0, put = strcmp(method, "PUT") == 0;
 
 	if (p->n >= 2 && cloud_check_serial(p->seg[1]) == -1) {
 		http_reply_error(ctx, 400, "bad-request", "%s", or_errmsg());
@@ -483,6 +524,8 @@ cloud_admin_devices(struct http_ctx *ctx, struct cloud_app *app, struct store *s
 		import(ctx, app, st, who);
 	} else if (api_path_is(p, "devices") && get) {
 		list_devices(ctx, st);
+	} else if (api_path_is(p, "devices/*") && put) {
+		set_device(ctx, st, who, p->seg[1]);
 	} else if (api_path_is(p, "devices/*") && (get || del)) {
 		if (get)
 			reply_device(ctx, st, p->seg[1], 200);

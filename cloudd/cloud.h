@@ -25,6 +25,7 @@
 struct http_ctx;
 struct http_route;
 struct masterkey;
+struct assertion_signer;
 
 struct cloud_app {
 	char master_key_path[DAEMON_PATH_MAX];
@@ -46,6 +47,10 @@ struct cloud_app {
 	const char *redirector_url;
 	char *redirector_ca_pem;
 	struct secret redirector_token;
+	/* The assertion key (assertion_key.c): loaded on first use, then read-only. */
+	struct assertion_signer *assertion_signer;
+	char *assertion_cert_pem;
+	unsigned long assertion_lifetime; /* seconds */
 };
 
 extern const struct store_migration cloud_migrations[];
@@ -85,6 +90,15 @@ bool cloud_ui_session_api(struct http_ctx *ctx, struct cloud_app *app, struct st
  */
 int cloud_ui_session(struct http_ctx *ctx, struct store *st, struct admin_who *who,
 		     char csrf[CLOUD_TOKEN_HEX + 1]);
+
+/*
+ * Makes sure app holds the assertion key: loads it from the database, or makes
+ * and stores it first (sealed under the master key). Safe from any thread.
+ */
+int cloud_assertion_key(struct cloud_app *app, struct store *st);
+
+/* GET /v1/admin/assertion-cert: the assertion certificate, for conductors to trust. */
+void cloud_admin_assertion_cert(struct http_ctx *ctx, struct cloud_app *app, struct store *st);
 
 /*
  * Pushes a claim to the redirector (PUT, proven by the device's claim_secret;

@@ -34,6 +34,13 @@
 	"source TEXT NOT NULL, step TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT);"           \
 	"CREATE INDEX events_serial ON events (serial, id);"
 
+/* Issue 12: the assertion key (sealed), and the asset ID a device is known by (NULL: its serial).
+ */
+#define CLOUD_SCHEMA_5                                                                             \
+	"CREATE TABLE assertion_keys (id INTEGER PRIMARY KEY, cert_pem TEXT NOT NULL, "            \
+	"key_sealed TEXT NOT NULL, created BIGINT NOT NULL);"                                      \
+	"ALTER TABLE devices ADD COLUMN asset_id TEXT;"
+
 /* Only the events' key differs: the backends number rows each their own way. */
 const struct store_migration cloud_migrations[] = {
 	{1, NULL,
@@ -63,6 +70,7 @@ const struct store_migration cloud_migrations[] = {
 	 NULL, NULL},
 	/* The admin API's audit trail (lib/server/audit.h). */
 	{4, NULL, AUDIT_SCHEMA_SQLITE, AUDIT_SCHEMA_POSTGRES},
+	{5, CLOUD_SCHEMA_5, NULL, NULL},
 };
 
 const size_t cloud_n_migrations = sizeof(cloud_migrations) / sizeof(cloud_migrations[0]);

@@ -9,10 +9,13 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/rfc3339.h"
+#include "core/x509.h"
+#include "server/assertion.h"
 #include "server/http_server.h"
 #include "server/masterkey.h"
 
 #include <openssl/crypto.h>
+#include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,9 +71,59 @@ addresses(const char *text)
 	return a;
 }
 
+/* The hex SHA-256 of a PEM public key's SubjectPublicKeyInfo: the key hash a conductor compares. */
+static int
+public_key_hash(const char *pem, char out[PKI_KEY_ID_LEN + 1])
+{
+	BIO *bio = pki_pem_source(pem, "cert_key");
+	EVP_PKEY *key = NULL;
+	int rc = -1;
+
+	if (bio == NULL)
+		return -1;
+	if ((key = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL)) == NULL)
+		pki_ssl_error("cert_key: not a PEM public key");
+	else
+		rc = pki_spki_sha256(key, out);
+	EVP_PKEY_free(key);
+	BIO_free(bio);
+	return rc;
+}
+
 /*
- * GET /v1/device/onboarding: the token's own device's site settings, the secret unsealed only
- * for the answer.
+ * The onboarding assertion for the device's certificate key (see server/assertion.h): serial,
+ * asset ID, key hash, the conductor (by its root CA's key), an expiry; added to reply.
+ */
+static int
+add_assertion(struct cloud_app *app, struct store *st, json_t *reply, const char *serial,
+	      const char *asset_id, const char *key_pem, const char *conductor_ca_pem, time_t now)
+{
+	struct assertion_claims c = {.issued = now,
+				     .expires = now + (time_t)app->assertion_lifetime};
+	char when[RFC3339_LEN + 1], *text = NULL;
+
+	/* No root CA: no conductor to bind it to, and the router cannot trust one anyway. */
+	if (conductor_ca_pem == NULL)
+		return 0;
+	snprintf(c.serial, sizeof(c.serial), "%s", serial);
+	snprintf(c.asset_id, sizeof(c.asset_id), "%s", asset_id);
+	if (public_key_hash(key_pem, c.key_sha256) == -1 ||
+	    pki_cert_key_id(conductor_ca_pem, c.conductor) == -1)
+		return -1;
+	if (cloud_assertion_key(app, st) == -1 ||
+	    assertion_sign(app->assertion_signer, &c, &text) == -1)
+		return -1;
+	rfc3339_format(c.expires, when);
+	json_object_set_new(reply, "assertion", json_string(text));
+	json_object_set_new(reply, "assertion_expires", json_string(when));
+	free(text);
+	return 0;
+}
+
+/*
+ * GET or POST /v1/device/onboarding: the token's own device's site settings, the secret unsealed
+ * only for the answer; a POST names the device's certificate key and gets an onboarding
+ * assertion for it too.
  */
 void
 cloud_device_onboarding(struct http_ctx *ctx, void *arg)
@@ -78,17 +131,26 @@ cloud_device_onboarding(struct http_ctx *ctx, void *arg)
 	struct cloud_app *app = arg;
 	struct store *st = http_ctx_thread_state(ctx);
 	char serial[CLOUD_SERIAL_MAX + 1], context[2 * CLOUD_NAME_MAX + 8], num[CLOUD_NUM_LEN];
-	const char *params[1] = {serial}, *org, *site;
+	const char *params[1] = {serial}, *org, *site, *key_pem = NULL;
 	struct store_result *res = NULL;
 	struct secret psk = {0};
-	json_t *addrs = NULL, *reply;
+	json_t *addrs = NULL, *reply = NULL, *body = NULL;
 	time_t now = time(NULL);
 
 	if (device_of(ctx, st, now, serial) == -1)
 		return;
+	if (strcmp(http_ctx_method(ctx), "POST") == 0) {
+		if (http_ctx_json_body(ctx, &body) == -1)
+			return;
+		if (json_get_string(body, "cert_key", true, CLOUD_PEM_MAX, &key_pem) == -1) {
+			http_reply_error(ctx, 400, "bad-request", "%s", or_errmsg());
+			goto out;
+		}
+	}
 	if (store_exec(st,
 		       "SELECT d.org, d.site, s.conductor_addresses, s.conductor_port, "
-		       "s.psk_sealed, s.conductor_ca_pem FROM devices d JOIN sites s "
+		       "s.psk_sealed, s.conductor_ca_pem, COALESCE(d.asset_id, d.serial) "
+		       "FROM devices d JOIN sites s "
 		       "ON s.org = d.org AND s.name = d.site WHERE d.serial = $1",
 		       params, 1, &res) == -1) {
 		cloud_internal(ctx, "reading onboarding settings");
@@ -113,22 +175,33 @@ cloud_device_onboarding(struct http_ctx *ctx, void *arg)
 		cloud_internal(ctx, "opening a site secret");
 		goto out;
 	}
-	reply = json_pack("{s:s,s:s,s:s,s:{s:O,s:I},s:s%,s:s?}", "serial", serial, "organization",
-			  org, "site", site, "conductor", "addresses", addrs, "port",
-			  (json_int_t)strtol(store_value(res, 0, 3), NULL, 10), "psk",
+	reply = json_pack("{s:s,s:s,s:s,s:{s:O,s:I},s:s%,s:s?,s:s}", "serial", serial,
+			  "organization", org, "site", site, "conductor", "addresses", addrs,
+			  "port", (json_int_t)strtol(store_value(res, 0, 3), NULL, 10), "psk",
 			  (const char *)psk.data, psk.len, "conductor_ca_pem",
-			  store_value(res, 0, 5));
+			  store_value(res, 0, 5), "asset_id", store_value(res, 0, 6));
 	if (reply == NULL) {
 		or_error("out of memory");
 		cloud_internal(ctx, "building onboarding information");
 		goto out;
 	}
+	if (key_pem != NULL && add_assertion(app, st, reply, serial, store_value(res, 0, 6),
+					     key_pem, store_value(res, 0, 5), now) == -1) {
+		log_warn("no onboarding assertion for %s: %s", serial, or_errmsg());
+		http_reply_error(ctx, 400, "bad-cert-key", "no onboarding assertion: %s",
+				 or_errmsg());
+		goto out;
+	}
 	if (cloud_event(st, serial, now, "cloud", "onboarding", "ok", NULL, "onboarding-sent") ==
 	    -1)
 		log_error("recording an event of %s failed: %s", serial, or_errmsg());
-	log_info("onboarding information sent to %s (site %s/%s)", serial, org, site);
+	log_info("onboarding information%s sent to %s (site %s/%s)",
+		 key_pem ? " and assertion" : "", serial, org, site);
 	http_reply_json(ctx, 200, reply);
+	reply = NULL;
 out:
+	json_decref(reply);
+	json_decref(body);
 	secret_free(&psk);
 	json_decref(addrs);
 	store_result_free(res);

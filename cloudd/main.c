@@ -10,6 +10,7 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "server/admin_tokens.h"
+#include "server/assertion.h"
 #include "server/http_server.h"
 #include "server/masterkey.h"
 
@@ -33,7 +34,8 @@ static const char usage[] =
 	"\n"
 	"An organisation's onramp cloud: inventory from factory records, organisations,\n"
 	"sites and their onboarding settings, claims pushed to the redirector, mutual\n"
-	"OCRA authentication of devices, onboarding information and progress.\n"
+	"OCRA authentication of devices, onboarding information with onboarding\n"
+	"assertions (signed with an assertion key made on first use), and progress.\n"
 	"\n"
 	"  init       create the state directory, database, master key and inventory key;\n"
 	"             a first admin token, written to --token-file (mode 0600) or else\n"
@@ -42,9 +44,9 @@ static const char usage[] =
 	"             address, port, cert-file, key-file, threads, state-dir, database,\n"
 	"             max-body, log-level, master-key-file, inventory-key-file,\n"
 	"             inventory-pub-file, public-url, public-ca-file, challenge-lifetime,\n"
-	"             token-lifetime, retry-after, lockout-threshold, lockout-base,\n"
-	"             lockout-max, source-rate, source-burst, global-rate, global-burst,\n"
-	"             stuck-after, ui-session-lifetime;\n"
+	"             token-lifetime, retry-after, assertion-lifetime, lockout-threshold,\n"
+	"             lockout-base, lockout-max, source-rate, source-burst, global-rate,\n"
+	"             global-burst, stuck-after, ui-session-lifetime;\n"
 	"             section [redirector]: url, ca-file, token-file\n"
 	"  --check-config  check the configuration and exit (0, or 2 naming FILE:LINE)\n"
 	"  --help     this text\n"
@@ -58,6 +60,8 @@ release(void *arg)
 
 	masterkey_free(app->mk);
 	rate_limiter_free(app->limiter);
+	assertion_signer_free(app->assertion_signer);
+	free(app->assertion_cert_pem);
 	if (app->inventory_key_pem != NULL) {
 		OPENSSL_cleanse(app->inventory_key_pem, strlen(app->inventory_key_pem));
 		free(app->inventory_key_pem);
@@ -190,6 +194,8 @@ configure(struct config *cfg, const struct daemon_config *dc, bool init, void **
 	    config_get_uint(cfg, "cloudd", "token-lifetime", 900, 60, 86400,
 			    &app->token_lifetime) == -1 ||
 	    config_get_uint(cfg, "cloudd", "retry-after", 60, 1, 86400, &app->retry_after) == -1 ||
+	    config_get_uint(cfg, "cloudd", "assertion-lifetime", 3600, 5, ASSERTION_TTL_MAX,
+			    &app->assertion_lifetime) == -1 ||
 	    config_get_uint(cfg, "cloudd", "lockout-threshold", 5, 1, 1000,
 			    &app->lockout.threshold) == -1 ||
 	    config_get_uint(cfg, "cloudd", "lockout-base", 30, 1, 86400, &app->lockout.base_s) ==
@@ -294,6 +300,7 @@ cloud_routes(struct cloud_app *app, const struct http_route **routes)
 		{"POST", "/v1/device/auth/start", cloud_auth_start, NULL},
 		{"POST", "/v1/device/auth/finish", cloud_auth_finish, NULL},
 		{"GET", "/v1/device/onboarding", cloud_device_onboarding, NULL},
+		{"POST", "/v1/device/onboarding", cloud_device_onboarding, NULL},
 		{"POST", "/v1/device/events", cloud_device_events, NULL},
 		{"GET", "/v1/admin/*", cloud_admin, NULL},
 		{"POST", "/v1/admin/*", cloud_admin, NULL},

@@ -33,7 +33,7 @@ reply_internal(struct http_ctx *ctx)
 }
 
 /* The worker of an authorised request, or NULL after replying 401/500. */
-static struct worker *
+struct worker *
 admin_of(struct http_ctx *ctx)
 {
 	const char *token = http_ctx_bearer(ctx);
@@ -645,6 +645,8 @@ handle_router_path(struct http_ctx *ctx, void *arg)
 
 const struct http_route admin_routes[] = {
 	{"GET", "/admin/v1/ca", handle_ca, NULL},
+	{"GET", "/admin/v1/trust-cloud", cloud_trust_handle, NULL},
+	{"PUT", "/admin/v1/trust-cloud", cloud_trust_handle, NULL},
 	{"POST", "/admin/v1/psks", handle_psk_create, NULL},
 	{"POST", "/admin/v1/routers", handle_router_add, NULL},
 	{"GET", "/admin/v1/assets", handle_assets, NULL},

@@ -112,6 +112,20 @@ extern const size_t n_admin_routes;
  */
 bool check_psk_proof(struct http_ctx *ctx, struct worker *w, json_t *body, const char *subject);
 
+/* admin_api.c: the worker of a request with a valid admin token, or NULL after replying. */
+struct worker *admin_of(struct http_ctx *ctx);
+
+/*
+ * cloud_trust.c: whether the device (key_id, from its CSR) may claim router r's asset ID:
+ * true when r is bound already, no cloud trust is set, the secret proved is r's own, or the
+ * body's onboarding assertion checks out. Replies 403 (or 400/500) when not.
+ */
+struct router_row;
+bool cloud_trust_admits(struct http_ctx *ctx, struct worker *w, const struct router_row *r,
+			json_t *body, const char *key_id);
+/* PUT or GET /admin/v1/trust-cloud. */
+void cloud_trust_handle(struct http_ctx *ctx, void *arg);
+
 /* peer.c: asks the conductor at one of addresses whether it has router provisioned. */
 int peer_check_router(struct worker *w, const char *const *addresses, size_t n, const char *ca_pem,
 		      const char *psk_text, const char *router, const char *asset_id);

@@ -414,6 +414,8 @@ handle_auth(struct http_ctx *ctx, void *arg)
 				 asset_id);
 		goto out;
 	}
+	if (!cloud_trust_admits(ctx, w, &r, body, key_id))
+		goto out;
 	if (bind_device(w, &r, key_id, &same) == -1) {
 		reply_internal(ctx);
 		goto out;

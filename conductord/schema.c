@@ -110,6 +110,11 @@ static const struct store_migration migrations[] = {
 	{1, NULL, TABLES("INTEGER PRIMARY KEY AUTOINCREMENT"), TABLES("BIGSERIAL PRIMARY KEY")},
 	/* Issue 12: hello nonces in the order issued (microseconds): the oldest are evicted. */
 	{2, "ALTER TABLE nonces ADD COLUMN issued BIGINT NOT NULL DEFAULT 0;", NULL, NULL},
+	/* Issue 12: the cloud's pinned assertion certificate (one row). */
+	{3,
+	 "CREATE TABLE cloud_trust (id INTEGER PRIMARY KEY, cert_pem TEXT NOT NULL, "
+	 "required INTEGER NOT NULL, set_at BIGINT NOT NULL)",
+	 NULL, NULL},
 };
 
 /*

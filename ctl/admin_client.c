@@ -44,6 +44,7 @@ static const struct {
 	{"--since", OPT_SINCE, offsetof(struct admin_args, since)},
 	{"--verify", OPT_VERIFY, 0},
 	{"--watch", OPT_WATCH, 0},
+	{"--asset-id", OPT_ASSET_ID, offsetof(struct admin_args, asset_id)},
 };
 
 /* See admin_client.h. */

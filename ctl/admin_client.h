@@ -33,6 +33,7 @@ enum admin_opt {
 	OPT_SINCE = 1 << 14,
 	OPT_VERIFY = 1 << 15,
 	OPT_WATCH = 1 << 16, /* any reading command: ask again every 2 s */
+	OPT_ASSET_ID = 1 << 17,
 };
 
 #define ADMIN_POS_MAX 6
@@ -43,7 +44,7 @@ struct admin_args {
 	const char *conductors[CLOUD_CONDUCTORS_MAX];
 	size_t n_conductors;
 	const char *port, *psk_file, *ca_file, *claim_code, *serial, *org, *site, *role;
-	const char *cloud_url, *cloud_ca, *claim_secret_file, *since;
+	const char *cloud_url, *cloud_ca, *claim_secret_file, *since, *asset_id;
 	const char *pos[ADMIN_POS_MAX]; /* the words: "device", "events", "SERIAL" */
 	size_t n_pos;
 };

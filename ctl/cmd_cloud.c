@@ -11,6 +11,7 @@
 #include "admin_client.h"
 #include "core/error.h"
 #include "core/json.h"
+#include "proto/conductor_psk.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,8 @@ static const char cloud_usage[] =
 	"  claim (--serial S | --claim-code CODE) --org ORG --site SITE\n"
 	"  unclaim SERIAL\n"
 	"  device list | device show SERIAL | device events SERIAL | device delete SERIAL\n"
+	"  device set SERIAL --asset-id ID   the asset ID its onboarding assertions name\n"
+	"  assertion-cert export             print the onboarding assertion certificate (PEM)\n"
 	"  token add NAME | token list | token delete NAME\n"
 	"  audit [--since TIME] [--json] | audit --verify\n"
 	"\n"
@@ -83,7 +86,7 @@ print_device(const json_t *d)
 	static const char *const keys[] = {
 		"serial",   "model",	    "ocra_suite", "claim_code", "organization",
 		"site",	    "stage",	    "last_seen",  "last_error", "last_error_time",
-		"imported", "locked_until",
+		"imported", "locked_until", "asset_id",
 	};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -135,6 +138,8 @@ print_answer(const struct admin_args *a, const char *kind, const json_t *doc)
 		}
 	} else if (strcmp(kind, "device") == 0) {
 		print_device(doc);
+	} else if (strcmp(kind, "certificate") == 0) {
+		fputs(admin_str(doc, "certificate"), stdout);
 	} else if (strcmp(kind, "events") == 0) {
 		list = json_object_get(doc, kind);
 		json_array_foreach(list, i, v) printf(
@@ -318,6 +323,22 @@ build(const struct admin_args *a, struct admin_request *req)
 			 show || del ? "" : "/events");
 		req->kind = del ? NULL : show ? "device" : "events";
 		snprintf(req->done, sizeof(req->done), "device %s removed from the inventory", x);
+	} else if (strcmp(w1, "device") == 0 && strcmp(w2, "set") == 0) {
+		WANT(OPT_JSON | OPT_ASSET_ID, 3, "s");
+		if (a->asset_id == NULL)
+			return or_error("device set SERIAL needs --asset-id ID");
+		if (!conductor_valid_subject(a->asset_id) || strncmp(a->asset_id, "peer:", 5) == 0)
+			return or_error("--asset-id must be 1 to %d printable characters without "
+					"spaces, not starting with peer:",
+					CONDUCTOR_SUBJECT_MAX);
+		req->method = "PUT";
+		snprintf(req->path, sizeof(req->path), "/v1/admin/devices/%s", x);
+		req->body = json_pack("{s:s}", "asset_id", a->asset_id);
+		req->kind = "device";
+	} else if (strcmp(w1, "assertion-cert") == 0 && strcmp(w2, "export") == 0) {
+		WANT(OPT_JSON, 2, "");
+		snprintf(req->path, sizeof(req->path), "/v1/admin/assertion-cert");
+		req->kind = "certificate";
 	} else if (strcmp(w1, "token") == 0 && (add || del)) {
 		WANT(0, 3, "t");
 		req->method = add ? "POST" : "DELETE";

@@ -43,6 +43,11 @@ static const char conductor_usage[] =
 	"  router show NAME [--json]         a router's record, certificates, commands\n"
 	"  show assets [--json]              every asset ID and its state\n"
 	"  show alarms [--json]              alarms (e.g. duplicate asset IDs)\n"
+	"  trust-cloud --cert FILE [--optional]\n"
+	"                                    trust the cloud's onboarding assertion certificate\n"
+	"                                    (onrampctl cloud assertion-cert export): a first\n"
+	"                                    claim of an asset ID then needs an assertion\n"
+	"  trust-cloud show                  the trusted certificate, if any\n"
 	"  migrate conductor ADDR [ADDR] router NAME [--skip-validation] [--force]\n"
 	"         [--revert-window SECONDS] [--wait]\n"
 	"                                    move the router to the conductor at ADDR\n"
@@ -482,12 +487,53 @@ out:
 	return rc;
 }
 
+/*
+ * trust-cloud --cert FILE [--optional]: pins the cloud's assertion certificate (checked here
+ * first); without a file, shows the one pinned.
+ */
+static int
+trust_cloud(struct admin *a, const char *cert_file, bool optional)
+{
+	char *pem = NULL, key_id[PKI_KEY_ID_LEN + 1];
+	json_t *body = NULL, *answer = NULL;
+	int rc = -1;
+
+	if (cert_file == NULL) {
+		if (admin_call(a, "GET", "/admin/v1/trust-cloud", NULL, &answer) == -1)
+			return -1;
+		if (json_string_value(json_object_get(answer, "certificate")) == NULL)
+			printf("no cloud assertion certificate is trusted\n");
+		else
+			printf("assertions %s; certificate:\n%s",
+			       json_is_true(json_object_get(answer, "required")) ? "required"
+										 : "optional",
+			       json_string_value(json_object_get(answer, "certificate")));
+		json_decref(answer);
+		return 0;
+	}
+	if ((pem = read_small_file(cert_file, PKI_MAX_PEM, "--cert")) == NULL ||
+	    pki_check_certificates(pem, strlen(pem), 1, cert_file) == -1 ||
+	    pki_cert_key_id(pem, key_id) == -1)
+		goto out;
+	body = json_pack("{s:s, s:b}", "certificate", pem, "required", !optional);
+	if (admin_call(a, "PUT", "/admin/v1/trust-cloud", body, &answer) == -1)
+		goto out;
+	printf("trusting the cloud's assertion key %.16s...; assertions %s\n", key_id,
+	       optional ? "optional" : "required");
+	rc = 0;
+out:
+	free(pem);
+	json_decref(body);
+	json_decref(answer);
+	return rc;
+}
+
 /* ---- argument parsing ------------------------------------------------------ */
 
 struct args {
-	const char *asset_id, *config, *name, *psk_file, *ca, *addresses[MAX_ADDRESSES];
+	const char *asset_id, *config, *name, *psk_file, *ca, *addresses[MAX_ADDRESSES], *cert;
 	size_t n_addresses;
-	bool json, skip, force, wait;
+	bool json, skip, force, wait, optional;
 	long window;
 };
 
@@ -507,6 +553,8 @@ parse_options(int argc, char **argv, struct args *a)
 		{"force", no_argument, NULL, 'f'},
 		{"wait", no_argument, NULL, 'w'},
 		{"revert-window", required_argument, NULL, 'r'},
+		{"cert", required_argument, NULL, 'k'},
+		{"optional", no_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0},
 	};
 	char *end;
@@ -547,6 +595,12 @@ parse_options(int argc, char **argv, struct args *a)
 			break;
 		case 'w':
 			a->wait = true;
+			break;
+		case 'k':
+			a->cert = optarg;
+			break;
+		case 'o':
+			a->optional = true;
 			break;
 		case 'r':
 			a->window = strtol(optarg, &end, 10);
@@ -615,6 +669,13 @@ dispatch(struct admin *adm, char **w, int n, struct args *a)
 	if (n == 2 && strcmp(w[0], "show") == 0 &&
 	    (strcmp(w[1], "assets") == 0 || strcmp(w[1], "alarms") == 0))
 		return show(adm, w[1], a->json);
+	if (n == 1 && strcmp(w[0], "trust-cloud") == 0) {
+		if (a->cert == NULL)
+			return or_error("trust-cloud needs --cert FILE");
+		return trust_cloud(adm, a->cert, a->optional);
+	}
+	if (n == 2 && strcmp(w[0], "trust-cloud") == 0 && strcmp(w[1], "show") == 0)
+		return trust_cloud(adm, NULL, false);
 	if (n >= 1 && strcmp(w[0], "migrate") == 0) {
 		if (parse_migrate(w, n, addrs, &n_addrs, &name) == -1)
 			return -1;

@@ -18,7 +18,7 @@ probe|--ca --proxy --proxy-user --proxy-password-file --timeout --json --help
 migrate|conductor --help
 retry|--socket --help
 migrate conductor|--no-wait --timeout --socket --help
-conductor|ca psk router show migrate --url --ca --token-file --json --help
+conductor|ca psk router show migrate trust-cloud --url --ca --token-file --json --help
 conductor ca|export
 conductor psk|create
 conductor router|add production renew show
@@ -26,14 +26,17 @@ conductor router add|--asset-id --config --psk-file --skip-validation
 conductor router production|--address --port --psk-file --root-ca
 conductor migrate|--wait --revert-window --force
 conductor show|assets alarms
-cloud|org site inventory claim unclaim device token audit --url --ca --token-file --json --watch --help
+conductor trust-cloud|show --cert --optional
+cloud|org site inventory claim unclaim device token audit assertion-cert --url --ca --token-file --json --watch --help
 cloud org|add list delete
 cloud site|add list show set delete
 cloud site set|--conductor --port --psk-file --ca-file --no-ca
 cloud inventory|import
 cloud inventory import|--claim-code
 cloud claim|--serial --claim-code --org --site
-cloud device|list show events delete
+cloud device|list show events delete set
+cloud device set|--asset-id
+cloud assertion-cert|export
 cloud token|add list delete
 cloud audit|--since --verify --json
 cloud token add|--role

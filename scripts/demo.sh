@@ -397,12 +397,19 @@ op_to "$DIR/production-ca.pem" "${PRODUCTION[@]}" ca export || fail "production 
 op "${STAGING[@]}" router production "$ROUTER" --address "127.0.0.1:$PRODUCTION_PORT" \
 	--psk-file "$DIR/production.psk" --root-ca "$DIR/production-ca.pem" >/dev/null ||
 	fail "staging router production"
+STEP="trust in the cloud's onboarding assertions"
+op_to "$DIR/assertion-cert.pem" "${CLOUD[@]}" assertion-cert export ||
+	fail "cloud assertion-cert export"
+op "${STAGING[@]}" trust-cloud --cert "$DIR/assertion-cert.pem" >/dev/null || fail "staging trust-cloud"
+op "${PRODUCTION[@]}" trust-cloud --cert "$DIR/assertion-cert.pem" >/dev/null ||
+	fail "production trust-cloud"
 STEP="site settings and claim"
 op "${CLOUD[@]}" site set acme paris --conductor 127.0.0.1 --port "$STAGING_PORT" \
 	--psk-file "$DIR/staging.psk" --ca-file "$DIR/staging-ca.pem" >/dev/null || fail "site set"
 op "${CLOUD[@]}" claim --serial "$SERIAL" --org acme --site paris >/dev/null || fail "claim"
 say "operators: organisation acme, site paris, router $SERIAL claimed; staging and production" \
-	"conductors know router $ROUTER, secrets and root CAs handed over"
+	"conductors know router $ROUTER, secrets and root CAs handed over, and trust the cloud's" \
+	"onboarding assertions"
 
 # ---- the router ------------------------------------------------------------------
 STEP="router agent"

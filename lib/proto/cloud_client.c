@@ -393,13 +393,19 @@ cloud_get_onboarding(struct http_session *session, const struct cloud_device *de
 		     const struct secret *token, struct cloud_onboarding *out,
 		     struct cloud_outcome *oc)
 {
-	const char *serial, *org, *site, *psk = NULL, *pem = NULL;
-	json_t *doc = NULL;
+	const char *serial, *org, *site, *psk = NULL, *pem = NULL, *assertion = NULL,
+					 *asset_id = NULL, *expires = NULL;
+	json_t *doc = NULL, *body = NULL;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
-	if (exchange(session, "GET", "/v1/device/onboarding", (const char *)token->data, NULL,
-		     "onboarding information", &doc, oc) == -1)
+	if (dev->cert_key_pem != NULL &&
+	    (body = json_pack("{s:s}", "cert_key", dev->cert_key_pem)) == NULL) {
+		or_error("out of memory");
+		return fail(oc, CLOUD_TRANSPORT);
+	}
+	if (exchange(session, body ? "POST" : "GET", "/v1/device/onboarding",
+		     (const char *)token->data, body, "onboarding information", &doc, oc) == -1)
 		goto out;
 	if (answer_string(doc, "serial", CLOUD_SERIAL_MAX, NULL, &serial) == -1 ||
 	    answer_string(doc, "organization", CLOUD_NAME_MAX, NULL, &org) == -1 ||
@@ -408,7 +414,16 @@ cloud_get_onboarding(struct http_session *session, const struct cloud_device *de
 	    json_get_string(doc, "psk", true, CLOUD_PSK_MAX, &psk) == -1 ||
 	    cloud_check_psk(psk) == -1 ||
 	    json_get_string(doc, "conductor_ca_pem", false, CLOUD_PEM_MAX, &pem) == -1 ||
-	    (pem != NULL && cloud_check_pem("conductor_ca_pem", pem) == -1)) {
+	    (pem != NULL && cloud_check_pem("conductor_ca_pem", pem) == -1) ||
+	    json_get_string(doc, "assertion", false, CLOUD_ASSERTION_MAX, &assertion) == -1 ||
+	    (assertion != NULL &&
+	     cloud_check_text("assertion", assertion, 1, CLOUD_ASSERTION_MAX) == -1) ||
+	    json_get_string(doc, "assertion_expires", assertion != NULL, RFC3339_LEN, &expires) ==
+		    -1 ||
+	    (expires != NULL && rfc3339_parse(expires, &out->assertion_expires) == -1) ||
+	    json_get_string(doc, "asset_id", false, CLOUD_ASSET_ID_MAX, &asset_id) == -1 ||
+	    (asset_id != NULL &&
+	     cloud_check_text("asset_id", asset_id, 1, CLOUD_ASSET_ID_MAX) == -1)) {
 		or_error_prefix("onboarding information: the cloud's answer");
 		fail(oc, CLOUD_PROTOCOL);
 		goto out;
@@ -420,8 +435,11 @@ cloud_get_onboarding(struct http_session *session, const struct cloud_device *de
 	}
 	snprintf(out->organization, sizeof(out->organization), "%s", org);
 	snprintf(out->site, sizeof(out->site), "%s", site);
+	if (asset_id != NULL)
+		snprintf(out->asset_id, sizeof(out->asset_id), "%s", asset_id);
 	if (secret_from(&out->psk, psk, strlen(psk) + 1) == -1 ||
-	    (pem != NULL && (out->conductor_ca_pem = strdup(pem)) == NULL)) {
+	    (pem != NULL && (out->conductor_ca_pem = strdup(pem)) == NULL) ||
+	    (assertion != NULL && (out->assertion = strdup(assertion)) == NULL)) {
 		or_error("out of memory");
 		fail(oc, CLOUD_TRANSPORT);
 		goto out;
@@ -430,6 +448,7 @@ cloud_get_onboarding(struct http_session *session, const struct cloud_device *de
 out:
 	if (rc == -1)
 		cloud_onboarding_free(out);
+	json_decref(body);
 	json_decref(doc);
 	return rc;
 }
@@ -440,6 +459,7 @@ cloud_onboarding_free(struct cloud_onboarding *o)
 {
 	secret_free(&o->psk);
 	free(o->conductor_ca_pem);
+	free(o->assertion);
 	memset(o, 0, sizeof(*o));
 }
 

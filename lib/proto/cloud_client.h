@@ -30,6 +30,7 @@ struct cloud_device {
 	const char *software_version; /* NULL: not sent */
 	const char *suite;	      /* its OCRA suite, as in its factory record */
 	struct ocra_hmac hmac;	      /* its OCRA key: identity_ocra_hmac() (TPM or software) */
+	const char *cert_key_pem;     /* its certificate key's public key (PEM); NULL: not sent */
 };
 
 enum cloud_status {
@@ -111,9 +112,16 @@ struct cloud_onboarding {
 	unsigned port;
 	struct secret psk;	/* NUL-terminated; psk.len counts the NUL */
 	char *conductor_ca_pem; /* malloc'd; NULL when the site has none */
+	char *assertion;	/* malloc'd onboarding assertion (base64 CMS); NULL: none */
+	time_t assertion_expires;
+	char asset_id[CLOUD_ASSET_ID_MAX + 1]; /* the asset ID the cloud knows it by; "" */
 };
 
-/* GET /v1/device/onboarding with the device token; checks every field. */
+/*
+ * The device's onboarding information with the device token; checks every
+ * field. With dev->cert_key_pem, a POST that names the certificate key and
+ * gets the cloud's onboarding assertion for it (issue 12); else a GET.
+ */
 int cloud_get_onboarding(struct http_session *session, const struct cloud_device *dev,
 			 const struct secret *token, struct cloud_onboarding *out,
 			 struct cloud_outcome *oc);

@@ -21,6 +21,8 @@
 #define CLOUD_NAME_MAX 64 /* organisation, site, model, token names */
 #define CLOUD_CLAIM_CODE_MAX 32
 #define CLOUD_URL_MAX 256
+#define CLOUD_ASSERTION_MAX 4096 /* an onboarding assertion, base64 */
+#define CLOUD_ASSET_ID_MAX 128
 #define CLOUD_PEM_MAX 65536 /* a trust anchor or root CA bundle */
 #define CLOUD_PEM_CERTS_MAX 16
 #define CLOUD_NONCE_MIN 16 /* hex digits */

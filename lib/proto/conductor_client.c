@@ -204,6 +204,7 @@ conductor_target_free(struct conductor_target *t)
 	for (size_t i = 0; i < t->n_addresses; i++)
 		free(t->addresses[i]);
 	free(t->ca_pem);
+	free(t->assertion);
 	secret_free(&t->psk);
 	memset(t, 0, sizeof(*t));
 }
@@ -266,6 +267,13 @@ conductor_get_target(const struct conductor_client_opts *o, const char *which,
 		goto out;
 	}
 	vault_names(which, psk_name, ca_name);
+	snprintf(out->asset_id, sizeof(out->asset_id), "%s",
+		 text_or(json_object_get(st, "asset_id"), o->asset_id));
+	if (json_string_value(json_object_get(t, "assertion")) != NULL &&
+	    (out->assertion = strdup(json_string_value(json_object_get(t, "assertion")))) == NULL) {
+		or_error("out of memory");
+		goto out;
+	}
 	if (addresses_from_json(json_object_get(t, "addresses"), out) == -1 ||
 	    vault_get(o->vault, psk_name, &out->psk) == -1 ||
 	    vault_get_anchor(o->vault, ca_name, &out->ca_pem) == -1) {
@@ -277,6 +285,72 @@ conductor_get_target(const struct conductor_client_opts *o, const char *which,
 out:
 	json_decref(st);
 	return rc;
+}
+
+/* See conductor_client.h: kept in the state file (an assertion is not secret). */
+int
+conductor_set_assertion(const struct conductor_client_opts *o, const char *which,
+			const char *asset_id, const char *assertion, time_t expires)
+{
+	json_t *st = NULL, *t;
+	int rc = -1;
+
+	if (!valid_which(which))
+		return or_error("conductor target must be staging or production");
+	if (asset_id != NULL && asset_id[0] != '\0' && !conductor_valid_subject(asset_id))
+		return or_error("the cloud's asset ID is not 1 to 128 printable characters");
+	if (state_load_or_new(o, &st) == -1)
+		return -1;
+	if ((t = json_object_get(st, which)) == NULL) {
+		or_error("no %s conductor is stored", which);
+		goto out;
+	}
+	if (asset_id != NULL && asset_id[0] != '\0')
+		json_object_set_new(st, "asset_id", json_string(asset_id));
+	json_object_set_new(t, "assertion", json_string(assertion));
+	json_object_set_new(t, "assertion_expires", json_integer((json_int_t)expires));
+	rc = state_save(o, st);
+out:
+	json_decref(st);
+	return rc;
+}
+
+/* See conductor_client.h. */
+bool
+conductor_assertion_stale(const struct conductor_client_opts *o, const char *which, time_t margin_s)
+{
+	json_t *st = NULL, *t;
+	bool stale = false;
+
+	if (!valid_which(which) || state_load_or_new(o, &st) == -1)
+		return false;
+	t = json_object_get(st, which);
+	if (t != NULL && json_string_value(json_object_get(t, "assertion")) != NULL)
+		stale = json_integer_value(json_object_get(t, "assertion_expires")) <=
+			(json_int_t)(time(NULL) + margin_s);
+	json_decref(st);
+	return stale;
+}
+
+/* Drops the assertion of the conductor whose CA is ca_pem: it was used. */
+static void
+assertion_used(const struct conductor_client_opts *o, const char *ca_pem)
+{
+	struct conductor_target t;
+	json_t *st = NULL, *entry;
+	const char *which = "staging";
+
+	if (conductor_get_target(o, which, &t) == -1)
+		return;
+	if (t.assertion != NULL && strcmp(t.ca_pem, ca_pem) == 0 &&
+	    state_load_or_new(o, &st) == 0 && (entry = json_object_get(st, which)) != NULL) {
+		json_object_del(entry, "assertion");
+		json_object_del(entry, "assertion_expires");
+		if (state_save(o, st) == -1)
+			log_warn("conductor: cannot drop the used assertion: %s", or_errmsg());
+	}
+	json_decref(st);
+	conductor_target_free(&t);
 }
 
 /* Which conductor the router serves now. */
@@ -450,8 +524,10 @@ authenticate(struct conductor_conn *c, const struct conductor_target *t)
 	json_int_t timeout;
 	int rc = -1;
 
-	json_object_set_new(body, "asset_id", json_string(o->asset_id));
-	if (conductor_prove(c->s, "asset_id", o->asset_id, o->asset_id, &t->psk, body, nonce) == -1)
+	json_object_set_new(body, "asset_id", json_string(t->asset_id));
+	if (t->assertion != NULL)
+		json_object_set_new(body, "assertion", json_string(t->assertion));
+	if (conductor_prove(c->s, "asset_id", t->asset_id, t->asset_id, &t->psk, body, nonce) == -1)
 		goto out;
 	snprintf(uri, sizeof(uri), "%s%s", NONCE_URI_PREFIX, nonce);
 	if (certkey_csr(o->certkey, DEVICE_CSR_CN, uris, 1, &csr) == -1)
@@ -470,6 +546,8 @@ authenticate(struct conductor_conn *c, const struct conductor_target *t)
 	snprintf(c->token, sizeof(c->token), "%s", token);
 	snprintf(c->router, sizeof(c->router), "%s", router);
 	c->poll_timeout_s = (unsigned)timeout;
+	if (t->assertion != NULL)
+		assertion_used(o, t->ca_pem); /* the asset ID is bound to this device now */
 	rc = 0;
 out:
 	free(csr);
@@ -1039,6 +1117,14 @@ conductor_run(const struct conductor_client_opts *o, volatile sig_atomic_t *stop
 		conductor_target_free(&t);
 		if (rc == -1) {
 			report(o, "connect", false, or_errmsg());
+			/* An assertion that expired unused: the caller fetches a new one. */
+			if (conductor_assertion_stale(o, current, 0)) {
+				char why[256];
+
+				snprintf(why, sizeof(why), "%s", or_errmsg());
+				return or_error("%s; the cloud's onboarding assertion has expired",
+						why);
+			}
 			sleep_ms(backoff_next_ms(&b, -1), stop);
 			continue;
 		}

@@ -64,8 +64,10 @@ struct conductor_client_opts {
 struct conductor_target {
 	char *addresses[CONDUCTOR_MAX_TARGET_ADDRESSES]; /* "host:port", tried in order */
 	size_t n_addresses;
-	char *ca_pem;	   /* the root CA it is trusted through */
-	struct secret psk; /* "orpsk-..." */
+	char *ca_pem;	    /* the root CA it is trusted through */
+	struct secret psk;  /* "orpsk-..." */
+	char *assertion;    /* the cloud's onboarding assertion for it, until used; NULL: none */
+	char asset_id[129]; /* the asset ID to present: the cloud's, else opts->asset_id */
 };
 void conductor_target_free(struct conductor_target *t);
 
@@ -79,6 +81,20 @@ int conductor_set_target(const struct conductor_client_opts *opts, const char *w
 			 const char *ca_pem);
 int conductor_get_target(const struct conductor_client_opts *opts, const char *which,
 			 struct conductor_target *out);
+
+/*
+ * Stores the cloud's onboarding assertion for a stored conductor ("staging"),
+ * with its expiry, and the asset ID the cloud knows the device by (NULL or
+ * "": opts->asset_id stays). The assertion is sent with the next
+ * authentication there and dropped once one succeeds (the conductor has then
+ * bound the asset ID to the device key). Call after conductor_set_target.
+ */
+int conductor_set_assertion(const struct conductor_client_opts *opts, const char *which,
+			    const char *asset_id, const char *assertion, time_t expires);
+
+/* True when an unused assertion is stored for `which` and expires within margin_s. */
+bool conductor_assertion_stale(const struct conductor_client_opts *opts, const char *which,
+			       time_t margin_s);
 
 /* The current conductor: "staging" or "production", or "" when none is stored. */
 int conductor_current(const struct conductor_client_opts *opts, char which[16]);

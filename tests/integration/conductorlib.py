@@ -180,11 +180,13 @@ class Router(Managed):
                          self.proxy["password_file"]]
         return args
 
-    def start(self, conductor=None, psk_file=None, poll_wait=2):
+    def start(self, conductor=None, psk_file=None, poll_wait=2, assertion_file=None):
         args = self.base_args() + ["--poll-wait", str(poll_wait)]
         if conductor is not None:
             args += ["--staging", conductor.address, "--root-ca", conductor.ca,
                      "--psk-file", psk_file]
+        if assertion_file is not None:
+            args += ["--assertion-file", assertion_file]
         err = open(self.err_path, "a")
         self.proc = subprocess.Popen(args + ["run"], stdout=subprocess.PIPE, stderr=err,
                                      text=True)

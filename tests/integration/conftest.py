@@ -25,6 +25,7 @@ PROGRAMS = {
     "onramp-redirectd": "redirectd/onramp-redirectd",
     "onramp-cloudd": "cloudd/onramp-cloudd",
     "onramp-test-device": "tests/tools/onramp-test-device",
+    "unseal": "tests/tools/unseal",
 }
 
 

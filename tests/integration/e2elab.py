@@ -9,11 +9,13 @@ namespace the test made (`ns`: then onrampctl runs there too, and squid also
 listens on the namespace's veth address for an agent in another namespace).
 Every process is started here and stopped by PID in close(), also when a
 test fails."""
+import base64
 import json
 import os
 import pwd
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 
@@ -56,6 +58,7 @@ class Lab:
         self.redirect_pki = Pki(self.dir, "redirect")
         self.cloud_pki = Pki(self.dir, "cloud")
         self.redirect_retry = redirect_retry
+        self.cloud_extra = ""  # more [cloudd] keys, e.g. "assertion-lifetime = 5\n"
 
     # ---- processes ---------------------------------------------------------
 
@@ -205,8 +208,8 @@ class Lab:
         self.cloud_token = self._cloud_daemon(
             "onramp-cloudd", "cloudd", self.cloud_pki, self.cloud_port,
             f"public-url = {self.cloud_url}\npublic-ca-file = {self.cloud_pki.ca}\n"
-            f"[redirector]\nurl = {self.redirect_url}\nca-file = {self.redirect_pki.ca}\n"
-            f"token-file = {cloud_token}\n")
+            f"{self.cloud_extra}[redirector]\nurl = {self.redirect_url}\n"
+            f"ca-file = {self.redirect_pki.ca}\ntoken-file = {cloud_token}\n")
         self.inventory_pub = os.path.join(self.dir, "cloudd-state", "inventory.pub.pem")
 
     def cloud(self, *args):
@@ -262,8 +265,11 @@ class Lab:
             f.write(proc.stdout.split()[3] + "\n")
         return state
 
-    def operators(self, serial, router="r1", claim=True, production_info=True):
-        """Organisation, site, conductors' secrets and CAs, the routers, the claim."""
+    def operators(self, serial, router="r1", claim=True, production_info=True, trust=True):
+        """Organisation, site, conductors' secrets and CAs, the routers, the claim;
+        trust: both conductors trust the cloud's onboarding assertions (issue 12)."""
+        if trust:
+            self.trust_cloud()
         self.cloud("org", "add", "acme")
         self.cloud("site", "add", "acme", "paris")
         staging_psk = self.staging.psk("paris")
@@ -276,6 +282,15 @@ class Lab:
                    self.staging.ca_export())
         if claim:
             self.claim(serial)
+
+    def trust_cloud(self, *conductors):
+        """onrampctl cloud assertion-cert export -> conductor trust-cloud --cert."""
+        cert = os.path.join(self.dir, "assertion-cert.pem")
+        with open(cert, "w") as f:
+            f.write(self.cloud("assertion-cert", "export"))
+        for c in conductors or (self.staging, self.production):
+            c.ok("trust-cloud", "--cert", cert)
+        return cert
 
     def give_production_info(self, router="r1"):
         prod_psk = self.production.psk(router)
@@ -298,7 +313,32 @@ class Lab:
                     value = f.read().strip()
                 if value:
                     out.append(value)
-        return out
+        # Its text forms (PEM, base64 DER): callers may decode these as UTF-8.
+        key = self.assertion_key()
+        return out + (key[0::2] if key else [])
+
+    def assertion_key(self):
+        """The cloud's assertion private key as PEM, DER and base64 DER (issue 12), read
+        from its SQLite database and opened with its master key by tests/tools/unseal (the
+        real lib/server/masterkey code); [] before the cloud made one or on PostgreSQL."""
+        state = os.path.join(self.dir, "cloudd-state")
+        db_path = os.path.join(state, "cloud.db")
+        if not os.path.exists(db_path):
+            return []
+        with sqlite3.connect(db_path) as db:
+            try:
+                row = db.execute("SELECT key_sealed FROM assertion_keys WHERE id = 1").fetchone()
+            except sqlite3.OperationalError:
+                return []
+        if row is None:
+            return []
+        proc = subprocess.run([program("unseal"), os.path.join(state, "master.key"),
+                               "assertion-key:1"], input=row[0].encode(), capture_output=True,
+                              timeout=30)
+        assert proc.returncode == 0 and b"PRIVATE KEY" in proc.stdout, proc.stderr
+        der = subprocess.run(["openssl", "pkey", "-outform", "DER"], input=proc.stdout,
+                             capture_output=True, timeout=30, check=True).stdout
+        return [proc.stdout.strip(), der, base64.b64encode(der)]
 
 
 class Conductor:

@@ -8,6 +8,7 @@
  *       [--staging ADDR --root-ca FILE --psk-file FILE]   store the staging conductor
  *       [--proxy HOST:PORT [--proxy-user U --proxy-password-file F]]
  *       [--poll-wait S]
+ *       [--assertion-file F]        an onboarding assertion to present to staging
  *       run                         serve the current conductor until SIGTERM
  *       migrate ADDR [ADDR] [--window S]   the router-side migrate (the agent's command)
  *       current                     print which conductor is current
@@ -82,6 +83,7 @@ static const char usage[] =
 	"usage: conductor-router --state-dir DIR --asset-id ID [--software | --tcti T]\n"
 	"         [--staging ADDR --root-ca FILE --psk-file FILE] [--proxy HOST:PORT\n"
 	"         [--proxy-user U --proxy-password-file F]] [--poll-wait S] [--window S]\n"
+	"         [--assertion-file F]\n"
 	"         run | current | migrate ADDR [ADDR] | report STEP OUTCOME REASON\n";
 
 /* report: one progress report to the current conductor, on a connection of its own. */
@@ -125,18 +127,20 @@ main(int argc, char **argv)
 		{"proxy-password-file", required_argument, NULL, 'P'},
 		{"poll-wait", required_argument, NULL, 'w'},
 		{"window", required_argument, NULL, 'W'},
+		{"assertion-file", required_argument, NULL, 'X'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *state_dir = NULL, *asset_id = NULL, *tcti = NULL, *staging[4], *ca_file = NULL,
-		   *psk_file = NULL, *proxy_text = NULL, *proxy_user = NULL, *proxy_pw_file = NULL;
+		   *psk_file = NULL, *proxy_text = NULL, *proxy_user = NULL, *proxy_pw_file = NULL,
+		   *assertion_file = NULL;
 	struct conductor_client_opts o = {0};
 	struct secret proxy_pw = {0};
 	struct http_proxy proxy = {0};
 	struct certkey *ck = NULL;
 	struct vault *vault = NULL;
 	struct tpm *tpm = NULL;
-	char *ca = NULL, *psk = NULL, *pw = NULL, current[16];
+	char *ca = NULL, *psk = NULL, *pw = NULL, *assertion = NULL, current[16];
 	size_t n_staging = 0;
 	unsigned window = 0;
 	int opt, rc = 1;
@@ -179,6 +183,9 @@ main(int argc, char **argv)
 			break;
 		case 'W':
 			window = (unsigned)atoi(optarg);
+			break;
+		case 'X':
+			assertion_file = optarg;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -227,6 +234,12 @@ main(int argc, char **argv)
 		    conductor_set_target(&o, "staging", staging, n_staging, psk, strlen(psk), ca) ==
 			    -1)
 			goto out;
+		/* The assertion's own expiry is inside it; this one only says when to refresh. */
+		if (assertion_file != NULL &&
+		    ((assertion = read_text(assertion_file)) == NULL ||
+		     conductor_set_assertion(&o, "staging", NULL, assertion, time(NULL) + 3600) ==
+			     -1))
+			goto out;
 	}
 	if (strcmp(argv[optind], "run") == 0) {
 		rc = conductor_run(&o, &stop) == 0 ? 0 : 1;
@@ -260,6 +273,7 @@ out:
 	}
 	secret_free(&proxy_pw);
 	free(ca);
+	free(assertion);
 	vault_close(vault);
 	certkey_close(ck);
 	tpm_close(tpm);

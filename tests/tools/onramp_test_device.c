@@ -29,7 +29,7 @@ static const char usage[] =
 	"usage: onramp-test-device --state-dir DIR --redirector URL --redirector-ca FILE\n"
 	"         [--proxy HOST:PORT [--proxy-user U --proxy-password-file F]]\n"
 	"         [--as SERIAL] [--cloud URL] [--second-cloud URL] [--wait S]\n"
-	"         [--attempts N] ACTION\n"
+	"         [--attempts N] [--cert-key PUBLIC_KEY.pem] ACTION\n"
 	"  --cloud URL  talk to this cloud instance instead of the one phone home named\n"
 	"actions: phone-home onboard wrong-response replay expired relay brute alternate\n";
 
@@ -138,9 +138,11 @@ onboarding(struct run *r, struct http_session *s, const struct secret *token)
 	for (size_t i = 0; i < ob.n_addresses; i++)
 		json_array_append_new(addrs, json_string(ob.addresses[i]));
 	step("onboarding", 0, &oc,
-	     json_pack("{s:s,s:s,s:o,s:i,s:s,s:s?}", "organization", ob.organization, "site",
-		       ob.site, "addresses", addrs, "port", (int)ob.port, "psk",
-		       (const char *)ob.psk.data, "conductor_ca_pem", ob.conductor_ca_pem));
+	     json_pack("{s:s,s:s,s:o,s:i,s:s,s:s?,s:s?,s:s,s:I}", "organization", ob.organization,
+		       "site", ob.site, "addresses", addrs, "port", (int)ob.port, "psk",
+		       (const char *)ob.psk.data, "conductor_ca_pem", ob.conductor_ca_pem,
+		       "assertion", ob.assertion, "asset_id", ob.asset_id, "assertion_expires",
+		       (json_int_t)ob.assertion_expires));
 	cloud_onboarding_free(&ob);
 	return 0;
 }
@@ -253,9 +255,12 @@ main(int argc, char **argv)
 		{"second-cloud", required_argument, NULL, '2'},
 		{"wait", required_argument, NULL, 'W'},
 		{"attempts", required_argument, NULL, 'n'},
+		{"cert-key", required_argument, NULL, 'k'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *state_dir = NULL, *ca_file = NULL, *as = NULL, *pw_file = NULL;
+	const char *state_dir = NULL, *ca_file = NULL, *as = NULL, *pw_file = NULL,
+		   *key_file = NULL;
+	char *cert_key = NULL;
 	struct run r = {0};
 	struct device_info info;
 	struct identity *id = NULL;
@@ -299,6 +304,9 @@ main(int argc, char **argv)
 		case 'W':
 			r.wait_s = (unsigned)atoi(optarg);
 			break;
+		case 'k':
+			key_file = optarg;
+			break;
 		case 'n':
 			r.attempts = (unsigned)atoi(optarg);
 			break;
@@ -332,6 +340,11 @@ main(int argc, char **argv)
 	r.dev.software_version = "test-0.1";
 	r.dev.suite = info.ocra_suite;
 	r.dev.hmac = identity_ocra_hmac(id);
+	if (key_file != NULL) {
+		if (file_read_all(key_file, CLOUD_PEM_MAX, (uint8_t **)&cert_key, &len) == -1)
+			goto bad;
+		r.dev.cert_key_pem = cert_key;
+	}
 
 	c = cloud_phone_home(r.redirector_url, &r.redirector_opts, &r.dev, &r.redirect, &oc);
 	step("phone-home", c, &oc,
@@ -352,5 +365,6 @@ out:
 	identity_close(id);
 	secret_free(&r.proxy_password);
 	free(redirector_ca);
+	free(cert_key);
 	return rc;
 }
