@@ -24,12 +24,15 @@ struct masterkey;
 struct pki_ca;
 struct poll_registry;
 struct store;
+struct store_listener;
 
 #define CONDUCTOR_MAX_NAMES 16	  /* server names / addresses in the TLS certificate */
 #define CONDUCTOR_MAX_ADDRESSES 4 /* addresses of a migration target */
 #define CONDUCTOR_ERROR_MAX 256	  /* longest last_error or reason kept */
 #define CONDUCTOR_NONCE_TTL_S 60  /* a hello's nonce lives this long */
 #define CONDUCTOR_SESSION_TTL_S (24 * 3600)
+/* PostgreSQL notification channel: "a command was queued for the router named in the payload". */
+#define CONDUCTOR_WAKE_CHANNEL "onramp_conductor_wake"
 
 /* The configuration file (docs/conductor.md) with its defaults applied. */
 struct conductor_settings {
@@ -66,7 +69,8 @@ struct conductor {
 	struct pki_ca *ca;
 	struct masterkey *mk;
 	struct poll_registry *polls;
-	struct rate_limiter *limiter; /* the router API's unauthenticated endpoints */
+	struct store_listener *listener; /* PostgreSQL: wake-ups from the other instances */
+	struct rate_limiter *limiter;	 /* the router API's unauthenticated endpoints */
 	char server_cert_path[4096], server_key_path[4096];
 };
 

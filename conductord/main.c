@@ -17,6 +17,7 @@
 #include "poll.h"
 #include "server/http_server.h"
 #include "server/store.h"
+#include "server/store_listen.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -72,6 +73,21 @@ thread_fini(void *thread_state)
 	free(w);
 }
 
+/*
+ * The notification listener's callback: a command was queued for router on some instance (NULL:
+ * notifications may have been lost, so every held poll looks again).
+ */
+static void
+wake_from_database(const char *router, void *arg)
+{
+	struct conductor *c = arg;
+
+	if (router == NULL)
+		poll_wake_all(c->polls);
+	else
+		poll_wake(c->polls, router);
+}
+
 /* Writes the ports actually listened on (for port 0) atomically, for tests and scripts. */
 static int
 write_ports(const char *path, unsigned port, unsigned admin_port)
@@ -105,6 +121,9 @@ serve(struct conductor *c)
 	if (conductor_db_open(&c->set, &db) == -1)
 		return -1;
 	store_close(db);
+	if (store_listen(c->set.database, CONDUCTOR_WAKE_CHANNEL, wake_from_database, c,
+			 &c->listener) == -1)
+		return or_error_prefix("conductor database");
 	ropts.address = c->set.listen;
 	ropts.port = c->set.port;
 	ropts.cert_file = c->server_cert_path;
@@ -144,6 +163,8 @@ serve(struct conductor *c)
 out:
 	http_server_stop(admin);
 	http_server_stop(routers);
+	store_listen_stop(c->listener);
+	c->listener = NULL;
 	return rc;
 }
 

@@ -180,6 +180,20 @@ poll_wake(struct poll_registry *reg, const char *router)
 	pthread_mutex_unlock(&reg->lock);
 }
 
+/*
+ * Activates the event of every held poll: the instances' notification connection came back and
+ * what was queued meanwhile is unknown, so every router looks again.
+ */
+void
+poll_wake_all(struct poll_registry *reg)
+{
+	pthread_mutex_lock(&reg->lock);
+	for (size_t b = 0; b < BUCKETS; b++)
+		for (struct held_poll *hp = reg->buckets[b]; hp != NULL; hp = hp->next)
+			event_active(hp->ev, EV_READ, 0);
+	pthread_mutex_unlock(&reg->lock);
+}
+
 /* How many polls are held now. */
 unsigned
 poll_held_count(struct poll_registry *reg)

@@ -30,6 +30,9 @@ int poll_hold(struct poll_registry *reg, struct http_ctx *ctx, const char *route
 /* Wakes every poll held for router; safe from any thread, a no-op when none is held. */
 void poll_wake(struct poll_registry *reg, const char *router);
 
+/* Wakes every held poll (after notifications may have been lost); safe from any thread. */
+void poll_wake_all(struct poll_registry *reg);
+
 /* How many polls are held now (status and tests). */
 unsigned poll_held_count(struct poll_registry *reg);
 
