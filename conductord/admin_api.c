@@ -644,6 +644,7 @@ handle_router_path(struct http_ctx *ctx, void *arg)
 }
 
 const struct http_route admin_routes[] = {
+	{"GET", "/healthz", handle_healthz, NULL},
 	{"GET", "/admin/v1/ca", handle_ca, NULL},
 	{"POST", "/admin/v1/psks", handle_psk_create, NULL},
 	{"POST", "/admin/v1/routers", handle_router_add, NULL},

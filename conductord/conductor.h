@@ -48,6 +48,7 @@ struct conductor_settings {
 	size_t n_server_names;
 	unsigned threads;
 	unsigned poll_timeout_s;
+	unsigned drain_timeout_s; /* SIGTERM waits this long for requests in flight */
 	unsigned revert_window_s;
 	unsigned cert_days;
 	unsigned renew_before_days;
@@ -101,6 +102,8 @@ bool valid_asset_id(const char *asset_id);
 int parse_addresses(json_t *array, const char *what, const char **out, size_t max, size_t *n);
 /* The request's worker, or NULL after replying 500. */
 struct worker *worker_of(struct http_ctx *ctx);
+/* GET /healthz on both listeners: 200 when this loop's database connection answers. */
+void handle_healthz(struct http_ctx *ctx, void *arg);
 
 /* router_api.c, admin_api.c, peer.c: route tables. */
 extern const struct http_route router_routes[];

@@ -39,7 +39,8 @@ static const char usage_text[] =
 	"  init   create the state directory: master key, root CA (made or imported),\n"
 	"         TLS server certificate, database schema and the first admin token,\n"
 	"         printed once (or written to --token-file, mode 0600)\n"
-	"  run    serve the router API and the admin API until SIGTERM\n"
+	"  run    serve the router API and the admin API until SIGTERM, then drain:\n"
+	"         stop accepting, answer held polls, finish requests (drain-timeout)\n"
 	"  --check-config  check the configuration and exit (0, or 2 naming FILE:LINE)\n"
 	"See docs/conductor.md for the configuration file.\n";
 
@@ -86,6 +87,28 @@ wake_from_database(const char *router, void *arg)
 		poll_wake_all(c->polls);
 	else
 		poll_wake(c->polls, router);
+}
+
+/*
+ * SIGTERM's graceful drain: both listeners stop accepting, held polls are answered so that
+ * their routers poll again at once (through a balancer, on another instance), and requests in
+ * flight get drain-timeout seconds to finish (the admin API's get theirs after the routers'); what
+ * is left is cut, and logged.
+ */
+static void
+drain(struct conductor *c, struct http_server *routers, struct http_server *admin)
+{
+	unsigned left, budget_ms = c->set.drain_timeout_s * 1000;
+
+	http_server_stop_accepting(routers);
+	http_server_stop_accepting(admin);
+	poll_release_all(c->polls);
+	/* the admin API's requests are short; they had the routers' wait to finish already */
+	left = http_server_wait_idle(routers, budget_ms);
+	left += http_server_wait_idle(admin, left > 0 ? 0 : budget_ms);
+	if (left > 0)
+		log_warn("drain: %u requests still in flight after %u s, cut", left,
+			 c->set.drain_timeout_s);
 }
 
 /* Writes the ports actually listened on (for port 0) atomically, for tests and scripts. */
@@ -157,8 +180,9 @@ serve(struct conductor *c)
 	notify_ready(status);
 	while (sigwait(&sigs, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
 		;
-	log_info("stopping on signal %d", sig);
+	log_info("signal %d: draining (at most %u s), then stopping", sig, c->set.drain_timeout_s);
 	notify_stopping();
+	drain(c, routers, admin);
 	rc = 0;
 out:
 	http_server_stop(admin);

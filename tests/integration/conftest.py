@@ -206,6 +206,16 @@ class Postgres:
         subprocess.run(self._as_postgres(f"{PG_BIN}/initdb", "-D", self.data, "-A", "trust",
                                          "-U", "postgres", "--no-sync"),
                        check=True, capture_output=True, timeout=120)
+        self.server_start()
+
+    def server_stop(self):
+        """Stops the server (fast shutdown: clients are disconnected), keeping its data."""
+        subprocess.run(self._as_postgres(f"{PG_BIN}/pg_ctl", "-D", self.data, "-m", "fast",
+                                         "-w", "stop"),
+                       check=True, capture_output=True, timeout=60)
+
+    def server_start(self):
+        """Starts the server again on its data, socket and port."""
         subprocess.run(self._as_postgres(
             f"{PG_BIN}/pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"),
             "-o", f"-k {self.dir} -p {self.port} -c listen_addresses='' -c fsync=off",
