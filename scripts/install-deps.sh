@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian packages onramp needs, and only the missing ones.
-# Usage: scripts/install-deps.sh build|test|demo|package
+# Usage: scripts/install-deps.sh build|test|demo|package|scale
 # Silent when everything is present; idempotent; must run as root to install.
 set -eu
 
@@ -17,13 +17,15 @@ test_pkgs="$test_pkgs chromium chromium-driver python3-selenium" # tests/integra
 test_pkgs="$test_pkgs haproxy" # TCP balancer in front of several instances (tests/integration/scalelab.py)
 
 package_pkgs="debhelper dpkg-dev fakeroot" # make package (scripts/build-package.sh)
+scale_pkgs="haproxy patroni etcd-server" # make scale (scripts/scale.py)
 
 case "${1:-build}" in
 build) wanted="$build_pkgs" ;;
 package) wanted="$build_pkgs $package_pkgs" ;;
 test | demo) wanted="$build_pkgs $test_pkgs" ;;
+scale) wanted="$build_pkgs $test_pkgs $scale_pkgs" ;;
 *)
-	echo "install-deps: unknown set '$1' (expected build, test, demo or package)" >&2
+	echo "install-deps: unknown set '$1' (expected build, test, demo, package or scale)" >&2
 	exit 2
 	;;
 esac

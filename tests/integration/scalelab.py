@@ -127,7 +127,7 @@ class ScaleLab(Lab):
     """The e2e lab with every daemon as `instances` instances behind HAProxy."""
 
     def __init__(self, tmp, postgres, instances=2, poll_timeout=5):
-        databases = {}
+        self.databases = databases = {}  # role -> conninfo, one database per service
 
         def database_for(role):
             if role not in databases:
@@ -258,15 +258,18 @@ class ScaleLab(Lab):
 
     # ---- routers -------------------------------------------------------------
 
-    def new_router(self, serial, name):
+    def new_router(self, serial, name, start=True):
         """A device made at the factory, known to both conductors (production
-        details given to staging), claimed; its agent through squid, started."""
+        details given to staging), claimed; its agent through squid (started
+        unless start is False)."""
         state = self.provision(serial)
         self.staging.add_router(name, serial)
         self.production.add_router(name, serial)
         self.give_production_info(name)
         self.claim(serial)
-        agent = Agent(self, state, name=f"agent-{name}").start()
+        agent = Agent(self, state, name=f"agent-{name}")
         agent.router_name, agent.serial = name, serial
+        if start:
+            agent.start()
         self.agents.append(agent)
         return agent
