@@ -17,7 +17,7 @@ test_pkgs="$test_pkgs chromium chromium-driver python3-selenium" # tests/integra
 test_pkgs="$test_pkgs haproxy" # TCP balancer in front of several instances (tests/integration/scalelab.py)
 
 package_pkgs="debhelper dpkg-dev fakeroot" # make package (scripts/build-package.sh)
-scale_pkgs="haproxy patroni etcd-server" # make scale (scripts/scale.py)
+scale_pkgs="haproxy patroni python3-etcd etcd-server" # make scale (scripts/scale.py)
 
 case "${1:-build}" in
 build) wanted="$build_pkgs" ;;

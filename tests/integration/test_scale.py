@@ -273,3 +273,38 @@ def test_agents_onboard_through_haproxy_while_instances_die(postgres, tmp_path):
         unclean = lab.close()
     # Every instance not killed drained and exited 0 on SIGTERM.
     assert not unclean, unclean
+
+
+@pytest.fixture
+def patroni():
+    """PostgreSQL as a Patroni cluster (etcd, a primary and a synchronous replica)."""
+    from patronilab import PatroniCluster
+    cluster = PatroniCluster()
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+def test_daemons_follow_a_patroni_failover(patroni, fleet_on):
+    """Two conductors on a Patroni cluster through a multi-host conninfo with
+    target_session_attrs=read-write. The primary is killed with -9: once the
+    replica is promoted the daemons serve again without a restart, what they
+    acknowledged before is there (synchronous replication), and a command
+    queued on one instance still wakes the poll held by the other."""
+    conductor, make_router = fleet_on(patroni.new_database(f"failover_{os.getpid()}"))
+    poll_timeout = 30
+    a = conductor("staging-a", poll_timeout=poll_timeout)
+    b = conductor("staging-b", twin_of=a)
+    router = onboard(a, make_router, poll_wait=poll_timeout)
+    a.add_router("r2", "ASSET-0002")  # acknowledged just before the primary dies
+    old = patroni.kill_primary()
+    patroni.wait_primary(other_than=old)
+    record = wait_until("A to serve again",
+                        lambda: a.ctl("router", "show", "r2", "--json").returncode == 0
+                        and a.router_record("r2"), timeout=60)
+    assert record["asset_id"] == "ASSET-0002"
+    assert b.asset("ASSET-0001")["state"] == "configured"
+    wait_until("A to listen for notifications again",
+               lambda: "listening for notifications again" in a.log(), timeout=60)
+    assert renewal_delivery(a, b, router, poll_timeout) < poll_timeout / 6
