@@ -13,8 +13,11 @@ default), which bounds the storm's size on one machine; the place where the
 simulator plugs in is run_storm() (ScaleLab.fleet_environment() gives it the
 frontends, CAs and squid).
 
-Part 2 of the issue (PostgreSQL as a Patroni cluster, the primary killed
-mid-storm) is not written yet: see docs/scaling.md.
+Part 2: the same lab on PostgreSQL as a Patroni cluster (etcd, a primary and
+a synchronous replica; tests/integration/patronilab.py), the daemons on a
+multi-host connection string with target_session_attrs=read-write, and the
+primary killed with -9 in the middle of a storm: every router must still
+reach running with every step it acknowledged kept.
 
 Bounded: the whole run is stopped after --timeout seconds (default 900)."""
 import argparse
@@ -33,6 +36,8 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 os.environ.setdefault("ONRAMP_BUILD", os.path.join(ROOT, "build"))
 
 from conftest import Postgres, wait_until  # noqa: E402
+from e2elab import STEPS  # noqa: E402
+from patronilab import PatroniCluster  # noqa: E402
 from scalelab import ScaleLab  # noqa: E402
 
 KILLED = (("redirectd", 0), ("cloudd", 0), ("staging", 0))
@@ -81,10 +86,22 @@ def migrate_when_ready(lab, agents, stop):
         time.sleep(0.5)
 
 
-def run_storm(lab, first, count, kill, log):
-    """count routers at once; with kill, one instance of each daemon is killed
-    with -9 once a quarter of them have their onboarding information, and
-    started again once half of them are running. Returns their serials."""
+def kill_instances(lab, log):
+    for service, index in KILLED:
+        lab.kill9(service, index)
+    log(f"killed -9: {', '.join(f'{s}[{i}]' for s, i in KILLED)}")
+
+    def recover():
+        for service, index in KILLED:
+            lab.restart(service, index)
+        log("killed instances started again")
+    return recover
+
+
+def run_storm(lab, first, count, disrupt, log):
+    """count routers at once; with disrupt, disrupt(lab, log) runs once a
+    quarter of them have their onboarding information, and what it returns
+    (recover, or None) once half of them are running. Returns their serials."""
     agents = []
     for i in range(first, first + count):
         agents.append(lab.new_router(f"SSR1000-STORM-{i:05d}", f"r{i}", start=False))
@@ -95,31 +112,81 @@ def run_storm(lab, first, count, kill, log):
     migrator = threading.Thread(target=migrate_when_ready, args=(lab, agents, stop))
     migrator.start()
     try:
-        if kill:
+        if disrupt is not None:
             wait_until("a quarter of the routers half-way",
                        lambda: sum(a.done("onboarding-info") for a in agents) >= count / 4,
                        timeout=300, interval=0.5)
-            for service, index in KILLED:
-                lab.kill9(service, index)
-            log(f"killed -9: {', '.join(f'{s}[{i}]' for s, i in KILLED)} "
-                f"after {time.monotonic() - started:.0f} s")
+            log(f"mid-storm after {time.monotonic() - started:.0f} s:")
+            recover = disrupt(lab, log)
             wait_until("half of the routers running",
                        lambda: sum(a.done("running") for a in agents) >= count / 2,
                        timeout=300, interval=0.5)
-            for service, index in KILLED:
-                lab.restart(service, index)
-            log("killed instances started again")
+            if recover is not None:
+                recover()
         wait_until("every router running or its agent gone",
                    lambda: all(a.done("running") or a.proc.poll() is not None
                                for a in agents), timeout=600, interval=1)
     finally:
         stop.set()
         migrator.join()
-    log(f"storm of {count} routers{' with kills' if kill else ''}: "
+    log(f"storm of {count} routers{' disrupted' if disrupt else ''}: "
         f"{time.monotonic() - started:.0f} s")
     for a in agents:
         a.stop()
     return [a.serial for a in agents]
+
+
+def routers_running(lab):
+    """(running, known) routers, asked of the production conductor's database."""
+    running = int(psql(lab.databases["production"],
+                       "SELECT count(*) FROM routers WHERE progress = 'running'")[0][0])
+    known = int(psql(lab.databases["production"], "SELECT count(*) FROM routers")[0][0])
+    return running, known
+
+
+def steps_kept(lab, serials):
+    """Serials whose every onboarding step is in the cloud's database."""
+    rows = psql(lab.databases["cloudd"],
+                "SELECT DISTINCT serial, step FROM events WHERE source = 'device' "
+                "AND outcome = 'ok'")
+    steps = {}
+    for serial, step in rows:
+        steps.setdefault(serial, set()).add(step)
+    return [s for s in serials if set(STEPS) <= steps.get(s, set())]
+
+
+def part_two(n, log):
+    """The lab on a Patroni cluster, its primary killed -9 mid-storm."""
+    work = tempfile.mkdtemp(prefix="onramp-scale-patroni-")
+    cluster, lab = None, None
+    try:
+        cluster = PatroniCluster().start()
+        log(f"Patroni: primary {cluster.primary()}, synchronous replica streaming")
+        lab = ScaleLab(work, cluster, instances=2, poll_timeout=10)
+        lab.start()
+        failover = {}
+
+        def kill_primary(lab, log):
+            old = cluster.kill_primary()
+            killed = time.monotonic()
+            log(f"killed -9: the primary {old} (Patroni and its postmaster)")
+            new = cluster.wait_primary(other_than=old)
+            failover["s"] = time.monotonic() - killed
+            log(f"new primary {new} after {failover['s']:.0f} s")
+            return None
+        serials = run_storm(lab, 0, n, kill_primary, log)
+        running, known = routers_running(lab)
+        kept = steps_kept(lab, serials)
+        return (f"scale: database failover: {running}/{len(serials)} routers running, "
+                f"{known - running} failed, every step kept for {len(kept)}/{len(serials)}, "
+                f"primary killed mid-storm, new primary after {failover.get('s', 0):.0f} s",
+                running == len(serials) == known == len(kept))
+    finally:
+        if lab is not None:
+            lab.close()
+        if cluster is not None:
+            cluster.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
@@ -150,20 +217,23 @@ def main():
         log(f"PostgreSQL, HAProxy and 2 instances of redirectd, cloudd, staging and "
             f"production conductord on 127.0.0.1; squid; work directory {work}")
         n = max(2, args.agents)
-        calm = run_storm(lab, 0, n, False, log)
-        stormy = run_storm(lab, n, n, True, log)
+        calm = run_storm(lab, 0, n, None, log)
+        stormy = run_storm(lab, n, n, kill_instances, log)
         total = len(calm) + len(stormy)
-        running = int(psql(lab.databases["production"],
-                           "SELECT count(*) FROM routers WHERE progress = 'running'")[0][0])
-        known = int(psql(lab.databases["production"], "SELECT count(*) FROM routers")[0][0])
+        running, known = routers_running(lab)
         calm_s, stormy_s = durations(lab, calm), durations(lab, stormy)
+        lab.close()
+        lab = None
+        pg.stop()
+        failover_line, failover_ok = part_two(n, log)
+        print(failover_line, flush=True)
         log(f"without kills: {len(calm_s)} routers, p50 {percentile(calm_s, 50):.0f} s, "
             f"p99 {percentile(calm_s, 99):.0f} s (first report to running)")
         log(f"with kills:    {len(stormy_s)} routers, p50 {percentile(stormy_s, 50):.0f} s, "
             f"p99 {percentile(stormy_s, 99):.0f} s (first report to running)")
         print(f"scale: {running}/{total} routers running, {known - running} failed, "
               f"2 instances each, {len(KILLED)} killed mid-storm", flush=True)
-        return 0 if running == total == known else 1
+        return 0 if running == total == known and failover_ok else 1
     finally:
         signal.alarm(0)
         if lab is not None:
