@@ -15,15 +15,15 @@ test_pkgs="$test_pkgs man-db" # man -l, for the man page test (tests/integration
 test_pkgs="$test_pkgs debhelper dpkg-dev fakeroot bash-completion" # tests/integration/test_package.py
 test_pkgs="$test_pkgs chromium chromium-driver python3-selenium" # tests/integration/test_dashboard.py
 test_pkgs="$test_pkgs haproxy" # TCP balancer in front of several instances (tests/integration/scalelab.py)
+test_pkgs="$test_pkgs patroni python3-etcd etcd-server" # PostgreSQL failover (tests/integration/patronilab.py)
 
 package_pkgs="debhelper dpkg-dev fakeroot" # make package (scripts/build-package.sh)
-scale_pkgs="haproxy patroni python3-etcd etcd-server" # make scale (scripts/scale.py)
 
 case "${1:-build}" in
 build) wanted="$build_pkgs" ;;
 package) wanted="$build_pkgs $package_pkgs" ;;
 test | demo) wanted="$build_pkgs $test_pkgs" ;;
-scale) wanted="$build_pkgs $test_pkgs $scale_pkgs" ;;
+scale) wanted="$build_pkgs $test_pkgs" ;; # make scale (scripts/scale.py): the test set
 *)
 	echo "install-deps: unknown set '$1' (expected build, test, demo, package or scale)" >&2
 	exit 2

@@ -41,6 +41,7 @@ from patronilab import PatroniCluster  # noqa: E402
 from scalelab import ScaleLab  # noqa: E402
 
 KILLED = (("redirectd", 0), ("cloudd", 0), ("staging", 0))
+AGENT_POLL_WAIT_S = 2  # the agents' [onboarding] poll-wait in e2elab.Agent
 
 
 def psql(database, sql):
@@ -98,7 +99,19 @@ def kill_instances(lab, log):
     return recover
 
 
-def run_storm(lab, first, count, disrupt, log):
+def db_writes(lab):
+    """Commits and rows written so far in the lab's databases (pg_stat_database)."""
+    names = {c.split("dbname=")[1].split()[0] for c in lab.databases.values()}
+    time.sleep(1.5)  # backends publish their counters within a second of idling
+    rows = psql(lab.databases["cloudd"],
+                "SELECT datname, xact_commit, tup_inserted + tup_updated + tup_deleted "
+                "FROM pg_stat_database")
+    commits = sum(int(c) for name, c, _ in rows if name in names)
+    written = sum(int(w) for name, _, w in rows if name in names)
+    return commits, written
+
+
+def run_storm(lab, first, count, disrupt, log, idle_s=0):
     """count routers at once; with disrupt, disrupt(lab, log) runs once a
     quarter of them have their onboarding information, and what it returns
     (recover, or None) once half of them are running. Returns their serials."""
@@ -131,6 +144,12 @@ def run_storm(lab, first, count, disrupt, log):
         migrator.join()
     log(f"storm of {count} routers{' disrupted' if disrupt else ''}: "
         f"{time.monotonic() - started:.0f} s")
+    if idle_s:
+        # Running routers hold their polls on production: what that costs the database.
+        before = db_writes(lab)
+        time.sleep(idle_s)
+        after = db_writes(lab)
+        lab.idle = (after[0] - before[0], after[1] - before[1], idle_s + 1.5)
     for a in agents:
         a.stop()
     return [a.serial for a in agents]
@@ -217,11 +236,22 @@ def main():
         log(f"PostgreSQL, HAProxy and 2 instances of redirectd, cloudd, staging and "
             f"production conductord on 127.0.0.1; squid; work directory {work}")
         n = max(2, args.agents)
-        calm = run_storm(lab, 0, n, None, log)
+        before = db_writes(lab)
+        calm = run_storm(lab, 0, n, None, log, idle_s=30)
+        after = db_writes(lab)
         stormy = run_storm(lab, n, n, kill_instances, log)
         total = len(calm) + len(stormy)
         running, known = routers_running(lab)
         calm_s, stormy_s = durations(lab, calm), durations(lab, stormy)
+        # The calm storm's writes include its idle period: take that out.
+        idle_commits, idle_rows, idle_s = lab.idle
+        log(f"database writes per router onboarded (provisioning by the operators "
+            f"included): {(after[0] - before[0] - idle_commits) / n:.0f} commits, "
+            f"{(after[1] - before[1] - idle_rows) / n:.0f} rows")
+        polls = n * idle_s / AGENT_POLL_WAIT_S
+        log(f"database writes while {n} routers run idle (each poll held "
+            f"{AGENT_POLL_WAIT_S} s): {idle_commits / polls:.2f} commits and "
+            f"{idle_rows / polls:.2f} rows per poll")
         lab.close()
         lab = None
         pg.stop()
