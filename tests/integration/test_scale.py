@@ -271,8 +271,11 @@ def test_agents_onboard_through_haproxy_while_instances_die(postgres, tmp_path):
         assert connects and all(any(f in line for f in frontends) for line in connects)
     finally:
         unclean = lab.close()
-    # Every instance not killed drained and exited 0 on SIGTERM.
+    # Every instance not killed drained and exited 0 on SIGTERM, with nothing left
+    # in flight at the drain's bound (every request's count came down).
     assert not unclean, unclean
+    logs = [lab.log(name[:-4]) for name in os.listdir(lab.dir) if name.endswith(".log")]
+    assert not [log for log in logs if "still in flight" in log]
 
 
 @pytest.fixture
