@@ -1,5 +1,6 @@
 """Shared fixtures for onramp's integration tests: they run the real programs
 from the normal build (ONRAMP_BUILD, default ./build)."""
+import contextlib
 import os
 import subprocess
 import itertools
@@ -255,16 +256,23 @@ class Postgres:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def postgres():
-    """A PostgreSQL cluster for the whole session, stopped (by pg_ctl, else by
-    PID) and removed at the end even when tests fail."""
+@contextlib.contextmanager
+def postgres_cluster():
+    """A PostgreSQL cluster, stopped (by pg_ctl, else by PID) and removed at the
+    end even when the test fails."""
     pg = Postgres()
     try:
         pg.start()
         yield pg
     finally:
         pg.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL cluster for the whole session."""
+    with postgres_cluster() as pg:
+        yield pg
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 
 from cloud_env import CloudEnv
 from conductorlib import Conductor, Router, wait_until
-from conftest import Postgres, free_port
+from conftest import free_port, postgres_cluster
 from scalelab import ScaleLab
 
 
@@ -137,12 +137,8 @@ def healthz(port, ca):
 @pytest.fixture
 def own_postgres():
     """A PostgreSQL cluster of this test alone: it will be stopped and started."""
-    pg = Postgres()
-    try:
-        pg.start()
+    with postgres_cluster() as pg:
         yield pg
-    finally:
-        pg.stop()
 
 
 def test_healthz_follows_the_store(own_postgres, tmp_path):
