@@ -7,15 +7,16 @@ import json
 import os
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import time
 
 import pytest
 
-from cloud_env import CloudEnv
+from cloud_env import CloudEnv, Pki
 from conductorlib import Conductor, Router, wait_until
-from conftest import free_port, postgres_cluster
+from conftest import free_port, postgres_cluster, program
 from scalelab import ScaleLab
 
 
@@ -307,3 +308,48 @@ def test_daemons_follow_a_patroni_failover(patroni, fleet_on):
     wait_until("A to listen for notifications again",
                lambda: "listening for notifications again" in a.log(), timeout=60)
     assert renewal_delivery(a, b, router, poll_timeout) < poll_timeout / 6
+
+
+def test_drain_stops_accepting_and_finishes_requests_in_flight(tmp_path):
+    """lib/server/http_server's drain (tests/tools/http_test_server --drain):
+    after SIGTERM a new connection is refused, a connection already open is
+    still served (its answer says Connection: close), and a request held when
+    the signal came is answered, not cut; nothing is left in flight."""
+    pki = Pki(str(tmp_path), "drain")
+    proc = subprocess.Popen([program("http_test_server"), "--cert", pki.cert, "--key", pki.key,
+                             "--port", "0", "--threads", "2", "--drain", "20000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        port = int(proc.stdout.readline().split()[1])
+        context = ssl.create_default_context(cafile=pki.ca)
+
+        def connection():
+            return http.client.HTTPSConnection("127.0.0.1", port, timeout=30, context=context)
+
+        held, other = connection(), connection()
+        held.request("GET", "/wait")  # held until POST /release
+        other.request("GET", "/stats")  # opens a second connection, kept alive
+        assert json.loads(other.getresponse().read())["loop"] in (0, 1)
+
+        def waiting():
+            other.request("GET", "/stats")
+            return json.loads(other.getresponse().read())["waiting"] == 1
+        wait_until("the request to be held", waiting)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.stdout.readline().strip() == "draining"
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        other.request("POST", "/release", body=b"{}",
+                      headers={"Content-Type": "application/json"})
+        released = other.getresponse()
+        assert released.status == 200 and released.getheader("Connection") == "close"
+        released.read()
+        answer = held.getresponse()
+        assert answer.status == 200, answer.read()
+        answer.read()
+        assert proc.stdout.readline().strip() == "drained left=0"
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
