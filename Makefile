@@ -7,6 +7,9 @@
 #   make install install the programs, man pages, units and completion under
 #                PREFIX (default /usr/local), staged under DESTDIR when set
 #   make package build the Debian package (debian/) into build/package/
+#   make scale   scale-out run (not in make test): 2 instances of every daemon
+#                behind HAProxy on PostgreSQL, storms with instances killed -9
+#                (scripts/scale.py, bounded to 15 minutes)
 
 BUILD := build
 ASAN_BUILD := build-asan
@@ -15,7 +18,7 @@ DESTDIR ?=
 
 KEEP ?= 0
 
-.PHONY: all build deps test test-deps asan demo demo-stop install package clean
+.PHONY: all build deps test test-deps asan demo demo-stop install package scale clean
 
 all: build
 
@@ -56,6 +59,11 @@ install: build
 package:
 	@scripts/install-deps.sh package
 	@scripts/build-package.sh $(BUILD)/package
+
+scale:
+	@scripts/install-deps.sh scale
+	@$(MAKE) --no-print-directory build
+	@timeout 900 /usr/bin/python3 scripts/scale.py
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -644,6 +644,7 @@ handle_router_path(struct http_ctx *ctx, void *arg)
 }
 
 const struct http_route admin_routes[] = {
+	{"GET", "/healthz", handle_healthz, NULL},
 	{"GET", "/admin/v1/ca", handle_ca, NULL},
 	{"GET", "/admin/v1/trust-cloud", cloud_trust_handle, NULL},
 	{"PUT", "/admin/v1/trust-cloud", cloud_trust_handle, NULL},

@@ -24,12 +24,15 @@ struct masterkey;
 struct pki_ca;
 struct poll_registry;
 struct store;
+struct store_listener;
 
 #define CONDUCTOR_MAX_NAMES 16	  /* server names / addresses in the TLS certificate */
 #define CONDUCTOR_MAX_ADDRESSES 4 /* addresses of a migration target */
 #define CONDUCTOR_ERROR_MAX 256	  /* longest last_error or reason kept */
 #define CONDUCTOR_NONCE_TTL_S 60  /* a hello's nonce lives this long */
 #define CONDUCTOR_SESSION_TTL_S (24 * 3600)
+/* PostgreSQL notification channel: "a command was queued for the router named in the payload". */
+#define CONDUCTOR_WAKE_CHANNEL "onramp_conductor_wake"
 
 /* The configuration file (docs/conductor.md) with its defaults applied. */
 struct conductor_settings {
@@ -45,6 +48,7 @@ struct conductor_settings {
 	size_t n_server_names;
 	unsigned threads;
 	unsigned poll_timeout_s;
+	unsigned drain_timeout_s; /* SIGTERM waits this long for requests in flight */
 	unsigned revert_window_s;
 	unsigned cert_days;
 	unsigned renew_before_days;
@@ -66,7 +70,8 @@ struct conductor {
 	struct pki_ca *ca;
 	struct masterkey *mk;
 	struct poll_registry *polls;
-	struct rate_limiter *limiter; /* the router API's unauthenticated endpoints */
+	struct store_listener *listener; /* PostgreSQL: wake-ups from the other instances */
+	struct rate_limiter *limiter;	 /* the router API's unauthenticated endpoints */
 	char server_cert_path[4096], server_key_path[4096];
 };
 
@@ -97,6 +102,8 @@ bool valid_asset_id(const char *asset_id);
 int parse_addresses(json_t *array, const char *what, const char **out, size_t max, size_t *n);
 /* The request's worker, or NULL after replying 500. */
 struct worker *worker_of(struct http_ctx *ctx);
+/* GET /healthz on both listeners: 200 when this loop's database connection answers. */
+void handle_healthz(struct http_ctx *ctx, void *arg);
 
 /* router_api.c, admin_api.c, peer.c: route tables. */
 extern const struct http_route router_routes[];

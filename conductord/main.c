@@ -17,6 +17,7 @@
 #include "poll.h"
 #include "server/http_server.h"
 #include "server/store.h"
+#include "server/store_listen.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -38,7 +39,8 @@ static const char usage_text[] =
 	"  init   create the state directory: master key, root CA (made or imported),\n"
 	"         TLS server certificate, database schema and the first admin token,\n"
 	"         printed once (or written to --token-file, mode 0600)\n"
-	"  run    serve the router API and the admin API until SIGTERM\n"
+	"  run    serve the router API and the admin API until SIGTERM, then drain:\n"
+	"         stop accepting, answer held polls, finish requests (drain-timeout)\n"
 	"  --check-config  check the configuration and exit (0, or 2 naming FILE:LINE)\n"
 	"See docs/conductor.md for the configuration file.\n";
 
@@ -70,6 +72,43 @@ thread_fini(void *thread_state)
 		return;
 	store_close(w->db);
 	free(w);
+}
+
+/*
+ * The notification listener's callback: a command was queued for router on some instance (NULL:
+ * notifications may have been lost, so every held poll looks again).
+ */
+static void
+wake_from_database(const char *router, void *arg)
+{
+	struct conductor *c = arg;
+
+	if (router == NULL)
+		poll_wake_all(c->polls);
+	else
+		poll_wake(c->polls, router);
+}
+
+/*
+ * SIGTERM's graceful drain: both listeners stop accepting, held polls are answered so that
+ * their routers poll again at once (through a balancer, on another instance), and requests in
+ * flight get drain-timeout seconds to finish (the admin API's get theirs after the routers'); what
+ * is left is cut, and logged.
+ */
+static void
+drain(struct conductor *c, struct http_server *routers, struct http_server *admin)
+{
+	unsigned left, budget_ms = c->set.drain_timeout_s * 1000;
+
+	http_server_stop_accepting(routers);
+	http_server_stop_accepting(admin);
+	poll_release_all(c->polls);
+	/* the admin API's requests are short; they had the routers' wait to finish already */
+	left = http_server_wait_idle(routers, budget_ms);
+	left += http_server_wait_idle(admin, left > 0 ? 0 : budget_ms);
+	if (left > 0)
+		log_warn("drain: %u requests still in flight after %u s, cut", left,
+			 c->set.drain_timeout_s);
 }
 
 /* Writes the ports actually listened on (for port 0) atomically, for tests and scripts. */
@@ -105,6 +144,9 @@ serve(struct conductor *c)
 	if (conductor_db_open(&c->set, &db) == -1)
 		return -1;
 	store_close(db);
+	if (store_listen(c->set.database, CONDUCTOR_WAKE_CHANNEL, wake_from_database, c,
+			 &c->listener) == -1)
+		return or_error_prefix("conductor database");
 	ropts.address = c->set.listen;
 	ropts.port = c->set.port;
 	ropts.cert_file = c->server_cert_path;
@@ -138,12 +180,15 @@ serve(struct conductor *c)
 	notify_ready(status);
 	while (sigwait(&sigs, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
 		;
-	log_info("stopping on signal %d", sig);
+	log_info("signal %d: draining (at most %u s), then stopping", sig, c->set.drain_timeout_s);
 	notify_stopping();
+	drain(c, routers, admin);
 	rc = 0;
 out:
 	http_server_stop(admin);
 	http_server_stop(routers);
+	store_listen_stop(c->listener);
+	c->listener = NULL;
 	return rc;
 }
 

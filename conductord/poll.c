@@ -34,6 +34,7 @@ struct held_poll {
 struct poll_registry {
 	pthread_mutex_t lock;
 	unsigned count;
+	bool releasing; /* draining: every poll is answered at once */
 	struct held_poll *buckets[BUCKETS];
 };
 
@@ -162,6 +163,8 @@ poll_hold(struct poll_registry *reg, struct http_ctx *ctx, const char *router, u
 	hp->next = reg->buckets[b];
 	reg->buckets[b] = hp;
 	reg->count++;
+	if (reg->releasing)
+		event_active(hp->ev, EV_READ, 0);
 	pthread_mutex_unlock(&reg->lock);
 	return 0;
 }
@@ -178,6 +181,45 @@ poll_wake(struct poll_registry *reg, const char *router)
 		if (strcmp(hp->router, router) == 0)
 			event_active(hp->ev, EV_READ, 0);
 	pthread_mutex_unlock(&reg->lock);
+}
+
+/*
+ * Activates the event of every held poll: the instances' notification connection came back and
+ * what was queued meanwhile is unknown, so every router looks again.
+ */
+void
+poll_wake_all(struct poll_registry *reg)
+{
+	pthread_mutex_lock(&reg->lock);
+	for (size_t b = 0; b < BUCKETS; b++)
+		for (struct held_poll *hp = reg->buckets[b]; hp != NULL; hp = hp->next)
+			event_active(hp->ev, EV_READ, 0);
+	pthread_mutex_unlock(&reg->lock);
+}
+
+/*
+ * Draining: answers every held poll now, as if woken, and every poll held from now on at once,
+ * so that each router polls again at once, elsewhere.
+ */
+void
+poll_release_all(struct poll_registry *reg)
+{
+	pthread_mutex_lock(&reg->lock);
+	reg->releasing = true;
+	pthread_mutex_unlock(&reg->lock);
+	poll_wake_all(reg);
+}
+
+/* Whether poll_release_all was called: the instance is draining. */
+bool
+poll_releasing(struct poll_registry *reg)
+{
+	bool releasing;
+
+	pthread_mutex_lock(&reg->lock);
+	releasing = reg->releasing;
+	pthread_mutex_unlock(&reg->lock);
+	return releasing;
 }
 
 /* How many polls are held now. */

@@ -30,6 +30,18 @@ int poll_hold(struct poll_registry *reg, struct http_ctx *ctx, const char *route
 /* Wakes every poll held for router; safe from any thread, a no-op when none is held. */
 void poll_wake(struct poll_registry *reg, const char *router);
 
+/* Wakes every held poll (after notifications may have been lost); safe from any thread. */
+void poll_wake_all(struct poll_registry *reg);
+
+/*
+ * Graceful drain: answers every held poll now (with what is queued, usually nothing) and every
+ * later one at once; safe from any thread.
+ */
+void poll_release_all(struct poll_registry *reg);
+
+/* Whether the polls are being released (the instance drains). */
+bool poll_releasing(struct poll_registry *reg);
+
 /* How many polls are held now (status and tests). */
 unsigned poll_held_count(struct poll_registry *reg);
 

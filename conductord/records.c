@@ -10,6 +10,7 @@
 #include "poll.h"
 #include "server/masterkey.h"
 #include "server/store.h"
+#include "server/store_listen.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,10 +182,20 @@ out:
 	return rc;
 }
 
-/* Wakes the router's held poll, on whichever loop holds it. */
+/*
+ * Wakes the router's held poll wherever it is held. On PostgreSQL the poll may be held by another
+ * instance, so the wake-up goes through the database: every instance's listener (this one's too)
+ * wakes the polls it holds for the router. Should the notification fail, this instance's own
+ * polls are woken at least; a poll held elsewhere then ends at its timeout as before.
+ */
 void
 command_wake(struct worker *w, const char *router)
 {
+	if (store_can_notify(w->db)) {
+		if (store_notify(w->db, CONDUCTOR_WAKE_CHANNEL, router) == 0)
+			return;
+		log_warn("router %s: cannot notify the other instances: %s", router, or_errmsg());
+	}
 	poll_wake(w->c->polls, router);
 }
 

@@ -509,12 +509,20 @@ out:
 	return rc;
 }
 
-/* Answers a poll with whatever is queued now (possibly nothing). */
+/*
+ * Answers a poll with whatever is queued now (possibly nothing). While this instance drains,
+ * nothing is delivered here (its acknowledgement could not come back on this connection):
+ * "reconnect": true sends the router at once to another instance, which delivers it.
+ */
 static void
 reply_commands(struct http_ctx *ctx, struct worker *w, const char *router)
 {
 	json_t *list;
 
+	if (poll_releasing(w->c->polls)) {
+		http_reply_json(ctx, 200, json_pack("{s:[], s:b}", "commands", "reconnect", 1));
+		return;
+	}
 	if (pending_commands(w, router, &list) == -1) {
 		reply_internal(ctx);
 		return;
@@ -567,6 +575,10 @@ handle_commands(struct http_ctx *ctx, void *arg)
 			return;
 		}
 		wait = (unsigned)v;
+	}
+	if (poll_releasing(w->c->polls)) {
+		reply_commands(ctx, w, r.name);
+		return;
 	}
 	if (pending_commands(w, r.name, &list) == -1) {
 		reply_internal(ctx);
@@ -1112,6 +1124,7 @@ handle_command_path(struct http_ctx *ctx, void *arg)
 }
 
 const struct http_route router_routes[] = {
+	{"GET", "/healthz", handle_healthz, NULL},
 	{"POST", "/v1/hello", handle_hello, NULL},
 	{"POST", "/v1/auth", handle_auth, NULL},
 	{"GET", "/v1/commands", handle_commands, NULL},

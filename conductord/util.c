@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "proto/conductor_psk.h"
 #include "proto/peering_config.h"
+#include "server/daemon.h"
 #include "server/http_server.h"
 
 #include <openssl/rand.h>
@@ -92,4 +93,14 @@ worker_of(struct http_ctx *ctx)
 		return NULL;
 	}
 	return w;
+}
+
+/* GET /healthz for load balancers (docs/protocol-conductor.md): no authentication. */
+void
+handle_healthz(struct http_ctx *ctx, void *arg)
+{
+	struct worker *w = http_ctx_thread_state(ctx);
+
+	(void)arg;
+	daemon_reply_health(ctx, w != NULL ? w->db : NULL);
 }

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian packages onramp needs, and only the missing ones.
-# Usage: scripts/install-deps.sh build|test|demo|package
+# Usage: scripts/install-deps.sh build|test|demo|package|scale
 # Silent when everything is present; idempotent; must run as root to install.
 set -eu
 
@@ -14,6 +14,8 @@ test_pkgs="$test_pkgs isc-dhcp-server kea-dhcp4-server isc-dhcp-client" # DHCP s
 test_pkgs="$test_pkgs man-db" # man -l, for the man page test (tests/integration/test_e2e_docs.py)
 test_pkgs="$test_pkgs debhelper dpkg-dev fakeroot bash-completion" # tests/integration/test_package.py
 test_pkgs="$test_pkgs chromium chromium-driver python3-selenium" # tests/integration/test_dashboard.py
+test_pkgs="$test_pkgs haproxy" # TCP balancer in front of several instances (tests/integration/scalelab.py)
+test_pkgs="$test_pkgs patroni python3-etcd etcd-server" # PostgreSQL failover (tests/integration/patronilab.py)
 
 package_pkgs="debhelper dpkg-dev fakeroot" # make package (scripts/build-package.sh)
 
@@ -21,8 +23,9 @@ case "${1:-build}" in
 build) wanted="$build_pkgs" ;;
 package) wanted="$build_pkgs $package_pkgs" ;;
 test | demo) wanted="$build_pkgs $test_pkgs" ;;
+scale) wanted="$build_pkgs $test_pkgs" ;; # make scale (scripts/scale.py): the test set
 *)
-	echo "install-deps: unknown set '$1' (expected build, test, demo or package)" >&2
+	echo "install-deps: unknown set '$1' (expected build, test, demo, package or scale)" >&2
 	exit 2
 	;;
 esac

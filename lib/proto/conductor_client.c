@@ -626,6 +626,7 @@ conductor_poll(struct conductor_conn *c, json_t **commands)
 	json_t *answer = NULL, *list;
 	char path[64];
 	long status;
+	bool reconnect;
 
 	*commands = NULL;
 	if (wait > c->poll_timeout_s)
@@ -639,8 +640,9 @@ conductor_poll(struct conductor_conn *c, json_t **commands)
 		return or_error("the conductor's poll answer has no commands array");
 	}
 	*commands = json_incref(list);
+	reconnect = json_is_true(json_object_get(answer, "reconnect"));
 	json_decref(answer);
-	return 0;
+	return reconnect ? 1 : 0;
 }
 
 /* Sends progress reports on the session. */
@@ -1047,19 +1049,22 @@ out:
 
 /* ---- the run loop --------------------------------------------------------- */
 
-/* Serves one connection until it fails, a migrate starts, or stop; 1: migrate. */
+/*
+ * Serves one connection until it fails, a migrate starts, the conductor asks for a new
+ * connection, or stop; 1: migrate, 2: reconnect at once.
+ */
 static int
 serve(const struct conductor_client_opts *o, struct conductor_conn *c, volatile sig_atomic_t *stop)
 {
 	while (!*stop) {
 		json_t *commands = NULL, *cmd;
 		size_t i;
-		int rc = 0;
+		int rc = 0, polled;
 
 		tick(o, c);
 		if (*stop)
 			break;
-		if (conductor_poll(c, &commands) == -1)
+		if ((polled = conductor_poll(c, &commands)) == -1)
 			return -1;
 		json_array_foreach(commands, i, cmd)
 		{
@@ -1075,6 +1080,11 @@ serve(const struct conductor_client_opts *o, struct conductor_conn *c, volatile 
 		json_decref(commands);
 		if (rc != 0)
 			return rc;
+		if (polled == 1) {
+			log_info("conductor: %s is draining; reconnecting",
+				 conductor_conn_address(c));
+			return 2;
+		}
 	}
 	(void)o;
 	return 0;

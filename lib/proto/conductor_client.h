@@ -111,7 +111,11 @@ const char *conductor_conn_router(const struct conductor_conn *c); /* name given
 const char *conductor_conn_address(const struct conductor_conn *c);
 void conductor_close(struct conductor_conn *c);
 
-/* One long poll: *commands is the array of commands (possibly empty). */
+/*
+ * One long poll: *commands is the array of commands (possibly empty). Returns 1 instead of 0
+ * when the conductor asked the router to reconnect at once ("reconnect": true: the instance
+ * is draining; do the commands, then connect again, through a balancer to another instance).
+ */
 int conductor_poll(struct conductor_conn *c, json_t **commands);
 
 /* Runs one command other than migrate and acknowledges it (ok or error). */

@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* See daemon.h: types and ranges here, FILE:LINE in every error. */
@@ -23,7 +24,7 @@ int
 daemon_config_read(struct config *cfg, const char *section, const char *default_db,
 		   struct daemon_config *out)
 {
-	unsigned long port, threads, max_body;
+	unsigned long port, threads, max_body, drain;
 	const char *level, *db;
 
 	memset(out, 0, sizeof(*out));
@@ -36,7 +37,8 @@ daemon_config_read(struct config *cfg, const char *section, const char *default_
 		    -1 ||
 	    config_get_string(cfg, section, "state-dir", NULL, &out->state_dir) == -1 ||
 	    config_get_string(cfg, section, "database", NULL, &db) == -1 ||
-	    config_get_string(cfg, section, "log-level", "info", &level) == -1)
+	    config_get_string(cfg, section, "log-level", "info", &level) == -1 ||
+	    config_get_uint(cfg, section, "drain-timeout", 10, 0, 3600, &drain) == -1)
 		return -1;
 	if (log_level_parse(level, &out->log_level) == -1) {
 		or_error_prefix("log-level");
@@ -63,6 +65,7 @@ daemon_config_read(struct config *cfg, const char *section, const char *default_
 	out->port = (unsigned)port;
 	out->threads = (unsigned)threads;
 	out->max_body = max_body;
+	out->drain_timeout_s = (unsigned)drain;
 	return 0;
 }
 
@@ -132,6 +135,55 @@ void
 daemon_thread_store_close(void *thread_state)
 {
 	store_close(thread_state);
+}
+
+/* See daemon.h: "SELECT 1" is enough to know the connection and the server answer. */
+void
+daemon_reply_health(struct http_ctx *ctx, struct store *st)
+{
+	if (st == NULL || store_exec(st, "SELECT 1", NULL, 0, NULL) == -1) {
+		log_warn("healthz: the database does not answer: %s",
+			 st ? or_errmsg() : "no connection");
+		http_reply_json(ctx, 503, json_pack("{s:s}", "status", "unavailable"));
+		return;
+	}
+	http_reply_json(ctx, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+/* GET /healthz of the redirector and the cloud: their loop state is the store. */
+static void
+handle_healthz(struct http_ctx *ctx, void *arg)
+{
+	(void)arg;
+	daemon_reply_health(ctx, http_ctx_thread_state(ctx));
+}
+
+/* The program's routes behind GET /healthz, in one new table (freed by the caller). */
+static struct http_route *
+routes_with_health(const struct http_route *routes, size_t n)
+{
+	struct http_route *all = calloc(n + 1, sizeof(*all));
+
+	if (all == NULL)
+		return NULL;
+	all[0] = (struct http_route){"GET", "/healthz", handle_healthz, NULL};
+	memcpy(all + 1, routes, n * sizeof(*routes));
+	return all;
+}
+
+/*
+ * SIGTERM's graceful drain: stop accepting, let what is in flight finish for at most
+ * timeout_s, then stop (what is left is cut, and logged).
+ */
+static void
+drain(struct http_server *srv, unsigned timeout_s)
+{
+	unsigned left;
+
+	http_server_stop_accepting(srv);
+	left = http_server_wait_idle(srv, timeout_s * 1000);
+	if (left > 0)
+		log_warn("drain: %u requests still in flight after %u s, cut", left, timeout_s);
 }
 
 /* Opens the database once to bring its schema up to date. */
@@ -218,29 +270,40 @@ serve(const struct daemon_program *prog, const struct daemon_config *dc, void *a
 	struct http_server_opts opts = {0};
 	struct http_server *srv = NULL;
 	char status[128];
+	const struct http_route *routes;
+	struct http_route *all;
+	size_t n;
 	int sig;
 
 	if (migrate(prog, dc) == -1 || daemon_block_signals() == -1)
 		return -1;
+	n = prog->routes(app, &routes);
+	if ((all = routes_with_health(routes, n)) == NULL)
+		return or_error("out of memory");
 	opts.address = dc->address;
 	opts.port = dc->port;
 	opts.cert_file = dc->cert_file;
 	opts.key_file = dc->key_file;
 	opts.threads = dc->threads;
 	opts.max_body = dc->max_body;
-	opts.n_routes = prog->routes(app, &opts.routes);
+	opts.routes = all;
+	opts.n_routes = n + 1;
 	opts.thread_init = daemon_thread_store_open;
 	opts.thread_fini = daemon_thread_store_close;
 	opts.arg = (void *)dc->database;
-	if (http_server_start(&opts, &srv) == -1)
+	if (http_server_start(&opts, &srv) == -1) {
+		free(all);
 		return or_error_prefix("cannot serve on %s:%u", dc->address, dc->port);
+	}
 	snprintf(status, sizeof(status), "serving on %s port %u", dc->address,
 		 http_server_port(srv));
 	notify_ready(status);
 	sig = daemon_wait_signal();
-	log_info("signal %d: stopping", sig);
+	log_info("signal %d: draining (at most %u s), then stopping", sig, dc->drain_timeout_s);
 	notify_stopping();
+	drain(srv, dc->drain_timeout_s);
 	http_server_stop(srv);
+	free(all);
 	return 0;
 }
 

@@ -25,6 +25,7 @@ struct daemon_config {
 	const char *state_dir;		/* state_dir: keys and the SQLite database */
 	char database[DAEMON_PATH_MAX]; /* database: "sqlite:PATH" or a PostgreSQL conninfo */
 	enum log_level log_level;	/* log_level = info */
+	unsigned drain_timeout_s; /* drain_timeout = 10: SIGTERM waits this long for requests */
 };
 
 /*
@@ -45,6 +46,7 @@ int daemon_block_signals(void);
 /* Waits for SIGTERM or SIGINT (blocked beforehand); returns the signal number. */
 int daemon_wait_signal(void);
 
+struct http_ctx;
 struct http_route;
 struct store;
 struct store_migration;
@@ -80,6 +82,12 @@ struct daemon_program {
 
 /* The whole main() of a daemon; returns the exit status (0, 1 failure, 2 bad usage). */
 int daemon_main(int argc, char **argv, const struct daemon_program *prog);
+
+/*
+ * GET /healthz for load balancers: 200 {"status":"ok"} when st answers a trivial query, else
+ * 503 {"status":"unavailable"}. No authentication; it tells nothing but that.
+ */
+void daemon_reply_health(struct http_ctx *ctx, struct store *st);
 
 /* http_server thread_init / thread_fini: arg is the database string, the state a store. */
 int daemon_thread_store_open(void *arg, void **thread_state);

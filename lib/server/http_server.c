@@ -28,6 +28,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@
 #include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_MAX_BODY (64 * 1024)
@@ -54,6 +56,9 @@ struct loop {
 	struct event_base *base;
 	struct evhttp *http;
 	struct event *stop_ev;
+	struct event *drain_ev;		   /* "stop accepting", run on the loop */
+	struct evhttp_bound_socket *bound; /* this loop's dup of the listening socket */
+	bool accept_stopped;		   /* under srv->mu */
 	void *thread_state;
 	/* thread_init's outcome, under srv->mu */
 	bool init_done;
@@ -70,6 +75,18 @@ struct http_server {
 	struct loop *loops;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
+	/* Graceful drain: requests dispatched and not yet answered and written. */
+	atomic_uint inflight;
+	atomic_bool draining;
+};
+
+/*
+ * A request in flight, for the graceful drain: from dispatch until evhttp wrote its whole
+ * answer (on_complete) or its connection went away (close callback), whichever comes first;
+ * that one lowers the count and frees this.
+ */
+struct req_track {
+	struct http_server *srv;
 };
 
 struct http_ctx {
@@ -89,7 +106,8 @@ struct http_ctx {
 	char peer[80];
 	void (*on_close)(void *arg);
 	void *on_close_arg;
-	struct event *close_ev; /* watches the socket while held */
+	struct req_track *track; /* counts the request in flight until written or gone */
+	struct event *close_ev;	 /* watches the socket while held */
 };
 
 /* ---- TLS ---- */
@@ -215,6 +233,24 @@ send_error_raw(struct evhttp_request *req, int status, const char *code, const c
 	json_decref(body);
 }
 
+/* A counted request is done with (written, or its connection gone). NULL: not counted. */
+static void
+track_done(struct req_track *t)
+{
+	if (t == NULL)
+		return;
+	atomic_fetch_sub(&t->srv->inflight, 1);
+	free(t);
+}
+
+/* The connection of a counted request went away before its answer was written. */
+static void
+request_gone(struct evhttp_connection *evcon, void *arg)
+{
+	(void)evcon;
+	track_done(arg);
+}
+
 /* Stops watching a held request's connection: it is about to be answered. */
 static void
 unhold(struct http_ctx *ctx)
@@ -224,7 +260,7 @@ unhold(struct http_ctx *ctx)
 	if (!ctx->held)
 		return;
 	if (evcon != NULL)
-		evhttp_connection_set_closecb(evcon, NULL, NULL);
+		evhttp_connection_set_closecb(evcon, ctx->track ? request_gone : NULL, ctx->track);
 	if (ctx->close_ev != NULL) {
 		event_free(ctx->close_ev);
 		ctx->close_ev = NULL;
@@ -286,6 +322,9 @@ send_reply(struct http_ctx *ctx, int status, const char *content_type, const voi
 	}
 	if (evhttp_find_header(h, "Cache-Control") == NULL)
 		evhttp_add_header(h, "Cache-Control", "no-store");
+	/* A draining server serves no further request on this connection. */
+	if (atomic_load(&ctx->loop->srv->draining))
+		evhttp_add_header(h, "Connection", "close");
 	if (status >= 500)
 		log_warn("http: %s %s from %s -> %d", ctx->method, ctx->path, ctx->peer, status);
 	else
@@ -528,6 +567,7 @@ held_conn_closed(struct evhttp_connection *evcon, void *arg)
 	evhttp_connection_set_closecb(evcon, NULL, NULL);
 	ctx->held = false;
 	ctx->replied = true; /* a reply from on_close is ignored */
+	track_done(ctx->track);
 	if (ctx->on_close != NULL)
 		ctx->on_close(ctx->on_close_arg);
 	ctx_free(ctx);
@@ -668,6 +708,17 @@ set_peer(struct http_ctx *ctx)
 		snprintf(ctx->peer, sizeof(ctx->peer), "%s:%u", addr, port);
 }
 
+/* evhttp wrote the whole answer to a request counted in flight. */
+static void
+request_complete(struct evhttp_request *req, void *arg)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+
+	if (evcon != NULL)
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
+	track_done(arg);
+}
+
 /* evhttp's generic callback: every complete request arrives here. */
 static void
 dispatch(struct evhttp_request *req, void *arg)
@@ -718,6 +769,15 @@ dispatch(struct evhttp_request *req, void *arg)
 	}
 	ctx->req = req;
 	ctx->loop = lp;
+	if (evhttp_request_get_connection(req) != NULL &&
+	    (ctx->track = calloc(1, sizeof(*ctx->track))) != NULL) {
+		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+
+		ctx->track->srv = lp->srv;
+		atomic_fetch_add(&lp->srv->inflight, 1);
+		evhttp_request_set_on_complete_cb(req, request_complete, ctx->track);
+		evhttp_connection_set_closecb(evcon, request_gone, ctx->track);
+	}
 	ctx->method = method;
 	ctx->path = path;
 	set_peer(ctx);
@@ -751,6 +811,23 @@ stop_loop_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	event_base_loopbreak(lp->base);
+}
+
+/* Runs on the loop when http_server_stop_accepting activated its drain event. */
+static void
+drain_loop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct loop *lp = arg;
+
+	(void)fd;
+	(void)what;
+	if (lp->bound != NULL)
+		evhttp_del_accept_socket(lp->http, lp->bound);
+	lp->bound = NULL;
+	pthread_mutex_lock(&lp->srv->mu);
+	lp->accept_stopped = true;
+	pthread_cond_broadcast(&lp->srv->cv);
+	pthread_mutex_unlock(&lp->srv->mu);
 }
 
 static _Thread_local struct event_base *current_base;
@@ -804,7 +881,8 @@ loop_setup(struct http_server *srv, struct loop *lp)
 	if ((lp->base = event_base_new()) == NULL || (lp->http = evhttp_new(lp->base)) == NULL)
 		return or_error("http server: cannot create event loop %u", lp->index);
 	lp->stop_ev = event_new(lp->base, -1, 0, stop_loop_cb, lp);
-	if (lp->stop_ev == NULL)
+	lp->drain_ev = event_new(lp->base, -1, 0, drain_loop_cb, lp);
+	if (lp->stop_ev == NULL || lp->drain_ev == NULL)
 		return or_error("http server: cannot create event loop %u", lp->index);
 	evhttp_set_bevcb(lp->http, make_tls_bev, lp);
 	evhttp_set_gencb(lp->http, dispatch, lp);
@@ -824,7 +902,7 @@ loop_setup(struct http_server *srv, struct loop *lp)
 						     EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	if ((fd = fcntl(srv->fd, F_DUPFD_CLOEXEC, 0)) == -1)
 		return or_error("http server: dup: %s", strerror(errno));
-	if (evhttp_accept_socket_with_handle(lp->http, fd) == NULL) {
+	if ((lp->bound = evhttp_accept_socket_with_handle(lp->http, fd)) == NULL) {
 		close(fd);
 		return or_error("http server: cannot accept on the listening socket");
 	}
@@ -992,6 +1070,46 @@ http_server_port(const struct http_server *srv)
 	return srv->port;
 }
 
+/*
+ * Graceful drain, first half: every loop stops accepting and the listening socket is closed,
+ * so new connections are refused (a balancer sends them elsewhere). Requests on connections
+ * already open are still served, each answer with "Connection: close".
+ */
+void
+http_server_stop_accepting(struct http_server *srv)
+{
+	if (srv == NULL || atomic_exchange(&srv->draining, true))
+		return;
+	for (unsigned i = 0; i < srv->n_loops; i++)
+		event_active(srv->loops[i].drain_ev, 0, 0);
+	pthread_mutex_lock(&srv->mu);
+	for (unsigned i = 0; i < srv->n_loops; i++)
+		while (!srv->loops[i].accept_stopped)
+			pthread_cond_wait(&srv->cv, &srv->mu);
+	pthread_mutex_unlock(&srv->mu);
+	close(srv->fd);
+	srv->fd = -1;
+}
+
+/*
+ * Graceful drain, second half: waits until every request dispatched so far is answered and
+ * its answer written, at most timeout_ms; returns how many are still in flight.
+ */
+unsigned
+http_server_wait_idle(struct http_server *srv, unsigned timeout_ms)
+{
+	const struct timespec step = {.tv_sec = 0, .tv_nsec = 20 * 1000 * 1000};
+	unsigned waited = 0, left;
+
+	if (srv == NULL)
+		return 0;
+	while ((left = atomic_load(&srv->inflight)) > 0 && waited < timeout_ms) {
+		nanosleep(&step, NULL);
+		waited += 20;
+	}
+	return left;
+}
+
 /* Stops and joins every loop, then frees what start made; safe on a partial start. */
 void
 http_server_stop(struct http_server *srv)
@@ -1010,6 +1128,8 @@ http_server_stop(struct http_server *srv)
 			evhttp_free(lp->http);
 		if (lp->stop_ev != NULL)
 			event_free(lp->stop_ev);
+		if (lp->drain_ev != NULL)
+			event_free(lp->drain_ev);
 		if (lp->base != NULL)
 			event_base_free(lp->base);
 	}

@@ -69,6 +69,17 @@ int http_server_start(const struct http_server_opts *, struct http_server **out)
 /* The port actually listened on. */
 unsigned http_server_port(const struct http_server *);
 
+/*
+ * Graceful drain (SIGTERM): http_server_stop_accepting() makes every loop stop accepting and
+ * closes the listening socket (new connections are refused); requests on open connections
+ * are still served, each answered with "Connection: close". The program then answers what it
+ * holds (long polls), and http_server_wait_idle() waits until every dispatched request has
+ * been answered and written, at most timeout_ms; it returns how many are still in flight
+ * (http_server_stop then cuts them). Call both from a thread that is not a loop.
+ */
+void http_server_stop_accepting(struct http_server *);
+unsigned http_server_wait_idle(struct http_server *, unsigned timeout_ms);
+
 /* Stops every loop, closes all connections (held requests see on_close), runs
  * thread_fini on each loop, joins the threads and frees the server. Call it
  * from a thread that is not one of the server's loops. NULL is fine. */
@@ -121,7 +132,7 @@ void http_reply_body(struct http_ctx *, int status, const char *content_type, co
 		     size_t len);
 /* Sends {"error":{"code":code,"message":...}}. Never put a secret in it. */
 void http_reply_error(struct http_ctx *, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+	__attribute__((format(printf, 4, 5)));
 
 /* Inside thread_init, thread_fini or a handler: the calling loop's event_base
  * (NULL on other threads). Lets thread_init create per-loop events. */

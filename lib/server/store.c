@@ -5,6 +5,7 @@
  */
 #include "server/store.h"
 
+#include "core/backoff.h"
 #include "core/error.h"
 
 #include <ctype.h>
@@ -12,6 +13,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -33,6 +35,9 @@ struct store {
 	bool tx_failed;	   /* a statement failed inside the open transaction */
 	unsigned tx_depth; /* transactions begun inside the open one (they join it) */
 	enum store_errkind last_err;
+	/* PostgreSQL: reconnection attempts after the connection broke */
+	struct backoff reconnect;
+	struct timespec next_reconnect; /* CLOCK_MONOTONIC; zero: try at once */
 };
 
 struct store_result {
@@ -389,18 +394,70 @@ pg_fail(struct store *st, const char *sql, PGresult *r)
 	return store_fail(st, kind, sql, "%s", primary);
 }
 
-/* A dropped connection is reopened before the next statement, never in the
- * middle of a transaction (its work is gone with the connection). */
+/*
+ * An idle connection has nothing to read unless the server spoke on its own: a restart or a
+ * failover sends a FATAL message and closes it. Reading that now marks the connection broken
+ * before a statement is sent on it, so the statement goes on a new connection instead of
+ * failing (never after sending: a statement whose answer was lost may have been applied).
+ */
+static void
+pg_notice_server_gone(struct store *st)
+{
+	struct pollfd p = {.fd = PQsocket(st->pg), .events = POLLIN};
+
+	/* the FATAL message comes first, the end of the stream after it: read until both are in */
+	for (int reads = 0; reads < 4 && p.fd >= 0 && poll(&p, 1, 0) > 0; reads++)
+		if (PQconsumeInput(st->pg) == 0 || PQstatus(st->pg) != CONNECTION_OK)
+			break;
+}
+
+/* Milliseconds from a to b on CLOCK_MONOTONIC (negative when b is earlier). */
+static long long
+ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (long long)(b->tv_sec - a->tv_sec) * 1000 + (b->tv_nsec - a->tv_nsec) / 1000000;
+}
+
+/*
+ * A dropped connection is reopened before the next statement, never in the middle of a
+ * transaction (its work is gone with the connection). With a multi-host conninfo and
+ * target_session_attrs=read-write, libpq finds the primary again after a failover. While the
+ * server cannot be reached, attempts are spaced with backoff (100 ms doubling to 5 s, with
+ * jitter) and statements in between fail at once rather than each waiting for a connect.
+ */
 static int
 pg_ensure_connected(struct store *st, const char *sql)
 {
+	struct timespec now;
+	long long wait_ms;
+
+	if (PQstatus(st->pg) == CONNECTION_OK && !st->in_tx)
+		pg_notice_server_gone(st);
 	if (PQstatus(st->pg) == CONNECTION_OK)
 		return 0;
 	if (st->in_tx)
 		return store_fail(st, STORE_ERR_OTHER, sql, "connection lost inside a transaction");
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	wait_ms = ms_between(&now, &st->next_reconnect);
+	if (st->next_reconnect.tv_sec != 0 && wait_ms > 0)
+		return store_fail(st, STORE_ERR_OTHER, sql,
+				  "connection lost; next attempt to reconnect in %lld ms", wait_ms);
 	PQreset(st->pg);
-	if (PQstatus(st->pg) != CONNECTION_OK)
+	if (PQstatus(st->pg) != CONNECTION_OK) {
+		unsigned delay = backoff_next_ms(&st->reconnect, -1);
+
+		st->next_reconnect = now;
+		st->next_reconnect.tv_sec += delay / 1000;
+		st->next_reconnect.tv_nsec += (long)(delay % 1000) * 1000000;
+		if (st->next_reconnect.tv_nsec >= 1000000000) {
+			st->next_reconnect.tv_sec++;
+			st->next_reconnect.tv_nsec -= 1000000000;
+		}
 		return store_fail(st, STORE_ERR_OTHER, sql, "connection lost and not regained");
+	}
+	backoff_reset(&st->reconnect);
+	st->next_reconnect = (struct timespec){0};
+	PQsetNoticeProcessor(st->pg, pg_quiet, NULL);
 	return 0;
 }
 
@@ -473,6 +530,7 @@ store_open(const char *url, struct store **out)
 	} else if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0 ||
 		   strchr(url, '=') != NULL) {
 		st->kind = STORE_POSTGRES;
+		st->reconnect = (struct backoff){.base_ms = 100, .cap_ms = 5000};
 		rc = pg_open(st, url);
 	} else {
 		/* the URL itself is not repeated: it may carry a password */

@@ -46,6 +46,7 @@ class Conductor(Managed):
                  extra=""):
         self.role = role
         self.name = name
+        self.database, self.poll_timeout, self.extra = database, poll_timeout, extra
         self.dir = tempfile.mkdtemp(prefix=f"onramp-conductor-{name}-")
         self.state = os.path.join(self.dir, "state")
         self.token_file = os.path.join(self.dir, "token")
@@ -90,6 +91,16 @@ class Conductor(Managed):
         self.port, self.admin_port = ports["port"], ports["admin_port"]
         return self
 
+
+    def twin(self, name):
+        """Another instance of this conductor on the same PostgreSQL database: a copy
+        of the state directory (master key, CA, server certificate) with its own
+        configuration and ports; the admin token of the first works on both."""
+        other = Conductor(self.role, name, database=self.database,
+                          poll_timeout=self.poll_timeout, extra=self.extra)
+        shutil.copytree(self.state, other.state)
+        other.token_file = self.token_file
+        return other
 
     def stop(self):
         """Stops the daemon; a clean stop exits 0 (a sanitizer report or a crash would not)."""

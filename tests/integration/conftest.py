@@ -1,5 +1,6 @@
 """Shared fixtures for onramp's integration tests: they run the real programs
 from the normal build (ONRAMP_BUILD, default ./build)."""
+import contextlib
 import os
 import subprocess
 import itertools
@@ -207,6 +208,16 @@ class Postgres:
         subprocess.run(self._as_postgres(f"{PG_BIN}/initdb", "-D", self.data, "-A", "trust",
                                          "-U", "postgres", "--no-sync"),
                        check=True, capture_output=True, timeout=120)
+        self.server_start()
+
+    def server_stop(self):
+        """Stops the server (fast shutdown: clients are disconnected), keeping its data."""
+        subprocess.run(self._as_postgres(f"{PG_BIN}/pg_ctl", "-D", self.data, "-m", "fast",
+                                         "-w", "stop"),
+                       check=True, capture_output=True, timeout=60)
+
+    def server_start(self):
+        """Starts the server again on its data, socket and port."""
         subprocess.run(self._as_postgres(
             f"{PG_BIN}/pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"),
             "-o", f"-k {self.dir} -p {self.port} -c listen_addresses='' -c fsync=off",
@@ -246,16 +257,23 @@ class Postgres:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def postgres():
-    """A PostgreSQL cluster for the whole session, stopped (by pg_ctl, else by
-    PID) and removed at the end even when tests fail."""
+@contextlib.contextmanager
+def postgres_cluster():
+    """A PostgreSQL cluster, stopped (by pg_ctl, else by PID) and removed at the
+    end even when the test fails."""
     pg = Postgres()
     try:
         pg.start()
         yield pg
     finally:
         pg.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL cluster for the whole session."""
+    with postgres_cluster() as pg:
+        yield pg
 
 
 @pytest.fixture

@@ -5,7 +5,9 @@
  * rendezvous that proves several loops serve at once.
  *
  * Prints "listening PORT" when ready; SIGTERM/SIGINT stop it, then it prints
- * "stopped closed=N" (N: held requests whose on_close ran) and exits 0.
+ * "stopped closed=N" (N: held requests whose on_close ran) and exits 0. With
+ * --drain MS it drains first: stops accepting, prints "draining", waits at most
+ * MS for the requests in flight, prints "drained left=N".
  */
 #include "core/encoding.h"
 #include "core/error.h"
@@ -336,7 +338,7 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: http_test_server --cert FILE --key FILE [--address A] [--port N]\n"
 		   "       [--threads N] [--max-body N] [--fail-init I] [--rendezvous N]\n"
-		   "       [--timeout S]\n");
+		   "       [--timeout S] [--drain MS]\n");
 }
 
 int
@@ -351,6 +353,7 @@ main(int argc, char **argv)
 						 {"fail-init", required_argument, NULL, 'f'},
 						 {"rendezvous", required_argument, NULL, 'r'},
 						 {"timeout", required_argument, NULL, 'T'},
+						 {"drain", required_argument, NULL, 'd'},
 						 {"help", no_argument, NULL, 'h'},
 						 {NULL, 0, NULL, 0}};
 	struct http_server_opts o = {.address = "127.0.0.1",
@@ -359,6 +362,7 @@ main(int argc, char **argv)
 				     .thread_init = thread_init,
 				     .thread_fini = thread_fini};
 	struct http_server *srv = NULL;
+	unsigned drain_ms = 0;
 	sigset_t set;
 	int c, sig;
 
@@ -391,6 +395,9 @@ main(int argc, char **argv)
 		case 'T':
 			o.timeout_s = (unsigned)strtoul(optarg, NULL, 10);
 			break;
+		case 'd':
+			drain_ms = (unsigned)strtoul(optarg, NULL, 10);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -412,6 +419,13 @@ main(int argc, char **argv)
 	printf("listening %u\n", http_server_port(srv));
 	fflush(stdout);
 	sigwait(&set, &sig);
+	if (drain_ms > 0) {
+		http_server_stop_accepting(srv);
+		printf("draining\n");
+		fflush(stdout);
+		printf("drained left=%u\n", http_server_wait_idle(srv, drain_ms));
+		fflush(stdout);
+	}
 	http_server_stop(srv);
 	printf("stopped closed=%d\n", atomic_load(&n_closed));
 	return 0;
