@@ -298,6 +298,22 @@ async function claim(ev) {
   } catch (e) { say("Claim refused: " + e.message); }
 }
 
+async function setAssetId(ev) {
+  ev.preventDefault();
+  const serial = $("device-page").dataset.serial;
+  const value = $("asset-id").value.trim();
+  const text = value ? `Set the asset ID of ${serial} to ${value}?`
+    : `Set the asset ID of ${serial} back to its serial?`;
+  if (!(await confirmAction(text))) return;
+  try {
+    await api("PUT", "/v1/admin/devices/" + encodeURIComponent(serial),
+      { asset_id: value || null });
+    $("asset-form").hidden = true;
+    say(`The asset ID of ${serial} is now ${value || serial}.`);
+    loadDevice(serial);
+  } catch (e) { say("Asset ID refused: " + e.message); }
+}
+
 async function unclaim() {
   const serial = $("device-page").dataset.serial;
   if (!(await confirmAction(`Unclaim ${serial}? It will no longer be sent to this cloud.`)))
@@ -365,6 +381,7 @@ function route() {
   if (!state.who) return;
   stopRefresh();
   $("claim-form").hidden = true;
+  $("asset-form").hidden = true;
   const hash = location.hash || "#/fleet";
   let load;
   if (hash.startsWith("#/device/")) {
@@ -422,6 +439,13 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("act-unclaim").addEventListener("click", unclaim);
   $("claim-form").addEventListener("submit", claim);
   $("claim-cancel").addEventListener("click", () => { $("claim-form").hidden = true; });
+  $("act-asset").addEventListener("click", () => {
+    $("asset-form").hidden = false;
+    $("asset-id").value = "";
+    $("asset-id").focus();
+  });
+  $("asset-form").addEventListener("submit", setAssetId);
+  $("asset-cancel").addEventListener("click", () => { $("asset-form").hidden = true; });
   window.addEventListener("hashchange", route);
   try {
     loggedIn(await api("GET", "/ui/api/session"));

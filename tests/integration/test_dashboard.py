@@ -155,6 +155,18 @@ def test_an_operator_watches_a_router_onboard(lab, browser):
         assert step in timeline
     shot(browser, "device")
 
+    # An operator's action with its confirmation: the asset ID the cloud tells the router.
+    browser.find_element(By.ID, "act-asset").click()
+    field = browser.find_element(By.ID, "asset-id")
+    field.send_keys("PARIS-EDGE-7")
+    field.submit()
+    wait(browser, "the confirmation", lambda d: d.find_element(By.ID, "confirm").is_displayed())
+    assert "PARIS-EDGE-7" in browser.find_element(By.ID, "confirm-text").text
+    browser.find_element(By.ID, "confirm-ok").click()
+    wait(browser, "the new asset ID", lambda d: "PARIS-EDGE-7" in
+         d.find_element(By.ID, "device-facts").text)
+    assert lab.cloud_json("device", "show", SERIAL)["asset_id"] == "PARIS-EDGE-7"
+
     # Sites: the secret is set, and never shown.
     browser.find_element(By.ID, "nav-sites").click()
     wait(browser, "the sites page", lambda d: "acme/paris" in d.find_element(By.ID, "sites").text)
