@@ -34,6 +34,8 @@ static const char migrate_usage[] =
 	"  --no-wait      return once the agent accepted the request\n"
 	"  --timeout S    give up waiting after S seconds (default: revert window + 120)\n"
 	"  --socket PATH  the agent's control socket (default " ONRAMP_AGENT_SOCKET ")\n"
+	"While it waits it says so on standard error: each state of the migration, and\n"
+	"every 10 s.\n"
 	"Exit 0 migrated (or accepted with --no-wait), 1 failed or refused, 2 bad input.\n";
 
 /* Whether a conductor address names its port (peering_check_address allows none). */
@@ -58,13 +60,15 @@ nap(long ms)
 static int
 follow(const char *socket_path, json_int_t id, long timeout_s, const char *where)
 {
-	time_t end = time(NULL) + timeout_s;
+	time_t end = time(NULL) + timeout_s, said = 0;
 	json_t *req = json_pack("{s:s}", "command", "show onboarding");
+	char last[32] = "";
 	int rc = -1;
 
 	while (rc == -1 && time(NULL) < end) {
 		json_t *r = NULL, *mig;
 		const char *state;
+		time_t now;
 
 		nap(500);
 		if (control_call(socket_path, req, &r) == -1) {
@@ -73,6 +77,16 @@ follow(const char *socket_path, json_int_t id, long timeout_s, const char *where
 		}
 		mig = json_object_get(r, "router_migration");
 		state = json_string_value(json_object_get(mig, "state"));
+		/* While it waits, it says for what: each new state, and every 10 s. */
+		now = time(NULL);
+		if (json_integer_value(json_object_get(mig, "id")) == id && state != NULL &&
+		    strcmp(state, "succeeded") != 0 && strcmp(state, "failed") != 0 &&
+		    (strcmp(state, last) != 0 || now - said >= 10)) {
+			fprintf(stderr, "migrate #%lld: %s, to %s (giving up in %lld s)\n",
+				(long long)id, state, where, (long long)(end - now));
+			snprintf(last, sizeof(last), "%s", state);
+			said = now;
+		}
 		if (json_integer_value(json_object_get(mig, "id")) == id && state != NULL) {
 			if (strcmp(state, "succeeded") == 0) {
 				printf("migrated: the router runs on the production conductor %s\n",

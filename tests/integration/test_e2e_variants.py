@@ -4,6 +4,7 @@ proxy learned by DHCP from dnsmasq in network namespaces, and the production
 conductor down at migrate (back on staging with the reason, then a later
 migrate succeeds, once from the staging conductor and once from the router)."""
 import os
+import re
 
 import pytest
 
@@ -151,6 +152,9 @@ def test_production_down_at_migrate_then_a_later_migrate_succeeds(tmp_path):
         proc = agent.ctl("migrate", "conductor", lab.production.address, "--timeout", "60")
         assert proc.returncode == 1
         assert "failed, back on the staging conductor" in proc.stderr
+        # While it waited, it said what for (docs/cli.md).
+        assert re.search(r"migrate #\d+: \w+, to 127\.0\.0\.1:\d+ \(giving up in \d+ s\)",
+                         proc.stderr), proc.stderr
         assert agent.show()["migrations_failed"] == 2
 
         # Production comes back on the same address: the router-side migrate succeeds.
