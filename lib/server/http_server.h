@@ -61,6 +61,9 @@ struct http_server_opts {
 	/* Additions to the agreed contract (0 = default). */
 	size_t max_headers; /* request line + headers, 0: 16 KiB */
 	unsigned timeout_s; /* idle/read/write timeout of a connection, 0: 60 s */
+	/* From a request's first byte (a connection's first request: from the
+	 * accept, TLS handshake included) to its last, 0: 30 s. */
+	unsigned request_timeout_s;
 };
 
 /* Binds, listens and starts the loops; listening when it returns 0. */
@@ -121,7 +124,7 @@ void http_reply_body(struct http_ctx *, int status, const char *content_type, co
 		     size_t len);
 /* Sends {"error":{"code":code,"message":...}}. Never put a secret in it. */
 void http_reply_error(struct http_ctx *, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+	__attribute__((format(printf, 4, 5)));
 
 /* Inside thread_init, thread_fini or a handler: the calling loop's event_base
  * (NULL on other threads). Lets thread_init create per-loop events. */

@@ -336,7 +336,7 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: http_test_server --cert FILE --key FILE [--address A] [--port N]\n"
 		   "       [--threads N] [--max-body N] [--fail-init I] [--rendezvous N]\n"
-		   "       [--timeout S]\n");
+		   "       [--timeout S] [--request-timeout S]\n");
 }
 
 int
@@ -351,6 +351,7 @@ main(int argc, char **argv)
 						 {"fail-init", required_argument, NULL, 'f'},
 						 {"rendezvous", required_argument, NULL, 'r'},
 						 {"timeout", required_argument, NULL, 'T'},
+						 {"request-timeout", required_argument, NULL, 'R'},
 						 {"help", no_argument, NULL, 'h'},
 						 {NULL, 0, NULL, 0}};
 	struct http_server_opts o = {.address = "127.0.0.1",
@@ -390,6 +391,9 @@ main(int argc, char **argv)
 			break;
 		case 'T':
 			o.timeout_s = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'R':
+			o.request_timeout_s = (unsigned)strtoul(optarg, NULL, 10);
 			break;
 		case 'h':
 			usage(stdout);
