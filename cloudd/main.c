@@ -44,7 +44,7 @@ static const char usage[] =
 	"             inventory-pub-file, public-url, public-ca-file, challenge-lifetime,\n"
 	"             token-lifetime, retry-after, lockout-threshold, lockout-base,\n"
 	"             lockout-max, source-rate, source-burst, global-rate, global-burst,\n"
-	"             stuck-after, ui-session-lifetime;\n"
+	"             stuck-after, ui-session-lifetime, request-timeout;\n"
 	"             section [redirector]: url, ca-file, token-file\n"
 	"  --check-config  check the configuration and exit (0, or 2 naming FILE:LINE)\n"
 	"  --help     this text\n"

@@ -45,6 +45,7 @@ struct conductor_settings {
 	size_t n_server_names;
 	unsigned threads;
 	unsigned poll_timeout_s;
+	unsigned request_timeout_s;
 	unsigned revert_window_s;
 	unsigned cert_days;
 	unsigned renew_before_days;

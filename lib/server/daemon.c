@@ -23,7 +23,7 @@ int
 daemon_config_read(struct config *cfg, const char *section, const char *default_db,
 		   struct daemon_config *out)
 {
-	unsigned long port, threads, max_body;
+	unsigned long port, threads, max_body, request_timeout;
 	const char *level, *db;
 
 	memset(out, 0, sizeof(*out));
@@ -34,6 +34,7 @@ daemon_config_read(struct config *cfg, const char *section, const char *default_
 	    config_get_uint(cfg, section, "threads", 0, 0, 256, &threads) == -1 ||
 	    config_get_uint(cfg, section, "max-body", 131072, 1024, 16 * 1024 * 1024, &max_body) ==
 		    -1 ||
+	    config_get_uint(cfg, section, "request-timeout", 30, 1, 3600, &request_timeout) == -1 ||
 	    config_get_string(cfg, section, "state-dir", NULL, &out->state_dir) == -1 ||
 	    config_get_string(cfg, section, "database", NULL, &db) == -1 ||
 	    config_get_string(cfg, section, "log-level", "info", &level) == -1)
@@ -63,6 +64,7 @@ daemon_config_read(struct config *cfg, const char *section, const char *default_
 	out->port = (unsigned)port;
 	out->threads = (unsigned)threads;
 	out->max_body = max_body;
+	out->request_timeout = (unsigned)request_timeout;
 	return 0;
 }
 
@@ -228,6 +230,7 @@ serve(const struct daemon_program *prog, const struct daemon_config *dc, void *a
 	opts.key_file = dc->key_file;
 	opts.threads = dc->threads;
 	opts.max_body = dc->max_body;
+	opts.request_timeout_s = dc->request_timeout;
 	opts.n_routes = prog->routes(app, &opts.routes);
 	opts.thread_init = daemon_thread_store_open;
 	opts.thread_fini = daemon_thread_store_close;
