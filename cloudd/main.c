@@ -42,7 +42,7 @@ static const char usage[] =
 	"             printed once\n"
 	"  --config   configuration file (see onramp-cloudd(8)); section [cloudd]:\n"
 	"             address, port, cert-file, key-file, threads, state-dir, database,\n"
-	"             max-body, log-level, drain-timeout, master-key-file,\n"
+	"             max-body, log-level, drain-timeout, request-timeout, master-key-file,\n"
 	"             inventory-key-file, inventory-pub-file, public-url, public-ca-file,\n"
 	"             challenge-lifetime, token-lifetime, retry-after, assertion-lifetime,\n"
 	"             lockout-threshold, lockout-base, lockout-max, source-rate,\n"
