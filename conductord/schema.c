@@ -110,6 +110,15 @@ static const struct store_migration migrations[] = {
 	{1, NULL, TABLES("INTEGER PRIMARY KEY AUTOINCREMENT"), TABLES("BIGSERIAL PRIMARY KEY")},
 	/* Issue 12: hello nonces in the order issued (microseconds): the oldest are evicted. */
 	{2, "ALTER TABLE nonces ADD COLUMN issued BIGINT NOT NULL DEFAULT 0;", NULL, NULL},
+	/*
+	 * A revoked secret keeps its row and seal: routers onboarded with it still prove it, it
+	 * binds no new device. A router's last error names its step, so that step's success
+	 * clears it.
+	 */
+	{3,
+	 "ALTER TABLE psks ADD COLUMN revoked BIGINT;"
+	 "ALTER TABLE routers ADD COLUMN last_error_step TEXT",
+	 NULL, NULL},
 };
 
 /*
