@@ -13,6 +13,8 @@
 #include "proto/conductor_psk.h"
 #include "proto/peering_config.h"
 #include "records.h"
+#include "server/admin_tokens.h"
+#include "server/audit.h"
 #include "server/ca.h"
 #include "server/http_server.h"
 #include "server/masterkey.h"
@@ -831,6 +833,29 @@ handle_router_delete(struct http_ctx *ctx, struct worker *w, const struct router
 				  "session_ended", online));
 }
 
+/* A column's text as JSON of its type (see handle_router_show); SQL NULL is null. */
+static json_t *
+typed(const char *v, char type)
+{
+	char when[RFC3339_LEN + 1];
+	json_t *j;
+
+	if (v == NULL)
+		return json_null();
+	switch (type) {
+	case 'i':
+		return json_integer((json_int_t)strtoll(v, NULL, 10));
+	case 't':
+		rfc3339_format((time_t)strtoll(v, NULL, 10), when);
+		return when[0] ? json_string(when) : json_null();
+	case 'j':
+		j = json_loads(v, JSON_DECODE_ANY, NULL);
+		return j ? j : json_string(v);
+	default:
+		return json_string(v);
+	}
+}
+
 /* A router's record, certificates, commands, migrations and latest reports. */
 static void
 handle_router_show(struct http_ctx *ctx, struct worker *w, const struct router_row *r)
@@ -851,6 +876,8 @@ handle_router_show(struct http_ctx *ctx, struct worker *w, const struct router_r
 		{"id", "addresses", "state", "reason", "started", "finished"},
 		{"step", "outcome", "reason", "time", NULL, NULL},
 	};
+	/* Each column's JSON type: s string, i number, t time (RFC 3339), j JSON text. */
+	static const char types[][7] = {"sttsi", "isjjtt", "ijsstt", "ssst"};
 	const char *name = r->name;
 	json_t *out = asset_entry(
 		r->name, r->asset_id,
@@ -876,9 +903,7 @@ handle_router_show(struct http_ctx *ctx, struct worker *w, const struct router_r
 
 			for (size_t c = 0; c < 6 && cols[q][c] != NULL; c++)
 				json_object_set_new(row, cols[q][c],
-						    store_value(res, i, c)
-							    ? json_string(store_value(res, i, c))
-							    : json_null());
+						    typed(store_value(res, i, c), types[q][c]));
 			json_array_append_new(list, row);
 		}
 		store_result_free(res);
@@ -939,20 +964,63 @@ handle_router_path(struct http_ctx *ctx, void *arg)
 	json_decref(body);
 }
 
+/* GET /admin/v1/audit[?since=TIME][&verify=1]: the admin API's audit trail. */
+static void
+handle_audit(struct http_ctx *ctx, void *arg)
+{
+	struct worker *w;
+
+	(void)arg;
+	if ((w = admin_of(ctx)) != NULL)
+		audit_serve(ctx, w->db);
+}
+
+/* An admin handler, run inside the audit by audited(). */
+struct admin_handler {
+	http_handler fn;
+};
+
+/*
+ * Runs an admin request inside the audit (lib/server/audit.h): a change and
+ * its entry in one transaction, refusals recorded too. The conductor has one
+ * admin token, "admin"; a request it refused (401) is recorded as "-".
+ */
+static void
+audited(struct http_ctx *ctx, void *arg)
+{
+	const struct admin_handler *h = arg;
+	const struct admin_who admin = {"admin", "admin"};
+	struct worker *w = worker_of(ctx);
+
+	if (w == NULL)
+		return;
+	audit_request_begin(ctx, w->db);
+	h->fn(ctx, NULL);
+	audit_request_end(ctx, w->db, http_ctx_reply_status(ctx) == 401 ? NULL : &admin);
+	command_wake_deferred(w);
+}
+
+#define AUDITED(fn)                                                                                \
+	audited, (void *)&(const struct admin_handler)                                             \
+	{                                                                                          \
+		fn                                                                                 \
+	}
+
 const struct http_route admin_routes[] = {
 	{"GET", "/healthz", handle_healthz, NULL},
-	{"GET", "/admin/v1/ca", handle_ca, NULL},
-	{"GET", "/admin/v1/trust-cloud", cloud_trust_handle, NULL},
-	{"PUT", "/admin/v1/trust-cloud", cloud_trust_handle, NULL},
-	{"POST", "/admin/v1/psks", handle_psk_create, NULL},
-	{"GET", "/admin/v1/psks", handle_psk_list, NULL},
-	{"POST", "/admin/v1/routers", handle_router_add, NULL},
-	{"GET", "/admin/v1/assets", handle_assets, NULL},
-	{"GET", "/admin/v1/alarms", handle_alarms, NULL},
-	{"GET", ROUTERS_PREFIX "*", handle_router_path, NULL},
-	{"POST", ROUTERS_PREFIX "*", handle_router_path, NULL},
-	{"DELETE", ROUTERS_PREFIX "*", handle_router_path, NULL},
-	{"POST", "/admin/v1/psks/*", handle_psk_revoke, NULL},
-	{"POST", "/admin/v1/assets/forget", handle_asset_forget, NULL},
+	{"GET", "/admin/v1/ca", AUDITED(handle_ca)},
+	{"GET", "/admin/v1/trust-cloud", AUDITED(cloud_trust_handle)},
+	{"PUT", "/admin/v1/trust-cloud", AUDITED(cloud_trust_handle)},
+	{"POST", "/admin/v1/psks", AUDITED(handle_psk_create)},
+	{"GET", "/admin/v1/psks", AUDITED(handle_psk_list)},
+	{"POST", "/admin/v1/routers", AUDITED(handle_router_add)},
+	{"GET", "/admin/v1/assets", AUDITED(handle_assets)},
+	{"GET", "/admin/v1/alarms", AUDITED(handle_alarms)},
+	{"GET", "/admin/v1/audit", AUDITED(handle_audit)},
+	{"GET", ROUTERS_PREFIX "*", AUDITED(handle_router_path)},
+	{"POST", ROUTERS_PREFIX "*", AUDITED(handle_router_path)},
+	{"DELETE", ROUTERS_PREFIX "*", AUDITED(handle_router_path)},
+	{"POST", "/admin/v1/psks/*", AUDITED(handle_psk_revoke)},
+	{"POST", "/admin/v1/assets/forget", AUDITED(handle_asset_forget)},
 };
 const size_t n_admin_routes = sizeof(admin_routes) / sizeof(admin_routes[0]);

@@ -77,10 +77,22 @@ struct conductor {
 };
 
 /* One event loop's state: its database connection. */
+#define DEFERRED_WAKES 16
+
 struct worker {
 	struct conductor *c;
 	struct store *db;
+	/*
+	 * Polls to wake once the admin request's transaction is committed (in this
+	 * process, without PostgreSQL's NOTIFY, which waits for the commit itself).
+	 */
+	char deferred[DEFERRED_WAKES][64]; /* router names: 1 to 63 characters */
+	unsigned n_deferred;
+	bool deferred_all;
 };
+
+/* Wakes the polls an admin request queued commands for, after its commit. */
+void command_wake_deferred(struct worker *w);
 
 /* Paths under the state directory. */
 int state_path(const struct conductor_settings *s, const char *file, char *out, size_t len);

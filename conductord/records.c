@@ -241,7 +241,29 @@ command_wake(struct worker *w, const char *router)
 			return;
 		log_warn("router %s: cannot notify the other instances: %s", router, or_errmsg());
 	}
+	/* Inside the admin request's transaction, a woken poll would not see the command yet. */
+	if (store_in_transaction(w->db)) {
+		if (w->n_deferred < DEFERRED_WAKES)
+			snprintf(w->deferred[w->n_deferred++], sizeof(w->deferred[0]), "%s",
+				 router);
+		else
+			w->deferred_all = true;
+		return;
+	}
 	poll_wake(w->c->polls, router);
+}
+
+/* See conductor.h. */
+void
+command_wake_deferred(struct worker *w)
+{
+	if (w->deferred_all)
+		poll_wake_all(w->c->polls);
+	else
+		for (unsigned i = 0; i < w->n_deferred; i++)
+			poll_wake(w->c->polls, w->deferred[i]);
+	w->n_deferred = 0;
+	w->deferred_all = false;
 }
 
 /*

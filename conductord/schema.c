@@ -7,6 +7,7 @@
 #include "conductor.h"
 
 #include "core/error.h"
+#include "server/audit.h"
 #include "server/store.h"
 
 /* The tables every backend shares; only the id columns differ. */
@@ -124,6 +125,8 @@ static const struct store_migration migrations[] = {
 	 "ALTER TABLE psks ADD COLUMN revoked BIGINT;"
 	 "ALTER TABLE routers ADD COLUMN last_error_step TEXT",
 	 NULL, NULL},
+	/* Issue 14: the admin API's audit trail (lib/server/audit.h). */
+	{5, NULL, AUDIT_SCHEMA_SQLITE, AUDIT_SCHEMA_POSTGRES},
 };
 
 /*

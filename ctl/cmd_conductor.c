@@ -9,9 +9,12 @@
  */
 #include "onrampctl.h"
 
+#include "admin_client.h"
+
 #include "core/error.h"
 #include "core/file.h"
 #include "core/json.h"
+#include "core/rfc3339.h"
 #include "core/secret.h"
 #include "core/x509.h"
 #include "net/http_client.h"
@@ -19,6 +22,7 @@
 #include "proto/peering_config.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +64,12 @@ static const char conductor_usage[] =
 	"  migrate conductor ADDR [ADDR] router NAME [--skip-validation] [--force]\n"
 	"         [--revert-window SECONDS] [--wait]\n"
 	"                                    move the router to the conductor at ADDR\n"
+	"  audit [--since TIME] [--json] | audit --verify\n"
+	"                                    the admin API's audit trail, and its chain\n"
+	"  Reading commands (show, router show, psk list, audit) take --watch: again\n"
+	"  every 2 s until interrupted.\n"
+	"  Exit status: 0 done, 1 failed, 2 bad input (nothing changed), 3 the token\n"
+	"  refused.\n"
 	"\n"
 	"Connection: --url https://HOST:PORT of the admin API (or ONRAMP_CONDUCTOR_URL),\n"
 	"--ca the conductor's root CA file (ONRAMP_CONDUCTOR_CA), --token-file the admin\n"
@@ -138,7 +148,8 @@ admin_close(struct admin *a)
  * input (400, 404, 413), 1 otherwise.
  */
 static int
-admin_call(struct admin *a, const char *method, const char *path, json_t *body, json_t **answer)
+conductor_admin_call(struct admin *a, const char *method, const char *path, json_t *body,
+		     json_t **answer)
 {
 	struct http_response resp = {0};
 	enum http_err err;
@@ -166,7 +177,9 @@ admin_call(struct admin *a, const char *method, const char *path, json_t *body, 
 	message = json_string_value(json_object_get(e, "message"));
 	or_error("%s (%s, %ld)", message ? message : "the conductor refused", code ? code : "error",
 		 resp.status);
-	if (resp.status == 400 || resp.status == 404 || resp.status == 413)
+	if (resp.status == 401 || resp.status == 403)
+		a->bad_status = EXIT_AUTH_REFUSED;
+	else if (resp.status == 400 || resp.status == 404 || resp.status == 413)
 		a->bad_status = EXIT_BAD_INPUT;
 out:
 	json_decref(parsed);
@@ -183,7 +196,7 @@ ca_export(struct admin *a)
 	json_t *answer;
 	const char *pem;
 
-	if (admin_call(a, "GET", "/admin/v1/ca", NULL, &answer) == -1)
+	if (conductor_admin_call(a, "GET", "/admin/v1/ca", NULL, &answer) == -1)
 		return -1;
 	pem = json_string_value(json_object_get(answer, "certificate"));
 	if (pem != NULL)
@@ -200,7 +213,7 @@ psk_create(struct admin *a, const char *name)
 	const char *secret, *id, *given;
 	int rc = -1;
 
-	if (admin_call(a, "POST", "/admin/v1/psks", body, &answer) == -1)
+	if (conductor_admin_call(a, "POST", "/admin/v1/psks", body, &answer) == -1)
 		goto out;
 	secret = json_string_value(json_object_get(answer, "secret"));
 	id = json_string_value(json_object_get(answer, "id"));
@@ -246,7 +259,7 @@ router_add(struct admin *a, const char *name, const char *asset_id, const char *
 	    peering_config_load(config_file, name, &config) == -1)
 		return -1;
 	body = json_pack("{s:s, s:s, s:O}", "name", name, "asset_id", asset_id, "config", config);
-	if (admin_call(a, "POST", "/admin/v1/routers", body, &answer) == -1)
+	if (conductor_admin_call(a, "POST", "/admin/v1/routers", body, &answer) == -1)
 		goto out;
 	printf("router %s added (asset ID %s, configuration sha256 %s); state %s\n", name, asset_id,
 	       json_string_value(json_object_get(answer, "config_sha256")),
@@ -274,7 +287,7 @@ psk_revoke(struct admin *a, const char *name)
 				name);
 	}
 	snprintf(path, sizeof(path), "/admin/v1/psks/%s/revoke", name);
-	if (admin_call(a, "POST", path, body, &answer) == 0) {
+	if (conductor_admin_call(a, "POST", path, body, &answer) == 0) {
 		printf("pre-shared secret %s (id %s) revoked at %s\n", name,
 		       json_string_value(json_object_get(answer, "id")),
 		       json_string_value(json_object_get(answer, "revoked")));
@@ -305,7 +318,7 @@ router_set(struct admin *a, const char *name, const char *asset_id, const char *
 	if (config != NULL)
 		json_object_set(body, "config", config);
 	snprintf(path, sizeof(path), "/admin/v1/routers/%s/set", name);
-	if (admin_call(a, "POST", path, body, &answer) == -1)
+	if (conductor_admin_call(a, "POST", path, body, &answer) == -1)
 		goto out;
 	printf("router %s: asset ID %s%s, configuration sha256 %s%s\n", name,
 	       json_string_value(json_object_get(answer, "asset_id")),
@@ -332,7 +345,7 @@ router_delete(struct admin *a, const char *name, bool force)
 	if (check_router_input(name, NULL) == -1)
 		return -1;
 	snprintf(path, sizeof(path), "/admin/v1/routers/%s%s", name, force ? "?force=true" : "");
-	if (admin_call(a, "DELETE", path, NULL, &answer) == -1)
+	if (conductor_admin_call(a, "DELETE", path, NULL, &answer) == -1)
 		return -1;
 	printf("router %s (asset ID %s) deleted%s\n", name,
 	       json_string_value(json_object_get(answer, "asset_id")),
@@ -354,7 +367,7 @@ asset_forget(struct admin *a, const char *asset_id)
 		return or_error("asset ID: 1 to %d printable characters without spaces",
 				CONDUCTOR_SUBJECT_MAX);
 	body = json_pack("{s:s}", "asset_id", asset_id);
-	if (admin_call(a, "POST", "/admin/v1/assets/forget", body, &answer) == 0) {
+	if (conductor_admin_call(a, "POST", "/admin/v1/assets/forget", body, &answer) == 0) {
 		printf("unknown asset ID %s forgotten\n", asset_id);
 		rc = 0;
 	}
@@ -411,7 +424,7 @@ router_production(struct admin *a, const char *name, const char *const *addresse
 		goto out;
 	body = json_pack("{s:O, s:s, s:s}", "addresses", addrs, "psk", psk, "ca", ca);
 	snprintf(path, sizeof(path), "/admin/v1/routers/%s/production", name);
-	if (admin_call(a, "POST", path, body, &answer) == -1)
+	if (conductor_admin_call(a, "POST", path, body, &answer) == -1)
 		goto out;
 	printf("router %s: production conductor sent (command %lld)\n", name,
 	       (long long)json_integer_value(json_object_get(answer, "command_id")));
@@ -437,7 +450,7 @@ router_renew(struct admin *a, const char *name)
 	int rc = -1;
 
 	snprintf(path, sizeof(path), "/admin/v1/routers/%s/renew", name);
-	if (admin_call(a, "POST", path, body, &answer) == 0) {
+	if (conductor_admin_call(a, "POST", path, body, &answer) == 0) {
 		printf("router %s: new certificate requested (command %lld)\n", name,
 		       (long long)json_integer_value(json_object_get(answer, "command_id")));
 		rc = 0;
@@ -447,11 +460,11 @@ router_renew(struct admin *a, const char *name)
 	return rc;
 }
 
-/* Indented, key-sorted JSON on stdout. */
+/* Key-sorted JSON on stdout, one object a line (so --watch gives one a line). */
 static void
 print_json(json_t *value)
 {
-	char *text = json_dumps(value, JSON_INDENT(2) | JSON_SORT_KEYS);
+	char *text = json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS);
 
 	if (text != NULL)
 		puts(text);
@@ -467,6 +480,29 @@ field(json_t *obj, const char *key)
 	return v ? v : "-";
 }
 
+/* Any field as text for a table (numbers, lists joined by commas), "-" when absent. */
+static const char *
+text_of(json_t *obj, const char *key, char *buf, size_t cap)
+{
+	json_t *v = json_object_get(obj, key), *e;
+	size_t i, used = 0;
+
+	if (json_is_string(v))
+		return json_string_value(v);
+	if (json_is_integer(v)) {
+		snprintf(buf, cap, "%lld", (long long)json_integer_value(v));
+		return buf;
+	}
+	if (json_is_array(v) && cap > 0) {
+		buf[0] = '\0';
+		json_array_foreach(v, i, e) if (json_is_string(e) && used < cap) used +=
+			(size_t)snprintf(buf + used, cap - used, "%s%s", i ? "," : "",
+					 json_string_value(e));
+		return buf;
+	}
+	return "-";
+}
+
 /* psk list: the secrets' names and ids, never their text. */
 static int
 psk_list(struct admin *a, bool as_json)
@@ -474,7 +510,7 @@ psk_list(struct admin *a, bool as_json)
 	json_t *answer = NULL, *list, *e;
 	size_t i;
 
-	if (admin_call(a, "GET", "/admin/v1/psks", NULL, &answer) == -1)
+	if (conductor_admin_call(a, "GET", "/admin/v1/psks", NULL, &answer) == -1)
 		return -1;
 	if (as_json) {
 		print_json(answer);
@@ -498,22 +534,41 @@ router_show(struct admin *a, const char *name, bool as_json)
 	size_t i;
 
 	snprintf(path, sizeof(path), "/admin/v1/routers/%s", name);
-	if (admin_call(a, "GET", path, NULL, &answer) == -1)
+	if (conductor_admin_call(a, "GET", path, NULL, &answer) == -1)
 		return -1;
 	if (as_json) {
 		print_json(answer);
 	} else {
-		printf("router %s  asset ID %s  state %s\n", field(answer, "name"),
-		       field(answer, "asset_id"), field(answer, "state"));
-		printf("last contact %s  last error %s\n", field(answer, "last_contact"),
+		char a1[32], a2[256];
+
+		printf("router:        %s\nasset ID:      %s\nstate:         %s\n",
+		       field(answer, "name"), field(answer, "asset_id"), field(answer, "state"));
+		printf("last contact:  %s\nlast error:    %s\n", field(answer, "last_contact"),
 		       field(answer, "last_error"));
+		printf("\n%-42s %-20s %s\n", "CERTIFICATE", "VALID FROM", "VALID UNTIL");
 		list = json_object_get(answer, "certificates");
-		json_array_foreach(list, i, e) printf("certificate %s  valid until %s\n",
-						      field(e, "serial"), field(e, "not_after"));
+		json_array_foreach(list, i, e)
+			printf("%-42s %-20s %s\n", field(e, "serial"), field(e, "not_before"),
+			       field(e, "not_after"));
+		printf("\n%-6s %-26s %-10s %-20s %s\n", "COMMAND", "TYPE", "STATE", "CREATED",
+		       "ACKNOWLEDGED");
+		list = json_object_get(answer, "commands");
+		json_array_foreach(list, i, e)
+			printf("%-6s %-26s %-10s %-20s %s\n", text_of(e, "id", a1, sizeof(a1)),
+			       field(e, "type"), field(e, "state"), field(e, "created"),
+			       field(e, "acked"));
+		printf("\n%-9s %-24s %-10s %-20s %s\n", "MIGRATION", "TO", "STATE", "STARTED",
+		       "REASON");
 		list = json_object_get(answer, "migrations");
 		json_array_foreach(list, i, e)
-			printf("migration %s to %s: %s %s\n", field(e, "id"), field(e, "addresses"),
-			       field(e, "state"), field(e, "reason"));
+			printf("%-9s %-24s %-10s %-20s %s\n", text_of(e, "id", a1, sizeof(a1)),
+			       text_of(e, "addresses", a2, sizeof(a2)), field(e, "state"),
+			       field(e, "started"), field(e, "reason"));
+		printf("\n%-20s %-18s %-8s %s\n", "REPORTED", "STEP", "OUTCOME", "REASON");
+		list = json_object_get(answer, "events");
+		json_array_foreach(list, i, e)
+			printf("%-20s %-18s %-8s %s\n", field(e, "time"), field(e, "step"),
+			       field(e, "outcome"), field(e, "reason"));
 	}
 	json_decref(answer);
 	return 0;
@@ -527,7 +582,7 @@ show(struct admin *a, const char *what, bool as_json)
 	size_t i;
 
 	if (strcmp(what, "assets") == 0) {
-		if (admin_call(a, "GET", "/admin/v1/assets", NULL, &answer) == -1)
+		if (conductor_admin_call(a, "GET", "/admin/v1/assets", NULL, &answer) == -1)
 			return -1;
 		if (as_json) {
 			print_json(answer);
@@ -541,7 +596,7 @@ show(struct admin *a, const char *what, bool as_json)
 				       field(e, "last_contact"), field(e, "last_error"));
 		}
 	} else {
-		if (admin_call(a, "GET", "/admin/v1/alarms", NULL, &answer) == -1)
+		if (conductor_admin_call(a, "GET", "/admin/v1/alarms", NULL, &answer) == -1)
 			return -1;
 		if (as_json) {
 			print_json(answer);
@@ -572,7 +627,7 @@ wait_migration(struct admin *a, const char *name, json_int_t id, unsigned second
 		size_t i;
 		int done = 0;
 
-		if (admin_call(a, "GET", path, NULL, &answer) == -1)
+		if (conductor_admin_call(a, "GET", path, NULL, &answer) == -1)
 			return -1;
 		list = json_object_get(answer, "migrations");
 		json_array_foreach(list, i, e)
@@ -616,7 +671,7 @@ migrate(struct admin *a, const char *const *addresses, size_t n, const char *nam
 	if (window > 0)
 		json_object_set_new(body, "revert_window", json_integer(window));
 	snprintf(path, sizeof(path), "/admin/v1/routers/%s/migrate", name);
-	if (admin_call(a, "POST", path, body, &answer) == -1)
+	if (conductor_admin_call(a, "POST", path, body, &answer) == -1)
 		goto out;
 	id = json_integer_value(json_object_get(answer, "migration_id"));
 	printf("migration %lld of router %s to %s sent (%s)\n", (long long)id, name, addresses[0],
@@ -642,7 +697,7 @@ trust_cloud(struct admin *a, const char *cert_file, bool optional)
 	int rc = -1;
 
 	if (cert_file == NULL) {
-		if (admin_call(a, "GET", "/admin/v1/trust-cloud", NULL, &answer) == -1)
+		if (conductor_admin_call(a, "GET", "/admin/v1/trust-cloud", NULL, &answer) == -1)
 			return -1;
 		if (json_string_value(json_object_get(answer, "certificate")) == NULL)
 			printf("no cloud assertion certificate is trusted\n");
@@ -659,7 +714,7 @@ trust_cloud(struct admin *a, const char *cert_file, bool optional)
 	    pki_cert_key_id(pem, key_id) == -1)
 		goto out;
 	body = json_pack("{s:s, s:b}", "certificate", pem, "required", !optional);
-	if (admin_call(a, "PUT", "/admin/v1/trust-cloud", body, &answer) == -1)
+	if (conductor_admin_call(a, "PUT", "/admin/v1/trust-cloud", body, &answer) == -1)
 		goto out;
 	printf("trusting the cloud's assertion key %.16s...; assertions %s\n", key_id,
 	       optional ? "optional" : "required");
@@ -675,8 +730,9 @@ out:
 
 struct args {
 	const char *asset_id, *config, *name, *psk_file, *ca, *addresses[MAX_ADDRESSES], *cert;
+	const char *since;
 	size_t n_addresses;
-	bool json, skip, force, wait, optional;
+	bool json, skip, force, wait, optional, verify, watch;
 	long window;
 };
 
@@ -698,6 +754,9 @@ parse_options(int argc, char **argv, struct args *a)
 		{"revert-window", required_argument, NULL, 'r'},
 		{"cert", required_argument, NULL, 'k'},
 		{"optional", no_argument, NULL, 'o'},
+		{"since", required_argument, NULL, 'S'},
+		{"verify", no_argument, NULL, 'V'},
+		{"watch", no_argument, NULL, 'W'},
 		{NULL, 0, NULL, 0},
 	};
 	char *end;
@@ -745,6 +804,15 @@ parse_options(int argc, char **argv, struct args *a)
 		case 'o':
 			a->optional = true;
 			break;
+		case 'S':
+			a->since = optarg;
+			break;
+		case 'V':
+			a->verify = true;
+			break;
+		case 'W':
+			a->watch = true;
+			break;
 		case 'r':
 			a->window = strtol(optarg, &end, 10);
 			if (*end != '\0' || a->window < 1 || a->window > 86400)
@@ -753,6 +821,37 @@ parse_options(int argc, char **argv, struct args *a)
 		default:
 			return or_error("unknown or incomplete option '%s'", argv[optind - 1]);
 		}
+	}
+	return 0;
+}
+
+/* audit [--since TIME] [--json] | audit --verify: the admin API's audit trail. */
+static int
+audit(struct admin *adm, const struct args *a)
+{
+	struct admin_args shown = {.given = a->json ? OPT_JSON : 0};
+	char path[128];
+	json_t *doc = NULL;
+	time_t t;
+	int rc;
+
+	if (a->verify && a->since != NULL)
+		return or_error("--verify checks the whole chain: it takes no --since");
+	if (a->since != NULL && rfc3339_parse(a->since, &t) == -1)
+		return or_error_prefix("--since");
+	if (a->verify)
+		snprintf(path, sizeof(path), "/admin/v1/audit?verify=1");
+	else if (a->since != NULL)
+		snprintf(path, sizeof(path), "/admin/v1/audit?since=%s", a->since);
+	else
+		snprintf(path, sizeof(path), "/admin/v1/audit");
+	if (conductor_admin_call(adm, "GET", path, NULL, &doc) == -1)
+		return -1;
+	rc = admin_print_audit(&shown, a->verify ? "audit-verify" : "audit", doc);
+	json_decref(doc);
+	if (rc != EXIT_OK) {
+		adm->bad_status = rc;
+		return or_error("the audit chain does not verify");
 	}
 	return 0;
 }
@@ -829,12 +928,34 @@ dispatch(struct admin *adm, char **w, int n, struct args *a)
 	}
 	if (n == 2 && strcmp(w[0], "trust-cloud") == 0 && strcmp(w[1], "show") == 0)
 		return trust_cloud(adm, NULL, false);
+	if (n == 1 && strcmp(w[0], "audit") == 0)
+		return audit(adm, a);
 	if (n >= 1 && strcmp(w[0], "migrate") == 0) {
 		if (parse_migrate(w, n, addrs, &n_addrs, &name) == -1)
 			return -1;
 		return migrate(adm, addrs, n_addrs, name, a->skip, a->force, a->window, a->wait);
 	}
 	return or_error("unknown conductor command (try 'onrampctl conductor --help')");
+}
+
+static volatile sig_atomic_t stop_watching;
+
+/* SIGINT, SIGTERM while watching: leave after the current answer. */
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	stop_watching = 1;
+}
+
+/* Whether the words name a command that only reads (--watch repeats it). */
+static bool
+watchable(char **w, int n)
+{
+	return (n == 2 && strcmp(w[0], "show") == 0) || (n == 1 && strcmp(w[0], "audit") == 0) ||
+	       (n == 3 && strcmp(w[0], "router") == 0 && strcmp(w[1], "show") == 0) ||
+	       (n == 2 && strcmp(w[0], "psk") == 0 && strcmp(w[1], "list") == 0) ||
+	       (n == 2 && strcmp(w[0], "trust-cloud") == 0 && strcmp(w[1], "show") == 0);
 }
 
 /* Connection options, command options, then the command. */
@@ -854,6 +975,12 @@ cmd_conductor(int argc, char **argv)
 	char **w;
 	int opt, n, rc;
 
+	/* --help anywhere, after the words too ("conductor router add --help"). */
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			fputs(conductor_usage, stdout);
+			return EXIT_OK;
+		}
 	/* Connection options come first, before the command words ("+": stop at the first). */
 	optind = 0;
 	opterr = 0;
@@ -890,7 +1017,22 @@ cmd_conductor(int argc, char **argv)
 		admin_close(&adm);
 		return ctl_fail(EXIT_BAD_INPUT, "conductor: %s", or_errmsg());
 	}
-	rc = dispatch(&adm, w, n, &a) == 0 ? EXIT_OK : adm.bad_status;
+	if (a.watch && !watchable(w, n)) {
+		admin_close(&adm);
+		return ctl_fail(EXIT_BAD_INPUT, "conductor: --watch is for commands that read "
+						"(show, router show, psk list, audit)");
+	}
+	signal(SIGINT, on_stop);
+	signal(SIGTERM, on_stop);
+	do {
+		if (a.watch && isatty(STDOUT_FILENO) && !a.json)
+			fputs("\033[H\033[2J", stdout);
+		rc = dispatch(&adm, w, n, &a) == 0 ? EXIT_OK : adm.bad_status;
+		fflush(stdout);
+		/* --watch: again every 2 s until SIGINT or SIGTERM, which end it with 0. */
+		for (int i = 0; a.watch && rc == EXIT_OK && i < 20 && !stop_watching; i++)
+			usleep(100000);
+	} while (a.watch && rc == EXIT_OK && !stop_watching);
 	if (rc != EXIT_OK)
 		ctl_fail(rc, "conductor: %s", or_errmsg());
 	admin_close(&adm);

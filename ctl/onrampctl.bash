@@ -18,7 +18,7 @@ probe|--ca --proxy --proxy-user --proxy-password-file --timeout --json --help
 migrate|conductor --help
 retry|--socket --help
 migrate conductor|--no-wait --timeout --socket --help
-conductor|ca psk router asset show migrate trust-cloud --url --ca --token-file --json --help
+conductor|ca psk router asset show migrate trust-cloud audit --url --ca --token-file --json --watch --help
 conductor ca|export
 conductor psk|create list revoke
 conductor psk list|--json
@@ -31,6 +31,7 @@ conductor migrate|--wait --revert-window --force
 conductor show|assets alarms
 conductor trust-cloud|show --cert --optional
 conductor asset|forget
+conductor audit|--since --verify --json
 cloud|org site inventory claim unclaim device token audit assertion-cert --url --ca --token-file --json --watch --help
 cloud org|add list delete
 cloud site|add list show set delete

@@ -703,6 +703,13 @@ store_commit(struct store *st)
 	return 0;
 }
 
+/* See store.h. */
+bool
+store_in_transaction(const struct store *st)
+{
+	return st->in_tx;
+}
+
 /* Rolls back and forgets a failed state; the store is usable again. */
 int
 store_rollback(struct store *st)

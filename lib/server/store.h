@@ -20,6 +20,7 @@
 #ifndef ONRAMP_STORE_H
 #define ONRAMP_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct store;
@@ -48,6 +49,8 @@ void store_result_free(struct store_result *);
 int store_begin(struct store *);
 int store_commit(struct store *);
 int store_rollback(struct store *);
+/* Whether a transaction is open on this connection. */
+bool store_in_transaction(const struct store *);
 
 /* What the last failure of store_exec/commit was, for mapping to HTTP codes. */
 enum store_errkind {

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import socket
 import ssl
 import subprocess
@@ -858,3 +859,76 @@ def test_revoked_production_secret_is_refused_and_a_new_one_migrates(sqlite_cond
     router.wait_report("production-info", after=after)
     staging.ok("migrate", "conductor", production.address, "router", "r1", "--wait")
     production.wait_state("ASSET-0001", "running")
+
+
+# ---- conventions and audit (issue 14) -------------------------------------------------
+
+
+def test_conductor_commands_answer_help_and_refused_tokens_exit_3(sqlite_conductor):
+    staging = sqlite_conductor()
+    for words in (["router", "--help"], ["router", "add", "--help"], ["psk", "create", "--help"],
+                  ["show", "assets", "--help"], ["migrate", "--help"], ["audit", "--help"]):
+        proc = staging.ctl(*words)
+        assert proc.returncode == 0 and proc.stdout.startswith("usage: onrampctl conductor"), \
+            (words, proc.stderr)
+    wrong = os.path.join(staging.dir, "wrong.token")
+    with open(wrong, "w") as f:
+        f.write("ab" * 32 + "\n")
+    proc = staging.ctl("show", "assets", token_file=wrong)
+    assert proc.returncode == 3 and "401" in proc.stderr
+
+
+def test_conductor_audit_records_changes_and_refusals(sqlite_conductor):
+    staging = sqlite_conductor()
+    staging.add_router("r1", "ASSET-0001")
+    staging.psk("site")
+    wrong = os.path.join(staging.dir, "wrong.token")
+    with open(wrong, "w") as f:
+        f.write("ab" * 32 + "\n")
+    assert staging.ctl("psk", "create", "--name", "evil", token_file=wrong).returncode == 3
+    entries = json.loads(staging.ok("audit", "--json"))["entries"]
+    got = [(e["actor"], e["action"], e["status"], e["result"]) for e in entries]
+    assert ("admin", "POST /admin/v1/routers", 201, "ok") in got
+    assert ("-", "POST /admin/v1/psks", 401, "refused: unauthorized") in got
+    assert any(e["object"] == "routers name=r1 asset_id=ASSET-0001" for e in entries)
+    assert "refused: unauthorized" in staging.ok("audit")
+    assert staging.ok("audit", "--verify").startswith("audit chain verified: ")
+    # The secrets made are not in the audit, the refused token neither.
+    with open(os.path.join(staging.state, "conductor.db"), "rb") as f:
+        assert b"ab" * 32 not in f.read()
+
+
+def test_router_show_is_typed_and_readable(sqlite_conductor, routers):
+    staging = sqlite_conductor()
+    onboard(staging, routers)
+    record = json.loads(staging.ok("router", "show", "r1", "--json"))
+    cert = record["certificates"][0]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", cert["not_after"])
+    assert isinstance(cert["command_id"], int)
+    assert all(isinstance(c["id"], int) for c in record["commands"])
+    assert all(re.fullmatch(r"\d{4}-.*Z", c["created"]) for c in record["commands"])
+    assert all(e["time"].endswith("Z") for e in record["events"])
+    text = staging.ok("router", "show", "r1")
+    for header in ("CERTIFICATE", "COMMAND", "MIGRATION", "REPORTED"):
+        assert header in text
+    assert "apply-config" in text or "issue-certificate" in text or "acked" in text
+    assert not re.search(r"\b1[6-9]\d{8}\b", text), text  # no raw epoch seconds
+
+
+def test_show_assets_watch(sqlite_conductor):
+    staging = sqlite_conductor()
+    staging.add_router("r1", "ASSET-0001")
+    cmd = [program("onrampctl"), "conductor", "--url", f"https://127.0.0.1:{staging.admin_port}",
+           "--ca", staging.ca, "--token-file", staging.token_file, "show", "assets", "--watch",
+           "--json"]
+    watch = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    first = json.loads(watch.stdout.readline())
+    staging.add_router("r2", "ASSET-0002")
+    second = json.loads(watch.stdout.readline())
+    while len(second["assets"]) < 2:
+        second = json.loads(watch.stdout.readline())
+    assert len(first["assets"]) == 1
+    watch.send_signal(signal.SIGTERM)
+    assert watch.wait(timeout=10) == 0
+    proc = staging.ctl("psk", "create", "--watch")
+    assert proc.returncode == 2 and "--watch is for commands that read" in proc.stderr
