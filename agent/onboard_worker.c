@@ -484,25 +484,13 @@ job_authenticate(struct ob_worker *w, struct ob_msg *m)
 	m->ok = true;
 }
 
-/* "host:port" for one of the cloud's conductor addresses (IPv6 in brackets). */
-static int
-conductor_address(const char *host, unsigned port, char out[300])
-{
-	int len = strchr(host, ':') != NULL ? snprintf(out, 300, "[%s]:%u", host, port)
-					    : snprintf(out, 300, "%s:%u", host, port);
-
-	if (len < 0 || len >= 300)
-		return or_error("conductor address '%.60s' is too long", host);
-	return peering_check_address(out, "staging conductor address");
-}
-
 /* Stores the staging conductor (addresses, secret into the vault, root CA as an anchor). */
 static int
 store_staging(struct ob_worker *w, const struct cloud_onboarding *info, json_t *addresses)
 {
 	struct http_proxy px = {0};
 	struct conductor_client_opts o = conductor_opts(w, &px);
-	char addr[CLOUD_CONDUCTORS_MAX][300];
+	char addr[CLOUD_CONDUCTORS_MAX][PEERING_ADDRESS_MAX];
 	const char *list[CLOUD_CONDUCTORS_MAX];
 	size_t n = info->n_addresses;
 
@@ -512,7 +500,8 @@ store_staging(struct ob_worker *w, const struct cloud_onboarding *info, json_t *
 	if (n > 4)
 		n = 4; /* the conductor client keeps at most four; the first ones win */
 	for (size_t i = 0; i < n; i++) {
-		if (conductor_address(info->addresses[i], info->port, addr[i]) == -1)
+		if (peering_format_address(info->addresses[i], info->port,
+					   "staging conductor address", addr[i]) == -1)
 			return -1;
 		list[i] = addr[i];
 		json_array_append_new(addresses, json_string(addr[i]));
