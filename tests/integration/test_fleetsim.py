@@ -1,0 +1,135 @@
+"""onramp-fleetsim (issue 13, point 2): virtual routers with software identities
+run the whole device protocol through real squid against the real redirector,
+cloud and two conductors of the end-to-end lab, set up by fleetsim-setup with
+onrampctl. That they reach running is checked on the servers' own lists, not
+only in the simulator's summary; a router the conductor does not know is
+counted in the errors by its reason."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import ROOT, program
+
+SETUP = os.path.join(ROOT, "fleetsim", "fleetsim-setup.py")
+KEYS = {"routers", "running", "failed", "p50_s", "p99_s", "errors"}
+
+
+@pytest.fixture
+def lab(e2e_lab):
+    """squid, redirector, cloud, staging and production conductors; the site's
+    settings and the production conductor's secret, made by the operators."""
+    lab = e2e_lab
+    lab.start_squid()
+    lab.start_all()
+    lab.cloud("org", "add", "acme")
+    lab.cloud("site", "add", "acme", "paris")
+    lab.cloud("site", "set", "acme", "paris", "--conductor", "127.0.0.1", "--port",
+              str(lab.staging.port), "--psk-file", lab.staging.psk("paris"), "--ca-file",
+              lab.staging.ca_export())
+    lab.fleet_dir = os.path.join(lab.dir, "fleet")
+    lab.production_psk = lab.production.psk("fleet")
+    return lab
+
+
+def setup_fleet(lab, n, prefix="SIM"):
+    """fleetsim-setup for n routers: factory, inventory, claims, both conductors."""
+    def admin(c):
+        return [f"https://127.0.0.1:{c.admin_port}", os.path.join(c.state, "ca.pem"),
+                c.token_file]
+    s, p = admin(lab.staging), admin(lab.production)
+    proc = subprocess.run(
+        ["/usr/bin/python3", SETUP, "--routers", str(n), "--state-dir", lab.fleet_dir,
+         "--prefix", prefix, "--jobs", "4", "--onrampctl", program("onrampctl"),
+         "--inventory-key", lab.inventory_pub, "--cloud", lab.cloud_url, "--cloud-ca",
+         lab.cloud_pki.ca, "--cloud-token-file", lab.cloud_token, "--staging", s[0],
+         "--staging-ca", s[1], "--staging-token-file", s[2], "--production", p[0],
+         "--production-ca", p[1], "--production-token-file", p[2], "--org", "acme",
+         "--site", "paris", "--production-address", lab.production.address,
+         "--production-psk-file", lab.production_psk, "--production-root-ca",
+         lab.production.ca_export()],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{n} of {n} routers set up" in proc.stdout
+    return [f"{prefix}-{i:06d}" for i in range(1, n + 1)]
+
+
+def fleetsim(lab, *args, timeout=240):
+    s = lab.squid
+    return subprocess.run(
+        [program("onramp-fleetsim"), "--state-dir", lab.fleet_dir, "--redirector",
+         lab.redirect_url, "--redirector-ca", lab.redirect_pki.ca, "--proxy",
+         f"127.0.0.1:{s['port']}", "--proxy-user", s["user"], "--proxy-password-file",
+         s["password_file"], "--poll-wait", "2", "--json", *args],
+        capture_output=True, text=True, timeout=timeout)
+
+
+def asset_states(conductor):
+    return {a["asset_id"]: a["state"]
+            for a in json.loads(conductor.ok("show", "assets", "--json"))["assets"]}
+
+
+def test_twenty_routers_run_to_running_through_squid(lab):
+    serials = setup_fleet(lab, 20)
+    connects_before = len(lab.squid_connects())
+
+    proc = fleetsim(lab, "--routers", "20", "--concurrency", "8")
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert set(summary) == KEYS
+    assert summary["routers"] == 20 and summary["running"] == 20
+    assert summary["failed"] == 0 and summary["errors"] == {}
+    assert 0 < summary["p50_s"] <= summary["p99_s"]
+    # The servers' own word: production runs every router, staging saw each one leave.
+    production, staging = asset_states(lab.production), asset_states(lab.staging)
+    assert all(production[s] == "running" for s in serials), production
+    assert all(staging[s] == "migrated" for s in serials), staging
+    # Each router got a certificate from both conductors, for its own key.
+    for serial in serials[:3]:
+        assert lab.production.router(serial)["certificates"], serial
+    # The cloud heard the routers' progress reports, up to running.
+    devices = {d["serial"]: d for d in lab.cloud_json("device", "list")["devices"]}
+    assert all(devices[s]["stage"] == "running" for s in serials)
+    # Everything went through squid: at least phone home, cloud and two conductors each.
+    assert len(lab.squid_connects()) - connects_before >= 20 * 4
+
+
+def test_a_router_unknown_to_the_conductor_is_counted_by_reason(lab):
+    setup_fleet(lab, 2)
+    # A third router: made by the factory and claimed, but no conductor knows its asset.
+    os.makedirs(lab.fleet_dir, exist_ok=True)
+    state = os.path.join(lab.fleet_dir, "SIM-UNKNOWN")
+    record = os.path.join(lab.dir, "unknown.record.json")
+    lab.ok(program("onrampctl"), "factory", "init-device", "--serial", "SIM-UNKNOWN",
+           "--model", "SSR1000", "--state-dir", state, "--software", "--cloud-key",
+           lab.inventory_pub, "--out", record)
+    lab.cloud("inventory", "import", record)
+    lab.claim("SIM-UNKNOWN")
+
+    proc = fleetsim(lab, "--concurrency", "3", "--refusals", "2", "--retry-base", "200",
+                    "--retry-cap", "1000")
+
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert set(summary) == KEYS
+    assert (summary["routers"], summary["running"], summary["failed"]) == (3, 2, 1)
+    assert summary["errors"] == {"staging-connect: 403 unknown-asset": 1}
+    assert asset_states(lab.production) == {"SIM-000001": "running",
+                                            "SIM-000002": "running"}
+    # The staging conductor saw the unknown asset ID try, and refused it.
+    assert asset_states(lab.staging)["SIM-UNKNOWN"] == "unknown"
+
+
+def test_bad_input_is_refused_before_any_router_starts(lab, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    lab.fleet_dir = str(empty)
+    proc = fleetsim(lab)
+    assert proc.returncode == 2 and "holds no router" in proc.stderr
+    proc = fleetsim(lab, "--concurrency", "0")
+    assert proc.returncode == 2 and "--concurrency" in proc.stderr
+    proc = subprocess.run([program("onramp-fleetsim"), "--help"], capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 0 and "--routers N" in proc.stdout
