@@ -156,7 +156,7 @@ list_routers(const char *state_dir, unsigned want, struct fleet_router **out, si
 			list = grown;
 		}
 		memset(&list[n], 0, sizeof(list[n]));
-		snprintf(list[n].serial, sizeof(list[n].serial), "%s", e->d_name);
+		memcpy(list[n].serial, e->d_name, strlen(e->d_name)); /* checked above: it fits */
 		n++;
 	}
 	if (n == 0) {
