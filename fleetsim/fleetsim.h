@@ -56,6 +56,10 @@ struct fleet_router {
 void fleet_router_run(const struct fleet_conf *conf, const char *state_dir, struct fleet_router *r,
 		      volatile sig_atomic_t *stop);
 
+/* A whole decimal number in [min, max] from the command line; what names it in the error. */
+int fleet_parse_count(const char *text, const char *what, unsigned min, unsigned max,
+		      unsigned *out);
+
 /* Seconds on the monotonic clock. */
 double fleet_now(void);
 

@@ -9,6 +9,7 @@
  */
 #include "fleetsim.h"
 #include "pool.h"
+#include "setup.h"
 
 #include "core/error.h"
 #include "core/file.h"
@@ -35,18 +36,19 @@
 #define EXIT_BAD_INPUT 2
 
 static const char usage[] =
-	"usage: onramp-fleetsim --state-dir DIR --redirector URL --redirector-ca FILE\n"
+	"usage: onramp-fleetsim [run] --state-dir DIR --redirector URL --redirector-ca FILE\n"
 	"         --proxy HOST:PORT [--proxy-user U --proxy-password-file FILE]\n"
 	"         [--routers N] [--concurrency C] [--json] [--migrate self|wait]\n"
 	"         [--router-timeout S] [--connect-timeout S] [--poll-wait S]\n"
 	"         [--revert-window S] [--refusals N] [--retry-base MS] [--retry-cap MS]\n"
 	"         [--verbose | --debug]\n"
+	"       onramp-fleetsim setup --routers N --state-dir DIR ...   (setup --help)\n"
 	"\n"
-	"Runs N virtual routers (the first N directories of DIR that the factory made,\n"
-	"onrampctl factory init-device --software) through the whole onboarding flow,\n"
-	"at most C at a time, through the proxy, with libonramp's device code: phone\n"
-	"home, mutual OCRA, onboarding information, staging conductor, certificate,\n"
-	"configuration, production details, migrate, running.\n"
+	"Runs N virtual routers (the first N directories of DIR made by onramp-fleetsim\n"
+	"setup or onrampctl factory init-device --software) through the whole onboarding\n"
+	"flow, at most C at a time, through the proxy, with libonramp's device code:\n"
+	"phone home, mutual OCRA, onboarding information, staging conductor,\n"
+	"certificate, configuration, production details, migrate, running.\n"
 	"  --state-dir DIR        the routers' directories (DIR/SERIAL), made by the factory\n"
 	"  --redirector URL       the phone-home redirector (https://host:port)\n"
 	"  --redirector-ca FILE   its trust anchor (PEM), as the factory configures a router\n"
@@ -84,8 +86,8 @@ on_signal(int sig)
 }
 
 /* Parses a whole decimal number in [min, max]. */
-static int
-parse_uint(const char *text, const char *what, unsigned min, unsigned max, unsigned *out)
+int
+fleet_parse_count(const char *text, const char *what, unsigned min, unsigned max, unsigned *out)
 {
 	char *end;
 	unsigned long v;
@@ -97,22 +99,6 @@ parse_uint(const char *text, const char *what, unsigned min, unsigned max, unsig
 		return or_error("%s: '%s' is not a number from %u to %u", what, text, min, max);
 	*out = (unsigned)v;
 	return 0;
-}
-
-/* A small text file without its trailing newlines. */
-static char *
-read_text(const char *path, size_t max, const char *what)
-{
-	uint8_t *data = NULL;
-	size_t len = 0;
-
-	if (file_read_all(path, max, &data, &len) == -1) {
-		or_error_prefix("%s", what);
-		return NULL;
-	}
-	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
-		data[--len] = '\0';
-	return (char *)data;
 }
 
 /* qsort order of directory names. */
@@ -280,13 +266,12 @@ prepare(const struct options *a, struct fleet_conf *conf, struct secret *proxy_p
 		return or_error_prefix("--redirector");
 	if (http_proxy_parse(a->proxy, &conf->proxy) == -1)
 		return or_error_prefix("--proxy");
-	if ((conf->redirector_ca_pem =
-		     read_text(a->redirector_ca, PKI_MAX_PEM, "--redirector-ca")) == NULL ||
+	if (file_read_text(a->redirector_ca, PKI_MAX_PEM, &conf->redirector_ca_pem) == -1 ||
 	    pki_check_certificates(conf->redirector_ca_pem, strlen(conf->redirector_ca_pem), 16,
 				   "--redirector-ca") == -1)
 		return -1;
 	if (a->proxy_user != NULL) {
-		if ((pw = read_text(a->proxy_pw_file, 1024, "--proxy-password-file")) == NULL)
+		if (file_read_text(a->proxy_pw_file, 1024, &pw) == -1)
 			return -1;
 		if (secret_from(proxy_pw, pw, strlen(pw)) == -1)
 			goto out;
@@ -301,6 +286,26 @@ out:
 		free(pw);
 	}
 	return rc;
+}
+
+struct run_arg {
+	const struct fleet_conf *conf;
+	const char *state_dir;
+	struct fleet_router *routers;
+	volatile sig_atomic_t *stop;
+};
+
+/* One router of the fleet, on a worker thread. */
+static void
+run_router(void *arg, size_t i, void **thread_state)
+{
+	struct run_arg *a = arg;
+	struct fleet_router *r = &a->routers[i];
+
+	(void)thread_state;
+	fleet_router_run(a->conf, a->state_dir, r, a->stop);
+	log_info("%s: %s%s", r->serial,
+		 r->running ? "running" : "failed: ", r->running ? "" : r->reason);
 }
 
 /* Parses the options, runs the fleet, prints the summary. */
@@ -349,6 +354,18 @@ main(int argc, char **argv)
 	int opt, bad = 0, rc = EXIT_BAD_INPUT;
 
 	log_init("onramp-fleetsim", LOG_TARGET_STDERR, LOG_LEVEL_ERROR);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	if (argc > 1 && strcmp(argv[1], "setup") == 0) {
+		/* Admin tokens and the production secret are in memory: no core file. */
+		secret_disable_core_dumps();
+		return fleet_setup_main(argc - 1, argv + 1, &stop_all);
+	}
+	if (argc > 1 && strcmp(argv[1], "run") == 0) {
+		argc--;
+		argv++;
+	}
 	opterr = 0;
 	while (!bad && (opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		switch (opt) {
@@ -371,10 +388,10 @@ main(int argc, char **argv)
 			a.proxy_pw_file = optarg;
 			break;
 		case 'n':
-			bad = parse_uint(optarg, "--routers", 1, 1000000, &a.routers);
+			bad = fleet_parse_count(optarg, "--routers", 1, 1000000, &a.routers);
 			break;
 		case 'c':
-			bad = parse_uint(optarg, "--concurrency", 1, 4096, &a.concurrency);
+			bad = fleet_parse_count(optarg, "--concurrency", 1, 4096, &a.concurrency);
 			break;
 		case 'j':
 			a.json = true;
@@ -386,28 +403,29 @@ main(int argc, char **argv)
 				bad = or_error("--migrate: self or wait, not '%s'", optarg);
 			break;
 		case 't':
-			bad = parse_uint(optarg, "--router-timeout", 1, 86400,
-					 &conf.router_timeout_s);
+			bad = fleet_parse_count(optarg, "--router-timeout", 1, 86400,
+						&conf.router_timeout_s);
 			break;
 		case 'T':
-			bad = parse_uint(optarg, "--connect-timeout", 1, 600, &connect_s);
+			bad = fleet_parse_count(optarg, "--connect-timeout", 1, 600, &connect_s);
 			break;
 		case 'w':
-			bad = parse_uint(optarg, "--poll-wait", 1, 300, &conf.poll_wait_s);
+			bad = fleet_parse_count(optarg, "--poll-wait", 1, 300, &conf.poll_wait_s);
 			break;
 		case 'W':
-			bad = parse_uint(optarg, "--revert-window", 1, 86400,
-					 &conf.revert_window_s);
+			bad = fleet_parse_count(optarg, "--revert-window", 1, 86400,
+						&conf.revert_window_s);
 			break;
 		case 'f':
-			bad = parse_uint(optarg, "--refusals", 1, 1000, &conf.refusals_max);
+			bad = fleet_parse_count(optarg, "--refusals", 1, 1000, &conf.refusals_max);
 			break;
 		case 'b':
-			bad = parse_uint(optarg, "--retry-base", 100, 3600000,
-					 &conf.backoff_base_ms);
+			bad = fleet_parse_count(optarg, "--retry-base", 100, 3600000,
+						&conf.backoff_base_ms);
 			break;
 		case 'B':
-			bad = parse_uint(optarg, "--retry-cap", 100, 3600000, &conf.backoff_cap_ms);
+			bad = fleet_parse_count(optarg, "--retry-cap", 100, 3600000,
+						&conf.backoff_cap_ms);
 			break;
 		case 'v':
 			a.level = LOG_LEVEL_INFO;
@@ -440,10 +458,10 @@ main(int argc, char **argv)
 		rc = EXIT_SOME_FAILED;
 		goto out;
 	}
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGPIPE, SIG_IGN);
-	if (fleet_pool_run(&conf, a.state_dir, routers, n, a.concurrency, &stop_all) == -1) {
+	struct run_arg ra = {&conf, a.state_dir, routers, &stop_all};
+	struct fleet_job job = {.run = run_router, .arg = &ra};
+
+	if (fleet_pool_run(&job, n, a.concurrency, &stop_all) == -1) {
 		fprintf(stderr, "onramp-fleetsim: %s\n", or_errmsg());
 		rc = EXIT_SOME_FAILED;
 		goto out;

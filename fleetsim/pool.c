@@ -1,7 +1,7 @@
 /*
- * The worker threads of the fleet (see pool.h). The routers' array is shared:
- * each index is handed out once, under the mutex, and written only by the
- * thread that took it; the main thread reads it after every thread ended.
+ * The worker threads of the fleet (see pool.h). Each index is handed out
+ * once, under the mutex; what a job writes for its index is read by the
+ * caller after every thread ended.
  */
 #include "pool.h"
 
@@ -9,62 +9,63 @@
 #include "core/log.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
-#include <string.h>
 
 struct pool {
-	const struct fleet_conf *conf;
-	const char *state_dir;
-	struct fleet_router *routers;
+	const struct fleet_job *job;
 	size_t n, next;
 	volatile sig_atomic_t *stop;
 	pthread_mutex_t mu;
 };
 
-/* The next router to run, or NULL when all were handed out or the fleet stops. */
-static struct fleet_router *
-take(struct pool *p)
+/* The next index to run; false when all were handed out or the fleet stops. */
+static bool
+take(struct pool *p, size_t *index)
 {
-	struct fleet_router *r = NULL;
+	bool got = false;
 
 	pthread_mutex_lock(&p->mu);
-	if (p->next < p->n && !*p->stop)
-		r = &p->routers[p->next++];
+	if (p->next < p->n && !*p->stop) {
+		*index = p->next++;
+		got = true;
+	}
 	pthread_mutex_unlock(&p->mu);
-	return r;
+	return got;
 }
 
-/* One worker: routers one after the other until none is left. */
+/* One worker: jobs one after the other until none is left. */
 static void *
 worker(void *arg)
 {
 	struct pool *p = arg;
-	struct fleet_router *r;
+	void *state = NULL;
+	size_t i;
 
-	while ((r = take(p)) != NULL) {
-		fleet_router_run(p->conf, p->state_dir, r, p->stop);
-		log_info("%s: %s%s", r->serial,
-			 r->running ? "running" : "failed: ", r->running ? "" : r->reason);
-	}
+	while (take(p, &i))
+		p->job->run(p->job->arg, i, &state);
+	if (p->job->done != NULL)
+		p->job->done(state);
 	return NULL;
 }
 
 int
-fleet_pool_run(const struct fleet_conf *conf, const char *state_dir, struct fleet_router *routers,
-	       size_t n, unsigned concurrency, volatile sig_atomic_t *stop)
+fleet_pool_run(const struct fleet_job *job, size_t n, unsigned concurrency,
+	       volatile sig_atomic_t *stop)
 {
-	struct pool p = {
-		.conf = conf, .state_dir = state_dir, .routers = routers, .n = n, .stop = stop};
+	struct pool p = {.job = job, .n = n, .stop = stop};
 	pthread_t *threads;
 	pthread_attr_t attr;
 	size_t started = 0;
 
 	if (concurrency > n)
 		concurrency = (unsigned)n;
+	if (concurrency == 0)
+		return 0;
 	if ((threads = calloc(concurrency, sizeof(*threads))) == NULL)
 		return or_error("out of memory");
 	pthread_mutex_init(&p.mu, NULL);
-	/* Small stacks, so that thousands of workers fit; the library keeps big buffers on the
+	/* 1 MiB stacks, so that thousands of workers fit; the library keeps big buffers on the
 	 * heap. */
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 1024 * 1024);

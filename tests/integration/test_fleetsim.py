@@ -1,7 +1,7 @@
 """onramp-fleetsim (issue 13, point 2): virtual routers with software identities
 run the whole device protocol through real squid against the real redirector,
-cloud and two conductors of the end-to-end lab, set up by fleetsim-setup with
-onrampctl. That they reach running is checked on the servers' own lists, not
+cloud and two conductors of the end-to-end lab, set up by `onramp-fleetsim
+setup` through the same admin APIs as onrampctl. That they reach running is checked on the servers' own lists, not
 only in the simulator's summary; a router the conductor does not know is
 counted in the errors by its reason."""
 import json
@@ -10,9 +10,8 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, program
+from conftest import program
 
-SETUP = os.path.join(ROOT, "fleetsim", "fleetsim-setup.py")
 KEYS = {"routers", "running", "failed", "p50_s", "p99_s", "errors"}
 
 
@@ -33,16 +32,15 @@ def lab(e2e_lab):
     return lab
 
 
-def setup_fleet(lab, n, prefix="SIM"):
-    """fleetsim-setup for n routers: factory, inventory, claims, both conductors."""
+def setup_fleet(lab, n, prefix="SIM", expect=0):
+    """onramp-fleetsim setup for n routers: factory, inventory, claims, both conductors."""
     def admin(c):
         return [f"https://127.0.0.1:{c.admin_port}", os.path.join(c.state, "ca.pem"),
                 c.token_file]
     s, p = admin(lab.staging), admin(lab.production)
     proc = subprocess.run(
-        ["/usr/bin/python3", SETUP, "--routers", str(n), "--state-dir", lab.fleet_dir,
-         "--prefix", prefix, "--jobs", "4", "--onrampctl", program("onrampctl"),
-         "--inventory-key", lab.inventory_pub, "--cloud", lab.cloud_url, "--cloud-ca",
+        [program("onramp-fleetsim"), "setup", "--routers", str(n), "--state-dir",
+         lab.fleet_dir, "--prefix", prefix, "--concurrency", "4", "--inventory-key", lab.inventory_pub, "--cloud", lab.cloud_url, "--cloud-ca",
          lab.cloud_pki.ca, "--cloud-token-file", lab.cloud_token, "--staging", s[0],
          "--staging-ca", s[1], "--staging-token-file", s[2], "--production", p[0],
          "--production-ca", p[1], "--production-token-file", p[2], "--org", "acme",
@@ -50,9 +48,10 @@ def setup_fleet(lab, n, prefix="SIM"):
          "--production-psk-file", lab.production_psk, "--production-root-ca",
          lab.production.ca_export()],
         capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert f"{n} of {n} routers set up" in proc.stdout
-    return [f"{prefix}-{i:06d}" for i in range(1, n + 1)]
+    assert proc.returncode == expect, proc.stderr
+    if expect == 0:
+        assert proc.stdout == f"{n} of {n} routers set up\n"
+    return proc if expect else [f"{prefix}-{i:06d}" for i in range(1, n + 1)]
 
 
 def fleetsim(lab, *args, timeout=240):
@@ -100,6 +99,10 @@ def test_twenty_routers_run_to_running_through_squid(lab):
 
 def test_a_router_unknown_to_the_conductor_is_counted_by_reason(lab):
     setup_fleet(lab, 2)
+    # Set up twice: each router is named and left as it was.
+    again = setup_fleet(lab, 2, expect=1)
+    assert again.stdout == "0 of 2 routers set up\n"
+    assert "SIM-000001" in again.stderr and "exists already" in again.stderr
     # A third router: made by the factory and claimed, but no conductor knows its asset.
     os.makedirs(lab.fleet_dir, exist_ok=True)
     state = os.path.join(lab.fleet_dir, "SIM-UNKNOWN")
@@ -133,6 +136,11 @@ def test_bad_input_is_refused_before_any_router_starts(lab, tmp_path):
     assert proc.returncode == 2 and "holds no router" in proc.stderr
     proc = fleetsim(lab, "--concurrency", "0")
     assert proc.returncode == 2 and "--concurrency" in proc.stderr
+    proc = subprocess.run([program("onramp-fleetsim"), "setup", "--routers", "1",
+                           "--state-dir", str(empty)], capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 2 and "are required" in proc.stderr
+    assert os.listdir(empty) == []
     proc = subprocess.run([program("onramp-fleetsim"), "--help"], capture_output=True,
                           text=True, timeout=30)
     assert proc.returncode == 0 and "--routers N" in proc.stdout
