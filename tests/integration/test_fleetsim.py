@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import program
+from conftest import program, stop_process, wait_until
 
 KEYS = {"routers", "running", "failed", "p50_s", "p99_s", "errors"}
 
@@ -126,6 +126,42 @@ def test_a_router_unknown_to_the_conductor_is_counted_by_reason(lab):
         ["running", "running"]
     # The staging conductor saw the unknown asset ID try, and refused it.
     assert asset_states(lab.staging)["SIM-UNKNOWN"] == "unknown"
+
+
+def test_routers_wait_for_the_operators_migrate(lab):
+    """--migrate wait: the routers stay on staging until the operator's migrate,
+    which the conductor client carries out inside its command channel."""
+    serials = setup_fleet(lab, 2)
+    s = lab.squid
+    sim = subprocess.Popen(
+        [program("onramp-fleetsim"), "--state-dir", lab.fleet_dir, "--redirector",
+         lab.redirect_url, "--redirector-ca", lab.redirect_pki.ca, "--proxy",
+         f"127.0.0.1:{s['port']}", "--proxy-user", s["user"], "--proxy-password-file",
+         s["password_file"], "--poll-wait", "2", "--json", "--migrate", "wait"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def ready(serial):
+            r = lab.staging.router(serial)
+            return r["progress"] == "configured" and r["commands"] and \
+                all(c["state"] == "acked" for c in r["commands"])
+        for serial in serials:
+            wait_until(f"{serial} configured with its production details on staging",
+                       lambda: ready(serial), timeout=60)
+        assert sim.poll() is None  # nobody migrates on their own
+        for serial in serials:
+            proc = lab.staging.ctl("migrate", "conductor", lab.production.address, "router",
+                                   serial)
+            assert proc.returncode == 0, proc.stderr
+        out, err = sim.communicate(timeout=120)
+    finally:
+        stop_process(sim)
+    assert sim.returncode == 0, err[-3000:]
+    summary = json.loads(out)
+    assert (summary["running"], summary["failed"], summary["errors"]) == (2, 0, {})
+    for serial in serials:
+        assert lab.production.router(serial)["progress"] == "running"
+        migrations = lab.staging.router(serial)["migrations"]
+        assert [m["state"] for m in migrations] == ["succeeded"], migrations
 
 
 def test_bad_input_is_refused_before_any_router_starts(lab, tmp_path):
