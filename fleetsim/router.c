@@ -77,7 +77,9 @@ struct flow {
 	struct conductor_client_opts copts;
 	volatile sig_atomic_t stop; /* ends conductor_run */
 	bool failed;
+	bool connected; /* to the current conductor, as last reported */
 	bool prod_cert, prod_config;
+	char last_kind[64]; /* the last conductor failure's kind, "" after a success */
 };
 
 double
@@ -128,6 +130,8 @@ again(struct flow *f, const char *step, const char *kind, bool refusal, long ret
 	unsigned wait = backoff_next_ms(&f->backoff, retry_after_s);
 
 	log_info("%s: %s failed (%s); again in %u ms", f->r->serial, step, kind, wait);
+	if (f->failed)
+		return -1;
 	if (*f->stop_all)
 		return fail(f, step, "interrupted");
 	if (refusal && ++f->refusals >= f->conf->refusals_max)
@@ -397,18 +401,37 @@ on_production(struct flow *f)
 	return strcmp(which, "production") == 0;
 }
 
+/*
+ * Where a router that has to stop now is: the conductor step it waits for
+ * (staging's commands in any order, so the first one not done), named as in
+ * the summary's reasons.
+ */
+static const char *
+waiting_for(struct flow *f, bool production)
+{
+	if (production)
+		return f->connected ? "running" : "production-connect";
+	if (!f->connected)
+		return "staging-connect";
+	for (int s = S_CERTIFICATE; s < S_RUNNING; s++)
+		if (f->done_at[s] == 0)
+			return step_names[s];
+	return "migrate";
+}
+
 /* The conductor client's step reports: progress, the end of a phase, or a failure. */
 static void
 on_report(void *arg, const char *step, bool ok, const char *reason)
 {
 	struct flow *f = arg;
 	bool production = on_production(f);
-	char kind[64];
 	bool refusal;
 	long retry_after;
 
 	if (ok) {
+		f->last_kind[0] = '\0';
 		if (strcmp(step, "connect") == 0) {
+			f->connected = true;
 			if (!production)
 				step_done(f, S_STAGING_CONNECT);
 		} else if (production && strcmp(step, "certificate") == 0) {
@@ -427,19 +450,29 @@ on_report(void *arg, const char *step, bool ok, const char *reason)
 			f->stop = 1; /* this conductor's part is done */
 		return;
 	}
+	if (strcmp(step, "migrate") == 0) {
+		/* Back on staging: migrate() tries again, or the conductor sends it again. */
+		snprintf(f->last_kind, sizeof(f->last_kind), "migrate failed");
+		log_info("%s: migrate failed: %s", f->r->serial, reason);
+		return;
+	}
 	if (strcmp(step, "connect") != 0) {
 		/* A command the conductor sent failed here: it is not sent again. */
 		log_warn("%s: %s failed: %s", f->r->serial, step, reason);
-		fail(f, strcmp(step, "migrate") == 0 ? "migrate" : step, "command failed");
+		fail(f, step, "command failed");
 		return;
 	}
-	conductor_kind(kind, sizeof(kind), &refusal, &retry_after);
+	f->connected = false;
+	conductor_kind(f->last_kind, sizeof(f->last_kind), &refusal, &retry_after);
 	log_info("%s: %s", f->r->serial, reason);
 	if (refusal && ++f->refusals >= f->conf->refusals_max)
-		fail(f, production ? "production-connect" : "staging-connect", kind);
+		fail(f, production ? "production-connect" : "staging-connect", f->last_kind);
 }
 
-/* Before each poll and each connect: the deadline and the stop of the whole fleet. */
+/*
+ * Before each poll and each connect: the stop of the whole fleet, and the
+ * router's deadline (the reason is then its last failure, if any).
+ */
 static void
 on_tick(void *arg, struct conductor_conn *c)
 {
@@ -447,9 +480,10 @@ on_tick(void *arg, struct conductor_conn *c)
 
 	(void)c;
 	if (*f->stop_all)
-		fail(f, on_production(f) ? "running" : "staging-connect", "interrupted");
+		fail(f, waiting_for(f, on_production(f)), "interrupted");
 	else if (fleet_now() > f->deadline)
-		fail(f, on_production(f) ? "production-connect" : "staging-connect", "deadline");
+		fail(f, waiting_for(f, on_production(f)),
+		     f->last_kind[0] ? f->last_kind : "deadline");
 }
 
 /* The router-side migrate to the stored production conductor, retried until the deadline. */
@@ -461,6 +495,7 @@ migrate(struct flow *f)
 	long retry_after;
 
 	for (;;) {
+		f->connected = false;
 		if (conductor_migrate(&f->copts, NULL, 0, f->conf->revert_window_s, 0) == 0)
 			return 0;
 		log_info("%s: migrate: %s", f->r->serial, or_errmsg());
