@@ -7,6 +7,7 @@ counted in the errors by its reason."""
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -54,14 +55,17 @@ def setup_fleet(lab, n, prefix="SIM", expect=0):
     return proc if expect else [f"{prefix}-{i:06d}" for i in range(1, n + 1)]
 
 
-def fleetsim(lab, *args, timeout=240):
+def fleetsim_args(lab, *args):
     s = lab.squid
-    return subprocess.run(
-        [program("onramp-fleetsim"), "--state-dir", lab.fleet_dir, "--redirector",
-         lab.redirect_url, "--redirector-ca", lab.redirect_pki.ca, "--proxy",
-         f"127.0.0.1:{s['port']}", "--proxy-user", s["user"], "--proxy-password-file",
-         s["password_file"], "--poll-wait", "2", "--json", *args],
-        capture_output=True, text=True, timeout=timeout)
+    return [program("onramp-fleetsim"), "--state-dir", lab.fleet_dir, "--redirector",
+            lab.redirect_url, "--redirector-ca", lab.redirect_pki.ca, "--proxy",
+            f"127.0.0.1:{s['port']}", "--proxy-user", s["user"], "--proxy-password-file",
+            s["password_file"], "--poll-wait", "2", "--json", *args]
+
+
+def fleetsim(lab, *args, timeout=240):
+    return subprocess.run(fleetsim_args(lab, *args), capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def asset_states(conductor):
@@ -132,13 +136,8 @@ def test_routers_wait_for_the_operators_migrate(lab):
     """--migrate wait: the routers stay on staging until the operator's migrate,
     which the conductor client carries out inside its command channel."""
     serials = setup_fleet(lab, 2)
-    s = lab.squid
-    sim = subprocess.Popen(
-        [program("onramp-fleetsim"), "--state-dir", lab.fleet_dir, "--redirector",
-         lab.redirect_url, "--redirector-ca", lab.redirect_pki.ca, "--proxy",
-         f"127.0.0.1:{s['port']}", "--proxy-user", s["user"], "--proxy-password-file",
-         s["password_file"], "--poll-wait", "2", "--json", "--migrate", "wait"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sim = subprocess.Popen(fleetsim_args(lab, "--migrate", "wait"), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
     try:
         def ready(serial):
             r = lab.staging.router(serial)
@@ -162,6 +161,45 @@ def test_routers_wait_for_the_operators_migrate(lab):
         assert lab.production.router(serial)["progress"] == "running"
         migrations = lab.staging.router(serial)["migrations"]
         assert [m["state"] for m in migrations] == ["succeeded"], migrations
+
+
+def test_transient_failures_are_retried_and_retry_after_honoured(lab):
+    """A router not claimed yet phones home again only as often as the redirector's
+    Retry-After (2 s) allows, though its own backoff is 0.1 to 0.2 s; routers whose
+    production conductor is down keep trying within the revert window. Once the
+    claim is made and the conductor is back, all three run: 0 failed."""
+    serials = setup_fleet(lab, 3)
+    lab.cloud("unclaim", serials[2])
+    lab.production.stop()
+    redirector = f"127.0.0.1:{lab.redirect_port}"
+
+    def phone_homes():
+        # Tunnels made (a CONNECT refused with 407 until credentials come is not one).
+        return sum(1 for line in lab.squid_connects()
+                   if "TCP_TUNNEL/200" in line and f" CONNECT {redirector} " in line)
+    before = phone_homes()
+    started = time.monotonic()
+    sim = subprocess.Popen(fleetsim_args(lab, "--retry-base", "100", "--retry-cap", "200",
+                                         "--revert-window", "120"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for serial in serials[:2]:
+            wait_until(f"{serial} on staging, its production conductor down",
+                       lambda: lab.staging.router(serial)["progress"] == "configured",
+                       timeout=60)
+        time.sleep(3)  # they keep trying production meanwhile
+        attempts, waited = phone_homes() - before - 2, time.monotonic() - started
+        lab.claim(serials[2])
+        lab.production.start()
+        out, err = sim.communicate(timeout=180)
+    finally:
+        stop_process(sim)
+    assert sim.returncode == 0, err[-3000:]
+    assert json.loads(out)["running"] == 3
+    # Retry-After 2 s: at most one attempt per 2 s (and the first), not one per 0.2 s.
+    assert 1 <= attempts <= waited / 2 + 1, (attempts, waited)
+    for serial in serials:
+        assert lab.production.router(serial)["progress"] == "running"
 
 
 def test_bad_input_is_refused_before_any_router_starts(lab, tmp_path):
