@@ -34,14 +34,17 @@ def lab(e2e_lab):
 
 
 def setup_fleet(lab, n, prefix="SIM", expect=0):
-    """onramp-fleetsim setup for n routers: factory, inventory, claims, both conductors."""
+    """onramp-fleetsim setup for n routers: factory, registration at the redirector,
+    inventory, claims, both conductors."""
     def admin(c):
         return [f"https://127.0.0.1:{c.admin_port}", os.path.join(c.state, "ca.pem"),
                 c.token_file]
     s, p = admin(lab.staging), admin(lab.production)
     proc = subprocess.run(
         [program("onramp-fleetsim"), "setup", "--routers", str(n), "--state-dir",
-         lab.fleet_dir, "--prefix", prefix, "--concurrency", "4", "--inventory-key", lab.inventory_pub, "--cloud", lab.cloud_url, "--cloud-ca",
+         lab.fleet_dir, "--prefix", prefix, "--concurrency", "4", "--redirector",
+         lab.redirect_url, "--redirector-ca", lab.redirect_pki.ca, "--redirector-token-file",
+         lab.redirect_token, "--inventory-key", lab.inventory_pub, "--cloud", lab.cloud_url, "--cloud-ca",
          lab.cloud_pki.ca, "--cloud-token-file", lab.cloud_token, "--staging", s[0],
          "--staging-ca", s[1], "--staging-token-file", s[2], "--production", p[0],
          "--production-ca", p[1], "--production-token-file", p[2], "--org", "acme",
@@ -114,6 +117,7 @@ def test_a_router_unknown_to_the_conductor_is_counted_by_reason(lab):
     lab.ok(program("onrampctl"), "factory", "init-device", "--serial", "SIM-UNKNOWN",
            "--model", "SSR1000", "--state-dir", state, "--software", "--cloud-key",
            lab.inventory_pub, "--out", record)
+    lab.redirect("device", "register", record)
     lab.cloud("inventory", "import", record)
     lab.claim("SIM-UNKNOWN")
 
