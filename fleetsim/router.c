@@ -27,7 +27,7 @@
 #include "net/http_retry.h"
 #include "proto/cloud_client.h"
 #include "proto/conductor_client.h"
-#include "proto/peering_config.h"
+#include "proto/staging_target.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -262,29 +262,6 @@ authenticate(struct flow *f)
 	}
 }
 
-/* The staging conductor from the onboarding information: into the state and the vault. */
-static int
-store_staging(struct flow *f, const struct cloud_onboarding *info)
-{
-	char addr[CLOUD_CONDUCTORS_MAX][PEERING_ADDRESS_MAX];
-	const char *list[CLOUD_CONDUCTORS_MAX];
-	size_t n = info->n_addresses > CONDUCTOR_MAX_TARGET_ADDRESSES
-			   ? CONDUCTOR_MAX_TARGET_ADDRESSES
-			   : info->n_addresses;
-
-	if (info->conductor_ca_pem == NULL)
-		return or_error("the site has no conductor root CA");
-	for (size_t i = 0; i < n; i++) {
-		if (peering_format_address(info->addresses[i], info->port,
-					   "staging conductor address", addr[i]) == -1)
-			return -1;
-		list[i] = addr[i];
-	}
-	/* psk.len counts its NUL */
-	return conductor_set_target(&f->copts, "staging", list, n, (const char *)info->psk.data,
-				    info->psk.len ? info->psk.len - 1 : 0, info->conductor_ca_pem);
-}
-
 /*
  * Sends the progress reports of the steps done since the last delivery, on s
  * (or a session of its own when s is NULL). Like the agent, a report that
@@ -330,7 +307,7 @@ onboarding_info(struct flow *f)
 		rc = cloud_open(f, &s, &oc);
 		if (rc == 0)
 			rc = cloud_get_onboarding(s, &f->dev, &f->token, &info, &oc);
-		if (rc == 0 && store_staging(f, &info) == -1) {
+		if (rc == 0 && staging_target_store(&f->copts, &info, NULL, NULL) == -1) {
 			log_warn("%s: onboarding information unusable: %s", f->r->serial,
 				 or_errmsg());
 			cloud_onboarding_free(&info);
