@@ -82,6 +82,7 @@ struct flow {
 	char last_kind[64]; /* the last conductor failure's kind, "" after a success */
 };
 
+/* Seconds on the monotonic clock: a router's times, immune to clock changes. */
 double
 fleet_now(void)
 {
