@@ -16,6 +16,7 @@
 
 #include "net/http_client.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -36,6 +37,8 @@ struct fleet_conf {
 	bool migrate_self;	   /* migrate on the router's initiative after production-info */
 	unsigned backoff_base_ms, backoff_cap_ms;
 	const char *software_version;
+	bool hold; /* a router that runs stays connected (see fleet_hold_end) */
+	volatile sig_atomic_t *hold_stop; /* with hold: set when the holding ends */
 };
 
 /* One virtual router: its directory's name (= its serial) and its outcome. */
@@ -45,6 +48,8 @@ struct fleet_router {
 	bool done, running;
 	char reason[FLEET_REASON_MAX]; /* failed: "STEP: KIND", e.g. "staging-connect: 403
 					  unknown-asset" */
+	bool held;		       /* its channel to production is kept by `holder` */
+	pthread_t holder;
 };
 
 /*
@@ -55,6 +60,14 @@ struct fleet_router {
  */
 void fleet_router_run(const struct fleet_conf *conf, const char *state_dir, struct fleet_router *r,
 		      volatile sig_atomic_t *stop);
+
+/*
+ * With conf->hold, a router that reached running keeps its command channel to
+ * the production conductor on a thread of its own (so that a conductor's
+ * memory per connected router can be measured) until *conf->hold_stop; this
+ * waits for those threads to end (at most a poll wait after the stop).
+ */
+void fleet_hold_end(struct fleet_router *routers, size_t n);
 
 /* A whole decimal number in [min, max] from the command line; what names it in the error. */
 int fleet_parse_count(const char *text, const char *what, unsigned min, unsigned max,

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define EXIT_ALL_RUNNING 0
 #define EXIT_SOME_FAILED 1
@@ -41,7 +42,7 @@ static const char usage[] =
 	"         [--routers N] [--concurrency C] [--json] [--migrate self|wait]\n"
 	"         [--router-timeout S] [--connect-timeout S] [--poll-wait S]\n"
 	"         [--revert-window S] [--refusals N] [--retry-base MS] [--retry-cap MS]\n"
-	"         [--verbose | --debug]\n"
+	"         [--hold S] [--verbose | --debug]\n"
 	"       onramp-fleetsim setup --routers N --state-dir DIR ...   (setup --help)\n"
 	"\n"
 	"Runs N virtual routers (the first N directories of DIR made by onramp-fleetsim\n"
@@ -69,13 +70,15 @@ static const char usage[] =
 	"                         router at its N-th time in a row (3)\n"
 	"  --retry-base MS, --retry-cap MS   the backoff (full jitter; Retry-After honoured;\n"
 	"                         1000 and 30000)\n"
+	"  --hold S               routers that run stay connected to the production conductor\n"
+	"                         until S seconds after the last router finished (default 0)\n"
 	"  --verbose, --debug     log the routers' steps (info) or everything (debug)\n"
 	"\n"
 	"p50_s and p99_s: seconds from a router's start to running, over the routers that\n"
 	"reached running (null when none did). Exit status: 0 every router running,\n"
 	"1 some failed, 2 bad input (nothing was run).\n";
 
-static volatile sig_atomic_t stop_all;
+static volatile sig_atomic_t stop_all, hold_stop;
 
 /* SIGINT/SIGTERM: every router stops soon and counts as failed ("interrupted"). */
 static void
@@ -308,6 +311,27 @@ run_router(void *arg, size_t i, void **thread_state)
 		 r->running ? "running" : "failed: ", r->running ? "" : r->reason);
 }
 
+/*
+ * --hold: the running routers stay connected hold_s seconds more (or until
+ * SIGINT/SIGTERM), then leave; returns once every one has left.
+ */
+static void
+hold_then_end(struct fleet_router *routers, size_t n, unsigned hold_s)
+{
+	size_t held = 0;
+
+	for (size_t i = 0; i < n; i++)
+		held += routers[i].held;
+	fprintf(stderr, "onramp-fleetsim: %zu routers held connected for %u s\n", held, hold_s);
+	for (unsigned ms = hold_s * 1000u; ms > 0 && !stop_all; ms -= ms > 100 ? 100 : ms) {
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
+
+		nanosleep(&ts, NULL);
+	}
+	hold_stop = 1;
+	fleet_hold_end(routers, n);
+}
+
 /* Parses the options, runs the fleet, prints the summary. */
 int
 main(int argc, char **argv)
@@ -330,6 +354,7 @@ main(int argc, char **argv)
 		{"refusals", required_argument, NULL, 'f'},
 		{"retry-base", required_argument, NULL, 'b'},
 		{"retry-cap", required_argument, NULL, 'B'},
+		{"hold", required_argument, NULL, 'H'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"debug", no_argument, NULL, 'D'},
 		{"help", no_argument, NULL, 'h'},
@@ -348,7 +373,7 @@ main(int argc, char **argv)
 	};
 	struct fleet_router *routers = NULL;
 	struct secret proxy_pw = {0};
-	unsigned connect_s = 10;
+	unsigned connect_s = 10, hold_s = 0;
 	size_t n = 0;
 	json_t *doc = NULL;
 	int opt, bad = 0, rc = EXIT_BAD_INPUT;
@@ -427,6 +452,9 @@ main(int argc, char **argv)
 			bad = fleet_parse_count(optarg, "--retry-cap", 100, 3600000,
 						&conf.backoff_cap_ms);
 			break;
+		case 'H':
+			bad = fleet_parse_count(optarg, "--hold", 0, 86400, &hold_s);
+			break;
 		case 'v':
 			a.level = LOG_LEVEL_INFO;
 			break;
@@ -445,6 +473,8 @@ main(int argc, char **argv)
 	if (!bad && optind < argc)
 		bad = or_error("unexpected argument '%s' (try --help)", argv[optind]);
 	conf.connect_timeout_ms = (long)connect_s * 1000;
+	conf.hold = hold_s > 0;
+	conf.hold_stop = &hold_stop;
 	if (bad || prepare(&a, &conf, &proxy_pw) == -1 ||
 	    list_routers(a.state_dir, a.routers, &routers, &n) == -1) {
 		fprintf(stderr, "onramp-fleetsim: %s\n", or_errmsg());
@@ -461,7 +491,10 @@ main(int argc, char **argv)
 	struct run_arg ra = {&conf, a.state_dir, routers, &stop_all};
 	struct fleet_job job = {.run = run_router, .arg = &ra};
 
-	if (fleet_pool_run(&job, n, a.concurrency, &stop_all) == -1) {
+	rc = fleet_pool_run(&job, n, a.concurrency, &stop_all);
+	if (conf.hold)
+		hold_then_end(routers, n, hold_s);
+	if (rc == -1) {
 		fprintf(stderr, "onramp-fleetsim: %s\n", or_errmsg());
 		rc = EXIT_SOME_FAILED;
 		goto out;

@@ -78,6 +78,7 @@ struct flow {
 	volatile sig_atomic_t stop; /* ends conductor_run */
 	bool failed;
 	bool connected; /* to the current conductor, as last reported */
+	bool holding;	/* running, and kept connected until conf->hold_stop */
 	bool prod_cert, prod_config;
 	char last_kind[64]; /* the last conductor failure's kind, "" after a success */
 };
@@ -406,6 +407,12 @@ on_report(void *arg, const char *step, bool ok, const char *reason)
 	bool refusal;
 	long retry_after;
 
+	if (f->holding) {
+		/* Running already: reconnections and later commands change nothing of it. */
+		log_info("%s: held: %s %s%s%s", f->r->serial, step, ok ? "done" : "failed",
+			 ok ? "" : ": ", ok ? "" : reason);
+		return;
+	}
 	if (ok) {
 		f->last_kind[0] = '\0';
 		if (strcmp(step, "connect") == 0) {
@@ -457,6 +464,11 @@ on_tick(void *arg, struct conductor_conn *c)
 	struct flow *f = arg;
 
 	(void)c;
+	if (f->holding) {
+		if (*f->conf->hold_stop || *f->stop_all)
+			f->stop = 1;
+		return;
+	}
 	if (*f->stop_all)
 		fail(f, waiting_for(f, on_production(f)), "interrupted");
 	else if (fleet_now() > f->deadline)
@@ -538,40 +550,100 @@ device_open(struct flow *f)
 	return 0;
 }
 
+/* What a router keeps open, closed; the flow itself is freed. */
+static void
+flow_free(struct flow *f)
+{
+	secret_free(&f->token);
+	cloud_redirect_free(&f->redirect);
+	certkey_close(f->ck);
+	vault_close(f->vault);
+	identity_close(f->id);
+	free(f);
+}
+
+/* A held router's thread: the production conductor's channel until the hold ends. */
+static void *
+hold(void *arg)
+{
+	struct flow *f = arg;
+
+	f->stop = 0;
+	if (conductor_run(&f->copts, &f->stop) == -1)
+		log_warn("%s: held: %s", f->r->serial, or_errmsg());
+	flow_free(f);
+	return NULL;
+}
+
+/* Hands a running router to a thread of its own; false when none could start. */
+static bool
+hold_start(struct flow *f)
+{
+	struct fleet_router *r = f->r; /* f belongs to the new thread once it runs */
+	pthread_attr_t attr;
+	bool started;
+
+	f->holding = true;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 * 1024); /* thousands of them */
+	started = pthread_create(&r->holder, &attr, hold, f) == 0;
+	pthread_attr_destroy(&attr);
+	if (!started)
+		log_warn("%s: no thread to hold it connected; it leaves", r->serial);
+	r->held = started;
+	return started;
+}
+
+void
+fleet_hold_end(struct fleet_router *routers, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (routers[i].held) {
+			pthread_join(routers[i].holder, NULL);
+			routers[i].held = false;
+		}
+}
+
 void
 fleet_router_run(const struct fleet_conf *conf, const char *state_dir, struct fleet_router *r,
 		 volatile sig_atomic_t *stop)
 {
-	struct flow f = {.conf = conf, .r = r, .stop_all = stop};
+	struct flow *f = calloc(1, sizeof(*f));
 
-	f.backoff.base_ms = conf->backoff_base_ms;
-	f.backoff.cap_ms = conf->backoff_cap_ms;
 	r->started = fleet_now();
-	f.deadline = r->started + conf->router_timeout_s;
-	if ((size_t)snprintf(f.dir, sizeof(f.dir), "%s/%s", state_dir, r->serial) >=
-	    sizeof(f.dir)) {
-		fail(&f, "open", "state directory path too long");
+	if (f == NULL) {
+		snprintf(r->reason, sizeof(r->reason), "open: out of memory");
+		r->ended = r->started;
+		r->done = true;
+		return;
+	}
+	f->conf = conf;
+	f->r = r;
+	f->stop_all = stop;
+	f->backoff.base_ms = conf->backoff_base_ms;
+	f->backoff.cap_ms = conf->backoff_cap_ms;
+	f->deadline = r->started + conf->router_timeout_s;
+	if ((size_t)snprintf(f->dir, sizeof(f->dir), "%s/%s", state_dir, r->serial) >=
+	    sizeof(f->dir)) {
+		fail(f, "open", "state directory path too long");
 		goto out;
 	}
-	if (device_open(&f) == -1) {
+	if (device_open(f) == -1) {
 		log_warn("%s: %s", r->serial, or_errmsg());
-		fail(&f, "open", "factory state unusable");
+		fail(f, "open", "factory state unusable");
 		goto out;
 	}
-	step_done(&f, S_FIND_PROXY); /* the proxy is given */
-	if (cloud_steps(&f) == -1 || conductor_steps(&f) == -1)
+	step_done(f, S_FIND_PROXY); /* the proxy is given */
+	if (cloud_steps(f) == -1 || conductor_steps(f) == -1)
 		goto out;
-	step_done(&f, S_RUNNING);
+	step_done(f, S_RUNNING);
 	r->running = true;
 	r->ended = fleet_now();
-	report_progress(&f, NULL);
+	report_progress(f, NULL);
 out:
 	if (!r->running)
 		r->ended = fleet_now();
 	r->done = true;
-	secret_free(&f.token);
-	cloud_redirect_free(&f.redirect);
-	certkey_close(f.ck);
-	vault_close(f.vault);
-	identity_close(f.id);
+	if (!(r->running && conf->hold && hold_start(f)))
+		flow_free(f);
 }

@@ -6,6 +6,7 @@ only in the simulator's summary; a router the conductor does not know is
 counted in the errors by its reason."""
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -136,12 +137,14 @@ def test_a_router_unknown_to_the_conductor_is_counted_by_reason(lab):
     assert asset_states(lab.staging)["SIM-UNKNOWN"] == "unknown"
 
 
-def test_routers_wait_for_the_operators_migrate(lab):
+def test_routers_wait_for_the_operators_migrate_and_stay_connected(lab):
     """--migrate wait: the routers stay on staging until the operator's migrate,
-    which the conductor client carries out inside its command channel."""
+    which the conductor client carries out inside its command channel. --hold:
+    running, they stay connected to production (it shows them online past its
+    15 s window) until SIGTERM ends the hold."""
     serials = setup_fleet(lab, 2)
-    sim = subprocess.Popen(fleetsim_args(lab, "--migrate", "wait"), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+    sim = subprocess.Popen(fleetsim_args(lab, "--migrate", "wait", "--hold", "600"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         def ready(serial):
             r = lab.staging.router(serial)
@@ -155,14 +158,22 @@ def test_routers_wait_for_the_operators_migrate(lab):
             proc = lab.staging.ctl("migrate", "conductor", lab.production.address, "router",
                                    serial)
             assert proc.returncode == 0, proc.stderr
+        for serial in serials:
+            wait_until(f"{serial} running on production",
+                       lambda: lab.production.router(serial)["progress"] == "running",
+                       timeout=60)
+        time.sleep(17)  # past the conductor's online window: only a held router is online
+        assert asset_states(lab.production) == {s: "running" for s in serials}
+        assert sim.poll() is None
+        sim.send_signal(signal.SIGTERM)
         out, err = sim.communicate(timeout=120)
     finally:
         stop_process(sim)
     assert sim.returncode == 0, err[-3000:]
+    assert "2 routers held connected" in err
     summary = json.loads(out)
     assert (summary["running"], summary["failed"], summary["errors"]) == (2, 0, {})
     for serial in serials:
-        assert lab.production.router(serial)["progress"] == "running"
         migrations = lab.staging.router(serial)["migrations"]
         assert [m["state"] for m in migrations] == ["succeeded"], migrations
 
