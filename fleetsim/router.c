@@ -485,8 +485,14 @@ migrate(struct flow *f)
 	long retry_after;
 
 	for (;;) {
+		/* The revert window ends by the router's deadline: the library sees no stop. */
+		double left = f->deadline - fleet_now();
+		unsigned window = left < 1			    ? 1
+				  : left < f->conf->revert_window_s ? (unsigned)left
+								    : f->conf->revert_window_s;
+
 		f->connected = false;
-		if (conductor_migrate(&f->copts, NULL, 0, f->conf->revert_window_s, 0) == 0)
+		if (conductor_migrate(&f->copts, NULL, 0, window, 0) == 0)
 			return 0;
 		log_info("%s: migrate: %s", f->r->serial, or_errmsg());
 		conductor_kind(kind, sizeof(kind), &refusal, &retry_after);
