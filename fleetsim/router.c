@@ -65,6 +65,7 @@ struct flow {
 	struct vault *vault;
 	struct certkey *ck;
 	struct cloud_device dev;
+	char *cert_key_pem; /* the certificate key's public key: the cloud's assertion is for it */
 	struct cloud_redirect redirect;
 	struct secret token;
 	struct backoff backoff;
@@ -501,13 +502,22 @@ migrate(struct flow *f)
 	}
 }
 
-/* The conductors: staging's commands, migrate, production's commands. */
+/*
+ * The conductors: staging's commands, migrate, production's commands. 1 when
+ * the cloud's onboarding assertion expired before staging took it: the cloud
+ * steps give a new one (as the agent's refresh_assertion).
+ */
 static int
 conductor_steps(struct flow *f)
 {
 	f->stop = 0;
-	if (conductor_run(&f->copts, &f->stop) == -1)
+	if (conductor_run(&f->copts, &f->stop) == -1) {
+		if (conductor_assertion_stale(&f->copts, "staging", 0)) {
+			log_info("%s: %s", f->r->serial, or_errmsg());
+			return 1;
+		}
 		return fail(f, "staging-connect", "no conductor stored");
+	}
 	if (f->failed)
 		return -1;
 	if (!f->prod_cert || !f->prod_config) {
@@ -532,7 +542,8 @@ device_open(struct flow *f)
 {
 	if (device_info_read(f->dir, &f->info) == -1 || identity_open(f->dir, NULL, &f->id) == -1 ||
 	    vault_open(f->dir, NULL, &f->vault) == -1 ||
-	    certkey_open_or_create(f->dir, NULL, &f->ck) == -1)
+	    certkey_open_or_create(f->dir, NULL, &f->ck) == -1 ||
+	    certkey_public_pem(f->ck, &f->cert_key_pem) == -1)
 		return -1;
 	f->dev = (struct cloud_device){
 		.serial = f->info.serial,
@@ -540,6 +551,7 @@ device_open(struct flow *f)
 		.software_version = f->conf->software_version,
 		.suite = f->info.ocra_suite,
 		.hmac = identity_ocra_hmac(f->id),
+		.cert_key_pem = f->cert_key_pem,
 	};
 	f->copts = (struct conductor_client_opts){
 		.state_dir = f->dir,
@@ -562,6 +574,7 @@ flow_free(struct flow *f)
 {
 	secret_free(&f->token);
 	cloud_redirect_free(&f->redirect);
+	free(f->cert_key_pem);
 	certkey_close(f->ck);
 	vault_close(f->vault);
 	identity_close(f->id);
@@ -615,6 +628,7 @@ fleet_router_run(const struct fleet_conf *conf, const char *state_dir, struct fl
 		 volatile sig_atomic_t *stop)
 {
 	struct flow *f = calloc(1, sizeof(*f));
+	int rc;
 
 	r->started = fleet_now();
 	if (f == NULL) {
@@ -640,8 +654,10 @@ fleet_router_run(const struct fleet_conf *conf, const char *state_dir, struct fl
 		goto out;
 	}
 	step_done(f, S_FIND_PROXY); /* the proxy is given */
-	if (cloud_steps(f) == -1 || conductor_steps(f) == -1)
-		goto out;
+	do {
+		if (cloud_steps(f) == -1 || (rc = conductor_steps(f)) == -1)
+			goto out;
+	} while (rc == 1);
 	step_done(f, S_RUNNING);
 	r->running = true;
 	r->ended = fleet_now();

@@ -11,8 +11,11 @@
  *     organisation's site (the cloud claims it at the redirector), as
  *     `onrampctl cloud inventory import` and `cloud claim`;
  *   the conductors' admin APIs: the router added on staging and on production
- *     with its peering configuration, and its production conductor given to
- *     staging, as `onrampctl conductor router add` and `router production`.
+ *     with its peering configuration, a production secret made for it by name
+ *     (what lets production take it from staging's hand-over once the
+ *     conductors trust the cloud's assertions), and its production conductor
+ *     given to staging, as `onrampctl conductor router add`, `psk create
+ *     --name` and `router production`.
  * Each worker thread keeps one HTTPS session per admin API, so 10,000 routers
  * cost requests, not processes and handshakes. A router that fails is named
  * with the reason; the others go on.
@@ -38,7 +41,6 @@
 #include "device/record.h"
 #include "net/http_client.h"
 #include "proto/conductor_client.h"
-#include "proto/conductor_psk.h"
 #include "proto/peering_config.h"
 
 #include <getopt.h>
@@ -59,7 +61,7 @@ static const char setup_usage[] =
 	"         --staging URL --staging-ca FILE --staging-token-file FILE\n"
 	"         --production URL --production-ca FILE --production-token-file FILE\n"
 	"         --production-address HOST:PORT [--production-address HOST:PORT]\n"
-	"         --production-psk-file FILE --production-root-ca FILE\n"
+	"         --production-root-ca FILE\n"
 	"         [--prefix P] [--first K] [--model M] [--suite SUITE]\n"
 	"         [--peering-config FILE] [--concurrency C] [--verbose]\n"
 	"\n"
@@ -70,7 +72,8 @@ static const char setup_usage[] =
 	"API), added under its\n"
 	"serial as asset ID and router name on the staging and production conductors\n"
 	"(--staging, --production: their admin APIs), and told its production conductor\n"
-	"(--production-address, the production secret and root CA).\n"
+	"(--production-address, its root CA, and a secret the production conductor makes\n"
+	"for that router by name).\n"
 	"  --prefix P        serial prefix (default SIM: SIM-000001, ...)\n"
 	"  --first K         the first router's number (default 1)\n"
 	"  --model M         the routers' model (default SSR1000)\n"
@@ -98,13 +101,13 @@ static const char *const api_names[API_COUNT] = {"redirector", "cloud", "staging
 
 struct setup {
 	const char *state_dir, *prefix, *model, *org, *site, *inventory_file, *peering_file;
-	const char *prod_psk_file, *prod_ca_file;
+	const char *prod_ca_file;
 	struct ocra_suite suite;
 	unsigned routers, first, concurrency;
 	struct admin_api api[API_COUNT];
 	EVP_PKEY *inventory;
 	json_t *peering;
-	json_t *production; /* {"addresses", "psk", "ca"}: the body of router production */
+	json_t *production; /* {"addresses", "ca"}: router production's body, less its secret */
 	const char *addresses[CONDUCTOR_MAX_TARGET_ADDRESSES];
 	size_t n_addresses;
 	pthread_mutex_t mu;
@@ -134,10 +137,11 @@ sessions_close(void *state)
 /*
  * One admin request on the worker's session to api (opened on first use);
  * a non-2xx answer becomes one sentence with the status and the server's error.
+ * answer (NULL: not wanted) gets a 2xx answer's JSON.
  */
 static int
 admin_call(struct setup *st, struct sessions *ss, int api, const char *method, const char *path,
-	   json_t *body)
+	   json_t *body, json_t **answer)
 {
 	struct http_client_opts o = {.ca_pem = st->api[api].ca_pem,
 				     .connect_timeout_ms = 10000,
@@ -155,11 +159,15 @@ admin_call(struct setup *st, struct sessions *ss, int api, const char *method, c
 		ss->s[api] = NULL;
 		return or_error_prefix("%s %s %s", api_names[api], method, path);
 	}
+	json_parse_object(resp.body, resp.body_len, HTTP_BODY_MAX, &doc);
 	if (resp.status >= 200 && resp.status <= 299) {
+		if (answer != NULL) {
+			*answer = doc;
+			doc = NULL;
+		}
 		rc = 0;
 		goto out;
 	}
-	json_parse_object(resp.body, resp.body_len, HTTP_BODY_MAX, &doc);
 	e = json_object_get(doc, "error");
 	or_error("%s %s %s: %ld %s: %s", api_names[api], method, path, resp.status,
 		 json_string_value(json_object_get(e, "code"))
@@ -211,6 +219,20 @@ out:
 	return rc;
 }
 
+/* Zeroes the "psk" or "secret" text of a request or an answer before it is freed. */
+static void
+forget_secret(json_t *doc)
+{
+	static const char *const keys[] = {"psk", "secret"};
+
+	for (size_t i = 0; i < 2; i++) {
+		const char *text = json_string_value(json_object_get(doc, keys[i]));
+
+		if (text != NULL)
+			secure_zero((void *)text, strlen(text));
+	}
+}
+
 /* Router index i: factory, cloud, conductors; the first failure ends it. */
 static void
 setup_router(void *arg, size_t i, void **thread_state)
@@ -219,7 +241,8 @@ setup_router(void *arg, size_t i, void **thread_state)
 	struct sessions *ss = *thread_state;
 	struct record rec = {0};
 	char serial[RECORD_SERIAL_MAX + 1], dir[PATH_MAX], path[128];
-	json_t *body = NULL, *config = NULL;
+	json_t *body = NULL, *config = NULL, *answer = NULL;
+	const char *psk;
 	int rc = -1;
 
 	if (ss == NULL && (ss = *thread_state = calloc(1, sizeof(*ss))) == NULL) {
@@ -235,26 +258,40 @@ setup_router(void *arg, size_t i, void **thread_state)
 		goto out;
 	body = json_pack("{s:s}", "claim_hash", rec.claim_hash);
 	snprintf(path, sizeof(path), "/v1/admin/devices/%s", serial);
-	if (admin_call(st, ss, API_REDIRECTOR, "PUT", path, body) == -1)
+	if (admin_call(st, ss, API_REDIRECTOR, "PUT", path, body, NULL) == -1)
 		goto out;
 	json_decref(body);
 	body = json_pack("{s:o}", "record", record_to_json(&rec));
-	if (admin_call(st, ss, API_CLOUD, "POST", "/v1/admin/inventory", body) == -1)
+	if (admin_call(st, ss, API_CLOUD, "POST", "/v1/admin/inventory", body, NULL) == -1)
 		goto out;
 	json_decref(body);
 	body = json_pack("{s:s, s:s, s:s}", "serial", serial, "organization", st->org, "site",
 			 st->site);
-	if (admin_call(st, ss, API_CLOUD, "POST", "/v1/admin/claims", body) == -1)
+	if (admin_call(st, ss, API_CLOUD, "POST", "/v1/admin/claims", body, NULL) == -1)
 		goto out;
 	json_decref(body);
 	config = json_deep_copy(st->peering);
 	json_object_set_new(config, "router", json_pack("{s:s}", "name", serial));
 	body = json_pack("{s:s, s:s, s:O}", "name", serial, "asset_id", serial, "config", config);
-	if (admin_call(st, ss, API_STAGING, "POST", "/admin/v1/routers", body) == -1 ||
-	    admin_call(st, ss, API_PRODUCTION, "POST", "/admin/v1/routers", body) == -1)
+	if (admin_call(st, ss, API_STAGING, "POST", "/admin/v1/routers", body, NULL) == -1 ||
+	    admin_call(st, ss, API_PRODUCTION, "POST", "/admin/v1/routers", body, NULL) == -1)
 		goto out;
+	/* A production secret made for this router by name: what lets the production
+	 * conductor take it from the staging conductor's hand-over (docs/conductor.md). */
+	json_decref(body);
+	body = json_pack("{s:s}", "name", serial);
+	if (admin_call(st, ss, API_PRODUCTION, "POST", "/admin/v1/psks", body, &answer) == -1)
+		goto out;
+	psk = json_string_value(json_object_get(answer, "secret"));
+	if (psk == NULL) {
+		or_error("production: the secret made for %s is missing from the answer", serial);
+		goto out;
+	}
+	json_decref(body);
+	body = json_deep_copy(st->production);
+	json_object_set_new(body, "psk", json_string(psk));
 	snprintf(path, sizeof(path), "/admin/v1/routers/%s/production", serial);
-	if (admin_call(st, ss, API_STAGING, "POST", path, st->production) == -1)
+	if (admin_call(st, ss, API_STAGING, "POST", path, body, NULL) == -1)
 		goto out;
 	log_info("%s: set up", serial);
 	pthread_mutex_lock(&st->mu);
@@ -264,7 +301,10 @@ setup_router(void *arg, size_t i, void **thread_state)
 out:
 	if (rc == -1)
 		fprintf(stderr, "onramp-fleetsim setup: %s: %s\n", serial, or_errmsg());
+	forget_secret(body);
+	forget_secret(answer);
 	json_decref(body);
+	json_decref(answer);
 	json_decref(config);
 	record_free(&rec);
 }
@@ -275,15 +315,15 @@ out:
 static int
 prepare(struct setup *st, const char *suite)
 {
-	char *psk = NULL, *ca = NULL, id[PSK_ID_LEN + 1], key_id[PKI_KEY_ID_LEN + 1], *pem;
+	char *ca = NULL, key_id[PKI_KEY_ID_LEN + 1], *pem;
 	json_t *addrs = json_array();
 	int rc = -1;
 
 	if (st->routers == 0 || st->state_dir == NULL || st->inventory_file == NULL ||
 	    st->org == NULL || st->site == NULL || st->n_addresses == 0 ||
-	    st->prod_psk_file == NULL || st->prod_ca_file == NULL) {
+	    st->prod_ca_file == NULL) {
 		or_error("--routers, --state-dir, --inventory-key, --org, --site, "
-			 "--production-address, --production-psk-file and --production-root-ca "
+			 "--production-address and --production-root-ca "
 			 "are required");
 		goto out;
 	}
@@ -329,18 +369,12 @@ prepare(struct setup *st, const char *suite)
 			goto out;
 		json_array_append_new(addrs, json_string(st->addresses[i]));
 	}
-	if (file_read_text(st->prod_psk_file, 256, &psk) == -1 ||
-	    psk_parse_id(psk, strlen(psk), id) == -1 ||
-	    file_read_text(st->prod_ca_file, PKI_MAX_PEM, &ca) == -1 ||
+	if (file_read_text(st->prod_ca_file, PKI_MAX_PEM, &ca) == -1 ||
 	    pki_cert_key_id(ca, key_id) == -1)
 		goto out;
-	st->production = json_pack("{s:O, s:s, s:s}", "addresses", addrs, "psk", psk, "ca", ca);
+	st->production = json_pack("{s:O, s:s}", "addresses", addrs, "ca", ca);
 	rc = st->production != NULL ? 0 : or_error("out of memory");
 out:
-	if (psk != NULL) {
-		secure_zero(psk, strlen(psk));
-		free(psk);
-	}
 	free(ca);
 	json_decref(addrs);
 	return rc;
@@ -356,12 +390,6 @@ release(struct setup *st)
 			secure_zero(st->api[i].token, strlen(st->api[i].token));
 			free(st->api[i].token);
 		}
-	}
-	if (st->production != NULL) {
-		json_t *psk = json_object_get(st->production, "psk");
-
-		if (json_string_value(psk) != NULL)
-			secure_zero((void *)json_string_value(psk), strlen(json_string_value(psk)));
 	}
 	json_decref(st->production);
 	json_decref(st->peering);
@@ -394,7 +422,6 @@ fleet_setup_main(int argc, char **argv, volatile sig_atomic_t *stop)
 		{"org", required_argument, NULL, 'o'},
 		{"site", required_argument, NULL, 's'},
 		{"production-address", required_argument, NULL, 'a'},
-		{"production-psk-file", required_argument, NULL, 'P'},
 		{"production-root-ca", required_argument, NULL, 'C'},
 		{"peering-config", required_argument, NULL, 'c'},
 		{"concurrency", required_argument, NULL, 'j'},
@@ -452,9 +479,6 @@ fleet_setup_main(int argc, char **argv, volatile sig_atomic_t *stop)
 					       CONDUCTOR_MAX_TARGET_ADDRESSES);
 			else
 				st.addresses[st.n_addresses++] = optarg;
-			break;
-		case 'P':
-			st.prod_psk_file = optarg;
 			break;
 		case 'C':
 			st.prod_ca_file = optarg;

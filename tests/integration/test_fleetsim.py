@@ -24,13 +24,13 @@ def lab(e2e_lab):
     lab = e2e_lab
     lab.start_squid()
     lab.start_all()
+    lab.trust_cloud()  # both conductors take the cloud's onboarding assertions (issue 12)
     lab.cloud("org", "add", "acme")
     lab.cloud("site", "add", "acme", "paris")
     lab.cloud("site", "set", "acme", "paris", "--conductor", "127.0.0.1", "--port",
               str(lab.staging.port), "--psk-file", lab.staging.psk("paris"), "--ca-file",
               lab.staging.ca_export())
     lab.fleet_dir = os.path.join(lab.dir, "fleet")
-    lab.production_psk = lab.production.psk("fleet")
     return lab
 
 
@@ -50,8 +50,7 @@ def setup_fleet(lab, n, prefix="SIM", expect=0):
          "--staging-ca", s[1], "--staging-token-file", s[2], "--production", p[0],
          "--production-ca", p[1], "--production-token-file", p[2], "--org", "acme",
          "--site", "paris", "--production-address", lab.production.address,
-         "--production-psk-file", lab.production_psk, "--production-root-ca",
-         lab.production.ca_export()],
+         "--production-root-ca", lab.production.ca_export()],
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == expect, proc.stderr
     if expect == 0:
