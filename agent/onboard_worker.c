@@ -18,6 +18,7 @@
 #include "proto/cloud_client.h"
 #include "proto/conductor_client.h"
 #include "proto/peering_config.h"
+#include "proto/staging_target.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -484,49 +485,20 @@ job_authenticate(struct ob_worker *w, struct ob_msg *m)
 	m->ok = true;
 }
 
-/* "host:port" for one of the cloud's conductor addresses (IPv6 in brackets). */
-static int
-conductor_address(const char *host, unsigned port, char out[300])
-{
-	int len = strchr(host, ':') != NULL ? snprintf(out, 300, "[%s]:%u", host, port)
-					    : snprintf(out, 300, "%s:%u", host, port);
-
-	if (len < 0 || len >= 300)
-		return or_error("conductor address '%.60s' is too long", host);
-	return peering_check_address(out, "staging conductor address");
-}
-
 /* Stores the staging conductor (addresses, secret into the vault, root CA as an anchor). */
 static int
 store_staging(struct ob_worker *w, const struct cloud_onboarding *info, json_t *addresses)
 {
 	struct http_proxy px = {0};
 	struct conductor_client_opts o = conductor_opts(w, &px);
-	char addr[CLOUD_CONDUCTORS_MAX][300];
-	const char *list[CLOUD_CONDUCTORS_MAX];
-	size_t n = info->n_addresses;
+	char addr[CONDUCTOR_MAX_TARGET_ADDRESSES][PEERING_ADDRESS_MAX];
+	size_t n;
 
-	if (info->conductor_ca_pem == NULL)
-		return or_error("the site has no conductor root CA, so the staging conductor "
-				"cannot be trusted");
-	if (n > 4)
-		n = 4; /* the conductor client keeps at most four; the first ones win */
-	for (size_t i = 0; i < n; i++) {
-		if (conductor_address(info->addresses[i], info->port, addr[i]) == -1)
-			return -1;
-		list[i] = addr[i];
-		json_array_append_new(addresses, json_string(addr[i]));
-	}
-	/* psk.len counts its NUL */
-	if (conductor_set_target(&o, "staging", list, n, (const char *)info->psk.data,
-				 info->psk.len ? info->psk.len - 1 : 0,
-				 info->conductor_ca_pem) == -1)
+	if (staging_target_store(&o, info, addr, &n) == -1)
 		return -1;
-	/* The cloud's onboarding assertion: what lets this device claim its asset ID (issue 12). */
-	return info->assertion == NULL
-		       ? 0
-		       : conductor_set_assertion(&o, "staging", info->asset_id, info->assertion,
-						 info->assertion_expires);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(addresses, json_string(addr[i]));
+	return 0;
 }
 
 /* OB_JOB_ONBOARDING_INFO: the staging conductor's details, stored before the step is done. */

@@ -34,7 +34,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define DEFAULT_SUITE "OCRA-1:HOTP-SHA256-0:QA10-S064"
 #define CLOUD_KEY_MAX 65536
 
 static const char factory_usage[] =
@@ -53,7 +52,7 @@ static const char factory_usage[] =
 	"  --software         no TPM: keep the key in a file (weaker; warns)\n"
 	"  --cloud-key FILE   the inventory's RSA public key or certificate (PEM)\n"
 	"  --out FILE         where to write the registration record (JSON)\n"
-	"  --suite SUITE      the OCRA suite (default " DEFAULT_SUITE ")\n"
+	"  --suite SUITE      the OCRA suite (default " RECORD_DEFAULT_SUITE ")\n"
 	"  --force            replace an existing identity and record\n"
 	"\n"
 	"Exit status: 0 done, 2 bad input or already provisioned (nothing written),\n"
@@ -223,7 +222,7 @@ cmd_factory(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct factory_args a = {.suite = DEFAULT_SUITE};
+	struct factory_args a = {.suite = RECORD_DEFAULT_SUITE};
 	int opt;
 
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {

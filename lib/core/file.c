@@ -134,6 +134,22 @@ file_read_all(const char *path, size_t max, uint8_t **out, size_t *len)
 	return 0;
 }
 
+/* file_read_all, then the trailing newlines dropped (the NUL moves with them). */
+int
+file_read_text(const char *path, size_t max, char **out)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+
+	*out = NULL;
+	if (file_read_all(path, max, &data, &len) == -1)
+		return -1;
+	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+		data[--len] = '\0';
+	*out = (char *)data;
+	return 0;
+}
+
 /* Creates one directory level with mode; an existing directory is kept as it is. */
 int
 file_ensure_dir(const char *dir, mode_t mode)

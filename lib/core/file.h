@@ -16,6 +16,13 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 /* Reads a whole file of at most max bytes into a malloc'd, NUL-terminated buffer. */
 int file_read_all(const char *path, size_t max, uint8_t **out, size_t *len);
 
+/*
+ * A small text file (a token, a secret, a PEM) of at most max bytes, without
+ * its trailing newlines (CR or LF), NUL-terminated in *out (malloc'd). The
+ * caller zeroes it after use when it holds a secret.
+ */
+int file_read_text(const char *path, size_t max, char **out);
+
 /* Creates dir with mode if it does not exist (one level); refuses a non-directory. */
 int file_ensure_dir(const char *dir, mode_t mode);
 

@@ -31,6 +31,7 @@
 #include "device/ocra.h"
 
 #define RECORD_VERSION 2
+#define RECORD_DEFAULT_SUITE "OCRA-1:HOTP-SHA256-0:QA10-S064" /* the factory's default */
 #define RECORD_CLAIM_SECRET_HEX 64 /* the claim secret: 32 random bytes in hex */
 #define RECORD_CLAIM_HASH_HEX 64   /* its SHA-256 in hex */
 #define RECORD_SERIAL_MAX 64

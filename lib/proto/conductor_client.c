@@ -44,6 +44,9 @@ struct conductor_conn {
 	unsigned poll_timeout_s;
 };
 
+/* This thread's last answer (conductor_last_answer), set by every conductor_call. */
+static _Thread_local struct conductor_answer last_answer = {.retry_after_s = -1};
+
 /* ---- small helpers ------------------------------------------------------ */
 
 /* Logs a step's outcome and hands it to the caller's report function. */
@@ -429,10 +432,17 @@ conductor_call(struct http_session *s, const char *method, const char *path, con
 	*status = 0;
 	if (answer != NULL)
 		*answer = NULL;
+	memset(&last_answer, 0, sizeof(last_answer));
+	last_answer.retry_after_s = -1;
 	/* The class ("connect", "tls-untrusted", ...) leads, as in the cloud's reasons. */
-	if (http_session_request(s, method, path, bearer, body, &resp, &err) == -1)
+	if (http_session_request(s, method, path, bearer, body, &resp, &err) == -1) {
+		last_answer.http_err = err;
 		return or_error_prefix("%s %s: %s", method, path, http_err_name(err));
+	}
 	*status = resp.status;
+	last_answer.status = resp.status;
+	last_answer.http_err = err;
+	last_answer.retry_after_s = resp.retry_after_s;
 	if (resp.body_len > 0 &&
 	    json_parse_object(resp.body, resp.body_len, HTTP_BODY_MAX, &parsed) == -1) {
 		or_error_prefix("%s %s: answer %ld", method, path, resp.status);
@@ -442,6 +452,7 @@ conductor_call(struct http_session *s, const char *method, const char *path, con
 		e = json_object_get(parsed, "error");
 		code = json_string_value(json_object_get(e, "code"));
 		message = json_string_value(json_object_get(e, "message"));
+		snprintf(last_answer.code, sizeof(last_answer.code), "%s", code ? code : "");
 		or_error("%s %s: %ld %s: %s", method, path, resp.status, code ? code : "error",
 			 message ? message : "no message");
 		goto out;
@@ -500,6 +511,20 @@ out:
 	json_decref(hello);
 	json_decref(answer);
 	return rc;
+}
+
+/* A copy of this thread's last answer. */
+void
+conductor_last_answer(struct conductor_answer *out)
+{
+	*out = last_answer;
+}
+
+/* The wait before the next attempt: the backoff, or longer when the conductor said so. */
+static unsigned
+retry_wait_ms(struct backoff *b)
+{
+	return backoff_next_ms(b, last_answer.retry_after_s);
 }
 
 /* ---- connection ---------------------------------------------------------- */
@@ -911,7 +936,7 @@ reach_production(const struct conductor_client_opts *o, struct conductor_target 
 		left = deadline - time(NULL);
 		if (left <= 0)
 			break;
-		unsigned wait = backoff_next_ms(&b, -1);
+		unsigned wait = retry_wait_ms(&b);
 		sleep_ms(wait > left * 1000 ? (unsigned)(left * 1000) : wait, stop);
 	}
 	return or_error("could not reach the production conductor within the revert window: %s",
@@ -1126,6 +1151,8 @@ conductor_run(const struct conductor_client_opts *o, volatile sig_atomic_t *stop
 		rc = conductor_connect(o, &t, &c);
 		conductor_target_free(&t);
 		if (rc == -1) {
+			unsigned wait = retry_wait_ms(&b); /* before report: it may call out */
+
 			report(o, "connect", false, or_errmsg());
 			/* An assertion that expired unused: the caller fetches a new one. */
 			if (conductor_assertion_stale(o, current, 0)) {
@@ -1135,7 +1162,7 @@ conductor_run(const struct conductor_client_opts *o, volatile sig_atomic_t *stop
 				return or_error("%s; the cloud's onboarding assertion has expired",
 						why);
 			}
-			sleep_ms(backoff_next_ms(&b, -1), stop);
+			sleep_ms(wait, stop);
 			continue;
 		}
 		backoff_reset(&b);

@@ -143,6 +143,21 @@ int conductor_migrate(const struct conductor_client_opts *opts, const char *cons
  */
 int conductor_run(const struct conductor_client_opts *opts, volatile sig_atomic_t *stop);
 
+/*
+ * What this thread's last conductor request got: the HTTP status (0 when no
+ * answer came, then http_err says why), the server's error code ("" when
+ * none) and its Retry-After (-1 when none). Thread-local, like or_error():
+ * read it right after a call failed, e.g. to back off or to count failures
+ * by kind. conductor_run and the migrate's retries honour its Retry-After.
+ */
+struct conductor_answer {
+	long status;
+	enum http_err http_err;
+	char code[32];
+	long retry_after_s;
+};
+void conductor_last_answer(struct conductor_answer *out);
+
 /* ---- lower level, shared with the conductor's own peer queries ---------- */
 
 /* Opens an HTTPS session to "host:port" trusting ca_pem only. */

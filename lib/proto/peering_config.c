@@ -355,3 +355,17 @@ peering_config_canonical(json_t *config, char **text, char sha256[65])
 	*text = NULL;
 	return -1;
 }
+
+/* host and port as "host:port" ("[v6]:port"), then checked. */
+int
+peering_format_address(const char *host, unsigned port, const char *what,
+		       char out[PEERING_ADDRESS_MAX])
+{
+	int len = strchr(host, ':') != NULL
+			  ? snprintf(out, PEERING_ADDRESS_MAX, "[%s]:%u", host, port)
+			  : snprintf(out, PEERING_ADDRESS_MAX, "%s:%u", host, port);
+
+	if (len < 0 || len >= PEERING_ADDRESS_MAX)
+		return or_error("%s '%.60s' is too long", what, host);
+	return peering_check_address(out, what);
+}

@@ -61,4 +61,13 @@ int sha256_hex(const void *data, size_t len, char out[65]);
  */
 int peering_check_address(const char *text, const char *what);
 
+/*
+ * "host:port" of a host and a port given apart (as the cloud's onboarding
+ * information gives a conductor's), an IPv6 address in brackets; checked as
+ * above, what naming it in the error.
+ */
+#define PEERING_ADDRESS_MAX 300
+int peering_format_address(const char *host, unsigned port, const char *what,
+			   char out[PEERING_ADDRESS_MAX]);
+
 #endif

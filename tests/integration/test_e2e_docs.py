@@ -14,7 +14,7 @@ from conftest import program
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROGRAMS = {"onramp-agent": "8", "onramp-redirectd": "8", "onramp-cloudd": "8",
-            "onramp-conductord": "8", "onrampctl": "1"}
+            "onramp-conductord": "8", "onrampctl": "1", "onramp-fleetsim": "1"}
 
 
 @pytest.mark.parametrize("name", sorted(PROGRAMS))

@@ -63,22 +63,6 @@ print_report(void *arg, const char *step, bool ok, const char *reason)
 	json_decref(line);
 }
 
-/* A small file without its trailing newline. */
-static char *
-read_text(const char *path)
-{
-	uint8_t *data = NULL;
-	size_t len = 0;
-	char *end;
-
-	if (file_read_all(path, 65536, &data, &len) == -1)
-		return NULL;
-	end = (char *)data + len;
-	while (end > (char *)data && (end[-1] == '\n' || end[-1] == '\r'))
-		*--end = '\0';
-	return (char *)data;
-}
-
 static const char usage[] =
 	"usage: conductor-router --state-dir DIR --asset-id ID [--software | --tcti T]\n"
 	"         [--staging ADDR --root-ca FILE --psk-file FILE] [--proxy HOST:PORT\n"
@@ -210,7 +194,7 @@ main(int argc, char **argv)
 		if (http_proxy_parse(proxy_text, &proxy) == -1)
 			goto out;
 		if (proxy_user != NULL) {
-			if ((pw = read_text(proxy_pw_file)) == NULL ||
+			if (file_read_text(proxy_pw_file, 65536, &pw) == -1 ||
 			    secret_from(&proxy_pw, pw, strlen(pw)) == -1)
 				goto out;
 			proxy.user = proxy_user;
@@ -230,13 +214,14 @@ main(int argc, char **argv)
 			rc = 2;
 			goto out;
 		}
-		if ((ca = read_text(ca_file)) == NULL || (psk = read_text(psk_file)) == NULL ||
+		if (file_read_text(ca_file, 65536, &ca) == -1 ||
+		    file_read_text(psk_file, 65536, &psk) == -1 ||
 		    conductor_set_target(&o, "staging", staging, n_staging, psk, strlen(psk), ca) ==
 			    -1)
 			goto out;
 		/* The assertion's own expiry is inside it; this one only says when to refresh. */
 		if (assertion_file != NULL &&
-		    ((assertion = read_text(assertion_file)) == NULL ||
+		    (file_read_text(assertion_file, 65536, &assertion) == -1 ||
 		     conductor_set_assertion(&o, "staging", NULL, assertion, time(NULL) + 3600) ==
 			     -1))
 			goto out;

@@ -94,6 +94,25 @@ bounded_reads(void **state)
 	assert_int_equal(file_ensure_dir(path, 0700), -1);
 }
 
+static void
+text_without_trailing_newlines(void **state)
+{
+	char path[128], *text;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/token", dir);
+	assert_int_equal(file_write_atomic(path, "secret\r\n\n", 9, 0600), 0);
+	assert_int_equal(file_read_text(path, 64, &text), 0);
+	assert_string_equal(text, "secret");
+	free(text);
+	assert_int_equal(file_write_atomic(path, "a\nb\n", 4, 0600), 0);
+	assert_int_equal(file_read_text(path, 64, &text), 0);
+	assert_string_equal(text, "a\nb");
+	free(text);
+	assert_int_equal(file_read_text(path, 3, &text), -1);
+	assert_null(text);
+}
+
 int
 main(void)
 {
@@ -101,6 +120,7 @@ main(void)
 		cmocka_unit_test(replaces_atomically_with_mode),
 		cmocka_unit_test(failure_leaves_target_alone),
 		cmocka_unit_test(bounded_reads),
+		cmocka_unit_test(text_without_trailing_newlines),
 	};
 	return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }

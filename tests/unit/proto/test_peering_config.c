@@ -294,6 +294,26 @@ management_proxy_section_refuses_bad_fields(void **state)
 	}
 }
 
+static void
+formats_conductor_addresses(void **state)
+{
+	char out[PEERING_ADDRESS_MAX], long_host[400];
+
+	(void)state;
+	assert_int_equal(peering_format_address("127.0.0.1", 8443, "conductor", out), 0);
+	assert_string_equal(out, "127.0.0.1:8443");
+	assert_int_equal(peering_format_address("2001:db8::1", 443, "conductor", out), 0);
+	assert_string_equal(out, "[2001:db8::1]:443");
+	assert_int_equal(peering_format_address("cond.example.net", 443, "conductor", out), 0);
+	assert_string_equal(out, "cond.example.net:443");
+	assert_int_equal(peering_format_address("bad host", 443, "conductor", out), -1);
+	assert_int_equal(peering_format_address("127.0.0.1", 0, "conductor", out), -1);
+	memset(long_host, 'a', sizeof(long_host) - 1);
+	long_host[sizeof(long_host) - 1] = '\0';
+	assert_int_equal(peering_format_address(long_host, 443, "conductor", out), -1);
+	assert_non_null(strstr(or_errmsg(), "too long"));
+}
+
 int
 main(void)
 {
@@ -306,6 +326,7 @@ main(void)
 		cmocka_unit_test(loads_from_file),
 		cmocka_unit_test(management_proxy_section_is_optional_and_parsed),
 		cmocka_unit_test(management_proxy_section_refuses_bad_fields),
+		cmocka_unit_test(formats_conductor_addresses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
