@@ -23,6 +23,8 @@
 #include <event2/thread.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
@@ -935,6 +937,12 @@ listen_socket(const char *address, unsigned port, int *fd_out, unsigned *port_ou
 		goto out;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/*
+	 * Accepted sockets inherit TCP_NODELAY on Linux. evhttp writes a response's
+	 * headers and body as two TLS records; with Nagle the second waits for the
+	 * client's delayed ACK (~40 ms) on a kept-alive connection.
+	 */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 || listen(fd, LISTEN_BACKLOG) == -1 ||
 	    getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1) {
 		rc = or_error("http server: cannot listen on %s port %u: %s",
