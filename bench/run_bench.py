@@ -261,6 +261,24 @@ http {{
         return result
 
 
+def profile(servers, out_dir, seconds, concurrency):
+    """perf record of redirectd and cloudd under the exchange load; reports in out_dir."""
+    data = os.path.join(out_dir, "perf.data")
+    pids = ",".join(str(p) for p in servers.onramp_pids())
+    perf = subprocess.Popen(["perf", "record", "-q", "-F", "3999", "-g", "-p", pids, "-o", data],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    servers.load("onramp", "exchange", concurrency, seconds)
+    perf.send_signal(2)
+    perf.wait()
+    for sort, name in (("dso", "profile-dso.txt"), ("dso,sym", "profile-sym.txt")):
+        with open(os.path.join(out_dir, name), "w") as f:
+            subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                            "--sort", sort, "-g", "none", "--percent-limit", "0.5"],
+                           stdout=f, stderr=subprocess.DEVNULL)
+    log(f"profile: {out_dir}/profile-dso.txt, profile-sym.txt")
+
+
 def med_range(values):
     values = [v for v in values if v is not None]
     if not values:
@@ -451,6 +469,8 @@ def main():
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--devices", type=int, default=64)
     ap.add_argument("--levels", default="1,8,64,256")
+    ap.add_argument("--profile", action="store_true",
+                    help="perf record redirectd and cloudd under the exchange first")
     ap.add_argument("--skip", default="", help="comma-separated: agent,storm,scaling,docs")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -467,6 +487,8 @@ def main():
         log(f"setting up the servers and {args.devices} devices in {tmp}")
         servers = Servers(tmp, args.devices)
         log(f"set up in {time.monotonic() - started:.0f} s")
+        if args.profile:
+            profile(servers, out_dir, args.seconds, args.concurrency)
         runs = compare(servers, args.rounds, args.seconds, args.concurrency)
         scale = []
         if "scaling" not in skip:

@@ -132,6 +132,15 @@ tls_server_ctx(const char *cert_file, const char *key_file, SSL_CTX **out)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
 					 SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/*
+	 * No session resumption: routers open a new session for each exchange and
+	 * never resume, so TLS 1.3 session tickets (two per handshake by default,
+	 * each encrypted and sent) and a session cache would be work for nothing.
+	 */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	if (SSL_CTX_set_num_tickets(ctx, 0) != 1)
+		goto tls_fail;
 	if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL") != 1)
 		goto tls_fail;
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
