@@ -185,7 +185,9 @@ sqlite_open(struct store *st, const char *path)
 	 */
 	if (sqlite_exec_fixed(st, "PRAGMA journal_mode=WAL") == -1 ||
 	    sqlite_exec_fixed(st, "PRAGMA synchronous=NORMAL") == -1 ||
-	    sqlite_exec_fixed(st, "PRAGMA foreign_keys=ON") == -1)
+	    sqlite_exec_fixed(st, "PRAGMA foreign_keys=ON") == -1 ||
+	    /* pages read through a mapping: no pread per page each time another connection wrote */
+	    sqlite_exec_fixed(st, "PRAGMA mmap_size=268435456") == -1)
 		return or_error_prefix("%s", path);
 	return 0;
 }
