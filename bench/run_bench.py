@@ -276,7 +276,18 @@ def profile(servers, out_dir, seconds, concurrency):
             subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
                             "--sort", sort, "-g", "none", "--percent-limit", "0.5"],
                            stdout=f, stderr=subprocess.DEVNULL)
-    log(f"profile: {out_dir}/profile-dso.txt, profile-sym.txt")
+    # System calls per exchange, by strace -c on cloudd (its own, slower, run).
+    counts = os.path.join(out_dir, "strace-cloudd.txt")
+    tracer = subprocess.Popen(["strace", "-c", "-f", "-q", "-o", counts, "-p",
+                               str(servers.cloud.proc.pid)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    r = servers.load("onramp", "exchange", concurrency, seconds)
+    tracer.send_signal(2)
+    tracer.wait()
+    with open(counts, "a") as f:
+        f.write(f"# exchanges during the trace: {r['ops']}\n")
+    log(f"profile: {out_dir}/profile-dso.txt, profile-sym.txt, strace-cloudd.txt")
 
 
 def med_range(values):
@@ -338,6 +349,91 @@ def agent_run(directory):
         return {"agent_peak_rss_kib": peak, "agent_private_kib": private, "agent_cpu_s": cpu}
     finally:
         lab.close()
+
+
+def add_routers(conductor, prefix, n, threads=4):
+    """The routers on the conductor through its admin API (POST /admin/v1/routers),
+    on kept-alive HTTPS connections, `threads` at a time."""
+    import http.client
+    import ssl
+    from conductorlib import PEERING
+    with open(conductor.token_file) as f:
+        token = f.read().strip()
+
+    def worker(k):
+        ctx = ssl.create_default_context(cafile=conductor.ca)
+        conn = http.client.HTTPSConnection("127.0.0.1", conductor.admin_port, context=ctx)
+        for i in range(k, n, threads):
+            name = f"{prefix}-{i + 1:06d}"
+            config = dict(PEERING, router={"name": name})
+            body = json.dumps({"name": name, "asset_id": name, "config": config})
+            conn.request("POST", "/admin/v1/routers", body,
+                         {"Authorization": f"Bearer {token}",
+                          "Content-Type": "application/json"})
+            resp = conn.getresponse()
+            text = resp.read()
+            if resp.status != 201:
+                raise RuntimeError(f"router add {name}: {resp.status} {text[:200]}")
+        conn.close()
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        list(pool.map(worker, range(threads)))
+
+
+def conductor_level(directory, n):
+    """n routers holding their long polls on a fresh conductor: its RSS per router
+    (over the idle conductor's) and its setup rate (hello, proof, certificate and
+    configuration of each router, 64 at a time)."""
+    from conductorlib import Conductor
+    c = Conductor("staging", f"bench{n}", poll_timeout=120,
+                  extra="source-rate = 0\nglobal-rate = 0\n")
+    tool = None
+    # The routers' own files (keys, vault, certificates: fsynced) on tmpfs, so that
+    # the shared disk does not set the pace of the conductor's setup.
+    routers_dir = tempfile.mkdtemp(prefix="onramp-bench-routers-", dir="/dev/shm")
+    try:
+        c.init()
+        c.start()
+        psk_path, _ = c.psk("bench")
+        t0 = time.monotonic()
+        add_routers(c, "BENCH", n)
+        log(f"conductor: {n} routers added in {time.monotonic() - t0:.0f} s")
+        pid = c.proc.pid
+        idle = rss_kib(pid)
+        cpu0 = cpu_s([pid])
+        tool = subprocess.Popen([os.path.join(ROOT, "build", "bench", "onramp-bench-conductor"),
+                                 "--state-dir", routers_dir,
+                                 "--conductor", c.address, "--root-ca", c.ca, "--psk-file",
+                                 psk_path, "--routers", str(n), "--setup-concurrency", "64",
+                                 "--poll-wait", "120"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = tool.stdout.readline()
+        if not line:
+            raise RuntimeError(f"onramp-bench-conductor: {tool.stderr.read()[-2000:]}")
+        res = json.loads(line)
+        cpu = cpu_s([pid]) - cpu0
+        time.sleep(3)  # the last polls settle
+        held = rss_kib(pid)
+        res.update({"conductor_idle_rss_kib": idle, "conductor_rss_kib": held,
+                    "kib_per_router": (held - idle) / n,
+                    "setup_cpu_ms_per_router": cpu * 1e3 / n})
+        log(f"conductor: {n} routers: {res['set_up']} set up, {res['failed']} failed, "
+            f"{res['setup_per_s']:.0f}/s ({res['setup_cpu_ms_per_router']:.2f} ms CPU each), "
+            f"RSS {idle} -> {held} KiB: {res['kib_per_router']:.1f} KiB per router"
+            + (f" ({res.get('first_error')})" if res.get("first_error") else ""))
+        return res
+    finally:
+        if tool is not None:
+            tool.terminate()
+            try:
+                tool.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                tool.kill()
+                tool.wait()
+        try:
+            c.cleanup()
+        except AssertionError as e:
+            log(str(e)[:500])
+        shutil.rmtree(routers_dir, ignore_errors=True)
 
 
 def storm(directory, routers):
@@ -469,9 +565,11 @@ def main():
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--devices", type=int, default=64)
     ap.add_argument("--levels", default="1,8,64,256")
+    ap.add_argument("--conductor-routers", default="1000,10000",
+                    type=lambda s: [int(x) for x in s.split(",")])
     ap.add_argument("--profile", action="store_true",
                     help="perf record redirectd and cloudd under the exchange first")
-    ap.add_argument("--skip", default="", help="comma-separated: agent,storm,scaling,docs")
+    ap.add_argument("--skip", default="", help="comma-separated: agent,storm,scaling,conductor,docs")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -504,8 +602,19 @@ def main():
                                        med_range([r["keepalive_ms"]
                                                   for r in runs["onramp exchange"]])[0])
         res["conductor_kib_per_router"] = None
-        res["conductor_routers"] = 10000
+        res["conductor_routers"] = args.conductor_routers[-1]
         res["conductor_setup_per_s"] = None
+        res["conductor"] = []
+        if "conductor" not in skip:
+            for n in args.conductor_routers:
+                try:
+                    res["conductor"].append(conductor_level(tmp, n))
+                except BaseException as e:  # a failed part leaves its keys null
+                    log(f"conductor {n}: {e}")
+            last = [r for r in res["conductor"] if r["routers"] == res["conductor_routers"]]
+            if last:
+                res["conductor_kib_per_router"] = last[0]["kib_per_router"]
+                res["conductor_setup_per_s"] = last[0]["setup_per_s"]
         res.update({"storm_routers": None, "storm_running": None, "storm_failed": None,
                     "storm_p50_s": None, "storm_p99_s": None})
         if "storm" not in skip:
