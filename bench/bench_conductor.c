@@ -35,14 +35,15 @@
 
 static const char usage[] =
 	"usage: onramp-bench-conductor --state-dir DIR --conductor HOST:PORT --root-ca FILE\n"
-	"         --psk-file FILE --routers N [--prefix P] [--setup-concurrency C]\n"
-	"         [--poll-wait S]\n"
-	"  routers P-000001 ... must exist on the conductor (asset ID = name)\n";
+	"         --psk-file FILE --routers N [--first I] [--prefix P]\n"
+	"         [--setup-concurrency C] [--poll-wait S]\n"
+	"  routers P-(I+1) ... P-(I+N), numbered with 6 digits, must exist on the\n"
+	"  conductor (asset ID = name)\n";
 
 struct fleet {
 	const char *state_dir, *address, *prefix;
 	char *ca_pem, *psk;
-	unsigned routers, poll_wait_s;
+	unsigned routers, first, poll_wait_s;
 	sem_t setup_slots;
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
@@ -115,7 +116,7 @@ router_main(void *arg)
 	json_t *commands = NULL;
 	bool slot = true, counted = false;
 
-	snprintf(serial, sizeof(serial), "%s-%06u", f->prefix, r->index + 1);
+	snprintf(serial, sizeof(serial), "%s-%06u", f->prefix, f->first + r->index + 1);
 	snprintf(dir, sizeof(dir), "%s/%s", f->state_dir, serial);
 	sem_wait(&f->setup_slots);
 	if (file_ensure_dir(dir, 0700) == -1 || certkey_open_or_create(dir, NULL, &ck) == -1 ||
@@ -190,6 +191,7 @@ main(int argc, char **argv)
 		{"root-ca", required_argument, NULL, 'r'},
 		{"psk-file", required_argument, NULL, 'p'},
 		{"routers", required_argument, NULL, 'n'},
+		{"first", required_argument, NULL, 'f'},
 		{"prefix", required_argument, NULL, 'P'},
 		{"setup-concurrency", required_argument, NULL, 'C'},
 		{"poll-wait", required_argument, NULL, 'w'},
@@ -222,6 +224,9 @@ main(int argc, char **argv)
 			break;
 		case 'n':
 			f.routers = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'f':
+			f.first = (unsigned)strtoul(optarg, NULL, 10);
 			break;
 		case 'P':
 			f.prefix = optarg;

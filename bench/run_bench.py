@@ -386,7 +386,7 @@ def conductor_level(directory, n):
     from conductorlib import Conductor
     c = Conductor("staging", f"bench{n}", poll_timeout=120,
                   extra="source-rate = 0\nglobal-rate = 0\n")
-    tool = None
+    tools = []
     # The routers' own files (keys, vault, certificates: fsynced) on tmpfs, so that
     # the shared disk does not set the pace of the conductor's setup.
     routers_dir = tempfile.mkdtemp(prefix="onramp-bench-routers-", dir="/dev/shm")
@@ -400,16 +400,29 @@ def conductor_level(directory, n):
         pid = c.proc.pid
         idle = rss_kib(pid)
         cpu0 = cpu_s([pid])
-        tool = subprocess.Popen([os.path.join(ROOT, "build", "bench", "onramp-bench-conductor"),
-                                 "--state-dir", routers_dir,
-                                 "--conductor", c.address, "--root-ca", c.ca, "--psk-file",
-                                 psk_path, "--routers", str(n), "--setup-concurrency", "64",
-                                 "--poll-wait", "120"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = tool.stdout.readline()
-        if not line:
-            raise RuntimeError(f"onramp-bench-conductor: {tool.stderr.read()[-2000:]}")
-        res = json.loads(line)
+        # Several processes: each router takes about 3 descriptors on this side.
+        per = 4000
+        for first in range(0, n, per):
+            tools.append(subprocess.Popen(
+                [os.path.join(ROOT, "build", "bench", "onramp-bench-conductor"),
+                 "--state-dir", routers_dir, "--conductor", c.address, "--root-ca", c.ca,
+                 "--psk-file", psk_path, "--routers", str(min(per, n - first)), "--first",
+                 str(first), "--setup-concurrency", str(max(1, 64 * min(per, n - first) // n)),
+                 "--poll-wait", "120"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        parts = []
+        for tool in tools:
+            line = tool.stdout.readline()
+            if not line:
+                raise RuntimeError(f"onramp-bench-conductor: {tool.stderr.read()[-2000:]}")
+            parts.append(json.loads(line))
+        setup_s = max(p["setup_s"] for p in parts)
+        res = {"routers": n, "set_up": sum(p["set_up"] for p in parts),
+               "failed": sum(p["failed"] for p in parts), "setup_s": setup_s}
+        res["setup_per_s"] = res["set_up"] / setup_s
+        errors = [p["first_error"] for p in parts if p.get("first_error")]
+        if errors:
+            res["first_error"] = errors[0]
         cpu = cpu_s([pid]) - cpu0
         time.sleep(3)  # the last polls settle
         held = rss_kib(pid)
@@ -422,8 +435,9 @@ def conductor_level(directory, n):
             + (f" ({res.get('first_error')})" if res.get("first_error") else ""))
         return res
     finally:
-        if tool is not None:
+        for tool in tools:
             tool.terminate()
+        for tool in tools:
             try:
                 tool.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -572,8 +586,13 @@ def main():
     ap.add_argument("--skip", default="", help="comma-separated: agent,storm,scaling,conductor,docs")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    # 10,000 held polls: the routers' process needs about 3 descriptors each (socket,
+    # curl's wake-up pair), the conductor one; root may raise the hard limit.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     out_dir = os.path.join(ROOT, "build", "bench")
     os.makedirs(out_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="onramp-bench-")
