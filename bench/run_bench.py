@@ -91,7 +91,7 @@ class Servers:
         self.procs = []
         self.redirect_pki = Pki(directory, "redirect")
         self.cloud_pki = Pki(directory, "cloud")
-        unlimited = "source_rate = 0\nglobal_rate = 0\n"
+        unlimited = "source-rate = 0\nglobal-rate = 0\n"
         self.redirector = Daemon("onramp-redirectd", directory, "redirectd",
                                  self.redirect_pki, unlimited)
         self.redirector.init()
@@ -103,10 +103,10 @@ class Servers:
         with open(self.cloud_token_file, "w") as f:
             f.write(proc.stdout)
         port = free_port()
-        extra = (f"public_url = https://127.0.0.1:{port}\npublic_ca_file = {self.cloud_pki.ca}\n"
-                 f"challenge_lifetime = 120\n{unlimited}"
+        extra = (f"public-url = https://127.0.0.1:{port}\npublic-ca-file = {self.cloud_pki.ca}\n"
+                 f"challenge-lifetime = 120\n{unlimited}"
                  f"[redirector]\nurl = {self.redirector.url}\n"
-                 f"ca_file = {self.redirect_pki.ca}\ntoken_file = {self.cloud_token_file}\n")
+                 f"ca-file = {self.redirect_pki.ca}\ntoken-file = {self.cloud_token_file}\n")
         self.cloud = Daemon("onramp-cloudd", directory, "cloudd", self.cloud_pki, extra,
                             port=port)
         self.cloud.init()

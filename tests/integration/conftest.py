@@ -27,6 +27,7 @@ PROGRAMS = {
     "onramp-cloudd": "cloudd/onramp-cloudd",
     "onramp-test-device": "tests/tools/onramp-test-device",
     "unseal": "tests/tools/unseal",
+    "onramp-bench-load": "bench/onramp-bench-load",
 }
 
 
