@@ -532,8 +532,9 @@ def fmt(v, digits=2):
     return str(v)
 
 
-def plot(scale, png, data_file):
-    """Throughput and p99 against concurrency, onramp and nginx, by gnuplot."""
+def plot(scale, conductor, png, data_file):
+    """Throughput and p99 against concurrency, onramp and nginx, and the conductor's
+    memory and CPU per router against routers, by gnuplot."""
     with open(data_file, "w") as f:
         f.write("# concurrency onramp_per_s onramp_p99_ms nginx_per_s nginx_p99_ms\n")
         levels = sorted({r["concurrency"] for r in scale})
@@ -541,9 +542,14 @@ def plot(scale, png, data_file):
             o = next(r for r in scale if r["concurrency"] == c and r["target"] == "onramp")
             n = next(r for r in scale if r["concurrency"] == c and r["target"] == "nginx")
             f.write(f"{c} {o['per_s']:.2f} {o['p99_ms']:.2f} {n['per_s']:.2f} {n['p99_ms']:.2f}\n")
-    script = f"""set terminal pngcairo size 1000,420 noenhanced
+    cond_file = data_file + ".conductor"
+    with open(cond_file, "w") as f:
+        f.write("# routers kib_per_router setup_cpu_ms_per_router\n")
+        for r in conductor:
+            f.write(f"{r['routers']} {r['kib_per_router']:.2f} {r['setup_cpu_ms_per_router']:.3f}\n")
+    script = f"""set terminal pngcairo size 1500,420 noenhanced
 set output '{png}'
-set multiplot layout 1,2 title 'device exchange (phone-home + 3 requests on a kept-alive connection), 127.0.0.1'
+set multiplot layout 1,3 title 'device exchange (phone-home + 3 requests on a kept-alive connection) and conductor, 127.0.0.1'
 set logscale x 2
 set xlabel 'concurrent devices'
 set key top left
@@ -553,6 +559,15 @@ plot '{data_file}' using 1:2 with linespoints title 'onramp', '' using 1:4 with 
 set ylabel 'p99 latency (ms)'
 set logscale y
 plot '{data_file}' using 1:3 with linespoints title 'onramp', '' using 1:5 with linespoints title 'nginx (static)'
+unset logscale y
+set logscale x 10
+set xlabel 'routers holding a long poll on one conductor'
+set ylabel 'KiB of RSS per router'
+set y2label 'conductor CPU ms per router set up'
+set y2tics
+set yrange [0:*]
+set y2range [0:*]
+plot '{cond_file}' using 1:2 with linespoints title 'KiB per router', '' using 1:3 axes x1y2 with linespoints title 'CPU ms per router'
 unset multiplot
 """
     proc = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
@@ -578,7 +593,7 @@ def write_docs(res, runs, scale, doc):
     row("phone-home ratio (onramp / nginx)", ratios(runs, "phone-home"), "×", "≥ 0.95")
     row("exchange ratio (onramp / nginx)", ratios(runs, "exchange"), "×", "≥ 0.8")
     lines = [MARK_BEGIN, "", f"Latest run: {res['machine']['date']}, {res['machine']['cpus']} "
-             f"CPUs ({res['machine']['cpu']}), {res['machine']['nginx']}, "
+             f"CPUs ({res['machine']['cpu']}), nginx {res['machine']['nginx']}, "
              f"{res['machine']['openssl']}; load average before: "
              f"{res['machine']['load_before']:.2f} (the machine is shared).", "",
              f"{res['rounds']} rounds, {res['seconds']} s per run, {res['concurrency']} "
@@ -591,6 +606,16 @@ def write_docs(res, runs, scale, doc):
                             ("conductor_setup_per_s", "routers per s", "≥ 348"),
                             ("storm_failed", "routers", "0")):
         lines.append(f"| {key} | {fmt(res.get(key))} | | {unit} | {goal} |")
+    lines += [f"| agent private memory | {fmt(res.get('agent_private_kib'))} | | KiB | |"]
+    if res.get("conductor"):
+        lines += ["", "Conductor (routers holding a long poll):", "",
+                  "| routers | set up | failed | setup per s | conductor CPU ms per router "
+                  "| RSS idle KiB | RSS held KiB | KiB per router |", "|---|---|---|---|---|---|---|---|"]
+        for r in res["conductor"]:
+            lines.append(f"| {r['routers']} | {r['set_up']} | {r['failed']} | "
+                         f"{fmt(r['setup_per_s'], 1)} | {fmt(r['setup_cpu_ms_per_router'])} | "
+                         f"{r['conductor_idle_rss_kib']} | {r['conductor_rss_kib']} | "
+                         f"{fmt(r['kib_per_router'], 1)} |")
     lines += ["", "Scaling (exchange, one run per level):", "",
               "| concurrency | onramp per s | onramp p50 ms | onramp p99 ms | onramp CPU ms/op "
               "| nginx per s | nginx p99 ms | nginx CPU ms/op | failed |",
@@ -602,7 +627,8 @@ def write_docs(res, runs, scale, doc):
                      f"{fmt(o['p99_ms'], 1)} | {fmt(o['server_cpu_ms_per_op'], 3)} | "
                      f"{fmt(n['per_s'], 1)} | {fmt(n['p99_ms'], 1)} | "
                      f"{fmt(n['server_cpu_ms_per_op'], 3)} | {o['failed'] + n['failed']} |")
-    lines += ["", "![throughput and p99 against concurrency](benchmarks.png)", "", MARK_END]
+    lines += ["", "![throughput and p99 against concurrency; conductor memory and CPU per "
+              "router against routers](benchmarks.png)", "", MARK_END]
     block = "\n".join(lines)
     with open(doc) as f:
         text = f.read()
@@ -705,7 +731,7 @@ def main():
         with open(os.path.join(out_dir, "results.json"), "w") as f:
             json.dump(res, f, indent=1)
         if "docs" not in skip and scale:
-            plot(scale, os.path.join(ROOT, "docs", "benchmarks.png"),
+            plot(scale, res["conductor"], os.path.join(ROOT, "docs", "benchmarks.png"),
                  os.path.join(out_dir, "scaling.dat"))
         if "docs" not in skip:
             write_docs(res, runs, scale, os.path.join(ROOT, "docs", "benchmarks.md"))
