@@ -13,6 +13,7 @@
  * to stdout: {"routers","set_up","failed","setup_s","setup_per_s"}; the
  * routers then keep their polls until the process is stopped (SIGTERM).
  */
+#include "bench_clock.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
@@ -57,16 +58,6 @@ struct router {
 };
 
 static volatile sig_atomic_t stop;
-
-/* Seconds on the monotonic clock. */
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Counts one router as set up (ok) or failed, keeping the first failure's message. */
 static void
@@ -267,7 +258,7 @@ main(int argc, char **argv)
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 256 * 1024);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	started = now_s();
+	started = bench_now_s();
 	for (unsigned i = 0; i < f.routers; i++) {
 		routers[i] = (struct router){.f = &f, .index = i};
 		if (pthread_create(&tid, &attr, router_main, &routers[i]) != 0) {
@@ -279,7 +270,7 @@ main(int argc, char **argv)
 	pthread_mutex_lock(&f.lock);
 	while (f.set_up + f.failed < f.routers && !stop)
 		pthread_cond_wait(&f.changed, &f.lock);
-	elapsed = now_s() - started;
+	elapsed = bench_now_s() - started;
 	printf("{\"routers\":%u,\"set_up\":%u,\"failed\":%u,\"setup_s\":%.3f,\"setup_per_s\":%.2f",
 	       f.routers, f.set_up, f.failed, elapsed, (double)f.set_up / elapsed);
 	if (f.first_error[0] != '\0') {

@@ -20,6 +20,7 @@
  * percentiles, and the time of one request on a kept-alive connection (the
  * last one of each exchange).
  */
+#include "bench_clock.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
@@ -67,16 +68,6 @@ struct worker {
 	double *latency, *keepalive; /* milliseconds, one per operation done */
 	size_t n, n_keepalive, cap, failed;
 };
-
-/* Seconds on the monotonic clock. */
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Keeps the first failure's message, for the report. */
 static void
@@ -134,10 +125,10 @@ nginx_op(struct bench *b, double *keepalive_ms)
 	if (http_session_open(b->cloud_url, &copts, &s) == -1 ||
 	    static_get(s, "/auth-start.json") == -1 || static_get(s, "/auth-finish.json") == -1)
 		goto out;
-	t = now_s();
+	t = bench_now_s();
 	if (static_get(s, "/onboarding.json") == -1)
 		goto out;
-	*keepalive_ms = (now_s() - t) * 1e3;
+	*keepalive_ms = (bench_now_s() - t) * 1e3;
 	rc = 0;
 out:
 	http_session_close(s);
@@ -173,12 +164,12 @@ onramp_op(struct bench *b, const struct cloud_device *dev, double *keepalive_ms)
 		or_error_prefix("authenticate (%s)", cloud_status_name(oc.status));
 		goto out;
 	}
-	t = now_s();
+	t = bench_now_s();
 	if (cloud_get_onboarding(s, dev, &token, &ob, &oc) == -1) {
 		or_error_prefix("onboarding (%s)", cloud_status_name(oc.status));
 		goto out;
 	}
-	*keepalive_ms = (now_s() - t) * 1e3;
+	*keepalive_ms = (bench_now_s() - t) * 1e3;
 	cloud_onboarding_free(&ob);
 	rc = 0;
 out:
@@ -218,7 +209,7 @@ work(void *arg)
 	struct identity *id = NULL;
 	struct device_info info;
 	struct cloud_device dev = {0};
-	double end = now_s() + b->seconds, t, keepalive;
+	double end = bench_now_s() + b->seconds, t, keepalive;
 
 	if (!b->nginx) {
 		const char *dir = b->devices[w->index % b->n_devices];
@@ -233,14 +224,14 @@ work(void *arg)
 		dev.suite = info.ocra_suite;
 		dev.hmac = identity_ocra_hmac(id);
 	}
-	while ((t = now_s()) < end) {
+	while ((t = bench_now_s()) < end) {
 		keepalive = -1;
 		if ((b->nginx ? nginx_op(b, &keepalive) : onramp_op(b, &dev, &keepalive)) == -1) {
 			note_failure(b, b->what);
 			w->failed++;
 			continue;
 		}
-		if (record(w, (now_s() - t) * 1e3, keepalive) == -1)
+		if (record(w, (bench_now_s() - t) * 1e3, keepalive) == -1)
 			break;
 	}
 	identity_close(id);
@@ -396,7 +387,7 @@ main(int argc, char **argv)
 	threads = calloc(b.concurrency, sizeof(*threads));
 	if (w == NULL || threads == NULL)
 		goto out;
-	started = now_s();
+	started = bench_now_s();
 	for (unsigned i = 0; i < b.concurrency; i++) {
 		w[i] = (struct worker){.b = &b, .index = i};
 		if (pthread_create(&threads[i], NULL, work, &w[i]) != 0) {
@@ -406,7 +397,7 @@ main(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < b.concurrency; i++)
 		pthread_join(threads[i], NULL);
-	elapsed = now_s() - started;
+	elapsed = bench_now_s() - started;
 	for (unsigned i = 0; i < b.concurrency; i++) {
 		n += w[i].n;
 		nk += w[i].n_keepalive;
