@@ -399,6 +399,13 @@ def conductor_level(directory, n):
         log(f"conductor: {n} routers added in {time.monotonic() - t0:.0f} s")
         pid = c.proc.pid
         idle = rss_kib(pid)
+        tracer = None
+        if os.environ.get("BENCH_STRACE_CONDUCTOR"):
+            # System calls of the conductor during the setup (not for the numbers).
+            tracer = subprocess.Popen(["strace", "-c", "-f", "-q", "-o",
+                                       os.environ["BENCH_STRACE_CONDUCTOR"], "-p", str(pid)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
         cpu0 = cpu_s([pid])
         # Several processes: each router takes about 3 descriptors on this side.
         per = 4000
@@ -424,6 +431,9 @@ def conductor_level(directory, n):
         if errors:
             res["first_error"] = errors[0]
         cpu = cpu_s([pid]) - cpu0
+        if tracer is not None:
+            tracer.send_signal(2)
+            tracer.wait()
         time.sleep(3)  # the last polls settle
         held = rss_kib(pid)
         res.update({"conductor_idle_rss_kib": idle, "conductor_rss_kib": held,
