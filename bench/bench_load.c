@@ -24,6 +24,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "device/certkey.h"
 #include "device/device.h"
 #include "device/identity.h"
 #include "net/http_client.h"
@@ -54,6 +55,7 @@ struct bench {
 	const char *target, *what, *redirector_url, *cloud_url;
 	char *redirector_ca, *cloud_ca;
 	char *devices[DEVICES_MAX];
+	char *cert_key_pems[DEVICES_MAX]; /* each device's certificate key (public PEM) */
 	size_t n_devices;
 	unsigned concurrency;
 	double seconds;
@@ -223,6 +225,8 @@ work(void *arg)
 		dev.software_version = "bench-1";
 		dev.suite = info.ocra_suite;
 		dev.hmac = identity_ocra_hmac(id);
+		/* as the agent: the onboarding request names the certificate key (assertion) */
+		dev.cert_key_pem = b->cert_key_pems[w->index % b->n_devices];
 	}
 	while ((t = bench_now_s()) < end) {
 		keepalive = -1;
@@ -282,6 +286,27 @@ read_devices(struct bench *b, const char *path)
 	free(text);
 	if (b->n_devices == 0)
 		return or_error("%s: no devices", path);
+	return 0;
+}
+
+/*
+ * Each device's certificate key, made once here as the agent makes it
+ * (software), before the workers share the directories.
+ */
+static int
+load_cert_keys(struct bench *b)
+{
+	for (size_t i = 0; i < b->n_devices; i++) {
+		struct certkey *ck = NULL;
+		int rc = certkey_open_or_create(b->devices[i], NULL, &ck) == -1 ||
+					 certkey_public_pem(ck, &b->cert_key_pems[i]) == -1
+				 ? -1
+				 : 0;
+
+		certkey_close(ck);
+		if (rc == -1)
+			return or_error_prefix("%s", b->devices[i]);
+	}
 	return 0;
 }
 
@@ -379,7 +404,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (read_pem(rca, &b.redirector_ca) == -1 || (cca && read_pem(cca, &b.cloud_ca) == -1) ||
-	    (devices && read_devices(&b, devices) == -1)) {
+	    (devices && (read_devices(&b, devices) == -1 || load_cert_keys(&b) == -1))) {
 		fprintf(stderr, "onramp-bench-load: %s\n", or_errmsg());
 		goto out;
 	}
@@ -434,8 +459,10 @@ out:
 	free(keep);
 	free(w);
 	free(threads);
-	for (size_t i = 0; i < b.n_devices; i++)
+	for (size_t i = 0; i < b.n_devices; i++) {
 		free(b.devices[i]);
+		free(b.cert_key_pems[i]);
+	}
 	free(b.redirector_ca);
 	free(b.cloud_ca);
 	curl_global_cleanup();

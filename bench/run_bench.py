@@ -172,7 +172,10 @@ class Servers:
             "onboarding.json": {"serial": "BENCH-00000", "organization": "bench",
                                 "site": "lab", "conductor": {"addresses": ["127.0.0.1"],
                                                              "port": 4505},
-                                "psk": "bench-staging-psk-0123456789", "conductor_ca_pem": ca},
+                                "psk": "bench-staging-psk-0123456789", "conductor_ca_pem": ca,
+                                # the onboarding assertion (base64 CMS SignedData, ~1.6 KB)
+                                "assertion": "MII" + "A" * 1597,
+                                "assertion_expires": "2026-12-07T12:00:00Z"},
         }
         for name, doc in answers.items():
             with open(os.path.join(www, name), "w") as f:
