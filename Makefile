@@ -10,6 +10,8 @@
 #   make scale   scale-out run (not in make test): 2 instances of every daemon
 #                behind HAProxy on PostgreSQL, storms with instances killed -9
 #                (scripts/scale.py, bounded to 15 minutes)
+#   make bench   onramp against nginx, scaling curves, agent (docs/benchmarks.md);
+#                not part of make test; writes build/bench/results.json
 
 BUILD := build
 ASAN_BUILD := build-asan
@@ -18,7 +20,7 @@ DESTDIR ?=
 
 KEEP ?= 0
 
-.PHONY: all build deps test test-deps asan demo demo-stop install package scale clean
+.PHONY: all build deps test test-deps asan demo demo-stop install package scale bench clean
 
 all: build
 
@@ -64,6 +66,11 @@ scale:
 	@scripts/install-deps.sh scale
 	@$(MAKE) --no-print-directory build
 	@timeout 900 /usr/bin/python3 scripts/scale.py
+
+bench:
+	@scripts/install-deps.sh bench
+	@$(MAKE) --no-print-directory build
+	@/usr/bin/python3 bench/run_bench.py
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -18,6 +18,7 @@
 #include "core/secret.h"
 #include "proto/cloud_proto.h"
 #include "server/daemon.h"
+#include "server/http_server.h"
 #include "server/lockout.h"
 #include "server/rate_limit.h"
 #include "server/store.h"
@@ -118,6 +119,8 @@ int cloud_event(struct store *st, const char *serial, time_t when, const char *s
 
 /* Replies 500 "internal" and logs what failed (the or_errmsg() of the cause). */
 void cloud_internal(struct http_ctx *ctx, const char *what);
+/* Runs handler(ctx, arg) inside one transaction of the loop's store, committed after it. */
+void cloud_transaction(struct http_ctx *ctx, void *arg, http_handler handler);
 
 /* 1 when the query returns a row, 0 when none, -1 on a database error. */
 int cloud_exists(struct store *st, const char *sql, const char *const *params, size_t n);

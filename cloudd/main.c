@@ -293,15 +293,34 @@ initialise(void *arg)
 	return 0;
 }
 
+/* The device's steps, each in one transaction (events opens its own). */
+static void
+auth_start(struct http_ctx *ctx, void *arg)
+{
+	cloud_transaction(ctx, arg, cloud_auth_start);
+}
+
+static void
+auth_finish(struct http_ctx *ctx, void *arg)
+{
+	cloud_transaction(ctx, arg, cloud_auth_finish);
+}
+
+static void
+onboarding(struct http_ctx *ctx, void *arg)
+{
+	cloud_transaction(ctx, arg, cloud_device_onboarding);
+}
+
 /* See cloud.h: the device and admin routes, each with app as its argument. */
 size_t
 cloud_routes(struct cloud_app *app, const struct http_route **routes)
 {
 	static struct http_route table[] = {
-		{"POST", "/v1/device/auth/start", cloud_auth_start, NULL},
-		{"POST", "/v1/device/auth/finish", cloud_auth_finish, NULL},
-		{"GET", "/v1/device/onboarding", cloud_device_onboarding, NULL},
-		{"POST", "/v1/device/onboarding", cloud_device_onboarding, NULL},
+		{"POST", "/v1/device/auth/start", auth_start, NULL},
+		{"POST", "/v1/device/auth/finish", auth_finish, NULL},
+		{"GET", "/v1/device/onboarding", onboarding, NULL},
+		{"POST", "/v1/device/onboarding", onboarding, NULL},
 		{"POST", "/v1/device/events", cloud_device_events, NULL},
 		{"GET", "/v1/admin/*", cloud_admin, NULL},
 		{"POST", "/v1/admin/*", cloud_admin, NULL},

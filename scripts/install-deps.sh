@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian packages onramp needs, and only the missing ones.
-# Usage: scripts/install-deps.sh build|test|demo|package|scale
+# Usage: scripts/install-deps.sh build|test|demo|package|scale|bench
 # Silent when everything is present; idempotent; must run as root to install.
 set -eu
 
@@ -19,14 +19,17 @@ test_pkgs="$test_pkgs haproxy" # TCP balancer in front of several instances (tes
 test_pkgs="$test_pkgs patroni python3-etcd etcd-server" # PostgreSQL failover (tests/integration/patronilab.py)
 
 package_pkgs="debhelper dpkg-dev fakeroot" # make package (scripts/build-package.sh)
+# make bench: nginx to compare with, gnuplot for the plot, perf for profiles (docs/benchmarks.md)
+bench_pkgs="nginx-light gnuplot-nox linux-perf strace"
 
 case "${1:-build}" in
 build) wanted="$build_pkgs" ;;
 package) wanted="$build_pkgs $package_pkgs" ;;
 test | demo) wanted="$build_pkgs $test_pkgs" ;;
 scale) wanted="$build_pkgs $test_pkgs" ;; # make scale (scripts/scale.py): the test set
+bench) wanted="$build_pkgs $test_pkgs $bench_pkgs" ;;
 *)
-	echo "install-deps: unknown set '$1' (expected build, test, demo, package or scale)" >&2
+	echo "install-deps: unknown set '$1' (expected build, test, demo, package, scale or bench)" >&2
 	exit 2
 	;;
 esac

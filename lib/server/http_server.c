@@ -30,6 +30,8 @@
 #include <event2/thread.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
@@ -139,6 +141,15 @@ tls_server_ctx(const char *cert_file, const char *key_file, SSL_CTX **out)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
 					 SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/*
+	 * No session resumption: routers open a new session for each exchange and
+	 * never resume, so TLS 1.3 session tickets (two per handshake by default,
+	 * each encrypted and sent) and a session cache would be work for nothing.
+	 */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	if (SSL_CTX_set_num_tickets(ctx, 0) != 1)
+		goto tls_fail;
 	if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL") != 1)
 		goto tls_fail;
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
@@ -168,6 +179,26 @@ tls_fail:
 	return or_error("http server: cannot configure TLS");
 }
 
+/* Responses up to this size go out as one TLS record (see coalesce_output). */
+#define COALESCE_MAX (16 * 1024)
+
+/*
+ * The output buffer's callback: evhttp adds a response's headers and then its
+ * body as separate chains, and bufferevent_openssl writes each chain as its own
+ * TLS record (two records, two TCP segments per answer). Made contiguous here,
+ * before the write event runs, a small answer is one record. Trusts nothing: it
+ * only moves bytes already queued.
+ */
+static void
+coalesce_output(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
+{
+	size_t len = evbuffer_get_length(out);
+
+	(void)arg;
+	if (info->n_added > 0 && len > info->n_added && len <= COALESCE_MAX)
+		evbuffer_pullup(out, -1);
+}
+
 /* evhttp's bevcb: every accepted connection gets its own SSL in accept state. */
 static struct bufferevent *
 make_tls_bev(struct event_base *base, void *arg)
@@ -193,6 +224,10 @@ make_tls_bev(struct event_base *base, void *arg)
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	if (http_deadline_attach(ssl, bev, base, lp->srv->opts.request_timeout_s) == -1) {
 		log_error("%s", or_errmsg());
+		bufferevent_free(bev);
+		return NULL;
+	}
+	if (evbuffer_add_cb(bufferevent_get_output(bev), coalesce_output, NULL) == NULL) {
 		bufferevent_free(bev);
 		return NULL;
 	}
@@ -964,6 +999,12 @@ listen_socket(const char *address, unsigned port, int *fd_out, unsigned *port_ou
 		goto out;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/*
+	 * Accepted sockets inherit TCP_NODELAY on Linux. evhttp writes a response's
+	 * headers and body as two TLS records; with Nagle the second waits for the
+	 * client's delayed ACK (~40 ms) on a kept-alive connection.
+	 */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 || listen(fd, LISTEN_BACKLOG) == -1 ||
 	    getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1) {
 		rc = or_error("http server: cannot listen on %s port %u: %s",

@@ -27,6 +27,20 @@
 
 enum store_kind { STORE_SQLITE, STORE_POSTGRES };
 
+/*
+ * Statements prepared once per connection and kept, keyed by their SQL text,
+ * the least recently used one dropped when the cache is full: the daemons run
+ * a few dozen distinct statements, each many times (docs/benchmarks.md).
+ */
+#define STMT_CACHE_MAX 64
+
+struct cached_stmt {
+	char *sql;	    /* NULL: a free slot */
+	sqlite3_stmt *stmt; /* SQLite */
+	char name[16];	    /* PostgreSQL: the prepared statement's name */
+	unsigned long used; /* the cache's clock when last used */
+};
+
 struct store {
 	enum store_kind kind;
 	sqlite3 *db;
@@ -38,6 +52,9 @@ struct store {
 	/* PostgreSQL: reconnection attempts after the connection broke */
 	struct backoff reconnect;
 	struct timespec next_reconnect; /* CLOCK_MONOTONIC; zero: try at once */
+	struct cached_stmt cache[STMT_CACHE_MAX];
+	unsigned long clock;
+	unsigned long pg_names; /* prepared statements named so far on this connection */
 };
 
 struct store_result {
@@ -168,7 +185,9 @@ sqlite_open(struct store *st, const char *path)
 	 */
 	if (sqlite_exec_fixed(st, "PRAGMA journal_mode=WAL") == -1 ||
 	    sqlite_exec_fixed(st, "PRAGMA synchronous=NORMAL") == -1 ||
-	    sqlite_exec_fixed(st, "PRAGMA foreign_keys=ON") == -1)
+	    sqlite_exec_fixed(st, "PRAGMA foreign_keys=ON") == -1 ||
+	    /* pages read through a mapping: no pread per page each time another connection wrote */
+	    sqlite_exec_fixed(st, "PRAGMA mmap_size=268435456") == -1)
 		return or_error_prefix("%s", path);
 	return 0;
 }
@@ -272,37 +291,115 @@ sqlite_take_row(struct store_result *res, sqlite3_stmt *stmt, size_t *cap)
 	return 0;
 }
 
-/* Prepares, binds and steps one statement, copying rows into res. */
-static int
-sqlite_exec(struct store *st, const char *sql, const char *const *params, size_t n,
-	    struct store_result *res)
+/* The cached entry for sql, or NULL; a hit becomes the most recently used. */
+static struct cached_stmt *
+cache_find(struct store *st, const char *sql)
 {
+	for (size_t i = 0; i < STMT_CACHE_MAX; i++) {
+		struct cached_stmt *c = &st->cache[i];
+		if (c->sql != NULL && strcmp(c->sql, sql) == 0) {
+			c->used = ++st->clock;
+			return c;
+		}
+	}
+	return NULL;
+}
+
+/* Forgets one entry; the SQLite statement is finalized (PostgreSQL's: pg_forget). */
+static void
+cache_drop(struct cached_stmt *c)
+{
+	if (c->stmt != NULL)
+		sqlite3_finalize(c->stmt);
+	free(c->sql);
+	*c = (struct cached_stmt){0};
+}
+
+/* Forgets every cached statement (a reset connection lost its prepared statements). */
+static void
+cache_clear(struct store *st)
+{
+	for (size_t i = 0; i < STMT_CACHE_MAX; i++)
+		cache_drop(&st->cache[i]);
+}
+
+/* A free slot, or the least recently used one (the caller releases what it held). */
+static struct cached_stmt *
+cache_victim(struct store *st)
+{
+	struct cached_stmt *v = &st->cache[0];
+
+	for (size_t i = 0; i < STMT_CACHE_MAX; i++) {
+		if (st->cache[i].sql == NULL)
+			return &st->cache[i];
+		if (st->cache[i].used < v->used)
+			v = &st->cache[i];
+	}
+	return v;
+}
+
+/*
+ * The prepared statement for sql: from the cache, or prepared now (checked to
+ * be one statement) and cached. NULL with the failure recorded.
+ */
+static sqlite3_stmt *
+sqlite_statement(struct store *st, const char *sql)
+{
+	struct cached_stmt *c = cache_find(st, sql);
 	sqlite3_stmt *stmt = NULL;
 	const char *tail = NULL;
-	sqlite3_int64 before;
-	size_t cap = 0;
-	int rc, ret = -1;
+	char *copy;
+	int rc;
 
-	rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, &tail);
+	if (c != NULL)
+		return c->stmt;
+	rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, &tail);
 	if (rc != SQLITE_OK) {
 		store_fail(st, STORE_ERR_OTHER, sql, "%s", sqlite3_errmsg(st->db));
-		goto out;
+		goto fail;
 	}
 	if (stmt == NULL) {
 		store_fail(st, STORE_ERR_OTHER, sql, "no statement");
-		goto out;
+		goto fail;
 	}
 	while (tail != NULL && isspace((unsigned char)*tail))
 		tail++;
 	if (tail != NULL && *tail != '\0' && strcmp(tail, ";") != 0) {
 		store_fail(st, STORE_ERR_OTHER, sql, "more than one statement");
-		goto out;
+		goto fail;
 	}
+	if ((copy = strdup(sql)) == NULL) {
+		store_fail(st, STORE_ERR_OTHER, sql, "out of memory");
+		goto fail;
+	}
+	c = cache_victim(st);
+	cache_drop(c);
+	*c = (struct cached_stmt){.sql = copy, .stmt = stmt, .used = ++st->clock};
+	return stmt;
+fail:
+	sqlite3_finalize(stmt);
+	return NULL;
+}
+
+/* Prepares (or takes from the cache), binds and steps one statement, copying rows into res. */
+static int
+sqlite_exec(struct store *st, const char *sql, const char *const *params, size_t n,
+	    struct store_result *res)
+{
+	sqlite3_stmt *stmt;
+	sqlite3_int64 before;
+	size_t cap = 0;
+	int rc, ret = -1;
+
+	if ((stmt = sqlite_statement(st, sql)) == NULL)
+		return -1;
 	if (sqlite_bind(st, stmt, sql, params, n) == -1)
 		goto out;
-	res->cols = (size_t)sqlite3_column_count(stmt);
 	before = sqlite3_total_changes64(st->db);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+	rc = sqlite3_step(stmt);
+	/* after the first step: a cached statement is prepared again there if the schema changed */
+	res->cols = (size_t)sqlite3_column_count(stmt);
+	for (; rc == SQLITE_ROW; rc = sqlite3_step(stmt)) {
 		if (res->cols > 0 && sqlite_take_row(res, stmt, &cap) == -1) {
 			store_fail(st, STORE_ERR_OTHER, sql, "out of memory");
 			goto out;
@@ -317,7 +414,9 @@ sqlite_exec(struct store *st, const char *sql, const char *const *params, size_t
 		sqlite3_total_changes64(st->db) != before ? (long)sqlite3_changes64(st->db) : 0;
 	ret = 0;
 out:
-	sqlite3_finalize(stmt);
+	/* back to the start for its next use; no bound value is kept */
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
 	return ret;
 }
 
@@ -443,6 +542,7 @@ pg_ensure_connected(struct store *st, const char *sql)
 		return store_fail(st, STORE_ERR_OTHER, sql,
 				  "connection lost; next attempt to reconnect in %lld ms", wait_ms);
 	PQreset(st->pg);
+	cache_clear(st);
 	if (PQstatus(st->pg) != CONNECTION_OK) {
 		unsigned delay = backoff_next_ms(&st->reconnect, -1);
 
@@ -461,20 +561,93 @@ pg_ensure_connected(struct store *st, const char *sql)
 	return 0;
 }
 
-/* One statement through PQexecParams: text parameters, text results. */
+/*
+ * The name of sql's prepared statement on this connection: from the cache, or
+ * PQprepare'd now (the least recently used one deallocated when the cache is
+ * full). NULL with the failure recorded.
+ */
+static const char *
+pg_statement(struct store *st, const char *sql, size_t n)
+{
+	struct cached_stmt *c = cache_find(st, sql);
+	char name[16], *copy;
+	PGresult *r;
+
+	if (c != NULL)
+		return c->name;
+	snprintf(name, sizeof(name), "or%lu", ++st->pg_names);
+	r = PQprepare(st->pg, name, sql, (int)n, NULL);
+	if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
+		pg_fail(st, sql, r);
+		PQclear(r);
+		return NULL;
+	}
+	PQclear(r);
+	if ((copy = strdup(sql)) == NULL) {
+		store_fail(st, STORE_ERR_OTHER, sql, "out of memory");
+		return NULL;
+	}
+	c = cache_victim(st);
+	if (c->sql != NULL) {
+		char drop[32];
+		snprintf(drop, sizeof(drop), "DEALLOCATE %s", c->name);
+		PQclear(PQexec(st->pg, drop));
+	}
+	cache_drop(c);
+	*c = (struct cached_stmt){.sql = copy, .used = ++st->clock};
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	return c->name;
+}
+
+/* Whether r failed because the statement's result columns changed since it was prepared. */
+static bool
+pg_plan_changed(const PGresult *r)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+
+	return state != NULL && strcmp(state, "0A000") == 0;
+}
+
+/* Deallocates sql's prepared statement and forgets it. */
+static void
+pg_forget(struct store *st, const char *sql)
+{
+	struct cached_stmt *c = cache_find(st, sql);
+	char drop[32];
+
+	if (c == NULL)
+		return;
+	snprintf(drop, sizeof(drop), "DEALLOCATE %s", c->name);
+	PQclear(PQexec(st->pg, drop));
+	cache_drop(c);
+}
+
+/* One statement, prepared once per connection: text parameters, text results. */
 static int
 pg_exec(struct store *st, const char *sql, const char *const *params, size_t n,
 	struct store_result *res)
 {
 	PGresult *r;
 	ExecStatusType status;
+	const char *name;
 
 	if (n > 65535)
 		return store_fail(st, STORE_ERR_OTHER, sql, "too many parameters");
 	if (pg_ensure_connected(st, sql) == -1)
 		return -1;
-	r = PQexecParams(st->pg, sql, (int)n, NULL, params, NULL, NULL, 0);
+	if ((name = pg_statement(st, sql, n)) == NULL)
+		return -1;
+	r = PQexecPrepared(st->pg, name, (int)n, params, NULL, NULL, 0);
 	status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	if (status == PGRES_FATAL_ERROR && !st->in_tx && pg_plan_changed(r)) {
+		/* a table changed under a cached SELECT *: prepare it again, once */
+		PQclear(r);
+		pg_forget(st, sql);
+		if ((name = pg_statement(st, sql, n)) == NULL)
+			return -1;
+		r = PQexecPrepared(st->pg, name, (int)n, params, NULL, NULL, 0);
+		status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	}
 	if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
 		pg_fail(st, sql, r);
 		PQclear(r);
@@ -551,6 +724,7 @@ store_close(struct store *st)
 {
 	if (st == NULL)
 		return;
+	cache_clear(st);
 	if (st->db != NULL)
 		sqlite3_close_v2(st->db);
 	if (st->pg != NULL)

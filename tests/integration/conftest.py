@@ -28,6 +28,7 @@ PROGRAMS = {
     "onramp-test-device": "tests/tools/onramp-test-device",
     "unseal": "tests/tools/unseal",
     "onramp-fleetsim": "fleetsim/onramp-fleetsim",
+    "onramp-bench-load": "bench/onramp-bench-load",
 }
 
 

@@ -278,6 +278,50 @@ test_transactions(void **state)
 	assert_one(f->st, "SELECT COUNT(*) FROM people", NULL, 0, "2");
 }
 
+/*
+ * Statements are prepared once per connection and cached: more distinct
+ * statements than the cache holds, twice over; bound values never carried to
+ * the next use; a statement that failed is usable again; a table changed
+ * under a cached SELECT * still answers with its new columns.
+ */
+static void
+test_statement_cache(void **state)
+{
+	struct fixture *f = *state;
+	const char *both[] = {"c1", "note"}, *nonote[] = {"c2", NULL}, *dup[] = {"c1", "x"};
+	char sql[64], want[16];
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < 150; i++) {
+			snprintf(sql, sizeof(sql), "SELECT %d + 1", i);
+			snprintf(want, sizeof(want), "%d", i + 1);
+			assert_one(f->st, sql, NULL, 0, want);
+		}
+	}
+	make_people(f->st);
+	ok(f->st, "INSERT INTO people (name, note) VALUES ($1, $2)", both, 2);
+	ok(f->st, "INSERT INTO people (name, note) VALUES ($1, $2)", nonote, 2);
+	assert_one(f->st, "SELECT note FROM people WHERE name = $1", nonote, 1, NULL);
+	assert_one(f->st, "SELECT note FROM people WHERE name = $1", both, 1, "note");
+	assert_int_equal(
+		store_exec(f->st, "INSERT INTO people (name, note) VALUES ($1, $2)", dup, 2, NULL),
+		-1);
+	assert_int_equal(store_last_error(f->st), STORE_ERR_CONSTRAINT);
+	dup[0] = "c3";
+	ok(f->st, "INSERT INTO people (name, note) VALUES ($1, $2)", dup, 2);
+	assert_one(f->st, "SELECT COUNT(*) FROM people", NULL, 0, "3");
+
+	struct store_result *r;
+	assert_int_equal(store_exec(f->st, "SELECT * FROM people WHERE name = $1", both, 1, &r), 0);
+	assert_int_equal(store_cols(r), 3);
+	store_result_free(r);
+	ok(f->st, "ALTER TABLE people ADD COLUMN extra TEXT", NULL, 0);
+	if (store_exec(f->st, "SELECT * FROM people WHERE name = $1", both, 1, &r) == -1)
+		fail_msg("after ALTER TABLE: %s", or_errmsg());
+	assert_int_equal(store_cols(r), 4);
+	store_result_free(r);
+}
+
 static const struct store_migration migs[] = {
     {1, "CREATE TABLE mig_a (id INTEGER PRIMARY KEY, v TEXT)", NULL, NULL},
     {2, NULL,
@@ -607,6 +651,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_nulls, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_placeholders, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_statement_cache, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migration_failure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_connections, setup, teardown),
