@@ -59,7 +59,7 @@ learn_option43(void *arg, const char *ifname, const uint8_t *data, size_t len)
 	const struct book_iface *bi = proxy_book_iface(&agent->book, ifname);
 
 	found.count = 0;
-	if (bi != NULL && bi->discovery && data != NULL)
+	if (bi != NULL && bi->enabled && data != NULL)
 		option43_parse(data, len, &found, on_drop, (void *)ifname);
 	proxy_book_set_learned(&agent->book, ifname, found.proxy, found.count, time(NULL));
 	health_kick(agent->health);
@@ -136,7 +136,18 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(agent->base);
 }
 
-/* Fills the proxy book from the configuration. */
+/* Once a second: the proxy book's "no management proxy" alarm needs a clock. */
+static void
+on_book_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent *agent = arg;
+
+	(void)fd;
+	(void)what;
+	proxy_book_tick(&agent->book, time(NULL));
+}
+
+/* Fills the proxy book from the configuration and the applied peering configuration. */
 static int
 setup_book(struct agent *a)
 {
@@ -152,6 +163,7 @@ setup_book(struct agent *a)
 		    proxy_book_add_iface(&a->book, a->conf.iface[i].name,
 					 a->conf.iface[i].discovery) == -1)
 			return -1;
+	mgmt_proxy_apply_stored(a, time(NULL));
 	return 0;
 }
 
@@ -163,6 +175,7 @@ static int
 start(struct agent *a)
 {
 	struct dhcp_io_callbacks cb = {dhcp_lease, dhcp_lost, dhcp_state, a};
+	struct timeval second = {1, 0};
 
 	if (file_ensure_dir(a->conf.state_dir, 0700) == -1 || setup_book(a) == -1)
 		return -1;
@@ -186,9 +199,12 @@ start(struct agent *a)
 		const struct book_iface *bi = proxy_book_iface(&a->book, f->name);
 
 		if (f->dhcp == AGENT_DHCP_CLIENT &&
-		    dhcp_io_open(a->base, f, bi != NULL && bi->discovery, &cb, &a->dhcp[i]) == -1)
+		    dhcp_io_open(a->base, f, bi != NULL && bi->enabled, &cb, &a->dhcp[i]) == -1)
 			return -1;
 	}
+	a->book_tick = event_new(a->base, -1, EV_PERSIST, on_book_tick, a);
+	if (a->book_tick == NULL || event_add(a->book_tick, &second) == -1)
+		return or_error("cannot set up the proxy book's timer");
 	a->sig_term = evsignal_new(a->base, SIGTERM, on_signal, a);
 	a->sig_int = evsignal_new(a->base, SIGINT, on_signal, a);
 	if (a->sig_term == NULL || a->sig_int == NULL || evsignal_add(a->sig_term, NULL) == -1 ||
@@ -213,6 +229,8 @@ stop(struct agent *a)
 		a->exit_now = true;
 	control_close(a->control);
 	dhcp_hook_close(&a->dhcp_hook);
+	if (a->book_tick != NULL)
+		event_free(a->book_tick);
 	if (a->sig_term != NULL)
 		event_free(a->sig_term);
 	if (a->sig_int != NULL)

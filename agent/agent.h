@@ -7,6 +7,7 @@
  *   engines:   proxy_book.c (candidates, selection, alarms), alarm.c,
  *              dhcp_engine.c + dhcp_packet.c (the DHCPv4 client), agent_conf.c
  *   frontends: dhcp_io.c + netlink.c (one DHCP client per interface),
+ *              mgmt_proxy.c (the conductor's management-proxy settings),
  *              health.c (proxy probes), control.c (the control socket),
  *              dhcp_hook.c (option 43 handed over by a system DHCP client)
  *
@@ -24,6 +25,7 @@
 #include "dhcp_hook.h"
 #include "dhcp_io.h"
 #include "health.h"
+#include "mgmt_proxy.h"
 #include "onboard.h"
 #include "proxy_book.h"
 
@@ -39,6 +41,7 @@ struct agent {
 	struct health *health;
 	struct dhcp_io *dhcp[AGENT_MAX_IFACES];
 	struct event *sig_term, *sig_int;
+	struct event *book_tick; /* proxy_book_tick, once a second */
 	struct onboard *onboard; /* the onboarding flow (onboard.c) */
 	bool stopping;		 /* leases removed on the way out teach nothing */
 	bool exit_now;		 /* a worker thread is still busy: _exit after cleanup */

@@ -58,7 +58,6 @@ struct onboard {
 	enum ob_job_kind running;
 	bool opened;
 	bool dirty; /* the last save failed: nothing is dispatched until one works */
-	bool book_onboarded;
 	bool kill_pending; /* test-kill-after matched: SIGKILL once saved */
 	bool curl_ready;   /* curl_global_init done (undone at stop) */
 	struct backoff open_backoff, conductor_backoff, report_backoff;
@@ -280,7 +279,7 @@ publish_route(struct onboard *ob)
 	const struct proxy_candidate *c = proxy_book_active(&ob->agent->book);
 	char text[PROXY_ADDR_STRLEN], host[PROXY_ADDR_STRLEN];
 
-	if (ob->agent->conf.mode == PROXY_MODE_DISABLED) {
+	if (ob->agent->book.mode == PROXY_MODE_DISABLED) {
 		onboard_worker_set_route(ob->w, OB_ROUTE_DIRECT, NULL, 0);
 	} else if (c == NULL) {
 		onboard_worker_set_route(ob->w, OB_ROUTE_NONE, NULL, 0);
@@ -298,7 +297,7 @@ find_proxy(struct onboard *ob, time_t now)
 	const struct proxy_candidate *c = proxy_book_active(&ob->agent->book);
 	char text[PROXY_ADDR_STRLEN], reason[96];
 
-	if (ob->agent->conf.mode == PROXY_MODE_DISABLED) {
+	if (ob->agent->book.mode == PROXY_MODE_DISABLED) {
 		onboard_step_done(&ob->st, OB_FIND_PROXY, now);
 		record(ob, "find-proxy", "ok", "proxy mode disabled: direct connections");
 	} else if (c != NULL) {
@@ -308,7 +307,7 @@ find_proxy(struct onboard *ob, time_t now)
 		record(ob, "find-proxy", "ok", reason);
 	} else {
 		snprintf(reason, sizeof(reason), "no management proxy found yet (mode %s)",
-			 proxy_mode_name(ob->agent->conf.mode));
+			 proxy_mode_name(ob->agent->book.mode));
 		onboard_step_failed(&ob->st, &ob->policy, OB_FIND_PROXY, reason, -1, jitter(), now);
 		record(ob, "find-proxy", "failed", reason);
 		set_down(ob, reason);
@@ -585,11 +584,6 @@ connect_report(struct onboard *ob, const struct ob_msg *m, time_t now)
 			 production ? "production" : "staging");
 		record(ob, onboard_step_name(step), "ok", reason);
 		set_up(ob);
-		if (production && !ob->book_onboarded) {
-			/* The bootstrap file's proxies served until now (agent.conf.md). */
-			proxy_book_set_onboarded(&ob->agent->book, true, now);
-			ob->book_onboarded = true;
-		}
 		return;
 	}
 	had_info = onboard_is_done(&ob->st, OB_ONBOARDING_INFO);
@@ -622,6 +616,8 @@ step_report(struct onboard *ob, const struct ob_msg *m)
 			set_down(ob, m->reason);
 		}
 	} else if (onboard_step_from_name(m->step, &step) == 0) {
+		if (m->ok && step == OB_CONFIGURATION)
+			mgmt_proxy_apply_stored(ob->agent, now); /* its management-proxy section */
 		if (m->ok)
 			onboard_step_done(&ob->st, step, now);
 		else

@@ -39,6 +39,7 @@ proxy_book_init(struct proxy_book *b, enum proxy_mode mode, struct alarms *alarm
 {
 	memset(b, 0, sizeof(*b));
 	b->mode = mode;
+	b->local_mode = mode;
 	b->alarms = alarms;
 	b->active = -1;
 }
@@ -93,11 +94,15 @@ refresh(struct proxy_book *b, time_t now)
 
 	active_text(b, before, sizeof(before));
 	b->n_cand = 0;
+	for (size_t i = 0; i < b->n_iface; i++)
+		b->iface[i].discovery = b->iface[i].enabled && b->mode == PROXY_MODE_LEARNED;
 	if (b->mode != PROXY_MODE_DISABLED) {
-		for (size_t i = 0; i < b->n_static; i++)
+		for (size_t i = 0; b->by_conductor && i < b->n_conductor; i++)
+			add_candidate(b, &b->conductor[i], "%s", "conductor");
+		for (size_t i = 0; !b->by_conductor && i < b->n_static; i++)
 			add_candidate(b, &b->statics[i], "%s", "static");
-		for (size_t i = 0; !b->onboarded && i < b->n_bootstrap; i++)
-			add_candidate(b, &b->bootstrap[i], "%s", "static");
+		for (size_t i = 0; !b->by_conductor && i < b->n_bootstrap; i++)
+			add_candidate(b, &b->bootstrap[i], "%s", "bootstrap");
 		for (size_t i = 0; i < b->n_iface; i++)
 			for (size_t j = 0; b->iface[i].discovery && j < b->iface[i].n_learned; j++)
 				add_candidate(b, &b->iface[i].learned[j], "dhcp:%s",
@@ -126,6 +131,12 @@ refresh(struct proxy_book *b, time_t now)
 			h->health = PROXY_HEALTH_UNKNOWN;
 		}
 		b->cand[j].health = h->health;
+	}
+	if (b->n_cand > 0 || b->mode == PROXY_MODE_DISABLED) {
+		b->none_since = 0;
+		if (b->no_proxy_subject[0] != '\0')
+			alarm_clear(b->alarms, ALARM_NO_PROXY, b->no_proxy_subject, now);
+		b->no_proxy_subject[0] = '\0';
 	}
 	proxy_candidates_sort(b->cand, b->n_cand);
 	b->active = proxy_select(b->cand, b->n_cand);
@@ -163,6 +174,7 @@ proxy_book_add_iface(struct proxy_book *b, const char *name, bool discovery)
 	i = &b->iface[b->n_iface++];
 	memset(i, 0, sizeof(*i));
 	snprintf(i->name, sizeof(i->name), "%s", name);
+	i->enabled = discovery;
 	i->discovery = discovery && b->mode == PROXY_MODE_LEARNED;
 	snprintf(i->lease, sizeof(i->lease), "none");
 	return 0;
@@ -199,7 +211,7 @@ proxy_book_set_learned(struct proxy_book *b, const char *name, const struct prox
 	struct book_iface *i = proxy_book_iface(b, name);
 	char list[OPTION43_MAX_PROXIES * (PROXY_ADDR_STRLEN + 1) + 8] = "";
 
-	if (i == NULL || !i->discovery)
+	if (i == NULL || !i->enabled)
 		return;
 	if (n > OPTION43_MAX_PROXIES)
 		n = OPTION43_MAX_PROXIES;
@@ -215,7 +227,8 @@ proxy_book_set_learned(struct proxy_book *b, const char *name, const struct prox
 		strcat(list, k ? " " : "");
 		strcat(list, addr);
 	}
-	log_info("%s: learned proxies: %s", name, n ? list : "none");
+	log_info("%s: learned proxies: %s%s", name, n ? list : "none",
+		 i->discovery ? "" : " (not used: mode is not learned)");
 	refresh(b, now);
 }
 
@@ -229,12 +242,53 @@ proxy_book_set_lease(struct proxy_book *b, const char *name, const char *lease)
 		snprintf(i->lease, sizeof(i->lease), "%s", lease);
 }
 
-/* Drops (or restores) the bootstrap file's proxies. */
+/* Replaces the settings in force (logged when they change), and selects again. */
 void
-proxy_book_set_onboarded(struct proxy_book *b, bool onboarded, time_t now)
+proxy_book_set_conductor(struct proxy_book *b, bool present, enum proxy_mode mode,
+			 const struct proxy_addr *statics, size_t n, time_t now)
 {
-	b->onboarded = onboarded;
+	enum proxy_mode want = present ? mode : b->local_mode;
+
+	if (n > BOOK_MAX_STATIC)
+		n = BOOK_MAX_STATIC;
+	if (!present)
+		n = 0;
+	if (present == b->by_conductor && want == b->mode && n == b->n_conductor &&
+	    same_addrs(b->conductor, statics, n))
+		return;
+	if (n > 0)
+		memcpy(b->conductor, statics, n * sizeof(*statics));
+	b->n_conductor = n;
+	b->by_conductor = present;
+	b->mode = want;
+	if (present)
+		log_info("management proxy: the conductor's configuration is in force: mode %s, "
+			 "%zu static entr%s",
+			 proxy_mode_name(mode), n, n == 1 ? "y" : "ies");
+	else
+		log_info("management proxy: the local settings are in force: mode %s",
+			 proxy_mode_name(want));
 	refresh(b, now);
+}
+
+/*
+ * No candidate (and a mode that needs one) for the grace period: the agent
+ * has no way out, which must not go unnoticed.
+ */
+void
+proxy_book_tick(struct proxy_book *b, time_t now)
+{
+	if (b->n_cand > 0 || b->mode == PROXY_MODE_DISABLED || b->no_proxy_subject[0] != '\0')
+		return;
+	if (b->none_since == 0) {
+		b->none_since = now;
+		return;
+	}
+	if (now - b->none_since < BOOK_NO_PROXY_GRACE_S)
+		return;
+	snprintf(b->no_proxy_subject, sizeof(b->no_proxy_subject), "mode %s%s",
+		 proxy_mode_name(b->mode), b->by_conductor ? ", by the conductor" : "");
+	alarm_raise(b->alarms, ALARM_CRITICAL, ALARM_NO_PROXY, b->no_proxy_subject, now);
 }
 
 /* Takes one probe result: alarms on the transitions, then selects again. */
@@ -315,7 +369,8 @@ proxy_book_iface_json(const struct book_iface *f)
 	json_t *proxies = json_array();
 	char addr[PROXY_ADDR_STRLEN];
 
-	for (size_t j = 0; proxies != NULL && j < f->n_learned; j++) {
+	/* What is kept while the mode is not learned is not in use: not shown. */
+	for (size_t j = 0; proxies != NULL && f->discovery && j < f->n_learned; j++) {
 		proxy_addr_format(&f->learned[j], addr);
 		json_array_append_new(proxies, json_string(addr));
 	}

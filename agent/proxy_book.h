@@ -1,13 +1,23 @@
 /*
  * The agent's book of management proxy candidates, as a pure engine: where
- * each candidate came from (static entries, the bootstrap file, interfaces
- * learning by DHCP), how each one's last health probe went, which one is in
- * use, and the alarms that follow from it. It does no I/O; the DHCP client,
- * the DHCP hook and the health prober (frontends) tell it what they saw.
+ * each candidate came from, how each one's last health probe went, which one
+ * is in use, and the alarms that follow from it. It does no I/O; the DHCP
+ * client, the DHCP hook, the health prober and the onboarding flow
+ * (frontends) tell it what they saw.
+ *
+ * The settings in force are either the local ones (agent.conf's [proxy] mode
+ * and static entries, and the bootstrap file's entries) or, once a
+ * conductor's peering configuration with a management-proxy section is
+ * applied, that section's mode and static entries, which replace the local
+ * ones (docs/agent.conf.md). Candidate sources: "static" (agent.conf),
+ * "bootstrap" (the bootstrap file), "conductor" (the applied configuration),
+ * "dhcp:IFACE" (option 43 learned on IFACE, in mode learned).
  *
  * Health is kept per address: a proxy learned on two interfaces is one proxy.
  * A probe failure raises the critical alarm "Management Proxy is unreachable"
- * about that proxy; its next success clears it.
+ * about that proxy; its next success clears it. No candidate at all for
+ * BOOK_NO_PROXY_GRACE_S seconds (mode not disabled) raises the critical alarm
+ * "no management proxy is available"; a candidate clears it.
  */
 #ifndef ONRAMP_PROXY_BOOK_H
 #define ONRAMP_PROXY_BOOK_H
@@ -29,6 +39,8 @@ enum proxy_mode { PROXY_MODE_DISABLED = 0, PROXY_MODE_STATIC, PROXY_MODE_LEARNED
 #define BOOK_LEASE_MAX 16
 
 #define ALARM_PROXY_UNREACHABLE "Management Proxy is unreachable"
+#define ALARM_NO_PROXY "no management proxy is available"
+#define BOOK_NO_PROXY_GRACE_S 10 /* a first DHCP lease takes a few seconds */
 
 /* "disabled", "static", "learned"; and back (-1 with or_error for anything else). */
 const char *proxy_mode_name(enum proxy_mode mode);
@@ -36,6 +48,7 @@ int proxy_mode_parse(const char *text, enum proxy_mode *mode);
 
 struct book_iface {
 	char name[IFNAMSIZ];
+	bool enabled;		    /* enable-proxy-discovery: option 43 is kept */
 	bool discovery;		    /* learning here: enabled and mode learned */
 	char lease[BOOK_LEASE_MAX]; /* "init", "bound", ... or "none" */
 	struct proxy_addr learned[OPTION43_MAX_PROXIES];
@@ -48,12 +61,17 @@ struct book_health {
 };
 
 struct proxy_book {
-	enum proxy_mode mode;
+	enum proxy_mode mode;	    /* in force: local_mode or the conductor's */
+	enum proxy_mode local_mode; /* agent.conf's */
 	struct proxy_addr statics[BOOK_MAX_STATIC];
 	size_t n_static;
 	struct proxy_addr bootstrap[BOOK_MAX_STATIC];
 	size_t n_bootstrap;
-	bool onboarded; /* bootstrap entries are used only until then */
+	bool by_conductor; /* a configuration's management-proxy section is in force */
+	struct proxy_addr conductor[BOOK_MAX_STATIC];
+	size_t n_conductor;
+	time_t none_since;			       /* no candidate since then (0: some) */
+	char no_proxy_subject[ALARM_SUBJECT_MAX]; /* of the raised "no proxy" alarm */
 	struct book_iface iface[BOOK_MAX_IFACES];
 	size_t n_iface;
 	struct book_health health[BOOK_MAX_CANDIDATES];
@@ -80,8 +98,16 @@ void proxy_book_set_learned(struct proxy_book *b, const char *name, const struct
 
 void proxy_book_set_lease(struct proxy_book *b, const char *name, const char *lease);
 
-/* Once onboarded to a conductor, the bootstrap file's proxies stop being candidates. */
-void proxy_book_set_onboarded(struct proxy_book *b, bool onboarded, time_t now);
+/*
+ * Puts a conductor configuration's management-proxy settings in force (mode
+ * and its n static entries, at most BOOK_MAX_STATIC), replacing the local
+ * ones; present false: the local settings are in force again.
+ */
+void proxy_book_set_conductor(struct proxy_book *b, bool present, enum proxy_mode mode,
+			      const struct proxy_addr *statics, size_t n, time_t now);
+
+/* Once a second or so: raises the "no management proxy" alarm after its grace. */
+void proxy_book_tick(struct proxy_book *b, time_t now);
 
 /* The result of one health probe of addr. */
 void proxy_book_report(struct proxy_book *b, const struct proxy_addr *addr, bool reachable,

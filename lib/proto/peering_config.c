@@ -218,11 +218,74 @@ check_neighborhoods(json_t *config)
 	return 0;
 }
 
+/*
+ * management-proxy: mode (disabled, static or learned) and up to 16 distinct
+ * static "a.b.c.d:port" entries, parsed by the agent's own proxy parser;
+ * static needs one at least, disabled takes none. Fills out when not NULL.
+ */
+static int
+check_mgmt_proxy(json_t *config, struct peering_mgmt_proxy *out)
+{
+	static const char *const keys[] = {"mode", "static", NULL};
+	static const char *const modes[] = {"disabled", "static", "learned", NULL};
+	json_t *mp = json_object_get(config, "management-proxy"), *list, *a;
+	struct peering_mgmt_proxy found = {0};
+	const char *mode = NULL;
+	char where[64];
+	size_t i;
+
+	if (out != NULL)
+		*out = found;
+	if (mp == NULL)
+		return 0;
+	if (!json_is_object(mp))
+		return or_error("management-proxy: must be an object");
+	if (only_known_keys(mp, "management-proxy", keys) == -1)
+		return -1;
+	if (json_get_string(mp, "mode", true, 16, &mode) == -1)
+		return or_error_prefix("management-proxy");
+	for (const char *const *m = modes; *m != NULL; m++)
+		if (strcmp(mode, *m) == 0)
+			snprintf(found.mode, sizeof(found.mode), "%s", mode);
+	if (found.mode[0] == '\0')
+		return or_error("management-proxy.mode: '%s' is not disabled, static or learned",
+				mode);
+	list = json_object_get(mp, "static");
+	if (list != NULL && (!json_is_array(list) || json_array_size(list) == 0 ||
+			     json_array_size(list) > PEERING_MAX_PROXIES))
+		return or_error("management-proxy.static: an array of 1 to %d proxies",
+				PEERING_MAX_PROXIES);
+	if (list != NULL && strcmp(mode, "disabled") == 0)
+		return or_error("management-proxy.static: mode disabled uses no proxy");
+	if (list == NULL && strcmp(mode, "static") == 0)
+		return or_error("management-proxy.static: mode static needs 1 to %d proxies",
+				PEERING_MAX_PROXIES);
+	json_array_foreach(list, i, a)
+	{
+		struct proxy_addr *p = &found.statics[i];
+
+		snprintf(where, sizeof(where), "management-proxy.static[%zu]", i);
+		if (!json_is_string(a) || json_string_length(a) >= PROXY_ADDR_STRLEN)
+			return or_error("%s: must be an \"a.b.c.d:port\" string", where);
+		if (proxy_addr_parse(json_string_value(a), json_string_length(a), p) == -1)
+			return or_error_prefix("%s: '%s'", where, json_string_value(a));
+		for (size_t j = 0; j < i; j++)
+			if (proxy_addr_cmp(p, &found.statics[j]) == 0)
+				return or_error("%s: repeats management-proxy.static[%zu]", where, j);
+		found.n_static = i + 1;
+	}
+	found.present = true;
+	if (out != NULL)
+		*out = found;
+	return 0;
+}
+
 /* See peering_config.h. */
 int
 peering_config_validate(json_t *config, const char *router_name)
 {
-	static const char *const keys[] = {"version", "router", "hub", "neighborhoods", NULL};
+	static const char *const keys[] = {"version",	    "router",		"hub",
+					   "neighborhoods", "management-proxy", NULL};
 	json_int_t version;
 
 	if (!json_is_object(config))
@@ -231,9 +294,19 @@ peering_config_validate(json_t *config, const char *router_name)
 	    json_get_int(config, "version", true, 1, 1, &version) == -1)
 		return -1;
 	if (check_router(config, router_name) == -1 || check_hub(config) == -1 ||
-	    check_neighborhoods(config) == -1)
+	    check_neighborhoods(config) == -1 || check_mgmt_proxy(config, NULL) == -1)
 		return -1;
 	return 0;
+}
+
+/* See peering_config.h. */
+int
+peering_config_mgmt_proxy(json_t *config, struct peering_mgmt_proxy *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (peering_config_validate(config, NULL) == -1)
+		return -1;
+	return check_mgmt_proxy(config, out);
 }
 
 /* See peering_config.h. */

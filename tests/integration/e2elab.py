@@ -265,16 +265,18 @@ class Lab:
             f.write(proc.stdout.split()[3] + "\n")
         return state
 
-    def operators(self, serial, router="r1", claim=True, production_info=True, trust=True):
-        """Organisation, site, conductors' secrets and CAs, the routers, the claim;
+    def operators(self, serial, router="r1", claim=True, production_info=True, trust=True,
+                  staging_peering=None, production_peering=None):
+        """Organisation, site, conductors' secrets and CAs, the routers (with
+        their peering configurations: PEERING unless given), the claim;
         trust: both conductors trust the cloud's onboarding assertions (issue 12)."""
         if trust:
             self.trust_cloud()
         self.cloud("org", "add", "acme")
         self.cloud("site", "add", "acme", "paris")
         staging_psk = self.staging.psk("paris")
-        self.staging.add_router(router, serial)
-        self.production.add_router(router, serial)
+        self.staging.add_router(router, serial, staging_peering)
+        self.production.add_router(router, serial, production_peering)
         if production_info:
             self.give_production_info(router)
         self.cloud("site", "set", "acme", "paris", "--conductor", "127.0.0.1", "--port",
@@ -420,8 +422,8 @@ class Conductor:
             f.write(self.ok("ca", "export"))
         return path
 
-    def add_router(self, name, asset_id):
-        config = dict(PEERING)
+    def add_router(self, name, asset_id, peering=None):
+        config = dict(peering or PEERING)
         config["router"] = {"name": name}
         path = os.path.join(self.dir, f"{name}.json")
         with open(path, "w") as f:

@@ -184,27 +184,113 @@ fails_over_with_alarms(void **state)
 	assert_int_equal(al.count, 2);
 }
 
+/* The bootstrap file's entries are candidates with their own source, and stay. */
 static void
-bootstrap_until_onboarded(void **state)
+bootstrap_stays_until_a_conductor_gives_settings(void **state)
 {
 	static struct proxy_book b;
 	struct alarms al;
 	struct proxy_addr boot = A("10.0.0.7:3128"), stat = A("10.0.0.8:3128");
+	struct proxy_addr given[] = {A("10.0.0.9:3128"), A("10.0.0.6:8080")};
 
 	(void)state;
 	alarms_init(&al);
 	proxy_book_init(&b, PROXY_MODE_STATIC, &al);
 	proxy_book_add_static(&b, &boot, true);
 	proxy_book_add_static(&b, &stat, false);
-	/* Bootstrap entries are static entries: same source, dropped once onboarded. */
-	assert_string_equal(proxy_book_active(&b)->source, "static");
-	assert_int_equal(proxy_addr_cmp(&proxy_book_active(&b)->addr, &boot), 0);
+	assert_json(proxy_book_status_json(&b),
+		    "{\"mode\":\"static\",\"active\":\"10.0.0.7:3128\",\"state\":\"unreachable\","
+		    "\"candidates\":["
+		    "{\"proxy\":\"10.0.0.7:3128\",\"source\":\"bootstrap\",\"reachable\":false},"
+		    "{\"proxy\":\"10.0.0.8:3128\",\"source\":\"static\",\"reachable\":false}]}");
 	proxy_book_report(&b, &boot, false, 5);
 	assert_true(alarm_is_active(&al, ALARM_PROXY_UNREACHABLE, "10.0.0.7:3128"));
-	proxy_book_set_onboarded(&b, true, 6);
-	assert_int_equal(proxy_addr_cmp(&proxy_book_active(&b)->addr, &stat), 0);
-	assert_int_equal(b.n_cand, 1);
+	/* A configuration without the section changes nothing. */
+	proxy_book_set_conductor(&b, false, PROXY_MODE_DISABLED, NULL, 0, 6);
+	assert_int_equal(b.n_cand, 2);
+	/* One with it replaces the local entries, bootstrap and static alike. */
+	proxy_book_set_conductor(&b, true, PROXY_MODE_STATIC, given, 2, 7);
+	assert_json(proxy_book_status_json(&b),
+		    "{\"mode\":\"static\",\"active\":\"10.0.0.6:8080\",\"state\":\"unreachable\","
+		    "\"candidates\":["
+		    "{\"proxy\":\"10.0.0.6:8080\",\"source\":\"conductor\",\"reachable\":false},"
+		    "{\"proxy\":\"10.0.0.9:3128\",\"source\":\"conductor\",\"reachable\":false}]}");
 	assert_false(alarm_is_active(&al, ALARM_PROXY_UNREACHABLE, "10.0.0.7:3128"));
+	/* Gone again (a later configuration without it): the local settings are back. */
+	proxy_book_set_conductor(&b, false, PROXY_MODE_DISABLED, NULL, 0, 8);
+	assert_int_equal(b.n_cand, 2);
+	assert_string_equal(proxy_book_active(&b)->source, "bootstrap");
+	/* A conductor's mode disabled: direct, no candidate and no alarm. */
+	proxy_book_set_conductor(&b, true, PROXY_MODE_DISABLED, NULL, 0, 9);
+	assert_string_equal(proxy_book_state(&b), "none");
+	proxy_book_tick(&b, 10);
+	proxy_book_tick(&b, 100);
+	assert_false(alarm_is_active(&al, ALARM_NO_PROXY, "mode disabled, by the conductor"));
+}
+
+/* A conductor's mode learned uses what the interfaces kept, even when agent.conf's is static. */
+static void
+conductor_mode_learned_uses_dhcp(void **state)
+{
+	static struct proxy_book b;
+	struct alarms al;
+	struct proxy_addr stat = A("10.0.0.8:3128"), learned[] = {A("10.0.0.5:3128")};
+
+	(void)state;
+	alarms_init(&al);
+	proxy_book_init(&b, PROXY_MODE_STATIC, &al);
+	proxy_book_add_static(&b, &stat, false);
+	proxy_book_add_iface(&b, "eth0", true);
+	proxy_book_set_learned(&b, "eth0", learned, 1, 1);
+	assert_int_equal(b.n_cand, 1);
+	proxy_book_set_conductor(&b, true, PROXY_MODE_LEARNED, NULL, 0, 2);
+	assert_json(proxy_book_status_json(&b),
+		    "{\"mode\":\"learned\",\"active\":\"10.0.0.5:3128\",\"state\":\"unreachable\","
+		    "\"candidates\":["
+		    "{\"proxy\":\"10.0.0.5:3128\",\"source\":\"dhcp:eth0\",\"reachable\":false}]}");
+	assert_json(proxy_book_learned_json(&b),
+		    "{\"interfaces\":[{\"name\":\"eth0\",\"discovery\":true,\"lease\":\"none\","
+		    "\"proxies\":[\"10.0.0.5:3128\"]}]}");
+}
+
+/* No candidate for the grace period raises the critical alarm; a candidate clears it. */
+static void
+no_proxy_at_all_raises_the_critical_alarm(void **state)
+{
+	static struct proxy_book b;
+	struct alarms al;
+	struct proxy_addr learned[] = {A("10.0.0.5:3128")};
+
+	(void)state;
+	alarms_init(&al);
+	proxy_book_init(&b, PROXY_MODE_LEARNED, &al);
+	proxy_book_add_iface(&b, "eth0", true);
+	proxy_book_tick(&b, 100);
+	proxy_book_tick(&b, 100 + BOOK_NO_PROXY_GRACE_S - 1);
+	assert_int_equal(al.count, 0); /* a first lease may still come */
+	proxy_book_tick(&b, 100 + BOOK_NO_PROXY_GRACE_S);
+	assert_true(alarm_is_active(&al, ALARM_NO_PROXY, "mode learned"));
+	assert_int_equal(al.list[0].severity, ALARM_CRITICAL);
+	proxy_book_tick(&b, 200);
+	assert_int_equal(al.count, 1);
+	proxy_book_set_learned(&b, "eth0", learned, 1, 201);
+	assert_false(alarm_is_active(&al, ALARM_NO_PROXY, "mode learned"));
+	assert_int_equal(al.list[0].cleared, 201);
+	/* lost again: the grace starts over */
+	proxy_book_set_learned(&b, "eth0", NULL, 0, 300);
+	proxy_book_tick(&b, 301);
+	proxy_book_tick(&b, 305);
+	assert_int_equal(al.count, 1);
+	proxy_book_tick(&b, 301 + BOOK_NO_PROXY_GRACE_S);
+	assert_int_equal(al.count, 2);
+	assert_true(alarm_is_active(&al, ALARM_NO_PROXY, "mode learned"));
+
+	/* disabled needs no proxy */
+	alarms_init(&al);
+	proxy_book_init(&b, PROXY_MODE_DISABLED, &al);
+	proxy_book_tick(&b, 1);
+	proxy_book_tick(&b, 1000);
+	assert_int_equal(al.count, 0);
 }
 
 static void
@@ -283,7 +369,9 @@ main(void)
 		cmocka_unit_test(learned_mode_uses_every_source),
 		cmocka_unit_test(discovery_off_and_static_mode_ignore_dhcp),
 		cmocka_unit_test(fails_over_with_alarms),
-		cmocka_unit_test(bootstrap_until_onboarded),
+		cmocka_unit_test(bootstrap_stays_until_a_conductor_gives_settings),
+		cmocka_unit_test(conductor_mode_learned_uses_dhcp),
+		cmocka_unit_test(no_proxy_at_all_raises_the_critical_alarm),
 		cmocka_unit_test(alarm_history_is_bounded),
 		cmocka_unit_test(renewal_with_the_same_proxies_is_quiet),
 	};

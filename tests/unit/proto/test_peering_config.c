@@ -207,6 +207,93 @@ loads_from_file(void **state)
 	assert_int_equal(peering_config_load(path, NULL, &j), -1);
 }
 
+/* good with a management-proxy section (text: the section's value) appended. */
+static json_t *
+with_mgmt_proxy(const char *section)
+{
+	char text[2048];
+
+	snprintf(text, sizeof(text), "%.*s,\"management-proxy\":%s}", (int)strlen(good) - 1, good,
+		 section);
+	return json_loads(text, 0, NULL);
+}
+
+static void
+management_proxy_section_is_optional_and_parsed(void **state)
+{
+	struct peering_mgmt_proxy mp;
+	char text[PROXY_ADDR_STRLEN];
+	json_t *j = parse(good);
+
+	(void)state;
+	assert_int_equal(peering_config_mgmt_proxy(j, &mp), 0);
+	assert_false(mp.present);
+	json_decref(j);
+
+	j = with_mgmt_proxy("{\"mode\":\"static\",\"static\":[\"10.92.53.8:3128\","
+			    "\"10.92.53.9:8080\"]}");
+	assert_non_null(j);
+	assert_int_equal(peering_config_validate(j, "branch-17"), 0);
+	assert_int_equal(peering_config_mgmt_proxy(j, &mp), 0);
+	assert_true(mp.present);
+	assert_string_equal(mp.mode, "static");
+	assert_int_equal(mp.n_static, 2);
+	proxy_addr_format(&mp.statics[1], text);
+	assert_string_equal(text, "10.92.53.9:8080");
+	json_decref(j);
+
+	j = with_mgmt_proxy("{\"mode\":\"learned\"}");
+	assert_int_equal(peering_config_mgmt_proxy(j, &mp), 0);
+	assert_true(mp.present);
+	assert_string_equal(mp.mode, "learned");
+	assert_int_equal(mp.n_static, 0);
+	json_decref(j);
+
+	j = with_mgmt_proxy("{\"mode\":\"disabled\"}");
+	assert_int_equal(peering_config_mgmt_proxy(j, &mp), 0);
+	assert_string_equal(mp.mode, "disabled");
+	json_decref(j);
+}
+
+static void
+management_proxy_section_refuses_bad_fields(void **state)
+{
+	static const struct bad_case cases[] = {
+		{"[]", NULL, "management-proxy: must be an object"},
+		{"{}", NULL, "management-proxy: field 'mode' is required"},
+		{"{\"mode\":\"dhcp\"}", NULL, "not disabled, static or learned"},
+		{"{\"mode\":\"static\"}", NULL, "mode static needs"},
+		{"{\"mode\":\"static\",\"static\":[]}", NULL, "an array of 1 to 16"},
+		{"{\"mode\":\"disabled\",\"static\":[\"10.0.0.1:3128\"]}", NULL,
+		 "mode disabled uses no proxy"},
+		{"{\"mode\":\"static\",\"static\":[\"10.0.0.1:0\"]}", NULL,
+		 "management-proxy.static[0]: '10.0.0.1:0'"},
+		{"{\"mode\":\"static\",\"static\":[\"proxy.example:3128\"]}", NULL,
+		 "management-proxy.static[0]"},
+		{"{\"mode\":\"static\",\"static\":[7]}", NULL, "a.b.c.d:port"},
+		{"{\"mode\":\"static\",\"static\":[\"10.0.0.1:3128\",\"10.0.0.1:3128\"]}",
+		 NULL, "static[1]: repeats management-proxy.static[0]"},
+		{"{\"mode\":\"static\",\"static\":[\"10.0.0.1:3128\"],\"user\":\"x\"}", NULL,
+		 "management-proxy: unknown field 'user'"},
+	};
+	struct peering_mgmt_proxy mp;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *j = with_mgmt_proxy(cases[i].from);
+
+		assert_non_null(j);
+		if (peering_config_validate(j, NULL) != -1)
+			fail_msg("case %zu (%s) was accepted", i, cases[i].from);
+		if (strstr(or_errmsg(), cases[i].message) == NULL)
+			fail_msg("case %zu: message '%s' lacks '%s'", i, or_errmsg(),
+				 cases[i].message);
+		assert_int_equal(peering_config_mgmt_proxy(j, &mp), -1);
+		assert_false(mp.present);
+		json_decref(j);
+	}
+}
+
 int
 main(void)
 {
@@ -217,6 +304,8 @@ main(void)
 		cmocka_unit_test(router_name_must_match),
 		cmocka_unit_test(canonical_text_is_stable),
 		cmocka_unit_test(loads_from_file),
+		cmocka_unit_test(management_proxy_section_is_optional_and_parsed),
+		cmocka_unit_test(management_proxy_section_refuses_bad_fields),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
