@@ -85,9 +85,8 @@ load_bootstrap(struct agent_conf *c, bool must_exist)
 		goto out;
 	}
 	c->bootstrap_loaded = true;
-	/* Status shows these as "static"; the log says where they came from. */
-	log_info("%s: %zu static proxy entr%s, used until onboarded", cfg.path, c->n_bootstrap,
-		 c->n_bootstrap == 1 ? "y" : "ies");
+	log_info("%s: %zu bootstrap proxy entr%s, used until a conductor gives proxy settings",
+		 cfg.path, c->n_bootstrap, c->n_bootstrap == 1 ? "y" : "ies");
 	rc = 0;
 out:
 	config_free(&cfg);

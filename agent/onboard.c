@@ -57,7 +57,7 @@ struct onboard {
 	struct event *wake_ev, *tick_ev;
 	enum ob_job_kind running;
 	bool opened;
-	bool dirty; /* the last save failed: nothing is dispatched until one works */
+	bool dirty;	   /* the last save failed: nothing is dispatched until one works */
 	bool kill_pending; /* test-kill-after matched: SIGKILL once saved */
 	bool curl_ready;   /* curl_global_init done (undone at stop) */
 	struct backoff open_backoff, conductor_backoff, report_backoff;

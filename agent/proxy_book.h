@@ -70,7 +70,7 @@ struct proxy_book {
 	bool by_conductor; /* a configuration's management-proxy section is in force */
 	struct proxy_addr conductor[BOOK_MAX_STATIC];
 	size_t n_conductor;
-	time_t none_since;			       /* no candidate since then (0: some) */
+	time_t none_since;			  /* no candidate since then (0: some) */
 	char no_proxy_subject[ALARM_SUBJECT_MAX]; /* of the raised "no proxy" alarm */
 	struct book_iface iface[BOOK_MAX_IFACES];
 	size_t n_iface;

@@ -67,7 +67,8 @@ print_proxy(const char *socket_path, json_t *r)
 		json_array_foreach(json_object_get(alarms, "alarms"), i, al)
 		{
 			if (!json_is_null(json_object_get(al, "cleared")) ||
-			    strcmp(str(al, "message"), "Management Proxy is unreachable") != 0)
+			    (strcmp(str(al, "message"), "Management Proxy is unreachable") != 0 &&
+			     strcmp(str(al, "message"), "no management proxy is available") != 0))
 				continue;
 			if (!header++)
 				printf("\nactive alarms:\n");
@@ -103,7 +104,7 @@ print_learned(const char *socket_path, json_t *r)
 		printf("(no DHCP interface configured)\n");
 }
 
-/* One line per alarm, oldest first. */
+/* One line per alarm, oldest first; REPORTED: its latest change reached the cloud. */
 static void
 print_alarms(const char *socket_path, json_t *r)
 {
@@ -111,12 +112,13 @@ print_alarms(const char *socket_path, json_t *r)
 	size_t i;
 
 	(void)socket_path;
-	printf("%-9s %-34s %-22s %-21s %s\n", "SEVERITY", "MESSAGE", "SUBJECT", "RAISED",
-	       "CLEARED");
+	printf("%-9s %-34s %-22s %-21s %-21s %s\n", "SEVERITY", "MESSAGE", "SUBJECT", "RAISED",
+	       "CLEARED", "REPORTED");
 	json_array_foreach(alarms, i, al) printf(
-		"%-9s %-34s %-22s %-21s %s\n", str(al, "severity"), str(al, "message"),
+		"%-9s %-34s %-22s %-21s %-21s %s\n", str(al, "severity"), str(al, "message"),
 		str(al, "subject"), str(al, "raised"),
-		json_is_string(json_object_get(al, "cleared")) ? str(al, "cleared") : "active");
+		json_is_string(json_object_get(al, "cleared")) ? str(al, "cleared") : "active",
+		json_is_true(json_object_get(al, "reported")) ? "yes" : "no");
 	if (json_array_size(alarms) == 0)
 		printf("(none)\n");
 }

@@ -27,7 +27,7 @@ enum proxy_health {
 
 struct proxy_candidate {
 	struct proxy_addr addr;
-	char source[PROXY_SOURCE_MAX]; /* "static" (configuration or bootstrap file), "dhcp:eth0" */
+	char source[PROXY_SOURCE_MAX]; /* "static", "bootstrap", "conductor", "dhcp:eth0" */
 	enum proxy_health health;
 };
 

@@ -271,7 +271,8 @@ check_mgmt_proxy(json_t *config, struct peering_mgmt_proxy *out)
 			return or_error_prefix("%s: '%s'", where, json_string_value(a));
 		for (size_t j = 0; j < i; j++)
 			if (proxy_addr_cmp(p, &found.statics[j]) == 0)
-				return or_error("%s: repeats management-proxy.static[%zu]", where, j);
+				return or_error("%s: repeats management-proxy.static[%zu]", where,
+						j);
 		found.n_static = i + 1;
 	}
 	found.present = true;

@@ -70,8 +70,11 @@ def test_bootstrap_file_proxy_is_a_candidate(lab, tmp_path):
     (state / "bootstrap.conf").write_text(f"[proxy]\nstatic = 127.0.0.1:{port}\n")
     agent = lab.start_agent("[proxy]\nmode = static\nhealth-interval = 1\n")
     proxy = agent.wait_active(f"127.0.0.1:{port}")
-    assert proxy["candidates"] == [{"proxy": f"127.0.0.1:{port}", "source": "static",
+    # issue 11 point 8: its source is "bootstrap", as docs/agent.conf.md says
+    assert proxy["candidates"] == [{"proxy": f"127.0.0.1:{port}", "source": "bootstrap",
                                     "reachable": True}]
+    out = agent.ctl("show", "management-proxy").stdout
+    assert f"127.0.0.1:{port}" in out and "bootstrap" in out
 
 
 def test_unreachable_proxy_raises_the_alarm(lab):
@@ -85,6 +88,13 @@ def test_unreachable_proxy_raises_the_alarm(lab):
     out = agent.ctl("show", "management-proxy").stdout
     assert "state:   unreachable" in out
     assert f"critical: Management Proxy is unreachable (127.0.0.1:{port})" in out
+    # issue 11 point 8: the text of show alarms says whether it reached the cloud too
+    # (no onboarding here, so it never does)
+    header, row = agent.ctl("show", "alarms").stdout.splitlines()
+    assert header.split() == ["SEVERITY", "MESSAGE", "SUBJECT", "RAISED", "CLEARED",
+                              "REPORTED"]
+    assert row.startswith("critical") and f"127.0.0.1:{port}" in row
+    assert row.split()[-2:] == ["active", "no"]
     # the next success clears it
     lab.start_tinyproxy(None, "127.0.0.1", port)
     agent.wait_active(f"127.0.0.1:{port}")

@@ -2,10 +2,14 @@
 sample systemd units and agent.conf in docs/examples are well formed."""
 import configparser
 import os
+import pwd
+import shutil
 import subprocess
+import tempfile
 
 import pytest
 
+from cloud_env import Pki
 from conftest import program
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -45,3 +49,124 @@ def test_sample_units_name_real_options():
         assert parser.get("Install", "WantedBy") == "multi-user.target"
         binary = parser.get("Service", "ExecStart").split()[0].rsplit("/", 1)[1]
         assert binary in PROGRAMS
+
+
+# ---- issue 11 point 8: the sample units and docs/operations.md, as followed ----
+
+# (systemd-analyze verify of these units: tests/integration/test_package.py)
+def writable_paths(unit, instance):
+    """What a unit's sandbox (ProtectSystem=strict) leaves writable."""
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read(os.path.join(ROOT, "docs", "examples", unit))
+    service = parser["Service"]
+    assert service.get("ProtectSystem") == "strict"
+    out = []
+    for key, base in (("ReadWritePaths", ""), ("StateDirectory", "/var/lib/"),
+                      ("RuntimeDirectory", "/run/")):
+        for word in service.get(key, "").split():
+            out.append(base + word.replace("%i", instance))
+    return out
+
+
+def under(path, roots):
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def test_conductor_unit_makes_its_sample_configuration_paths_writable():
+    """Every path the sample conductor configuration makes the daemon write (its
+    state directory with the SQLite database, its ports-file) and the init token file
+    the unit names are writable under the unit's own sandboxing, and made by it."""
+    writable = writable_paths("onramp-conductord@.service", "staging")
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.read(os.path.join(ROOT, "docs", "examples", "conductord.conf"))
+    conductor = parser["conductor"]
+    state = conductor["state-dir"]
+    assert under(state, writable), (state, writable)
+    assert under(conductor["ports-file"], writable), (conductor["ports-file"], writable)
+    database = conductor.get("database", f"sqlite:{state}/conductor.db")
+    assert under(database.split(":", 1)[1], writable)
+    with open(os.path.join(ROOT, "docs", "examples", "onramp-conductord@.service")) as f:
+        text = f.read()
+    token = text.split("--token-file", 1)[1].split()[0].replace("%i", "staging")
+    assert under(token, writable), token
+    # the daemons' own state directories, likewise
+    for unit, directory in (("onramp-redirectd.service", "/var/lib/onramp-redirectd"),
+                            ("onramp-cloudd.service", "/var/lib/onramp-cloudd")):
+        assert under(directory, writable_paths(unit, "")), unit
+
+
+def operations_shell(name):
+    """The shell lines of docs/operations.md's Installing block whose command is name
+    (continuation lines joined)."""
+    with open(os.path.join(ROOT, "docs", "operations.md")) as f:
+        text = f.read()
+    block = text.split("## Installing", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    lines = block.replace("\\\n", " ").splitlines()
+    return [line.split("#", 1)[0].strip() for line in lines
+            if line.strip().startswith(name + " ")]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("useradd") is None or
+                    shutil.which("runuser") is None, reason="needs root, useradd and runuser")
+def test_operations_md_followed_literally_lets_init_run_as_the_service_user():
+    """docs/operations.md's steps with a throw-away service user, under a scratch
+    root: its directory creation, then each daemon's init as that user (runuser).
+    Without state directories owned by the user, init fails: Permission denied."""
+    user = f"onrt{os.getpid() % 100000}"
+    root = tempfile.mkdtemp(prefix="onramp-ops-")
+    os.chmod(root, 0o755)
+    subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+                    "--shell", "/usr/sbin/nologin", user], check=True, capture_output=True)
+    try:
+        for d in ("var/lib", "etc/onramp", "usr/sbin", "run"):
+            os.makedirs(os.path.join(root, d), mode=0o755, exist_ok=True)
+        # the binaries where the user can run them (the build tree may not be open to it)
+        for name in ("onramp-redirectd", "onramp-cloudd", "onramp-conductord"):
+            shutil.copy(program(name), os.path.join(root, "usr/sbin", name))
+        steps = operations_shell("install")
+        for step in [s for s in steps if s.startswith("install -d")]:
+            step = step.replace(" /var/lib/", f" {root}/var/lib/").replace(
+                " /etc/onramp", f" {root}/etc/onramp").replace(
+                "-o onramp", f"-o {user}").replace("-g onramp", f"-g {user}")
+            subprocess.run(["sh", "-c", step], check=True, capture_output=True)
+
+        def init(binary, *args):
+            proc = subprocess.run(["runuser", "-u", user, "--",
+                                   os.path.join(root, "usr/sbin", binary), *args],
+                                  capture_output=True, text=True, timeout=120, cwd="/")
+            assert "Permission denied" not in proc.stderr, proc.stderr
+            assert proc.returncode == 0, proc.stderr
+            return proc
+
+        for role in ("staging", "production"):
+            state = f"{root}/var/lib/onramp-conductord-{role}"
+            conf = f"{root}/etc/onramp/conductord-{role}.conf"
+            with open(conf, "w") as f:
+                f.write(f"[conductor]\nrole = {role}\nname = {role}-1\nstate-dir = {state}\n"
+                        "listen = 127.0.0.1\nport = 0\n[admin]\nlisten = 127.0.0.1\n"
+                        "port = 0\n")
+            os.chmod(conf, 0o644)
+            init("onramp-conductord", "init", "--config", conf, "--token-file",
+                 f"{state}/admin.token")
+            st = os.stat(os.path.join(state, "master.key"))
+            assert st.st_uid == pwd.getpwnam(user).pw_uid
+            assert os.path.exists(os.path.join(state, "admin.token"))
+        pki = Pki(root, "ops")
+        for d in ("redirectd", "cloudd"):
+            state = f"{root}/var/lib/onramp-{d}"
+            conf = f"{root}/etc/onramp/{d}.conf"
+            extra = ""
+            if d == "cloudd":
+                extra = (f"public_url = https://127.0.0.1:1\npublic_ca_file = {pki.ca}\n"
+                         f"[redirector]\nurl = https://127.0.0.1:1\nca_file = {pki.ca}\n"
+                         f"token_file = {root}/etc/onramp/cloud.token\n")
+            with open(conf, "w") as f:
+                f.write(f"[{d}]\naddress = 127.0.0.1\nport = 1\ncert_file = {pki.cert}\n"
+                        f"key_file = {pki.key}\nstate_dir = {state}\n{extra}")
+            os.chmod(conf, 0o644)
+            init(f"onramp-{d}", "init", "--config", conf)
+            assert os.stat(state).st_uid == pwd.getpwnam(user).pw_uid
+    finally:
+        subprocess.run(["userdel", user], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)

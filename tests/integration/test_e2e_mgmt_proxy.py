@@ -212,6 +212,12 @@ def test_no_management_proxy_raises_the_critical_alarm_reported_to_the_conductor
             return [e for e in lab.device_events(SERIAL) if e["step"] == "alarm" and
                     "no management proxy is available" in (e["reason"] or "")] or None
         wait_until("the alarm reported to the cloud", cloud_alarms, timeout=40)
+        # ... which show alarms says, in its text too (REPORTED, issue 11 point 8)
+        def reported_row():
+            return [line for line in agent.ctl("show", "alarms").stdout.splitlines()
+                    if "no management proxy is available" in line and
+                    line.split()[-1] == "yes"] or None
+        wait_until("show alarms: the no-proxy alarms reported", reported_row, timeout=30)
     finally:
         lab.close()
         net.close()

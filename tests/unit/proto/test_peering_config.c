@@ -271,8 +271,8 @@ management_proxy_section_refuses_bad_fields(void **state)
 		{"{\"mode\":\"static\",\"static\":[\"proxy.example:3128\"]}", NULL,
 		 "management-proxy.static[0]"},
 		{"{\"mode\":\"static\",\"static\":[7]}", NULL, "a.b.c.d:port"},
-		{"{\"mode\":\"static\",\"static\":[\"10.0.0.1:3128\",\"10.0.0.1:3128\"]}",
-		 NULL, "static[1]: repeats management-proxy.static[0]"},
+		{"{\"mode\":\"static\",\"static\":[\"10.0.0.1:3128\",\"10.0.0.1:3128\"]}", NULL,
+		 "static[1]: repeats management-proxy.static[0]"},
 		{"{\"mode\":\"static\",\"static\":[\"10.0.0.1:3128\"],\"user\":\"x\"}", NULL,
 		 "management-proxy: unknown field 'user'"},
 	};
