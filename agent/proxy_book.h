@@ -40,7 +40,7 @@ enum proxy_mode { PROXY_MODE_DISABLED = 0, PROXY_MODE_STATIC, PROXY_MODE_LEARNED
 
 #define ALARM_PROXY_UNREACHABLE "Management Proxy is unreachable"
 #define ALARM_NO_PROXY "no management proxy is available"
-#define BOOK_NO_PROXY_GRACE_S 10 /* a first DHCP lease takes a few seconds */
+#define BOOK_NO_PROXY_GRACE_S 20 /* DHCP resends its DISCOVER after 4 and 8 s */
 
 /* "disabled", "static", "learned"; and back (-1 with or_error for anything else). */
 const char *proxy_mode_name(enum proxy_mode mode);

@@ -122,7 +122,7 @@ def test_configuration_management_proxy_section_replaces_the_bootstrap_entries(l
         p = proxy(agent)
         return p if [c["source"] for c in p["candidates"]] == ["conductor"] else None
     shown = wait_until("the conductor's management-proxy settings in force", by_conductor,
-                       timeout=30)
+                       timeout=45)
     assert shown["mode"] == "static" and shown["active"] == squid
     with open(os.path.join(state, "peering.json")) as f:
         assert json.load(f)["management-proxy"] == {"mode": "static", "static": [squid]}
@@ -172,7 +172,7 @@ def test_no_management_proxy_raises_the_critical_alarm_reported_to_the_conductor
         agent.start()
 
         # No DHCP server yet, so no proxy at all: after its grace, the critical alarm.
-        alarm = wait_until("the no-proxy alarm", lambda: no_proxy_alarm(agent), timeout=30)
+        alarm = wait_until("the no-proxy alarm", lambda: no_proxy_alarm(agent), timeout=45)
         assert alarm["severity"] == "critical" and alarm["subject"] == "mode learned"
         assert "alarm raised: critical: no management proxy is available (mode learned)" \
             in agent.log()
@@ -181,15 +181,15 @@ def test_no_management_proxy_raises_the_critical_alarm_reported_to_the_conductor
         # A lease with option 43: cleared, and the flow goes on to running.
         net.start_dnsmasq(0, dnsmasq)
         wait_until("the no-proxy alarm cleared", lambda: no_proxy_alarm(agent, active=False),
-                   timeout=30)
+                   timeout=45)
         run_to_running(lab, agent)
 
         # In running the lease ends and nothing replaces it: the alarm again, and the
         # connection down.
         net.stop_dnsmasq(0)
         wait_until("the connection down",
-                   lambda: agent.show()["connection"].startswith("down"), timeout=30)
-        wait_until("the no-proxy alarm in running", lambda: no_proxy_alarm(agent), timeout=30)
+                   lambda: agent.show()["connection"].startswith("down"), timeout=45)
+        wait_until("the no-proxy alarm in running", lambda: no_proxy_alarm(agent), timeout=45)
         assert agent.show()["current"] == "running"
 
         # Back: cleared, and both changes reach the production conductor and the cloud.
@@ -217,7 +217,7 @@ def test_no_management_proxy_raises_the_critical_alarm_reported_to_the_conductor
             return [line for line in agent.ctl("show", "alarms").stdout.splitlines()
                     if "no management proxy is available" in line and
                     line.split()[-1] == "yes"] or None
-        wait_until("show alarms: the no-proxy alarms reported", reported_row, timeout=30)
+        wait_until("show alarms: the no-proxy alarms reported", reported_row, timeout=45)
     finally:
         lab.close()
         net.close()
