@@ -142,10 +142,12 @@ def test_operations_md_followed_literally_lets_init_run_as_the_service_user():
         for role in ("staging", "production"):
             state = f"{root}/var/lib/onramp-conductord-{role}"
             conf = f"{root}/etc/onramp/conductord-{role}.conf"
+            # the sample configuration, under the scratch root
+            with open(os.path.join(ROOT, "docs", "examples", "conductord.conf")) as f:
+                sample = f.read().replace("staging", role)
             with open(conf, "w") as f:
-                f.write(f"[conductor]\nrole = {role}\nname = {role}-1\nstate-dir = {state}\n"
-                        "listen = 127.0.0.1\nport = 0\n[admin]\nlisten = 127.0.0.1\n"
-                        "port = 0\n")
+                f.write(sample.replace("= /var/lib/", f"= {root}/var/lib/").replace(
+                    "= /run/", f"= {root}/run/"))
             os.chmod(conf, 0o644)
             init("onramp-conductord", "init", "--config", conf, "--token-file",
                  f"{state}/admin.token")

@@ -188,7 +188,7 @@ def test_no_management_proxy_raises_the_critical_alarm_reported_to_the_conductor
         # connection down.
         net.stop_dnsmasq(0)
         wait_until("the connection down",
-                   lambda: agent.show()["connection"].startswith("down"), timeout=45)
+                   lambda: agent.show()["connection"].startswith("down"), timeout=60)
         wait_until("the no-proxy alarm in running", lambda: no_proxy_alarm(agent), timeout=45)
         assert agent.show()["current"] == "running"
 
