@@ -13,6 +13,7 @@ test_pkgs="$test_pkgs busybox" # udhcpc, for the agent's DHCP hook mode test
 test_pkgs="$test_pkgs isc-dhcp-server kea-dhcp4-server isc-dhcp-client" # DHCP servers, dhclient (test_agent_dhcp_servers.py)
 test_pkgs="$test_pkgs man-db" # man -l, for the man page test (tests/integration/test_e2e_docs.py)
 test_pkgs="$test_pkgs debhelper dpkg-dev fakeroot bash-completion" # tests/integration/test_package.py
+test_pkgs="$test_pkgs systemd" # systemd-analyze verify of the units (test_package.py)
 test_pkgs="$test_pkgs chromium chromium-driver python3-selenium" # tests/integration/test_dashboard.py
 test_pkgs="$test_pkgs haproxy" # TCP balancer in front of several instances (tests/integration/scalelab.py)
 test_pkgs="$test_pkgs patroni python3-etcd etcd-server" # PostgreSQL failover (tests/integration/patronilab.py)
