@@ -225,3 +225,37 @@ def test_proxy_password_never_logged_or_shown(lab, tmp_path):
         for name in files:
             with open(os.path.join(root, name), "rb") as f:
                 assert secret.encode() not in f.read()
+
+
+def test_applied_configuration_management_proxy_section_is_in_force_at_start(lab, tmp_path):
+    """Issue 11 point 3: peering.json (as the conductor client stored it) with a
+    management-proxy section replaces agent.conf's static entries and the bootstrap
+    file at start; a damaged one leaves the local settings in force, logged."""
+    state = tmp_path / "agent" / "state"
+    state.mkdir(parents=True)
+    (state / "bootstrap.conf").write_text("[proxy]\nstatic = 10.0.0.7:3128\n")
+    peering = {"version": 1, "router": {"name": "r1"},
+               "hub": {"name": "hub-east", "addresses": ["127.0.0.1:1280"]},
+               "neighborhoods": [{"name": "mpls-core"}],
+               "management-proxy": {"mode": "static",
+                                    "static": ["10.0.0.9:3128", "10.0.0.5:8080"]}}
+    (state / "peering.json").write_text(json.dumps(peering, sort_keys=True))
+    agent = lab.start_agent("[proxy]\nmode = learned\nstatic = 10.0.0.8:3128\n")
+    proxy = agent.proxy()
+    assert proxy["mode"] == "static"
+    assert [(c["proxy"], c["source"]) for c in proxy["candidates"]] == [
+        ("10.0.0.5:8080", "conductor"), ("10.0.0.9:3128", "conductor")]
+    assert "the conductor's configuration is in force: mode static, 2 static entries" in \
+        agent.read_log()
+    agent.stop()
+
+    # damaged (fails the schema): the local settings, and the reason in the log
+    peering["management-proxy"] = {"mode": "static"}
+    (state / "peering.json").write_text(json.dumps(peering))
+    agent = lab.start_agent("[proxy]\nmode = learned\nstatic = 10.0.0.8:3128\n")
+    proxy = agent.proxy()
+    assert proxy["mode"] == "learned"
+    assert [(c["proxy"], c["source"]) for c in proxy["candidates"]] == [
+        ("10.0.0.7:3128", "bootstrap"), ("10.0.0.8:3128", "static")]
+    assert "management-proxy.static: mode static needs 1 to 16 proxies; the local " \
+        "settings stay in force" in agent.read_log()

@@ -144,6 +144,30 @@ def test_configuration_management_proxy_section_replaces_the_bootstrap_entries(l
         "connection") == "up", timeout=40)
 
 
+def test_a_bad_management_proxy_section_is_refused_before_it_is_sent(lab, tmp_path):
+    """The section is checked like the rest of the configuration: onrampctl exits 2
+    naming the field, and the router is not added."""
+    conductor = lab.start_conductor("staging")
+    base = {"version": 1, "router": {"name": "r1"},
+            "hub": {"name": "hub-east", "addresses": ["127.0.0.1:1280"]},
+            "neighborhoods": [{"name": "mpls-core"}]}
+    cases = [({"mode": "static"}, "management-proxy.static: mode static needs 1 to 16"),
+             ({"mode": "dhcp"}, "management-proxy.mode: 'dhcp' is not disabled, static or"),
+             ({"mode": "static", "static": ["10.0.0.1:0"]},
+              "management-proxy.static[0]: '10.0.0.1:0'"),
+             ({"mode": "static", "static": ["10.0.0.1:3128"], "password": "x"},
+              "management-proxy: unknown field 'password'")]
+    for section, message in cases:
+        path = tmp_path / "r1.json"
+        path.write_text(json.dumps(dict(base, **{"management-proxy": section})))
+        proc = conductor.ctl("router", "add", "r1", "--asset-id", "A-1", "--config",
+                             str(path))
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert conductor.ctl("router", "show", "r1").returncode != 0
+    path.write_text(json.dumps(dict(base, **{"management-proxy": {"mode": "learned"}})))
+    conductor.ok("router", "add", "r1", "--asset-id", "A-1", "--config", str(path))
+
+
 def no_proxy_alarm(agent, active=True):
     for a in alarms(agent):
         if a["message"] == "no management proxy is available" and \
