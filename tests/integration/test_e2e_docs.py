@@ -160,12 +160,12 @@ def test_operations_md_followed_literally_lets_init_run_as_the_service_user():
             conf = f"{root}/etc/onramp/{d}.conf"
             extra = ""
             if d == "cloudd":
-                extra = (f"public_url = https://127.0.0.1:1\npublic_ca_file = {pki.ca}\n"
-                         f"[redirector]\nurl = https://127.0.0.1:1\nca_file = {pki.ca}\n"
-                         f"token_file = {root}/etc/onramp/cloud.token\n")
+                extra = (f"public-url = https://127.0.0.1:1\npublic-ca-file = {pki.ca}\n"
+                         f"[redirector]\nurl = https://127.0.0.1:1\nca-file = {pki.ca}\n"
+                         f"token-file = {root}/etc/onramp/cloud.token\n")
             with open(conf, "w") as f:
-                f.write(f"[{d}]\naddress = 127.0.0.1\nport = 1\ncert_file = {pki.cert}\n"
-                        f"key_file = {pki.key}\nstate_dir = {state}\n{extra}")
+                f.write(f"[{d}]\naddress = 127.0.0.1\nport = 1\ncert-file = {pki.cert}\n"
+                        f"key-file = {pki.key}\nstate-dir = {state}\n{extra}")
             os.chmod(conf, 0o644)
             init(f"onramp-{d}", "init", "--config", conf)
             assert os.stat(state).st_uid == pwd.getpwnam(user).pw_uid
