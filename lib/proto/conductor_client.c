@@ -563,6 +563,7 @@ conductor_connect(const struct conductor_client_opts *o, const struct conductor_
 {
 	long connect_ms = o->connect_timeout_ms ? o->connect_timeout_ms : DEFAULT_CONNECT_MS;
 	struct conductor_conn *c;
+	int opened;
 
 	*out = NULL;
 	if (t->n_addresses == 0)
@@ -575,10 +576,12 @@ conductor_connect(const struct conductor_client_opts *o, const struct conductor_
 		}
 		c->opts = o;
 		snprintf(c->address, sizeof(c->address), "%s", t->addresses[i]);
-		if (conductor_session_open(c->address, t->ca_pem, o->proxy, connect_ms,
-					   (long)(wait_cap(o) + REQUEST_MARGIN_S) * 1000,
-					   &c->s) == 0 &&
-		    authenticate(c, t) == 0) {
+		opened = conductor_session_open(c->address, t->ca_pem, o->proxy, connect_ms,
+						(long)(wait_cap(o) + REQUEST_MARGIN_S) * 1000,
+						&c->s);
+		if (opened == 0)
+			http_session_set_cancel(c->s, o->cancel);
+		if (opened == 0 && authenticate(c, t) == 0) {
 			log_info("conductor: authenticated to %s as router %s", c->address,
 				 c->router);
 			*out = c;
