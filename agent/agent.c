@@ -40,11 +40,25 @@ static const char usage_text[] =
 	"      --version          print the version and exit\n"
 	"See docs/agent.md and docs/agent.conf.md.\n";
 
-/* Logs one candidate option 43 lost, with the interface it came on. */
+/* The entries one option 43 lost, to be shown with the interface. */
+struct drops {
+	const char *ifname;
+	struct book_rejected list[BOOK_MAX_REJECTED];
+	size_t n; /* all of them, also those beyond the list */
+};
+
+/* Logs one entry option 43 lost, with the interface it came on, and keeps it. */
 static void
-on_drop(void *arg, const char *reason)
+on_drop(void *arg, const char *entry, const char *reason)
 {
-	log_warn("%s: option 43: dropped %s", (const char *)arg, reason);
+	struct drops *d = arg;
+
+	log_warn("%s: option 43: dropped %s: %s", d->ifname, entry, reason);
+	if (d->n < BOOK_MAX_REJECTED) {
+		snprintf(d->list[d->n].entry, sizeof(d->list[d->n].entry), "%s", entry);
+		snprintf(d->list[d->n].reason, sizeof(d->list[d->n].reason), "%s", reason);
+	}
+	d->n++;
 }
 
 /*
@@ -56,12 +70,14 @@ learn_option43(void *arg, const char *ifname, const uint8_t *data, size_t len)
 {
 	struct agent *agent = arg;
 	struct option43_proxies found;
+	struct drops drops = {.ifname = ifname};
 	const struct book_iface *bi = proxy_book_iface(&agent->book, ifname);
 
 	found.count = 0;
 	if (bi != NULL && bi->discovery && data != NULL)
-		option43_parse(data, len, &found, on_drop, (void *)ifname);
+		option43_parse(data, len, &found, on_drop, &drops);
 	proxy_book_set_learned(&agent->book, ifname, found.proxy, found.count, time(NULL));
+	proxy_book_set_rejected(&agent->book, ifname, drops.list, drops.n);
 	health_kick(agent->health);
 }
 
@@ -78,8 +94,10 @@ dhcp_lost(void *arg, const char *ifname)
 {
 	struct agent *agent = arg;
 
-	if (!agent->stopping)
+	if (!agent->stopping) {
 		proxy_book_set_learned(&agent->book, ifname, NULL, 0, time(NULL));
+		proxy_book_set_rejected(&agent->book, ifname, NULL, 0);
+	}
 }
 
 /* dhcp_io callback: the client state, for `show dhcp learned-proxies`. */

@@ -20,8 +20,7 @@
 #include <unistd.h>
 
 static struct proxy_addr
-A(const char *text)
-{
+A(const char *text) {
 	struct proxy_addr a;
 
 	assert_int_equal(proxy_addr_parse(text, strlen(text), &a), 0);
@@ -70,19 +69,21 @@ learned_mode_uses_every_source(void **state)
 	proxy_book_set_lease(&b, "eth0", "bound");
 	proxy_book_set_learned(&b, "eth0", eth0, 2, 1);
 	proxy_book_set_learned(&b, "eth1", eth1, 1, 1);
-	assert_json(proxy_book_status_json(&b),
-		    "{\"mode\":\"learned\",\"active\":\"10.92.53.8:3128\",\"state\":\"unreachable\","
-		    "\"candidates\":["
-		    "{\"proxy\":\"10.92.53.8:3128\",\"source\":\"dhcp:eth0\",\"reachable\":false},"
-		    "{\"proxy\":\"10.92.53.9:3128\",\"source\":\"dhcp:eth1\",\"reachable\":false},"
-		    "{\"proxy\":\"10.92.53.10:80\",\"source\":\"dhcp:eth0\",\"reachable\":false},"
-		    "{\"proxy\":\"10.100.0.1:8080\",\"source\":\"static\",\"reachable\":false}]}");
+	assert_json(
+		proxy_book_status_json(&b),
+		"{\"mode\":\"learned\",\"active\":\"10.92.53.8:3128\",\"state\":\"unreachable\","
+		"\"candidates\":["
+		"{\"proxy\":\"10.92.53.8:3128\",\"source\":\"dhcp:eth0\",\"reachable\":false},"
+		"{\"proxy\":\"10.92.53.9:3128\",\"source\":\"dhcp:eth1\",\"reachable\":false},"
+		"{\"proxy\":\"10.92.53.10:80\",\"source\":\"dhcp:eth0\",\"reachable\":false},"
+		"{\"proxy\":\"10.100.0.1:8080\",\"source\":\"static\",\"reachable\":false}]}");
 	assert_json(proxy_book_learned_json(&b),
 		    "{\"interfaces\":["
 		    "{\"name\":\"eth0\",\"discovery\":true,\"lease\":\"bound\","
-		    "\"proxies\":[\"10.92.53.8:3128\",\"10.92.53.10:80\"]},"
+		    "\"proxies\":[\"10.92.53.8:3128\",\"10.92.53.10:80\"],\"rejected\":[],"
+		    "\"rejected_more\":0},"
 		    "{\"name\":\"eth1\",\"discovery\":true,\"lease\":\"none\","
-		    "\"proxies\":[\"10.92.53.9:3128\"]}]}");
+		    "\"proxies\":[\"10.92.53.9:3128\"],\"rejected\":[],\"rejected_more\":0}]}");
 	/* the lease on eth0 ends: its proxies go */
 	proxy_book_set_learned(&b, "eth0", NULL, 0, 2);
 	assert_string_equal(proxy_book_active(&b)->source, "dhcp:eth1");
@@ -107,9 +108,10 @@ discovery_off_and_static_mode_ignore_dhcp(void **state)
 	assert_string_equal(proxy_book_active(&b)->source, "dhcp:eth1");
 	assert_json(proxy_book_learned_json(&b),
 		    "{\"interfaces\":["
-		    "{\"name\":\"eth0\",\"discovery\":false,\"lease\":\"none\",\"proxies\":[]},"
+		    "{\"name\":\"eth0\",\"discovery\":false,\"lease\":\"none\",\"proxies\":[],"
+		    "\"rejected\":[],\"rejected_more\":0},"
 		    "{\"name\":\"eth1\",\"discovery\":true,\"lease\":\"none\","
-		    "\"proxies\":[\"10.0.0.9:3128\"]}]}");
+		    "\"proxies\":[\"10.0.0.9:3128\"],\"rejected\":[],\"rejected_more\":0}]}");
 
 	proxy_book_init(&b, PROXY_MODE_STATIC, &al);
 	proxy_book_add_static(&b, &high[0], false);
@@ -171,14 +173,15 @@ fails_over_with_alarms(void **state)
 	/* a proxy that stops being a candidate takes its alarm with it */
 	proxy_book_set_learned(&b, "eth0", learned + 1, 1, 40);
 	assert_false(alarm_is_active(&al, ALARM_PROXY_UNREACHABLE, "10.0.0.2:3128"));
-	assert_json(alarms_json(&al),
-		    "{\"alarms\":["
-		    "{\"id\":1,\"severity\":\"critical\",\"message\":\"Management Proxy is "
-		    "unreachable\",\"subject\":\"10.0.0.1:3128\",\"raised\":\"1970-01-01T00:00:20Z\","
-		    "\"cleared\":\"1970-01-01T00:00:30Z\",\"reported\":false},"
-		    "{\"id\":2,\"severity\":\"critical\",\"message\":\"Management Proxy is "
-		    "unreachable\",\"subject\":\"10.0.0.2:3128\",\"raised\":\"1970-01-01T00:00:22Z\","
-		    "\"cleared\":\"1970-01-01T00:00:40Z\",\"reported\":false}]}");
+	assert_json(
+		alarms_json(&al),
+		"{\"alarms\":["
+		"{\"id\":1,\"severity\":\"critical\",\"message\":\"Management Proxy is "
+		"unreachable\",\"subject\":\"10.0.0.1:3128\",\"raised\":\"1970-01-01T00:00:20Z\","
+		"\"cleared\":\"1970-01-01T00:00:30Z\",\"reported\":false},"
+		"{\"id\":2,\"severity\":\"critical\",\"message\":\"Management Proxy is "
+		"unreachable\",\"subject\":\"10.0.0.2:3128\",\"raised\":\"1970-01-01T00:00:22Z\","
+		"\"cleared\":\"1970-01-01T00:00:40Z\",\"reported\":false}]}");
 	/* a late probe of a proxy no longer there changes nothing */
 	proxy_book_report(&b, &learned[0], false, 41);
 	assert_int_equal(al.count, 2);
@@ -276,6 +279,42 @@ renewal_with_the_same_proxies_is_quiet(void **state)
 	assert_int_equal(said, 1);
 }
 
+/* Issue 14 point 7: an option 43 whose every entry was bad must not look like none. */
+static void
+rejected_entries_are_shown_bounded_and_replaced(void **state)
+{
+	static struct proxy_book b;
+	struct alarms al;
+	struct book_rejected bad[BOOK_MAX_REJECTED + 2];
+
+	(void)state;
+	memset(bad, 0, sizeof(bad));
+	for (size_t i = 0; i < BOOK_MAX_REJECTED + 2; i++) {
+		snprintf(bad[i].entry, sizeof(bad[i].entry), "sub-option 128 \"10.0.0.%zu:0\"", i);
+		snprintf(bad[i].reason, sizeof(bad[i].reason), "port 0");
+	}
+	alarms_init(&al);
+	proxy_book_init(&b, PROXY_MODE_LEARNED, &al);
+	assert_int_equal(proxy_book_add_iface(&b, "eth0", true), 0);
+	proxy_book_set_rejected(&b, "eth0", bad, 1);
+	assert_json(proxy_book_iface_json(&b.iface[0]),
+		    "{\"name\":\"eth0\",\"discovery\":true,\"lease\":\"none\",\"proxies\":[],"
+		    "\"rejected\":[{\"entry\":\"sub-option 128 \\\"10.0.0.0:0\\\"\",\"reason\":"
+		    "\"port 0\"}],\"rejected_more\":0}");
+	/* more than are kept: the first ones, and how many more */
+	proxy_book_set_rejected(&b, "eth0", bad, BOOK_MAX_REJECTED + 2);
+	assert_int_equal(b.iface[0].n_rejected, BOOK_MAX_REJECTED);
+	assert_int_equal(b.iface[0].n_rejected_more, 2);
+	assert_string_equal(b.iface[0].rejected[BOOK_MAX_REJECTED - 1].entry,
+			    "sub-option 128 \"10.0.0.7:0\"");
+	/* the next option 43 (or none) replaces them */
+	proxy_book_set_rejected(&b, "eth0", NULL, 0);
+	assert_int_equal(b.iface[0].n_rejected, 0);
+	assert_int_equal(b.iface[0].n_rejected_more, 0);
+	/* an unknown interface changes nothing */
+	proxy_book_set_rejected(&b, "eth9", bad, 1);
+}
+
 int
 main(void)
 {
@@ -286,6 +325,7 @@ main(void)
 		cmocka_unit_test(bootstrap_until_onboarded),
 		cmocka_unit_test(alarm_history_is_bounded),
 		cmocka_unit_test(renewal_with_the_same_proxies_is_quiet),
+		cmocka_unit_test(rejected_entries_are_shown_bounded_and_replaced),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -23,12 +23,12 @@ struct drops {
 };
 
 static void
-on_drop(void *arg, const char *reason)
+on_drop(void *arg, const char *entry, const char *reason)
 {
 	struct drops *d = arg;
 
 	d->count++;
-	snprintf(d->last, sizeof(d->last), "%s", reason);
+	snprintf(d->last, sizeof(d->last), "%s: %s", entry, reason);
 }
 
 /* Parses a copy of data in a buffer of exactly len bytes. */
@@ -117,16 +117,16 @@ addr_compares_numerically(void **state)
 }
 
 /* 80 0f "10.92.53.8:3128" ff, as dnsmasq sends it. */
-static const uint8_t one[] = {0x80, 0x0f, '1', '0', '.', '9', '2', '.', '5', '3',
-			      '.', '8', ':', '3', '1', '2', '8', 0xff};
+static const uint8_t one[] = {0x80, 0x0f, '1', '0', '.', '9', '2', '.', '5',
+			      '3',  '.',  '8', ':', '3', '1', '2', '8', 0xff};
 
 static void
 parses_valid(void **state)
 {
 	static const uint8_t several[] = {
-		0x00, 0x00, 0x01, 0x03, 'a', 'b', 'c', 0x80, 0x0b, '1', '0', '.', '0', '.',
-		'0', '.', '9', ':', '8', '0', 0x00, 0x81, 0x00, 0x80, 0x0d, '1', '0', '.',
-		'0', '.', '0', '.', '2', ':', '3', '1', '2', '8', 0xff, 0x00, 0x00};
+		0x00, 0x00, 0x01, 0x03, 'a', 'b', 'c',	0x80, 0x0b, '1',  '0',	'.',  '0', '.',
+		'0',  '.',  '9',  ':',	'8', '0', 0x00, 0x81, 0x00, 0x80, 0x0d, '1',  '0', '.',
+		'0',  '.',  '0',  '.',	'2', ':', '3',	'1',  '2',  '8',  0xff, 0x00, 0x00};
 	struct option43_proxies out;
 	struct drops d;
 
@@ -156,16 +156,15 @@ static void
 drops_bad_candidates_keeps_good(void **state)
 {
 	static const uint8_t mixed[] = {
-		0x80, 0x0a, '1', '0', '.', '0', '.', '0', '.', '1', ':', '0',      /* port 0 */
-		0x80, 0x08, '1', '0', '.', '0', '.', '0', '.', '1',                /* no port */
-		0x80, 0x0b, 'p', 'r', 'o', 'x', 'y', '.', 'l', 'a', 'n', ':', '1', /* name */
+		0x80, 0x0a, '1', '0', '.', '0', '.', '0', '.', '1', ':', '0',	    /* port 0 */
+		0x80, 0x08, '1', '0', '.', '0', '.', '0', '.', '1',		    /* no port */
+		0x80, 0x0b, 'p', 'r', 'o', 'x', 'y', '.', 'l', 'a', 'n', ':', '1',  /* name */
 		0x80, 0x0b, '1', '.', '2', '.', '3', '.', '4', ':', '8', '0', 0x07, /* binary */
-		0x80, 0x0d, '1', '0', '.', '0', '.', '0', '.', '7', ':', '8', '0', '8', '0',
-		0x80, 0x00,                                                         /* empty */
-		0x80, 0x0e, '1', '2', '7', '.', '0', '.', '0', '.', '1', ':', '3', '1', '2', '8',
-		0x80, 0x0d, '1', '0', '.', '0', '.', '0', '.', '7', ':', '8', '0', '8', '0',
-		0x80, 0x0e, '1', '0', '.', '0', '.', '0', '.', '1', ':', '6', '5', '5', '3', '6',
-		0xff};
+		0x80, 0x0d, '1', '0', '.', '0', '.', '0', '.', '7', ':', '8', '0',  '8', '0', 0x80,
+		0x00, /* empty */
+		0x80, 0x0e, '1', '2', '7', '.', '0', '.', '0', '.', '1', ':', '3',  '1', '2', '8',
+		0x80, 0x0d, '1', '0', '.', '0', '.', '0', '.', '7', ':', '8', '0',  '8', '0', 0x80,
+		0x0e, '1',  '0', '.', '0', '.', '0', '.', '1', ':', '6', '5', '5',  '3', '6', 0xff};
 	struct option43_proxies out;
 	struct drops d;
 
@@ -186,14 +185,18 @@ reasons_name_the_problem(void **state)
 		size_t len;
 		const char *reason;
 	} cases[] = {
-		{{0x80}, 1, "sub-option 128 truncated: no length byte"},
-		{{0x80, 0x10, '1', '.', '2'}, 5,
-		 "sub-option 128 truncated: length 16 but only 3 bytes remain"},
-		{{0x80, 0x03, '1', 0x00, 0x0a}, 5, "sub-option 128 \"1\\x00\\x0a\": not an IPv4 address"},
-		{{0x80, 0x09, '1', '.', '2', '.', '3', '.', '4', ':', '0'}, 11,
+		{{0x80}, 1, "sub-option 128: truncated: no length byte"},
+		{{0x80, 0x10, '1', '.', '2'},
+		 5,
+		 "sub-option 128: truncated: length 16 but only 3 bytes remain"},
+		{{0x80, 0x03, '1', 0x00, 0x0a},
+		 5,
+		 "sub-option 128 \"1\\x00\\x0a\": not an IPv4 address"},
+		{{0x80, 0x09, '1', '.', '2', '.', '3', '.', '4', ':', '0'},
+		 11,
 		 "sub-option 128 \"1.2.3.4:0\": port 0"},
-		{{0xff, 0x01, 0x02}, 3, "2 bytes of trailing junk after the end byte"},
-		{{0x05, 0x01, 0xaa, 0x80}, 4, "sub-option 128 truncated: no length byte"},
+		{{0xff, 0x01, 0x02}, 3, "after the end byte: 2 bytes of trailing junk"},
+		{{0x05, 0x01, 0xaa, 0x80}, 4, "sub-option 128: truncated: no length byte"},
 	};
 	struct option43_proxies out;
 	struct drops d;
@@ -238,9 +241,10 @@ caps_the_number_of_proxies(void **state)
 static void
 every_truncation_is_safe(void **state)
 {
-	static const uint8_t two[] = {0x00, 0x80, 0x0d, '1', '0', '.', '1', '.', '1', '.', '9', ':',
-				      '3', '1', '2', '8', 0x01, 0x02, 0xab, 0xcd, 0x80, 0x0b,
-				      '1', '0', '.', '1', '.', '1', '.', '8', ':', '8', '0', 0xff};
+	static const uint8_t two[] = {0x00, 0x80, 0x0d, '1',  '0', '.', '1', '.',  '1',
+				      '.',  '9',  ':',	'3',  '1', '2', '8', 0x01, 0x02,
+				      0xab, 0xcd, 0x80, 0x0b, '1', '0', '.', '1',  '.',
+				      '1',  '.',  '8',	':',  '8', '0', 0xff};
 	struct option43_proxies out;
 	struct drops d;
 
