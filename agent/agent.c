@@ -154,10 +154,24 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(agent->base);
 }
 
-/* Fills the proxy book from the configuration. */
+/*
+ * True when the agent's own DHCP client brings an interface up: probes wait
+ * for its first lease, so that none fails for want of the route.
+ */
+static bool
+has_dhcp_client(const struct agent_conf *conf)
+{
+	for (size_t i = 0; i < conf->n_iface; i++)
+		if (conf->iface[i].dhcp == AGENT_DHCP_CLIENT)
+			return true;
+	return false;
+}
+
+/* Fills the proxy book from the configuration; a flap within a probe interval is no event. */
 static int
 setup_book(struct agent *a)
 {
+	a->alarms.settle_s = a->conf.health_interval;
 	proxy_book_init(&a->book, a->conf.mode, &a->alarms);
 	for (size_t i = 0; i < a->conf.n_static; i++)
 		if (proxy_book_add_static(&a->book, &a->conf.statics[i], false) == -1)
@@ -197,7 +211,7 @@ start(struct agent *a)
 	    onboard_start(a, &a->onboard) == -1)
 		return -1;
 	if (health_start(a->base, &a->book, a->conf.health_interval, a->conf.health_timeout,
-			 &a->health) == -1)
+			 !has_dhcp_client(&a->conf), &a->health) == -1)
 		return -1;
 	for (size_t i = 0; i < a->conf.n_iface; i++) {
 		const struct agent_iface_conf *f = &a->conf.iface[i];

@@ -704,7 +704,7 @@ on_wake(evutil_socket_t fd, short what, void *arg)
 	dispatch(ob);
 }
 
-/* Turns the proxy book's alarms whose latest change is unreported into reports. */
+/* Turns the proxy book's alarms whose latest change is due (alarm_due) into reports. */
 static void
 queue_alarms(struct onboard *ob)
 {
@@ -716,7 +716,7 @@ queue_alarms(struct onboard *ob)
 		bool cleared = a->cleared != 0, queued = false;
 		char text[OB_EVENT_REASON_MAX];
 
-		if (a->reported)
+		if (!alarm_due(al, a, time(NULL)))
 			continue;
 		for (size_t j = 0; j < ob->ev.count && !queued; j++)
 			queued = ob->ev.list[j].alarm_id == a->id &&

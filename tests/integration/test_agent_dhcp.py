@@ -164,6 +164,32 @@ def test_an_option43_whose_every_entry_is_bad_shows_each_rejected_entry_and_why(
     assert f"rejected: {rejected[2][0]}: {rejected[2][1]}" in text
 
 
+def test_healthy_static_proxy_behind_the_lease_raises_no_alarm_at_start(lab):
+    """Issue 14 point 7: the static proxies were probed before the lease put the
+    route on, and a critical alarm was raised and cleared within 2 s at every
+    start. Probes now wait for the first lease; a dead proxy still alarms."""
+    lab.add_address(0, "10.77.1.5")
+    lab.start_tinyproxy(0, "10.77.1.5", 3128)
+    lab.start_dnsmasq(0, [])
+    # 10.77.1.1:3999: the server's own address, where nothing listens
+    agent = lab.start_agent("[proxy]\nmode = static\nstatic = 10.77.1.5:3128\n"
+                            "static = 10.77.1.1:3999\nhealth-interval = 3\n"
+                            "health-timeout = 1\n" + iface("dh0"))
+    agent.wait_active("10.77.1.5:3128")
+    dead = wait_for("the dead proxy's alarm",
+                    lambda: [a for a in agent.alarms() if a["subject"] == "10.77.1.1:3999"])
+    assert dead[0]["cleared"] is None and dead[0]["severity"] == "critical"
+    # a probe interval on, the healthy proxy never had an alarm, not even a cleared one
+    before = agent.alarms()
+    wait_for("one more probe interval", lambda: len(agent.read_log().split(
+        "probe of 10.77.1.5:3128: connected")) > 2, timeout=10)
+    assert [a["subject"] for a in agent.alarms()] == ["10.77.1.1:3999"] == \
+        [a["subject"] for a in before]
+    assert "alarm raised: critical: Management Proxy is unreachable (10.77.1.5:3128)" not in \
+        agent.read_log()
+    assert agent.alarms()[0]["cleared"] is None
+
+
 def test_failover_to_the_next_candidate_and_back(lab):
     lab.add_address(0, "10.77.1.5")
     lab.add_address(0, "10.77.1.6")

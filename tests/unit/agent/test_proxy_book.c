@@ -315,6 +315,50 @@ rejected_entries_are_shown_bounded_and_replaced(void **state)
 	proxy_book_set_rejected(&b, "eth9", bad, 1);
 }
 
+/*
+ * Issue 14 point 7: an alarm cleared within one probe interval (settle_s)
+ * never leaves the router; a lasting one is reported once it has lived that long.
+ */
+static void
+alarms_settle_for_one_probe_interval(void **state)
+{
+	static struct proxy_book b;
+	struct alarms al;
+	struct proxy_addr p = A("10.0.0.1:3128");
+
+	(void)state;
+	alarms_init(&al);
+	al.settle_s = 10;
+	proxy_book_init(&b, PROXY_MODE_STATIC, &al);
+	assert_int_equal(proxy_book_add_static(&b, &p, false), 0);
+	/* the first probe fails (no route yet), the next one 2 s later succeeds */
+	proxy_book_report(&b, &p, false, 100);
+	assert_true(alarm_is_active(&al, ALARM_PROXY_UNREACHABLE, "10.0.0.1:3128"));
+	assert_false(alarm_due(&al, &al.list[0], 100));
+	assert_false(alarm_due(&al, &al.list[0], 109));
+	proxy_book_report(&b, &p, true, 102);
+	assert_false(alarm_is_active(&al, ALARM_PROXY_UNREACHABLE, "10.0.0.1:3128"));
+	assert_int_equal(al.count, 0);
+	assert_json(alarms_json(&al), "{\"alarms\":[]}");
+
+	/* a dead proxy: its raise is due after one interval, then its clear at once */
+	proxy_book_report(&b, &p, false, 200);
+	assert_false(alarm_due(&al, &al.list[0], 209));
+	assert_true(alarm_due(&al, &al.list[0], 210));
+	alarm_mark_reported(&al, al.list[0].id);
+	assert_false(alarm_due(&al, &al.list[0], 211));
+	proxy_book_report(&b, &p, true, 215);
+	assert_int_equal(al.count, 1);
+	assert_int_equal(al.list[0].cleared, 215);
+	assert_true(alarm_due(&al, &al.list[0], 215));
+
+	/* raised and cleared exactly one interval apart: both reported (raise not yet sent) */
+	proxy_book_report(&b, &p, false, 300);
+	proxy_book_report(&b, &p, true, 310);
+	assert_int_equal(al.count, 2);
+	assert_true(alarm_due(&al, &al.list[1], 310));
+}
+
 int
 main(void)
 {
@@ -326,6 +370,7 @@ main(void)
 		cmocka_unit_test(alarm_history_is_bounded),
 		cmocka_unit_test(renewal_with_the_same_proxies_is_quiet),
 		cmocka_unit_test(rejected_entries_are_shown_bounded_and_replaced),
+		cmocka_unit_test(alarms_settle_for_one_probe_interval),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
