@@ -1128,6 +1128,8 @@ conductor_run(const struct conductor_client_opts *o, volatile sig_atomic_t *stop
 		tick(o, NULL);
 		rc = conductor_connect(o, &t, &c);
 		conductor_target_free(&t);
+		if (rc == -1 && *stop)
+			break; /* cancelled (o->cancel): nothing failed */
 		if (rc == -1) {
 			report(o, "connect", false, or_errmsg());
 			/* An assertion that expired unused: the caller fetches a new one. */
@@ -1147,7 +1149,7 @@ conductor_run(const struct conductor_client_opts *o, volatile sig_atomic_t *stop
 		if (pending_to[0] != '\0')
 			deliver_report(o, strcmp(pending_to, current) == 0 ? c : NULL);
 		rc = serve(o, c, stop);
-		if (rc == -1)
+		if (rc == -1 && !*stop)
 			log_warn("conductor: connection to %s lost: %s", conductor_conn_address(c),
 				 or_errmsg());
 		conductor_close(c);
