@@ -20,7 +20,8 @@
 #include <unistd.h>
 
 static struct proxy_addr
-A(const char *text) {
+A(const char *text)
+{
 	struct proxy_addr a;
 
 	assert_int_equal(proxy_addr_parse(text, strlen(text), &a), 0);
@@ -69,19 +70,17 @@ learned_mode_uses_every_source(void **state)
 	proxy_book_set_lease(&b, "eth0", "bound");
 	proxy_book_set_learned(&b, "eth0", eth0, 2, 1);
 	proxy_book_set_learned(&b, "eth1", eth1, 1, 1);
-	assert_json(
-		proxy_book_status_json(&b),
-		"{\"mode\":\"learned\",\"active\":\"10.92.53.8:3128\",\"state\":\"unreachable\","
-		"\"candidates\":["
-		"{\"proxy\":\"10.92.53.8:3128\",\"source\":\"dhcp:eth0\",\"reachable\":false},"
-		"{\"proxy\":\"10.92.53.9:3128\",\"source\":\"dhcp:eth1\",\"reachable\":false},"
-		"{\"proxy\":\"10.92.53.10:80\",\"source\":\"dhcp:eth0\",\"reachable\":false},"
-		"{\"proxy\":\"10.100.0.1:8080\",\"source\":\"static\",\"reachable\":false}]}");
+	assert_json(proxy_book_status_json(&b),
+		    "{\"mode\":\"learned\",\"active\":\"10.92.53.8:3128\",\"state\":\"unreachable\","
+		    "\"candidates\":["
+		    "{\"proxy\":\"10.92.53.8:3128\",\"source\":\"dhcp:eth0\",\"reachable\":false},"
+		    "{\"proxy\":\"10.92.53.9:3128\",\"source\":\"dhcp:eth1\",\"reachable\":false},"
+		    "{\"proxy\":\"10.92.53.10:80\",\"source\":\"dhcp:eth0\",\"reachable\":false},"
+		    "{\"proxy\":\"10.100.0.1:8080\",\"source\":\"static\",\"reachable\":false}]}");
 	assert_json(proxy_book_learned_json(&b),
 		    "{\"interfaces\":["
 		    "{\"name\":\"eth0\",\"discovery\":true,\"lease\":\"bound\","
-		    "\"proxies\":[\"10.92.53.8:3128\",\"10.92.53.10:80\"],\"rejected\":[],"
-		    "\"rejected_more\":0},"
+		    "\"proxies\":[\"10.92.53.8:3128\",\"10.92.53.10:80\"],\"rejected\":[],\"rejected_more\":0},"
 		    "{\"name\":\"eth1\",\"discovery\":true,\"lease\":\"none\","
 		    "\"proxies\":[\"10.92.53.9:3128\"],\"rejected\":[],\"rejected_more\":0}]}");
 	/* the lease on eth0 ends: its proxies go */
@@ -173,15 +172,14 @@ fails_over_with_alarms(void **state)
 	/* a proxy that stops being a candidate takes its alarm with it */
 	proxy_book_set_learned(&b, "eth0", learned + 1, 1, 40);
 	assert_false(alarm_is_active(&al, ALARM_PROXY_UNREACHABLE, "10.0.0.2:3128"));
-	assert_json(
-		alarms_json(&al),
-		"{\"alarms\":["
-		"{\"id\":1,\"severity\":\"critical\",\"message\":\"Management Proxy is "
-		"unreachable\",\"subject\":\"10.0.0.1:3128\",\"raised\":\"1970-01-01T00:00:20Z\","
-		"\"cleared\":\"1970-01-01T00:00:30Z\",\"reported\":false},"
-		"{\"id\":2,\"severity\":\"critical\",\"message\":\"Management Proxy is "
-		"unreachable\",\"subject\":\"10.0.0.2:3128\",\"raised\":\"1970-01-01T00:00:22Z\","
-		"\"cleared\":\"1970-01-01T00:00:40Z\",\"reported\":false}]}");
+	assert_json(alarms_json(&al),
+		    "{\"alarms\":["
+		    "{\"id\":1,\"severity\":\"critical\",\"message\":\"Management Proxy is "
+		    "unreachable\",\"subject\":\"10.0.0.1:3128\",\"raised\":\"1970-01-01T00:00:20Z\","
+		    "\"cleared\":\"1970-01-01T00:00:30Z\",\"reported\":false},"
+		    "{\"id\":2,\"severity\":\"critical\",\"message\":\"Management Proxy is "
+		    "unreachable\",\"subject\":\"10.0.0.2:3128\",\"raised\":\"1970-01-01T00:00:22Z\","
+		    "\"cleared\":\"1970-01-01T00:00:40Z\",\"reported\":false}]}");
 	/* a late probe of a proxy no longer there changes nothing */
 	proxy_book_report(&b, &learned[0], false, 41);
 	assert_int_equal(al.count, 2);
