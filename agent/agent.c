@@ -40,11 +40,25 @@ static const char usage_text[] =
 	"      --version          print the version and exit\n"
 	"See docs/agent.md and docs/agent.conf.md.\n";
 
-/* Logs one candidate option 43 lost, with the interface it came on. */
+/* The entries one option 43 lost, to be shown with the interface. */
+struct drops {
+	const char *ifname;
+	struct book_rejected list[BOOK_MAX_REJECTED];
+	size_t n; /* all of them, also those beyond the list */
+};
+
+/* Logs one entry option 43 lost, with the interface it came on, and keeps it. */
 static void
-on_drop(void *arg, const char *reason)
+on_drop(void *arg, const char *entry, const char *reason)
 {
-	log_warn("%s: option 43: dropped %s", (const char *)arg, reason);
+	struct drops *d = arg;
+
+	log_warn("%s: option 43: dropped %s: %s", d->ifname, entry, reason);
+	if (d->n < BOOK_MAX_REJECTED) {
+		snprintf(d->list[d->n].entry, sizeof(d->list[d->n].entry), "%s", entry);
+		snprintf(d->list[d->n].reason, sizeof(d->list[d->n].reason), "%s", reason);
+	}
+	d->n++;
 }
 
 /*
@@ -56,12 +70,14 @@ learn_option43(void *arg, const char *ifname, const uint8_t *data, size_t len)
 {
 	struct agent *agent = arg;
 	struct option43_proxies found;
+	struct drops drops = {.ifname = ifname};
 	const struct book_iface *bi = proxy_book_iface(&agent->book, ifname);
 
 	found.count = 0;
 	if (bi != NULL && bi->enabled && data != NULL)
-		option43_parse(data, len, &found, on_drop, (void *)ifname);
+		option43_parse(data, len, &found, on_drop, &drops);
 	proxy_book_set_learned(&agent->book, ifname, found.proxy, found.count, time(NULL));
+	proxy_book_set_rejected(&agent->book, ifname, drops.list, drops.n);
 	health_kick(agent->health);
 }
 
@@ -78,8 +94,10 @@ dhcp_lost(void *arg, const char *ifname)
 {
 	struct agent *agent = arg;
 
-	if (!agent->stopping)
+	if (!agent->stopping) {
 		proxy_book_set_learned(&agent->book, ifname, NULL, 0, time(NULL));
+		proxy_book_set_rejected(&agent->book, ifname, NULL, 0);
+	}
 }
 
 /* dhcp_io callback: the client state, for `show dhcp learned-proxies`. */
@@ -147,10 +165,27 @@ on_book_tick(evutil_socket_t fd, short what, void *arg)
 	proxy_book_tick(&agent->book, time(NULL));
 }
 
-/* Fills the proxy book from the configuration and the applied peering configuration. */
+/*
+ * True when the agent's own DHCP client brings an interface up: probes wait
+ * for its first lease, so that none fails for want of the route.
+ */
+static bool
+has_dhcp_client(const struct agent_conf *conf)
+{
+	for (size_t i = 0; i < conf->n_iface; i++)
+		if (conf->iface[i].dhcp == AGENT_DHCP_CLIENT)
+			return true;
+	return false;
+}
+
+/*
+ * Fills the proxy book from the configuration and the applied peering
+ * configuration; a flap within a probe interval is no event.
+ */
 static int
 setup_book(struct agent *a)
 {
+	a->alarms.settle_s = a->conf.health_interval;
 	proxy_book_init(&a->book, a->conf.mode, &a->alarms);
 	for (size_t i = 0; i < a->conf.n_static; i++)
 		if (proxy_book_add_static(&a->book, &a->conf.statics[i], false) == -1)
@@ -192,7 +227,7 @@ start(struct agent *a)
 	    onboard_start(a, &a->onboard) == -1)
 		return -1;
 	if (health_start(a->base, &a->book, a->conf.health_interval, a->conf.health_timeout,
-			 &a->health) == -1)
+			 !has_dhcp_client(&a->conf), &a->health) == -1)
 		return -1;
 	for (size_t i = 0; i < a->conf.n_iface; i++) {
 		const struct agent_iface_conf *f = &a->conf.iface[i];

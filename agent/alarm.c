@@ -80,7 +80,10 @@ alarm_raise(struct alarms *a, enum alarm_severity severity, const char *message,
 	return al->id;
 }
 
-/* Clears (and logs); the clearing is to be reported again. */
+/*
+ * Clears (and logs); the clearing is to be reported again, unless the alarm
+ * lived less than settle_s: its raise was never due, so it is forgotten.
+ */
 bool
 alarm_clear(struct alarms *a, const char *message, const char *subject, time_t now)
 {
@@ -88,6 +91,14 @@ alarm_clear(struct alarms *a, const char *message, const char *subject, time_t n
 
 	if (al == NULL)
 		return false;
+	if (now - al->raised < (time_t)a->settle_s) {
+		log_info("alarm cleared: %s: %s (%s) after %lld s, within %u s: not reported",
+			 alarm_severity_name(al->severity), message, subject,
+			 (long long)(now - al->raised), a->settle_s);
+		memmove(al, al + 1, (size_t)(&a->list[a->count] - (al + 1)) * sizeof(*al));
+		a->count--;
+		return true;
+	}
 	al->cleared = now;
 	al->reported = false;
 	log_info("alarm cleared: %s: %s (%s)", alarm_severity_name(al->severity), message, subject);
@@ -99,6 +110,15 @@ bool
 alarm_is_active(const struct alarms *a, const char *message, const char *subject)
 {
 	return find_active((struct alarms *)a, message, subject) != NULL;
+}
+
+/* A raise waits until it has lived settle_s; a clear is due at once. */
+bool
+alarm_due(const struct alarms *a, const struct alarm *al, time_t now)
+{
+	if (al->reported)
+		return false;
+	return al->cleared != 0 || now - al->raised >= (time_t)a->settle_s;
 }
 
 /* The onboarding flow reported the alarm's latest change. */

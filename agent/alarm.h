@@ -30,18 +30,31 @@ struct alarms {
 	struct alarm list[ALARM_KEEP];
 	size_t count;
 	unsigned long next_id;
+	/*
+	 * 0, or the probe interval: an alarm is reported only once it has lived
+	 * that long, and one cleared sooner never leaves the router (it is
+	 * logged, then forgotten), so that a start-up flap is no event.
+	 */
+	unsigned settle_s;
 };
 
+/* An empty list that reports every alarm (settle_s 0). */
 void alarms_init(struct alarms *a);
 
 /* Raises message about subject unless it is already active; returns its id. */
 unsigned long alarm_raise(struct alarms *a, enum alarm_severity severity, const char *message,
 			  const char *subject, time_t now);
 
-/* Clears the active alarm of message about subject; false when none was active. */
+/*
+ * Clears the active alarm of message about subject; false when none was
+ * active. One raised less than settle_s ago is dropped from the list.
+ */
 bool alarm_clear(struct alarms *a, const char *message, const char *subject, time_t now);
 
 bool alarm_is_active(const struct alarms *a, const char *message, const char *subject);
+
+/* True when al's latest change is to be reported now: not yet, and settled. */
+bool alarm_due(const struct alarms *a, const struct alarm *al, time_t now);
 
 /* Records that the alarm's latest change (raise or clear) reached the cloud. */
 void alarm_mark_reported(struct alarms *a, unsigned long id);

@@ -142,10 +142,10 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	health_kick(arg);
 }
 
-/* Arms the periodic probe and probes at once. */
+/* Arms the periodic probe and, if told to, probes at once. */
 int
 health_start(struct event_base *base, struct proxy_book *book, unsigned interval_s,
-	     unsigned timeout_s, struct health **out)
+	     unsigned timeout_s, bool probe_now, struct health **out)
 {
 	struct timeval every = {.tv_sec = interval_s};
 	struct health *h = calloc(1, sizeof(*h));
@@ -162,7 +162,8 @@ health_start(struct event_base *base, struct proxy_book *book, unsigned interval
 		return or_error("out of memory");
 	}
 	*out = h;
-	health_kick(h);
+	if (probe_now)
+		health_kick(h);
 	return 0;
 }
 

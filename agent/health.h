@@ -13,8 +13,13 @@
 
 struct health;
 
+/*
+ * Arms the probe every interval_s. probe_now: probe at once too; false when
+ * the way to the proxies comes up later (the agent's DHCP client puts the
+ * address and route on; its first lease calls health_kick).
+ */
 int health_start(struct event_base *base, struct proxy_book *book, unsigned interval_s,
-		 unsigned timeout_s, struct health **out);
+		 unsigned timeout_s, bool probe_now, struct health **out);
 
 /* Probes now every candidate that is not being probed already (the candidates changed). */
 void health_kick(struct health *h);

@@ -42,7 +42,8 @@
 #endif
 
 #define CA_FILE_MAX (64 * 1024)
-#define WORKER_STOP_WAIT_S 5
+/* A migration's requests are not cancelled: 4 s for them keeps a stop within the documented 5 s. */
+#define WORKER_STOP_WAIT_S 4
 #define DIAGNOSTICS_SHOWN 10
 
 struct onboard {
@@ -700,7 +701,7 @@ on_wake(evutil_socket_t fd, short what, void *arg)
 	dispatch(ob);
 }
 
-/* Turns the proxy book's alarms whose latest change is unreported into reports. */
+/* Turns the proxy book's alarms whose latest change is due (alarm_due) into reports. */
 static void
 queue_alarms(struct onboard *ob)
 {
@@ -712,7 +713,7 @@ queue_alarms(struct onboard *ob)
 		bool cleared = a->cleared != 0, queued = false;
 		char text[OB_EVENT_REASON_MAX];
 
-		if (a->reported)
+		if (!alarm_due(al, a, time(NULL)))
 			continue;
 		for (size_t j = 0; j < ob->ev.count && !queued; j++)
 			queued = ob->ev.list[j].alarm_id == a->id &&
@@ -990,7 +991,7 @@ migrate_conductor(void *arg, json_t *req, json_t **result)
 		 job.addresses[0], until);
 	record(ob, "migrate", "started", reason);
 	save(ob);
-	/* The channel to staging ends after its current poll; then the worker migrates. */
+	/* The channel to staging ends now (its poll is cancelled); then the worker migrates. */
 	if (ob->running == OB_JOB_CONDUCTOR)
 		onboard_worker_stop_job(ob->w);
 	dispatch(ob);

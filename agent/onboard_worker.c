@@ -322,6 +322,7 @@ cloud_open(struct ob_worker *w, struct http_session **s, struct cloud_outcome *o
 	o.proxy = direct ? NULL : &px;
 	o.ca_pem = ca;
 	o.connect_timeout_ms = w->conf.connect_timeout_ms;
+	o.cancel = &w->stop;
 	rc = http_session_open(url, &o, s);
 out:
 	free(url);
@@ -455,6 +456,7 @@ job_phone_home(struct ob_worker *w, struct ob_msg *m)
 	o.proxy = direct ? NULL : &px;
 	o.ca_pem = w->conf.redirector_ca_pem;
 	o.connect_timeout_ms = w->conf.connect_timeout_ms;
+	o.cancel = &w->stop;
 	if (cloud_phone_home(w->conf.redirector_url, &o, &dev, &r, &oc) == -1) {
 		cloud_reason(&oc, m->reason, sizeof(m->reason));
 		m->retry_after_s = oc.retry_after_s;
@@ -702,6 +704,7 @@ conductor_opts(struct ob_worker *w, const struct http_proxy *px)
 		.report = on_report,
 		.report_arg = w,
 		.tick = on_tick,
+		.cancel = &w->stop,
 	};
 	return o;
 }

@@ -232,6 +232,21 @@ proxy_book_set_learned(struct proxy_book *b, const char *name, const struct prox
 	refresh(b, now);
 }
 
+/* Keeps what the last option 43 of the interface had rejected, bounded. */
+void
+proxy_book_set_rejected(struct proxy_book *b, const char *name, const struct book_rejected *list,
+			size_t n)
+{
+	struct book_iface *i = proxy_book_iface(b, name);
+
+	if (i == NULL)
+		return;
+	i->n_rejected = n < BOOK_MAX_REJECTED ? n : BOOK_MAX_REJECTED;
+	i->n_rejected_more = n - i->n_rejected;
+	for (size_t k = 0; k < i->n_rejected; k++)
+		i->rejected[k] = list[k];
+}
+
 /* Records the lease state shown for the interface. */
 void
 proxy_book_set_lease(struct proxy_book *b, const char *name, const char *lease)
@@ -366,7 +381,7 @@ proxy_book_status_json(const struct proxy_book *b)
 json_t *
 proxy_book_iface_json(const struct book_iface *f)
 {
-	json_t *proxies = json_array();
+	json_t *proxies = json_array(), *rejected = json_array();
 	char addr[PROXY_ADDR_STRLEN];
 
 	/* What is kept while the mode is not learned is not in use: not shown. */
@@ -374,8 +389,12 @@ proxy_book_iface_json(const struct book_iface *f)
 		proxy_addr_format(&f->learned[j], addr);
 		json_array_append_new(proxies, json_string(addr));
 	}
-	return json_pack("{ss sb ss so}", "name", f->name, "discovery", f->discovery, "lease",
-			 f->lease, "proxies", proxies);
+	for (size_t j = 0; rejected != NULL && j < f->n_rejected; j++)
+		json_array_append_new(rejected, json_pack("{ss ss}", "entry", f->rejected[j].entry,
+							  "reason", f->rejected[j].reason));
+	return json_pack("{ss sb ss so so sI}", "name", f->name, "discovery", f->discovery, "lease",
+			 f->lease, "proxies", proxies, "rejected", rejected, "rejected_more",
+			 (json_int_t)f->n_rejected_more);
 }
 
 /* The answer to "show dhcp learned-proxies". */

@@ -37,6 +37,14 @@ enum proxy_mode { PROXY_MODE_DISABLED = 0, PROXY_MODE_STATIC, PROXY_MODE_LEARNED
 #define BOOK_MAX_IFACES 16
 #define BOOK_MAX_CANDIDATES (2 * BOOK_MAX_STATIC + BOOK_MAX_IFACES * OPTION43_MAX_PROXIES)
 #define BOOK_LEASE_MAX 16
+#define BOOK_MAX_REJECTED 8 /* rejected option 43 entries kept per interface */
+#define BOOK_REJECTED_TEXT 96
+
+/* One entry of the last option 43 that was rejected, and why (the parser's words). */
+struct book_rejected {
+	char entry[BOOK_REJECTED_TEXT];	 /* "sub-option 128 \"10.0.0.1:0\"" */
+	char reason[BOOK_REJECTED_TEXT]; /* "port 0" */
+};
 
 #define ALARM_PROXY_UNREACHABLE "Management Proxy is unreachable"
 #define ALARM_NO_PROXY "no management proxy is available"
@@ -53,6 +61,9 @@ struct book_iface {
 	char lease[BOOK_LEASE_MAX]; /* "init", "bound", ... or "none" */
 	struct proxy_addr learned[OPTION43_MAX_PROXIES];
 	size_t n_learned;
+	struct book_rejected rejected[BOOK_MAX_REJECTED]; /* of the last option 43 */
+	size_t n_rejected;
+	size_t n_rejected_more; /* rejected beyond those kept */
 };
 
 struct book_health {
@@ -96,6 +107,13 @@ struct book_iface *proxy_book_iface(struct proxy_book *b, const char *name);
 void proxy_book_set_learned(struct proxy_book *b, const char *name, const struct proxy_addr *addrs,
 			    size_t n, time_t now);
 
+/*
+ * Replaces the rejected entries shown for name with those of its last option
+ * 43 (n = 0: none); keeps the first BOOK_MAX_REJECTED, counts the others.
+ */
+void proxy_book_set_rejected(struct proxy_book *b, const char *name,
+			     const struct book_rejected *list, size_t n);
+
 void proxy_book_set_lease(struct proxy_book *b, const char *name, const char *lease);
 
 /*
@@ -125,10 +143,11 @@ const char *proxy_book_state(const struct proxy_book *b);
 /* {"mode","active","state","candidates":[{"proxy","source","reachable"}]} */
 json_t *proxy_book_status_json(const struct proxy_book *b);
 
-/* {"name","discovery","lease","proxies":[..]} of one interface */
+/* {"name","discovery","lease","proxies":[..],"rejected":[{"entry","reason"}],
+   "rejected_more":0} of one interface */
 json_t *proxy_book_iface_json(const struct book_iface *f);
 
-/* {"interfaces":[{"name","discovery","lease","proxies":[..]}]} */
+/* {"interfaces":[ one interface as above ]} */
 json_t *proxy_book_learned_json(const struct proxy_book *b);
 
 #endif

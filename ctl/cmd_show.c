@@ -21,7 +21,8 @@ static const char show_usage[] =
 	"\n"
 	"Shows the router agent's state. TOPIC is one of:\n"
 	"  management-proxy       mode, active proxy, state, every candidate and its source\n"
-	"  dhcp learned-proxies   per interface: discovery on/off, lease state, proxies\n"
+	"  dhcp learned-proxies   per interface: discovery on/off, lease state, proxies,\n"
+	"                         the entries of its last option 43 rejected and why\n"
 	"  alarms                 raised and cleared alarms\n"
 	"  onboarding             the onboarding flow: current step, what the router waits\n"
 	"                         for, each step done and when, connection state,\n"
@@ -80,7 +81,7 @@ print_proxy(const char *socket_path, json_t *r)
 	json_decref(req);
 }
 
-/* One line per DHCP interface. */
+/* One line per DHCP interface, then one per entry its last option 43 had rejected. */
 static void
 print_learned(const char *socket_path, json_t *r)
 {
@@ -99,6 +100,11 @@ print_learned(const char *socket_path, json_t *r)
 		json_array_foreach(proxies, j, p) printf(
 			"%s%s", j ? " " : "", json_is_string(p) ? json_string_value(p) : "?");
 		printf("%s\n", json_array_size(proxies) ? "" : "-");
+		json_array_foreach(json_object_get(f, "rejected"), j, p)
+			printf("  rejected: %s: %s\n", str(p, "entry"), str(p, "reason"));
+		if (json_integer_value(json_object_get(f, "rejected_more")) > 0)
+			printf("  rejected: %lld more\n",
+			       (long long)json_integer_value(json_object_get(f, "rejected_more")));
 	}
 	if (json_array_size(ifaces) == 0)
 		printf("(no DHCP interface configured)\n");

@@ -125,6 +125,7 @@ struct http_session {
 	SSL *ssl; /* the last request's connection; owned by curl */
 	bool exporter_taken;
 	unsigned connects;
+	volatile sig_atomic_t *cancel; /* NULL: never cancelled */
 };
 
 /* Fills the session's base, host and "host:port"; the URL must be https://host[:port][/]. */
@@ -364,6 +365,19 @@ on_ssl_ctx(CURL *curl, void *ssl_ctx, void *arg)
  * Closes a socket of curl's, noting first whether it had got connected: when
  * a timeout hits, that tells "cannot reach" from "reached, then stuck".
  */
+/* curl's progress callback (also called while idle): non-zero aborts the transfer. */
+static int
+on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct http_session *s = arg;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return s->cancel != NULL && *s->cancel ? 1 : 0;
+}
+
 static int
 on_close_socket(void *arg, curl_socket_t fd)
 {
@@ -420,6 +434,9 @@ setup_curl(struct http_session *s)
 	SET(CURLOPT_HEADERDATA, s);
 	SET(CURLOPT_PREREQFUNCTION, on_prereq);
 	SET(CURLOPT_PREREQDATA, s);
+	SET(CURLOPT_NOPROGRESS, 0L);
+	SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+	SET(CURLOPT_XFERINFODATA, s);
 	SET(CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
 	SET(CURLOPT_CLOSESOCKETDATA, s);
 	/* Custom headers (the bearer) never go to the proxy. */
@@ -474,6 +491,7 @@ http_session_open(const char *base_url, const struct http_client_opts *opts,
 		opts->connect_timeout_ms ? opts->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
 	s->total_timeout_ms =
 		opts->total_timeout_ms ? opts->total_timeout_ms : DEFAULT_TOTAL_TIMEOUT_MS;
+	s->cancel = opts->cancel;
 	if (parse_base(s, base_url) == -1)
 		goto fail;
 	if (pki_check_certificates(opts->ca_pem, strlen(opts->ca_pem), HTTP_ANCHOR_CERTS_MAX,
@@ -500,6 +518,13 @@ http_session_open(const char *base_url, const struct http_client_opts *opts,
 fail:
 	http_session_close(s);
 	return -1;
+}
+
+/* The flag a request in progress watches (see http_client_opts.cancel). */
+void
+http_session_set_cancel(struct http_session *s, volatile sig_atomic_t *cancel)
+{
+	s->cancel = cancel;
 }
 
 /* Closes the connection and wipes the proxy password and any body left. */
@@ -714,6 +739,12 @@ http_session_request(struct http_session *s, const char *method, const char *pat
 	rc = curl_easy_perform(s->curl);
 	(void)curl_easy_getinfo(s->curl, CURLINFO_NUM_CONNECTS, &fresh);
 	s->connects += (unsigned)fresh;
+	if (rc == CURLE_ABORTED_BY_CALLBACK && s->cancel != NULL && *s->cancel) {
+		s->ssl = NULL;
+		*err = HTTP_ERR_INTERNAL;
+		or_error("request to %s cancelled", s->origin);
+		goto out;
+	}
 	if (rc != CURLE_OK) {
 		s->ssl = NULL;
 		*err = classify(s, rc);

@@ -17,6 +17,7 @@
 #include "core/secret.h"
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,6 +37,12 @@ struct http_client_opts {
 	const char *ca_pem; /* PEM text of the trust anchor(s) for this destination; required */
 	long connect_timeout_ms; /* 0: 10000; covers proxy, CONNECT and TLS handshake */
 	long total_timeout_ms;	 /* 0: 30000; one whole request */
+	/*
+	 * Optional: once *cancel is non-zero, a request in progress ends within
+	 * about a second with HTTP_ERR_INTERNAL ("cancelled"), so that a thread
+	 * blocked in a long poll can be stopped.
+	 */
+	volatile sig_atomic_t *cancel;
 };
 
 enum http_err {
@@ -93,6 +100,9 @@ int http_session_exporter(struct http_session *, const char *label, uint8_t *out
 
 /* TCP connections the session opened so far (a proxy that closes after its 407 adds one). */
 unsigned http_session_connects(const struct http_session *);
+
+/* Sets (or, with NULL, removes) the session's cancel flag, as http_client_opts.cancel. */
+void http_session_set_cancel(struct http_session *, volatile sig_atomic_t *cancel);
 
 void http_session_close(struct http_session *);
 /* Zeroes the body (it may carry a secret) and frees it. */

@@ -27,9 +27,9 @@ escape(const uint8_t *value, size_t len, char *out, size_t cap)
 	out[o] = '\0';
 }
 
-/* Tells the caller why something was dropped. */
+/* Tells the caller which entry was dropped and why. */
 static void
-dropped(option43_drop_fn drop, void *arg, const char *fmt, ...)
+dropped(option43_drop_fn drop, void *arg, const char *entry, const char *fmt, ...)
 {
 	char reason[512];
 	va_list ap;
@@ -39,7 +39,7 @@ dropped(option43_drop_fn drop, void *arg, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	drop(arg, reason);
+	drop(arg, entry, reason);
 }
 
 /* Adds one sub-option 128 value to out, or says why not. */
@@ -47,27 +47,27 @@ static void
 take_proxy(const uint8_t *value, size_t len, struct option43_proxies *out, option43_drop_fn drop,
 	   void *arg)
 {
-	char shown[300];
+	char shown[300], entry[sizeof(shown) + 20];
 	struct proxy_addr addr;
 
 	escape(value, len, shown, sizeof(shown));
+	snprintf(entry, sizeof(entry), "sub-option 128 \"%s\"", shown);
 	if (proxy_addr_parse((const char *)value, len, &addr) == -1) {
-		dropped(drop, arg, "sub-option 128 \"%s\": %s", shown, or_errmsg());
+		dropped(drop, arg, entry, "%s", or_errmsg());
 		return;
 	}
 	if (proxy_addr_is_loopback(&addr)) {
-		dropped(drop, arg, "sub-option 128 \"%s\": a loopback address", shown);
+		dropped(drop, arg, entry, "a loopback address");
 		return;
 	}
 	for (size_t i = 0; i < out->count; i++) {
 		if (proxy_addr_cmp(&out->proxy[i], &addr) == 0) {
-			dropped(drop, arg, "sub-option 128 \"%s\": given twice", shown);
+			dropped(drop, arg, entry, "given twice");
 			return;
 		}
 	}
 	if (out->count == OPTION43_MAX_PROXIES) {
-		dropped(drop, arg, "sub-option 128 \"%s\": more than %d proxies", shown,
-			OPTION43_MAX_PROXIES);
+		dropped(drop, arg, entry, "more than %d proxies", OPTION43_MAX_PROXIES);
 		return;
 	}
 	out->proxy[out->count++] = addr;
@@ -79,6 +79,7 @@ option43_parse(const uint8_t *data, size_t len, struct option43_proxies *out, op
 	       void *arg)
 {
 	size_t pos = 0;
+	char entry[24];
 
 	out->count = 0;
 	while (pos < len) {
@@ -91,24 +92,22 @@ option43_parse(const uint8_t *data, size_t len, struct option43_proxies *out, op
 		if (code == 0xFF) {
 			for (size_t rest = pos + 1; rest < len; rest++) {
 				if (data[rest] != 0x00) {
-					dropped(drop, arg,
-						"%zu bytes of trailing junk after the end "
-						"byte",
-						len - pos - 1);
+					dropped(drop, arg, "after the end byte",
+						"%zu bytes of trailing junk", len - pos - 1);
 					break;
 				}
 			}
 			return;
 		}
+		snprintf(entry, sizeof(entry), "sub-option %u", code);
 		if (len - pos < 2) {
-			dropped(drop, arg, "sub-option %u truncated: no length byte", code);
+			dropped(drop, arg, entry, "truncated: no length byte");
 			return;
 		}
 		sublen = data[pos + 1];
 		if (sublen > len - pos - 2) {
-			dropped(drop, arg,
-				"sub-option %u truncated: length %u but only %zu bytes remain",
-				code, sublen, len - pos - 2);
+			dropped(drop, arg, entry, "truncated: length %u but only %zu bytes remain",
+				sublen, len - pos - 2);
 			return;
 		}
 		if (code == OPTION43_PROXY_SUBOPTION)

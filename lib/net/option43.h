@@ -24,11 +24,13 @@ struct option43_proxies {
 };
 
 /*
- * Told about every part of the option that was dropped, with a reason such as
- * "sub-option 128 \"10.0.0.1:0\": port 0" (non-printable bytes escaped). The
- * caller logs it with the interface's name.
+ * Told about every part of the option that was dropped: the entry, such as
+ * "sub-option 128 \"10.0.0.1:0\"" (non-printable bytes escaped, at most 64
+ * shown), "sub-option 128" when its TLV is cut short, or "after the end
+ * byte", and the reason, such as "port 0". The caller logs (and the agent
+ * shows) them with the interface's name.
  */
-typedef void (*option43_drop_fn)(void *arg, const char *reason);
+typedef void (*option43_drop_fn)(void *arg, const char *entry, const char *reason);
 
 /* Parses len bytes of option 43 into out (emptied first); drop may be NULL. */
 void option43_parse(const uint8_t *data, size_t len, struct option43_proxies *out,

@@ -588,6 +588,7 @@ conductor_connect(const struct conductor_client_opts *o, const struct conductor_
 {
 	long connect_ms = o->connect_timeout_ms ? o->connect_timeout_ms : DEFAULT_CONNECT_MS;
 	struct conductor_conn *c;
+	int opened;
 
 	*out = NULL;
 	if (t->n_addresses == 0)
@@ -600,10 +601,12 @@ conductor_connect(const struct conductor_client_opts *o, const struct conductor_
 		}
 		c->opts = o;
 		snprintf(c->address, sizeof(c->address), "%s", t->addresses[i]);
-		if (conductor_session_open(c->address, t->ca_pem, o->proxy, connect_ms,
-					   (long)(wait_cap(o) + REQUEST_MARGIN_S) * 1000,
-					   &c->s) == 0 &&
-		    authenticate(c, t) == 0) {
+		opened = conductor_session_open(c->address, t->ca_pem, o->proxy, connect_ms,
+						(long)(wait_cap(o) + REQUEST_MARGIN_S) * 1000,
+						&c->s);
+		if (opened == 0)
+			http_session_set_cancel(c->s, o->cancel);
+		if (opened == 0 && authenticate(c, t) == 0) {
 			log_info("conductor: authenticated to %s as router %s", c->address,
 				 c->router);
 			*out = c;
@@ -1150,6 +1153,8 @@ conductor_run(const struct conductor_client_opts *o, volatile sig_atomic_t *stop
 		tick(o, NULL);
 		rc = conductor_connect(o, &t, &c);
 		conductor_target_free(&t);
+		if (rc == -1 && *stop)
+			break; /* cancelled (o->cancel): nothing failed */
 		if (rc == -1) {
 			unsigned wait = retry_wait_ms(&b); /* before report: it may call out */
 
@@ -1171,7 +1176,7 @@ conductor_run(const struct conductor_client_opts *o, volatile sig_atomic_t *stop
 		if (pending_to[0] != '\0')
 			deliver_report(o, strcmp(pending_to, current) == 0 ? c : NULL);
 		rc = serve(o, c, stop);
-		if (rc == -1)
+		if (rc == -1 && !*stop)
 			log_warn("conductor: connection to %s lost: %s", conductor_conn_address(c),
 				 or_errmsg());
 		conductor_close(c);

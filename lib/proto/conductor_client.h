@@ -58,6 +58,8 @@ struct conductor_client_opts {
 	 * (c: NULL). The agent sends its progress reports from here.
 	 */
 	void (*tick)(void *arg, struct conductor_conn *c);
+	/* Optional: once *cancel is non-zero, a request in progress (a held poll too) ends. */
+	volatile sig_atomic_t *cancel;
 };
 
 /* One conductor as the router knows it. */

@@ -42,10 +42,11 @@ def test_option43_only_for_vendor_class_juniperssr(lab):
     learned = wait_for("both leases", lambda: (lambda l: l if all(
         i["lease"] == "bound" for i in l.values()) else None)(agent.learned()))
     assert learned["dh0"] == {"name": "dh0", "discovery": True, "lease": "bound",
-                              "proxies": ["10.77.1.5:3128"]}
+                              "proxies": ["10.77.1.5:3128"], "rejected": [],
+                              "rejected_more": 0}
     # another vendor class gets an address but no option 43
     assert learned["dh1"] == {"name": "dh1", "discovery": True, "lease": "bound",
-                              "proxies": []}
+                              "proxies": [], "rejected": [], "rejected_more": 0}
     proxy = agent.proxy()
     assert proxy["mode"] == "learned"
     assert proxy["active"] == "10.77.1.5:3128"
@@ -142,6 +143,53 @@ def test_bad_candidates_are_dropped_with_the_interface_and_reason(lab):
     assert 'dh0: option 43: dropped sub-option 128 "10.77.1.9": missing port' in log
 
 
+def test_an_option43_whose_every_entry_is_bad_shows_each_rejected_entry_and_why(lab):
+    """Issue 14 point 7: it must not look like "no option 43"."""
+    raw = option43_hex(b"999.1.1.1:80", b"10.0.0.1:0", b"\x01zz")
+    lab.start_dnsmasq(0, ["dhcp-vendorclass=set:ssr,JuniperSSR", f"dhcp-option=tag:ssr,43,{raw}"])
+    agent = lab.start_agent(iface("dh0"))
+    entry = wait_for("the rejected entries",
+                     lambda: (lambda e: e if e["lease"] == "bound" and e.get("rejected") else None)(
+                         agent.learned()["dh0"]))
+    assert entry["proxies"] == []
+    rejected = [(r["entry"], r["reason"]) for r in entry["rejected"]]
+    assert len(rejected) == 3 and entry["rejected_more"] == 0
+    assert rejected[0][0] == 'sub-option 128 "999.1.1.1:80"'
+    assert rejected[1] == ('sub-option 128 "10.0.0.1:0"', "port 0")
+    assert rejected[2][0] == 'sub-option 128 "\\x01zz"'
+    assert all(reason for _, reason in rejected)
+    text = agent.ctl("show", "dhcp", "learned-proxies").stdout
+    assert 'rejected: sub-option 128 "10.0.0.1:0": port 0' in text
+    assert f"rejected: {rejected[0][0]}: {rejected[0][1]}" in text
+    assert f"rejected: {rejected[2][0]}: {rejected[2][1]}" in text
+
+
+def test_healthy_static_proxy_behind_the_lease_raises_no_alarm_at_start(lab):
+    """Issue 14 point 7: the static proxies were probed before the lease put the
+    route on, and a critical alarm was raised and cleared within 2 s at every
+    start. Probes now wait for the first lease; a dead proxy still alarms."""
+    lab.add_address(0, "10.77.1.5")
+    lab.start_tinyproxy(0, "10.77.1.5", 3128)
+    lab.start_dnsmasq(0, [])
+    # 10.77.1.1:3999: the server's own address, where nothing listens
+    agent = lab.start_agent("[proxy]\nmode = static\nstatic = 10.77.1.5:3128\n"
+                            "static = 10.77.1.1:3999\nhealth-interval = 3\n"
+                            "health-timeout = 1\n" + iface("dh0"))
+    agent.wait_active("10.77.1.5:3128")
+    dead = wait_for("the dead proxy's alarm",
+                    lambda: [a for a in agent.alarms() if a["subject"] == "10.77.1.1:3999"])
+    assert dead[0]["cleared"] is None and dead[0]["severity"] == "critical"
+    # a probe interval on, the healthy proxy never had an alarm, not even a cleared one
+    before = agent.alarms()
+    wait_for("one more probe interval", lambda: len(agent.read_log().split(
+        "probe of 10.77.1.5:3128: connected")) > 2, timeout=10)
+    assert [a["subject"] for a in agent.alarms()] == ["10.77.1.1:3999"] == \
+        [a["subject"] for a in before]
+    assert "alarm raised: critical: Management Proxy is unreachable (10.77.1.5:3128)" not in \
+        agent.read_log()
+    assert agent.alarms()[0]["cleared"] is None
+
+
 def test_failover_to_the_next_candidate_and_back(lab):
     lab.add_address(0, "10.77.1.5")
     lab.add_address(0, "10.77.1.6")
@@ -187,7 +235,7 @@ def test_hook_mode_with_busybox_udhcpc(lab):
     lab.start_dnsmasq(0, [VENDOR.format("10.77.1.5:3128")])
     agent = lab.start_agent("[interface dh0]\ndhcp = hook\n")
     assert agent.learned()["dh0"] == {"name": "dh0", "discovery": True, "lease": "none",
-                                      "proxies": []}
+                                      "proxies": [], "rejected": [], "rejected_more": 0}
     script = os.path.join(lab.tmp, "udhcpc.script")
     with open(script, "w") as f:
         f.write("#!/bin/sh\n"
@@ -283,7 +331,8 @@ def test_hook_mode_dhclient_environment_and_bad_input(lab):
                           "lease_time goes only with event bound")):
         assert agent.request(dict(bound, **extra)) == {"ok": False, "error": error}
     assert agent.learned()["dh0"] == {"name": "dh0", "discovery": True, "lease": "bound",
-                                      "proxies": ["10.77.1.5:3128"]}
+                                      "proxies": ["10.77.1.5:3128"], "rejected": [],
+                                      "rejected_more": 0}
     answer = agent.request(dict(bound, option43=opt43, lease_time=60))
     assert answer["ok"] and answer["result"]["lease_time"] == 60
     assert hook("--help").returncode == 0

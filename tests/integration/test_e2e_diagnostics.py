@@ -3,6 +3,7 @@ with its reason, shown by `onrampctl show onboarding`, and reported to the
 cloud once it is reachable: the proxy unreachable (and its alarm), a proxy
 that intercepts TLS (certificate not trusted), the proxy wanting other
 credentials (407), and the router not claimed yet."""
+import json
 import socket
 import time
 
@@ -158,3 +159,59 @@ def test_diagnostics_before_any_server_answers_reach_the_cloud_later(lab, tmp_pa
     assert device["stage"] != "imported"
     # The proxy password was never logged.
     assert b"proxy-secret-e2e" not in agent.log().encode()
+
+
+def test_an_alarm_cleared_within_a_probe_interval_never_leaves_the_router(tmp_path):
+    """Issue 14 point 7: a critical alarm raised and cleared within one probe
+    interval (a probe before the way out was up) is no event: neither the
+    cloud nor the conductor hear of it, and `show alarms` forgets it. A dead
+    proxy's alarm still reaches both."""
+    lab = Lab(tmp_path)
+    holders = []
+    try:
+        agent = lab.router("SSR1000-E2E-0014", start=False)
+        # Two more static proxies, bound but not listening: their probes are
+        # refused. Higher ports than squid's, so that squid stays in use.
+        while len(holders) < 2:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            if s.getsockname()[1] > lab.squid["port"]:
+                holders.append(s)
+            else:
+                s.close()
+        late, dead = (f"127.0.0.1:{h.getsockname()[1]}" for h in holders)
+        with open(agent.conf) as f:
+            text = f.read()
+        with open(agent.conf, "w") as f:
+            f.write(text.replace("health-interval = 1\n",
+                                 f"health-interval = 8\nstatic = {late}\nstatic = {dead}\n") +
+                    "[interface lo]\ndhcp = hook\n")
+        agent.start()
+        wait_until("the alarm about the late proxy",
+                   lambda: late in agent.ctl("show", "alarms", "--json").stdout)
+        holders[0].listen(8)
+        # a hook event probes at once: the late proxy answers within the interval
+        proc = agent.ctl("dhcp-hook", "lo", "bound")
+        assert proc.returncode == 0, proc.stderr
+        wait_until("the alarm cleared", lambda: f"alarm cleared: critical: Management Proxy "
+                   f"is unreachable ({late})" in agent.log())
+        # The flow goes on and reports its steps and the dead proxy's alarm; never the other.
+        agent.wait_done("production-info")
+        raised = f"critical raised: Management Proxy is unreachable ({dead})"
+        events = wait_until("the dead proxy's alarm in the cloud",
+                            lambda: (lambda ev: ev if any(e["reason"] == raised for e in ev)
+                                     else None)(lab.device_events("SSR1000-E2E-0014")),
+                            timeout=40)
+        wait_until("the dead proxy's alarm on the staging conductor",
+                   lambda: raised in json.dumps(lab.staging.router()), timeout=40)
+        time.sleep(2)  # two more report ticks
+        events = lab.device_events("SSR1000-E2E-0014")
+        assert [e["reason"] for e in events if e["step"] == "alarm"] == [raised], events
+        assert late not in json.dumps(events)
+        assert late not in json.dumps(lab.staging.router())
+        alarms = json.loads(agent.ctl("show", "alarms", "--json").stdout)["alarms"]
+        assert [(a["subject"], a["cleared"]) for a in alarms] == [(dead, None)]
+    finally:
+        for h in holders:
+            h.close()
+        lab.close()

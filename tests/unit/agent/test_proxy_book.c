@@ -80,9 +80,9 @@ learned_mode_uses_every_source(void **state)
 	assert_json(proxy_book_learned_json(&b),
 		    "{\"interfaces\":["
 		    "{\"name\":\"eth0\",\"discovery\":true,\"lease\":\"bound\","
-		    "\"proxies\":[\"10.92.53.8:3128\",\"10.92.53.10:80\"]},"
+		    "\"proxies\":[\"10.92.53.8:3128\",\"10.92.53.10:80\"],\"rejected\":[],\"rejected_more\":0},"
 		    "{\"name\":\"eth1\",\"discovery\":true,\"lease\":\"none\","
-		    "\"proxies\":[\"10.92.53.9:3128\"]}]}");
+		    "\"proxies\":[\"10.92.53.9:3128\"],\"rejected\":[],\"rejected_more\":0}]}");
 	/* the lease on eth0 ends: its proxies go */
 	proxy_book_set_learned(&b, "eth0", NULL, 0, 2);
 	assert_string_equal(proxy_book_active(&b)->source, "dhcp:eth1");
@@ -107,9 +107,10 @@ discovery_off_and_static_mode_ignore_dhcp(void **state)
 	assert_string_equal(proxy_book_active(&b)->source, "dhcp:eth1");
 	assert_json(proxy_book_learned_json(&b),
 		    "{\"interfaces\":["
-		    "{\"name\":\"eth0\",\"discovery\":false,\"lease\":\"none\",\"proxies\":[]},"
+		    "{\"name\":\"eth0\",\"discovery\":false,\"lease\":\"none\",\"proxies\":[],"
+		    "\"rejected\":[],\"rejected_more\":0},"
 		    "{\"name\":\"eth1\",\"discovery\":true,\"lease\":\"none\","
-		    "\"proxies\":[\"10.0.0.9:3128\"]}]}");
+		    "\"proxies\":[\"10.0.0.9:3128\"],\"rejected\":[],\"rejected_more\":0}]}");
 
 	proxy_book_init(&b, PROXY_MODE_STATIC, &al);
 	proxy_book_add_static(&b, &high[0], false);
@@ -363,6 +364,86 @@ renewal_with_the_same_proxies_is_quiet(void **state)
 	assert_int_equal(said, 1);
 }
 
+/* Issue 14 point 7: an option 43 whose every entry was bad must not look like none. */
+static void
+rejected_entries_are_shown_bounded_and_replaced(void **state)
+{
+	static struct proxy_book b;
+	struct alarms al;
+	struct book_rejected bad[BOOK_MAX_REJECTED + 2];
+
+	(void)state;
+	memset(bad, 0, sizeof(bad));
+	for (size_t i = 0; i < BOOK_MAX_REJECTED + 2; i++) {
+		snprintf(bad[i].entry, sizeof(bad[i].entry), "sub-option 128 \"10.0.0.%zu:0\"", i);
+		snprintf(bad[i].reason, sizeof(bad[i].reason), "port 0");
+	}
+	alarms_init(&al);
+	proxy_book_init(&b, PROXY_MODE_LEARNED, &al);
+	assert_int_equal(proxy_book_add_iface(&b, "eth0", true), 0);
+	proxy_book_set_rejected(&b, "eth0", bad, 1);
+	assert_json(proxy_book_iface_json(&b.iface[0]),
+		    "{\"name\":\"eth0\",\"discovery\":true,\"lease\":\"none\",\"proxies\":[],"
+		    "\"rejected\":[{\"entry\":\"sub-option 128 \\\"10.0.0.0:0\\\"\",\"reason\":"
+		    "\"port 0\"}],\"rejected_more\":0}");
+	/* more than are kept: the first ones, and how many more */
+	proxy_book_set_rejected(&b, "eth0", bad, BOOK_MAX_REJECTED + 2);
+	assert_int_equal(b.iface[0].n_rejected, BOOK_MAX_REJECTED);
+	assert_int_equal(b.iface[0].n_rejected_more, 2);
+	assert_string_equal(b.iface[0].rejected[BOOK_MAX_REJECTED - 1].entry,
+			    "sub-option 128 \"10.0.0.7:0\"");
+	/* the next option 43 (or none) replaces them */
+	proxy_book_set_rejected(&b, "eth0", NULL, 0);
+	assert_int_equal(b.iface[0].n_rejected, 0);
+	assert_int_equal(b.iface[0].n_rejected_more, 0);
+	/* an unknown interface changes nothing */
+	proxy_book_set_rejected(&b, "eth9", bad, 1);
+}
+
+/*
+ * Issue 14 point 7: an alarm cleared within one probe interval (settle_s)
+ * never leaves the router; a lasting one is reported once it has lived that long.
+ */
+static void
+alarms_settle_for_one_probe_interval(void **state)
+{
+	static struct proxy_book b;
+	struct alarms al;
+	struct proxy_addr p = A("10.0.0.1:3128");
+
+	(void)state;
+	alarms_init(&al);
+	al.settle_s = 10;
+	proxy_book_init(&b, PROXY_MODE_STATIC, &al);
+	assert_int_equal(proxy_book_add_static(&b, &p, false), 0);
+	/* the first probe fails (no route yet), the next one 2 s later succeeds */
+	proxy_book_report(&b, &p, false, 100);
+	assert_true(alarm_is_active(&al, ALARM_PROXY_UNREACHABLE, "10.0.0.1:3128"));
+	assert_false(alarm_due(&al, &al.list[0], 100));
+	assert_false(alarm_due(&al, &al.list[0], 109));
+	proxy_book_report(&b, &p, true, 102);
+	assert_false(alarm_is_active(&al, ALARM_PROXY_UNREACHABLE, "10.0.0.1:3128"));
+	assert_int_equal(al.count, 0);
+	assert_json(alarms_json(&al), "{\"alarms\":[]}");
+
+	/* a dead proxy: its raise is due after one interval, then its clear at once */
+	proxy_book_report(&b, &p, false, 200);
+	assert_false(alarm_due(&al, &al.list[0], 209));
+	assert_true(alarm_due(&al, &al.list[0], 210));
+	alarm_mark_reported(&al, al.list[0].id);
+	assert_false(alarm_due(&al, &al.list[0], 211));
+	proxy_book_report(&b, &p, true, 215);
+	assert_int_equal(al.count, 1);
+	assert_int_equal(al.list[0].cleared, 215);
+	assert_true(alarm_due(&al, &al.list[0], 215));
+
+	/* raised and cleared exactly one interval apart: both reported (raise not yet sent) */
+	proxy_book_report(&b, &p, false, 300);
+	proxy_book_report(&b, &p, true, 310);
+	assert_int_equal(al.count, 2);
+	assert_true(alarm_due(&al, &al.list[1], 310));
+}
+
 int
 main(void)
 {
@@ -375,6 +456,8 @@ main(void)
 		cmocka_unit_test(no_proxy_at_all_raises_the_critical_alarm),
 		cmocka_unit_test(alarm_history_is_bounded),
 		cmocka_unit_test(renewal_with_the_same_proxies_is_quiet),
+		cmocka_unit_test(rejected_entries_are_shown_bounded_and_replaced),
+		cmocka_unit_test(alarms_settle_for_one_probe_interval),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -23,12 +23,12 @@ struct drops {
 };
 
 static void
-on_drop(void *arg, const char *reason)
+on_drop(void *arg, const char *entry, const char *reason)
 {
 	struct drops *d = arg;
 
 	d->count++;
-	snprintf(d->last, sizeof(d->last), "%s", reason);
+	snprintf(d->last, sizeof(d->last), "%s: %s", entry, reason);
 }
 
 /* Parses a copy of data in a buffer of exactly len bytes. */
@@ -186,14 +186,14 @@ reasons_name_the_problem(void **state)
 		size_t len;
 		const char *reason;
 	} cases[] = {
-		{{0x80}, 1, "sub-option 128 truncated: no length byte"},
+		{{0x80}, 1, "sub-option 128: truncated: no length byte"},
 		{{0x80, 0x10, '1', '.', '2'}, 5,
-		 "sub-option 128 truncated: length 16 but only 3 bytes remain"},
+		 "sub-option 128: truncated: length 16 but only 3 bytes remain"},
 		{{0x80, 0x03, '1', 0x00, 0x0a}, 5, "sub-option 128 \"1\\x00\\x0a\": not an IPv4 address"},
 		{{0x80, 0x09, '1', '.', '2', '.', '3', '.', '4', ':', '0'}, 11,
 		 "sub-option 128 \"1.2.3.4:0\": port 0"},
-		{{0xff, 0x01, 0x02}, 3, "2 bytes of trailing junk after the end byte"},
-		{{0x05, 0x01, 0xaa, 0x80}, 4, "sub-option 128 truncated: no length byte"},
+		{{0xff, 0x01, 0x02}, 3, "after the end byte: 2 bytes of trailing junk"},
+		{{0x05, 0x01, 0xaa, 0x80}, 4, "sub-option 128: truncated: no length byte"},
 	};
 	struct option43_proxies out;
 	struct drops d;
