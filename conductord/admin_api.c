@@ -137,6 +137,109 @@ out:
 	json_decref(body);
 }
 
+/* ---- POST /admin/v1/psks/NAME/revoke ------------------------------------ */
+
+/*
+ * POST /admin/v1/psks/NAME/revoke: the secret binds no new device from now on; sessions and
+ * routers already bound keep working. Revoking again answers with the first revocation.
+ */
+static void
+handle_psk_revoke(struct http_ctx *ctx, void *arg)
+{
+	const char *path = http_ctx_path(ctx) + strlen("/admin/v1/psks/"), *slash;
+	char name[64], now[24], when[RFC3339_LEN + 1];
+	struct store_result *res = NULL;
+	struct worker *w;
+	size_t len;
+
+	(void)arg;
+	if ((w = admin_of(ctx)) == NULL)
+		return;
+	slash = strchr(path, '/');
+	len = slash ? (size_t)(slash - path) : 0;
+	if (slash == NULL || strcmp(slash, "/revoke") != 0 || len == 0 || len >= sizeof(name)) {
+		http_reply_error(ctx, 404, "not-found",
+				 "no such path (POST /admin/v1/psks/NAME/revoke)");
+		return;
+	}
+	memcpy(name, path, len);
+	name[len] = '\0';
+	fmt_i64((long long)time(NULL), now);
+	/* Only the first revocation sets the time; a repeat finds it set. */
+	if (store_exec(w->db, "UPDATE psks SET revoked = $1 WHERE name = $2 AND revoked IS NULL",
+		       (const char *[]){now, name}, 2, NULL) == -1 ||
+	    store_exec(w->db, "SELECT id, revoked FROM psks WHERE name = $1",
+		       (const char *[]){name}, 1, &res) == -1) {
+		reply_internal(ctx);
+		goto out;
+	}
+	if (store_rows(res) != 1) {
+		http_reply_error(ctx, 404, "no-psk", "no pre-shared secret named %s", name);
+		goto out;
+	}
+	rfc3339_format((time_t)parse_i64(store_value(res, 0, 1)), when);
+	log_info("pre-shared secret %s (%s) revoked", store_value(res, 0, 0), name);
+	http_reply_json(ctx, 200,
+			json_pack("{s:s, s:s, s:s}", "id", store_value(res, 0, 0), "name", name,
+				  "revoked", when));
+out:
+	store_result_free(res);
+}
+
+/* ---- POST /admin/v1/assets/forget --------------------------------------- */
+
+/*
+ * POST /admin/v1/assets/forget: drops an unknown asset ID's rows and alarm. A router's asset ID
+ * is not forgotten this way (delete the router).
+ */
+static void
+handle_asset_forget(struct http_ctx *ctx, void *arg)
+{
+	const char *asset_id = NULL;
+	json_t *body = NULL;
+	struct router_row r;
+	struct worker *w;
+	long removed = 0;
+	bool found;
+
+	(void)arg;
+	if ((w = admin_of(ctx)) == NULL || http_ctx_json_body(ctx, &body) == -1)
+		return;
+	if (json_get_string(body, "asset_id", true, CONDUCTOR_SUBJECT_MAX, &asset_id) == -1 ||
+	    !valid_asset_id(asset_id)) {
+		http_reply_error(ctx, 400, "bad-request",
+				 "asset_id: 1 to 128 printable characters without spaces");
+		goto out;
+	}
+	if (router_get(w, "asset_id", asset_id, &r, &found) == -1) {
+		reply_internal(ctx);
+		goto out;
+	}
+	if (found) {
+		http_reply_error(ctx, 409, "router-asset",
+				 "asset ID %s is router %s's; 'router delete %s' removes it",
+				 asset_id, r.name, r.name);
+		goto out;
+	}
+	if (store_begin(w->db) == -1 || foreign_forget(w, asset_id, &removed) == -1 ||
+	    (removed > 0 ? store_commit(w->db) : store_rollback(w->db)) == -1) {
+		store_rollback(w->db);
+		reply_internal(ctx);
+		goto out;
+	}
+	if (removed == 0) {
+		http_reply_error(ctx, 404, "no-asset", "no unknown asset ID %s is listed",
+				 asset_id);
+		goto out;
+	}
+	log_info("unknown asset %s forgotten (%ld device(s))", asset_id, removed);
+	http_reply_json(
+		ctx, 200,
+		json_pack("{s:s, s:I}", "forgotten", asset_id, "devices", (json_int_t)removed));
+out:
+	json_decref(body);
+}
+
 /* ---- POST /admin/v1/routers --------------------------------------------- */
 
 /*
@@ -198,7 +301,8 @@ handle_router_add(struct http_ctx *ctx, void *arg)
 		goto out;
 	}
 	/* The first commands wait in the queue for the router's first poll. */
-	if (command_queue(w, name, "generate-certificate", empty, NULL) == -1 ||
+	if (foreign_forget(w, asset_id, NULL) == -1 ||
+	    command_queue(w, name, "generate-certificate", empty, NULL) == -1 ||
 	    command_queue(w, name, "apply-config", apply, NULL) == -1 ||
 	    store_commit(w->db) == -1) {
 		store_rollback(w->db);
@@ -541,6 +645,137 @@ out:
 	free(ca);
 }
 
+/*
+ * POST .../set: a new asset ID (only while no device is bound to the router) and/or a new
+ * configuration (queued as apply-config, replacing one not yet delivered). The name, commands,
+ * reports and certificates stay.
+ */
+static void
+handle_router_set(struct http_ctx *ctx, struct worker *w, const struct router_row *r, json_t *body)
+{
+	const char *asset_id = NULL;
+	char sha[65], *text = NULL;
+	struct store_result *res = NULL;
+	json_t *config = json_object_get(body, "config"), *apply = NULL;
+	bool new_asset, new_config;
+	long long id = 0;
+
+	if (json_get_string(body, "asset_id", false, CONDUCTOR_SUBJECT_MAX, &asset_id) == -1 ||
+	    (asset_id != NULL && !valid_asset_id(asset_id))) {
+		http_reply_error(ctx, 400, "bad-request",
+				 "asset_id: 1 to 128 printable characters without spaces");
+		goto out;
+	}
+	if (asset_id == NULL && config == NULL) {
+		http_reply_error(ctx, 400, "bad-request", "give asset_id, config or both");
+		goto out;
+	}
+	if (config != NULL && (peering_config_validate(config, r->name) == -1 ||
+			       peering_config_canonical(config, &text, sha) == -1)) {
+		http_reply_error(ctx, 400, "bad-config", "%s", or_errmsg());
+		goto out;
+	}
+	new_asset = asset_id != NULL && strcmp(asset_id, r->asset_id) != 0;
+	new_config = text != NULL && strcmp(sha, r->config_sha256) != 0;
+	if (new_asset && asset_may_reassign(r->progress, r->device_key[0] != '\0') == -1) {
+		http_reply_error(ctx, 409, "onboarded", "router %s: %s", r->name, or_errmsg());
+		goto out;
+	}
+	if (store_begin(w->db) == -1)
+		goto fail;
+	if (new_asset) {
+		/* Compare-and-set: a device binding meanwhile makes this change nothing. */
+		if (store_exec(w->db,
+			       "UPDATE routers SET asset_id = $1 WHERE name = $2 AND device_key IS "
+			       "NULL AND progress = 'pending'",
+			       (const char *[]){asset_id, r->name}, 2, &res) == -1) {
+			bool exists = store_last_error(w->db) == STORE_ERR_CONSTRAINT;
+
+			store_rollback(w->db);
+			if (!exists)
+				goto fail;
+			http_reply_error(ctx, 409, "exists", "another router has asset ID %s",
+					 asset_id);
+			goto out;
+		}
+		if (store_changes(res) != 1) {
+			store_rollback(w->db);
+			http_reply_error(ctx, 409, "onboarded",
+					 "router %s: a device has just authenticated as it",
+					 r->name);
+			goto out;
+		}
+		if (foreign_forget(w, asset_id, NULL) == -1)
+			goto fail_rollback;
+	}
+	if (new_config) {
+		apply = json_pack("{s:s, s:s}", "config", text, "sha256", sha);
+		if (apply == NULL ||
+		    store_exec(w->db,
+			       "UPDATE routers SET config = $1, config_sha256 = $2 WHERE name = $3",
+			       (const char *[]){text, sha, r->name}, 3, NULL) == -1 ||
+		    store_exec(
+			    w->db,
+			    "UPDATE commands SET state = 'superseded' WHERE router = $1 AND kind "
+			    "= 'apply-config' AND state = 'queued'",
+			    (const char *[]){r->name}, 1, NULL) == -1 ||
+		    command_queue(w, r->name, "apply-config", apply, &id) == -1)
+			goto fail_rollback;
+	}
+	if (store_commit(w->db) == -1)
+		goto fail_rollback;
+	if (new_config)
+		command_wake(w, r->name);
+	log_info("router %s: %s%s%s%s%s", r->name, new_asset ? "asset ID now " : "",
+		 new_asset ? asset_id : "", new_asset && new_config ? ", " : "",
+		 new_config ? "configuration now " : "", new_config ? sha : "");
+	http_reply_json(ctx, 200,
+			json_pack("{s:s, s:s, s:s, s:b, s:b, s:o}", "name", r->name, "asset_id",
+				  new_asset ? asset_id : r->asset_id, "config_sha256",
+				  new_config ? sha : r->config_sha256, "asset_id_changed",
+				  new_asset, "config_changed", new_config, "command_id",
+				  new_config ? json_integer(id) : json_null()));
+	goto out;
+fail_rollback:
+	store_rollback(w->db);
+fail:
+	reply_internal(ctx);
+out:
+	store_result_free(res);
+	json_decref(apply);
+	free(text);
+}
+
+/* DELETE /admin/v1/routers/NAME[?force=true]: refused while it is connected unless forced. */
+static void
+handle_router_delete(struct http_ctx *ctx, struct worker *w, const struct router_row *r)
+{
+	const char *force_text = http_ctx_query(ctx, "force");
+	bool force = force_text != NULL && strcmp(force_text, "true") == 0;
+	bool online = router_online(w, r, time(NULL));
+
+	if (force_text != NULL && !force && strcmp(force_text, "false") != 0) {
+		http_reply_error(ctx, 400, "bad-request", "force must be true or false");
+		return;
+	}
+	if (asset_may_delete(online, force) == -1) {
+		http_reply_error(ctx, 409, "connected", "router %s: %s", r->name, or_errmsg());
+		return;
+	}
+	if (store_begin(w->db) == -1 || router_delete(w, r) == -1 || store_commit(w->db) == -1) {
+		store_rollback(w->db);
+		reply_internal(ctx);
+		return;
+	}
+	/* A held poll answers now; the router's next request finds no session. */
+	command_wake(w, r->name);
+	log_info("router %s (asset %s) deleted%s", r->name, r->asset_id,
+		 online ? " while connected: its session is ended" : "");
+	http_reply_json(ctx, 200,
+			json_pack("{s:s, s:s, s:b}", "deleted", r->name, "asset_id", r->asset_id,
+				  "session_ended", online));
+}
+
 /* A router's record, certificates, commands, migrations and latest reports. */
 static void
 handle_router_show(struct http_ctx *ctx, struct worker *w, const struct router_row *r)
@@ -627,6 +862,10 @@ handle_router_path(struct http_ctx *ctx, void *arg)
 		handle_router_show(ctx, w, &r);
 		return;
 	}
+	if (strcmp(method, "DELETE") == 0 && action[0] == '\0') {
+		handle_router_delete(ctx, w, &r);
+		return;
+	}
 	if (strcmp(method, "POST") != 0 || http_ctx_json_body(ctx, &body) == -1) {
 		if (strcmp(method, "POST") != 0)
 			http_reply_error(ctx, 405, "method-not-allowed", "use POST");
@@ -638,6 +877,8 @@ handle_router_path(struct http_ctx *ctx, void *arg)
 		handle_renew(ctx, w, &r);
 	else if (strcmp(action, "migrate") == 0)
 		handle_migrate(ctx, w, &r, body);
+	else if (strcmp(action, "set") == 0)
+		handle_router_set(ctx, w, &r, body);
 	else
 		http_reply_error(ctx, 404, "not-found", "no action '%s' on routers", action);
 	json_decref(body);
@@ -654,5 +895,8 @@ const struct http_route admin_routes[] = {
 	{"GET", "/admin/v1/alarms", handle_alarms, NULL},
 	{"GET", ROUTERS_PREFIX "*", handle_router_path, NULL},
 	{"POST", ROUTERS_PREFIX "*", handle_router_path, NULL},
+	{"DELETE", ROUTERS_PREFIX "*", handle_router_path, NULL},
+	{"POST", "/admin/v1/psks/*", handle_psk_revoke, NULL},
+	{"POST", "/admin/v1/assets/forget", handle_asset_forget, NULL},
 };
 const size_t n_admin_routes = sizeof(admin_routes) / sizeof(admin_routes[0]);

@@ -146,6 +146,27 @@ asset_may_migrate(enum asset_progress cur, bool online, bool force)
 	return 0;
 }
 
+/* See asset_state.h: a bound device owns the asset ID; a pending router's is only a label. */
+int
+asset_may_reassign(enum asset_progress cur, bool device_bound)
+{
+	if (device_bound || cur != AP_PENDING)
+		return or_error("a device has already authenticated with its asset ID (the router "
+				"is %s); delete the router and add it again to give it another",
+				asset_progress_name(cur));
+	return 0;
+}
+
+/* See asset_state.h. */
+int
+asset_may_delete(bool online, bool force)
+{
+	if (online && !force)
+		return or_error("the router is connected (--force deletes it anyway and ends its "
+				"session)");
+	return 0;
+}
+
 /*
  * Online while polling, or when the last contact is at most window_s old (and not in the
  * future).

@@ -74,6 +74,20 @@ int asset_next(enum asset_role role, enum asset_progress cur, enum asset_progres
 int asset_may_migrate(enum asset_progress cur, bool online, bool force);
 
 /*
+ * Whether a router's asset ID may be changed (`router set --asset-id`): only
+ * while no device has authenticated as it (still pending, no device key
+ * bound). Once a device is bound, the asset ID is that device's. On refusal,
+ * -1 with the reason in or_error.
+ */
+int asset_may_reassign(enum asset_progress cur, bool device_bound);
+
+/*
+ * Whether a router may be deleted: not while it is online, unless forced
+ * (which also ends its session). On refusal, -1 with the reason in or_error.
+ */
+int asset_may_delete(bool online, bool force);
+
+/*
  * A router is online while it holds a command poll open or has polled within
  * window_s seconds.
  */

@@ -37,7 +37,7 @@ peer_handle_router(struct http_ctx *ctx, void *arg)
 	struct router_row r;
 	json_t *body = NULL;
 	struct worker *w;
-	bool found;
+	bool found, revoked;
 
 	(void)arg;
 	if ((w = worker_of(ctx)) == NULL || http_ctx_json_body(ctx, &body) == -1)
@@ -57,6 +57,11 @@ peer_handle_router(struct http_ctx *ctx, void *arg)
 	if (!check_psk_proof(ctx, w, body, subject)) {
 		log_warn("peer query for router %s from %s: proof refused", router,
 			 http_ctx_peer(ctx));
+		goto out;
+	}
+	if (psk_is_revoked(w, json_string_value(json_object_get(body, "psk_id")), &revoked) == -1 ||
+	    revoked) {
+		http_reply_error(ctx, 401, "revoked-psk", "the pre-shared secret was revoked");
 		goto out;
 	}
 	if (router_get(w, "name", router, &r, &found) == -1) {

@@ -127,16 +127,61 @@ router_event(struct worker *w, const char *name, enum asset_event ev, enum asset
 	return or_error("router %s: its state keeps changing under us", name);
 }
 
-/* Sets or clears the last error shown for the router (truncated to CONDUCTOR_ERROR_MAX). */
+/* Sets the last error shown for the router (truncated to CONDUCTOR_ERROR_MAX) and its step. */
 int
-router_note_error(struct worker *w, const char *name, const char *error)
+router_note_error(struct worker *w, const char *name, const char *step, const char *error)
 {
 	char text[CONDUCTOR_ERROR_MAX];
 
-	if (error != NULL)
-		copy_text(text, sizeof(text), error);
-	return store_exec(w->db, "UPDATE routers SET last_error = $1 WHERE name = $2",
-			  (const char *[]){error ? text : NULL, name}, 2, NULL);
+	copy_text(text, sizeof(text), error);
+	return store_exec(
+		w->db, "UPDATE routers SET last_error = $1, last_error_step = $2 WHERE name = $3",
+		(const char *[]){text, step, name}, 3, NULL);
+}
+
+/*
+ * Clears the last error when step succeeded: only an error of that step (or of no recorded
+ * step, kept from before steps were recorded) is no longer current.
+ */
+int
+router_clear_error(struct worker *w, const char *name, const char *step)
+{
+	if (step == NULL)
+		return store_exec(w->db,
+				  "UPDATE routers SET last_error = NULL, last_error_step = NULL "
+				  "WHERE name = $1",
+				  &name, 1, NULL);
+	return store_exec(w->db,
+			  "UPDATE routers SET last_error = NULL, last_error_step = NULL WHERE "
+			  "name = $1 AND last_error IS NOT NULL AND (last_error_step IS NULL OR "
+			  "last_error_step = $2)",
+			  (const char *[]){name, step}, 2, NULL);
+}
+
+/*
+ * Deletes the router's rows, children first (they reference it), with the devices refused as
+ * duplicates of its asset ID and their alarm: none of it means anything without the router.
+ */
+int
+router_delete(struct worker *w, const struct router_row *r)
+{
+	static const char *const by_router[] = {
+		"DELETE FROM sessions WHERE router = $1",
+		"DELETE FROM commands WHERE router = $1",
+		"DELETE FROM certificates WHERE router = $1",
+		"DELETE FROM migrations WHERE router = $1",
+		"DELETE FROM events WHERE router = $1",
+		"DELETE FROM foreign_assets WHERE router = $1",
+		"DELETE FROM routers WHERE name = $1",
+	};
+	const char *name = r->name, *asset_id = r->asset_id;
+
+	for (size_t i = 0; i < sizeof(by_router) / sizeof(by_router[0]); i++)
+		if (store_exec(w->db, by_router[i], &name, 1, NULL) == -1)
+			return -1;
+	return store_exec(w->db,
+			  "DELETE FROM alarms WHERE kind = 'duplicate-asset' AND subject = $1",
+			  &asset_id, 1, NULL);
 }
 
 /* Records contact now, and whether a poll is being held. */
@@ -199,7 +244,11 @@ command_wake(struct worker *w, const char *router)
 	poll_wake(w->c->polls, router);
 }
 
-/* Raises an alarm, or counts a repeat of the same kind and subject; always logged. */
+/*
+ * Raises an alarm, or counts a repeat of the same kind and subject; always logged. New alarms
+ * are kept up to a bound: unknown asset IDs come from whoever holds a secret, and must not fill
+ * the disk.
+ */
 int
 alarm_raise(struct worker *w, const char *severity, const char *kind, const char *subject,
 	    const char *message)
@@ -210,7 +259,9 @@ alarm_raise(struct worker *w, const char *severity, const char *kind, const char
 	log_error("ALARM %s %s [%s]: %s", severity, kind, subject, message);
 	return store_exec(w->db,
 			  "INSERT INTO alarms (severity, kind, subject, message, raised, last) "
-			  "VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (kind, subject) DO UPDATE "
+			  "SELECT $1, $2, $3, $4, CAST($5 AS BIGINT), CAST($5 AS BIGINT) WHERE "
+			  "(SELECT count(*) FROM alarms) < " FOREIGN_MAX_TEXT
+			  " ON CONFLICT (kind, subject) DO UPDATE "
 			  "SET last = $5, count = alarms.count + 1, message = $4",
 			  (const char *[]){severity, kind, subject, message, now}, 5, NULL);
 }
@@ -232,6 +283,79 @@ foreign_record(struct worker *w, const char *asset_id, const char *device_key, c
 		"peer = $5, reason = $6, last_seen = $7, "
 		"attempts = foreign_assets.attempts + 1",
 		(const char *[]){asset_id, device_key, state, router, peer, reason, now}, 7, NULL);
+}
+
+/*
+ * Records the refused device and raises the unknown-asset alarm; the alarm names the routers
+ * that no device has authenticated as yet, where a mistyped asset ID would be.
+ */
+int
+foreign_unknown(struct worker *w, const char *asset_id, const char *device_key, const char *peer)
+{
+	struct store_result *res = NULL;
+	char message[1024], waiting[512] = "";
+	size_t used = 0;
+	int rc = -1;
+
+	if (foreign_record(w, asset_id, device_key, "unknown", NULL, peer,
+			   "unknown asset ID: no router has it here") == -1 ||
+	    store_exec(w->db,
+		       "SELECT name, asset_id FROM routers WHERE device_key IS NULL ORDER BY "
+		       "created, name LIMIT 4",
+		       NULL, 0, &res) == -1)
+		return -1;
+	/* Three are named; a fourth row only says there are more. */
+	for (size_t i = 0; i < store_rows(res) && i < 3 && used < sizeof(waiting); i++) {
+		int n = snprintf(waiting + used, sizeof(waiting) - used, "%s%s (asset ID %s)",
+				 i ? ", " : "", store_value(res, i, 0), store_value(res, i, 1));
+
+		used += n > 0 ? (size_t)n : 0;
+	}
+	if (store_rows(res) > 3 && used < sizeof(waiting))
+		snprintf(waiting + used, sizeof(waiting) - used, ", ...");
+	snprintf(message, sizeof(message),
+		 "asset ID %s was presented (device key %.16s..., from %s) but no router has it; "
+		 "%s%s. Correct a router's asset ID with 'onrampctl conductor router set NAME "
+		 "--asset-id %s', or dismiss it with 'onrampctl conductor asset forget %s'",
+		 asset_id, device_key, peer,
+		 waiting[0] ? "routers no device has reached yet: " : "every router has its device",
+		 waiting, asset_id, asset_id);
+	rc = alarm_raise(w, "warning", "unknown-asset", asset_id, message);
+	store_result_free(res);
+	return rc;
+}
+
+/* Deletes the asset ID's unknown rows and its unknown-asset alarm. */
+int
+foreign_forget(struct worker *w, const char *asset_id, long *removed)
+{
+	struct store_result *res = NULL;
+
+	if (store_exec(w->db,
+		       "DELETE FROM foreign_assets WHERE asset_id = $1 AND state = 'unknown'",
+		       &asset_id, 1, &res) == -1)
+		return -1;
+	if (removed != NULL)
+		*removed = store_changes(res);
+	store_result_free(res);
+	return store_exec(w->db, "DELETE FROM alarms WHERE kind = 'unknown-asset' AND subject = $1",
+			  &asset_id, 1, NULL);
+}
+
+/* Reads the secret's revocation; an unknown id counts as revoked (its proof cannot be right). */
+int
+psk_is_revoked(struct worker *w, const char *psk_id, bool *revoked)
+{
+	struct store_result *res = NULL;
+
+	*revoked = true;
+	if (psk_id == NULL)
+		return 0;
+	if (store_exec(w->db, "SELECT revoked FROM psks WHERE id = $1", &psk_id, 1, &res) == -1)
+		return -1;
+	*revoked = store_rows(res) != 1 || store_value(res, 0, 0) != NULL;
+	store_result_free(res);
+	return 0;
 }
 
 /* Opens a value sealed under the master key; refuses a tampered or misplaced one. */

@@ -36,8 +36,14 @@ bool router_online(struct worker *w, const struct router_row *r, time_t now);
 /* Applies ev to the router's stored progress, atomically; *to gets the new progress. */
 int router_event(struct worker *w, const char *name, enum asset_event ev, enum asset_progress *to);
 
-/* Sets last_error (NULL clears it). */
-int router_note_error(struct worker *w, const char *name, const char *error);
+/* Sets last_error: error of step (the router's current error until that step succeeds). */
+int router_note_error(struct worker *w, const char *name, const char *step, const char *error);
+
+/* Clears last_error when it is step's (NULL: whatever its step): that step succeeded. */
+int router_clear_error(struct worker *w, const char *name, const char *step);
+
+/* Removes a router and everything kept about it (the caller holds the transaction). */
+int router_delete(struct worker *w, const struct router_row *r);
 
 /* Records contact now; polling says whether a poll is held. */
 int router_contact(struct worker *w, const char *name, bool polling);
@@ -56,6 +62,23 @@ int alarm_raise(struct worker *w, const char *severity, const char *kind, const 
 /* Records a device that presented asset_id and was refused ("unknown" or "denied"). */
 int foreign_record(struct worker *w, const char *asset_id, const char *device_key,
 		   const char *state, const char *router, const char *peer, const char *reason);
+
+/*
+ * Records a device refused for an unknown asset ID (with foreign_record) and
+ * raises the unknown-asset alarm naming that asset ID and the routers still
+ * waiting for their first device (a mistyped asset ID shows there).
+ */
+int foreign_unknown(struct worker *w, const char *asset_id, const char *device_key,
+		    const char *peer);
+
+/*
+ * Forgets the unknown-asset rows of asset_id and their alarm; *removed gets
+ * how many rows went (may be NULL).
+ */
+int foreign_forget(struct worker *w, const char *asset_id, long *removed);
+
+/* Whether the secret psk_id (a proof of it was checked) has been revoked. */
+int psk_is_revoked(struct worker *w, const char *psk_id, bool *revoked);
 
 /* Opens a sealed value of the database with the master key; context as sealed. */
 int unseal(struct worker *w, const char *context, const char *sealed, struct secret *out);

@@ -367,7 +367,7 @@ handle_auth(struct http_ctx *ctx, void *arg)
 	struct router_row r;
 	json_t *body = NULL;
 	struct worker *w;
-	bool found, same;
+	bool found, same, revoked;
 
 	(void)arg;
 	if ((w = worker_of(ctx)) == NULL || rate_limit_request(ctx, w->c->limiter) == -1 ||
@@ -395,7 +395,7 @@ handle_auth(struct http_ctx *ctx, void *arg)
 			snprintf(note, sizeof(note),
 				 "authentication refused from %s: wrong or stale secret proof",
 				 http_ctx_peer(ctx));
-			router_note_error(w, r.name, note);
+			router_note_error(w, r.name, "authenticate", note);
 		}
 		goto out;
 	}
@@ -404,11 +404,22 @@ handle_auth(struct http_ctx *ctx, void *arg)
 		http_reply_error(ctx, 400, "bad-device-csr", "%s", or_errmsg());
 		goto out;
 	}
+	/* A revoked secret binds no new device; one bound before proves its key again. */
+	if (psk_is_revoked(w, json_string_value(json_object_get(body, "psk_id")), &revoked) == -1) {
+		reply_internal(ctx);
+		goto out;
+	}
+	if (revoked && !(found && strcmp(r.device_key, key_id) == 0)) {
+		log_warn("asset %s from %s: revoked pre-shared secret refused", asset_id,
+			 http_ctx_peer(ctx));
+		http_reply_error(ctx, 401, "revoked-psk",
+				 "the pre-shared secret was revoked: use the site's current one");
+		goto out;
+	}
 	if (!found) {
 		log_warn("asset %s from %s: unknown asset ID refused", asset_id,
 			 http_ctx_peer(ctx));
-		if (foreign_record(w, asset_id, key_id, "unknown", NULL, http_ctx_peer(ctx),
-				   "unknown asset ID: no router has it here") == -1)
+		if (foreign_unknown(w, asset_id, key_id, http_ctx_peer(ctx)) == -1)
 			log_error("cannot record unknown asset %s: %s", asset_id, or_errmsg());
 		http_reply_error(ctx, 403, "unknown-asset", "asset ID %s is not known here",
 				 asset_id);
@@ -426,7 +437,8 @@ handle_auth(struct http_ctx *ctx, void *arg)
 	}
 	if (new_session(ctx, w, r.name, token) == -1 ||
 	    router_event(w, r.name, AE_AUTHENTICATED, &to) == -1 ||
-	    router_contact(w, r.name, false) == -1 || renew_if_due(w, r.name) == -1) {
+	    router_contact(w, r.name, false) == -1 ||
+	    router_clear_error(w, r.name, "authenticate") == -1 || renew_if_due(w, r.name) == -1) {
 		reply_internal(ctx);
 		goto out;
 	}
@@ -784,9 +796,11 @@ handle_ack(struct http_ctx *ctx, void *arg)
 	if (!ok) {
 		snprintf(note, sizeof(note), "%s failed on the router: %s", c.kind,
 			 error ? error : "no reason given");
-		if (router_note_error(w, r.name, note) == -1)
+		if (router_note_error(w, r.name, c.kind, note) == -1)
 			goto fail;
 		log_warn("router %s: %s", r.name, note);
+	} else if (router_clear_error(w, r.name, c.kind) == -1) {
+		goto fail;
 	}
 	/* What is kept: the result of an "ok", the whole report of an "error". */
 	result_text = ok && result == NULL ? strdup("{}") : json_dump_compact(ok ? result : body);
@@ -975,10 +989,10 @@ finish_migration(struct worker *w, const struct router_row *r, json_int_t id, bo
 		snprintf(note, sizeof(note), "migrate to %s failed, back on this conductor: %s",
 			 addresses, reason ? reason : "no reason given");
 		log_warn("router %s: %s", r->name, note);
-		return router_note_error(w, r->name, note);
+		return router_note_error(w, r->name, "migration", note);
 	}
 	log_info("router %s: migrated to %s", r->name, addresses);
-	return router_note_error(w, r->name, NULL);
+	return router_clear_error(w, r->name, NULL);
 }
 
 /* POST /v1/migration: the router's report to the conductor it left (or came back to). */

@@ -115,6 +115,15 @@ static const struct store_migration migrations[] = {
 	 "CREATE TABLE cloud_trust (id INTEGER PRIMARY KEY, cert_pem TEXT NOT NULL, "
 	 "required INTEGER NOT NULL, set_at BIGINT NOT NULL)",
 	 NULL, NULL},
+	/*
+	 * A revoked secret keeps its row and seal: routers onboarded with it still prove it, it
+	 * binds no new device. A router's last error names its step, so that step's success
+	 * clears it.
+	 */
+	{4,
+	 "ALTER TABLE psks ADD COLUMN revoked BIGINT;"
+	 "ALTER TABLE routers ADD COLUMN last_error_step TEXT",
+	 NULL, NULL},
 };
 
 /*

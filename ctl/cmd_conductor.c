@@ -33,16 +33,24 @@ static const char conductor_usage[] =
 	"  ca export                         print the conductor's root CA (for the cloud's\n"
 	"                                    site settings)\n"
 	"  psk create [--name N]             make a pre-shared secret; printed once\n"
+	"  psk revoke NAME                   the secret onboards no new device (routers\n"
+	"                                    onboarded with it keep working)\n"
 	"  router add NAME --asset-id ID --config FILE\n"
 	"                                    add a router before it arrives; FILE is its\n"
 	"                                    peering configuration (docs/router-config-schema.md)\n"
+	"  router set NAME [--asset-id ID] [--config FILE]\n"
+	"                                    correct the asset ID (before a device is bound)\n"
+	"                                    and/or send a new configuration\n"
+	"  router delete NAME [--force]      remove a router; refused while it is connected\n"
+	"                                    unless --force (which ends its session)\n"
 	"  router production NAME --address HOST:PORT [--address HOST:PORT]\n"
 	"         --psk-file FILE --root-ca FILE\n"
 	"                                    tell the router its production conductor\n"
 	"  router renew NAME                 issue the router a new certificate\n"
 	"  router show NAME [--json]         a router's record, certificates, commands\n"
 	"  show assets [--json]              every asset ID and its state\n"
-	"  show alarms [--json]              alarms (e.g. duplicate asset IDs)\n"
+	"  show alarms [--json]              alarms (duplicate or unknown asset IDs)\n"
+	"  asset forget ASSET-ID             dismiss an unknown asset ID and its alarm\n"
 	"  trust-cloud --cert FILE [--optional]\n"
 	"                                    trust the cloud's onboarding assertion certificate\n"
 	"                                    (onrampctl cloud assertion-cert export): a first\n"
@@ -211,6 +219,20 @@ out:
 	return rc;
 }
 
+/* Checks a router name and (unless NULL) an asset ID given on the command line. */
+static int
+check_router_input(const char *name, const char *asset_id)
+{
+	if (!pki_valid_router_name(name))
+		return or_error("router name '%s': 1 to 63 of A-Z a-z 0-9 . _ - starting with a "
+				"letter or digit",
+				name);
+	if (asset_id != NULL && !conductor_valid_subject(asset_id))
+		return or_error("asset ID: 1 to %d printable characters without spaces",
+				CONDUCTOR_SUBJECT_MAX);
+	return 0;
+}
+
 /* router add: name, asset ID and configuration checked here before sending. */
 static int
 router_add(struct admin *a, const char *name, const char *asset_id, const char *config_file)
@@ -219,14 +241,8 @@ router_add(struct admin *a, const char *name, const char *asset_id, const char *
 	int rc = -1;
 
 	a->bad_status = EXIT_BAD_INPUT;
-	if (!pki_valid_router_name(name))
-		return or_error("router name '%s': 1 to 63 of A-Z a-z 0-9 . _ - starting with a "
-				"letter or digit",
-				name);
-	if (!conductor_valid_subject(asset_id))
-		return or_error("asset ID: 1 to %d printable characters without spaces",
-				CONDUCTOR_SUBJECT_MAX);
-	if (peering_config_load(config_file, name, &config) == -1)
+	if (check_router_input(name, asset_id) == -1 ||
+	    peering_config_load(config_file, name, &config) == -1)
 		return -1;
 	body = json_pack("{s:s, s:s, s:O}", "name", name, "asset_id", asset_id, "config", config);
 	if (admin_call(a, "POST", "/admin/v1/routers", body, &answer) == -1)
@@ -237,6 +253,110 @@ router_add(struct admin *a, const char *name, const char *asset_id, const char *
 	rc = 0;
 out:
 	json_decref(config);
+	json_decref(body);
+	json_decref(answer);
+	return rc;
+}
+
+/* psk revoke: the secret named NAME binds no new device. */
+static int
+psk_revoke(struct admin *a, const char *name)
+{
+	json_t *body = json_object(), *answer = NULL;
+	char path[160];
+	int rc = -1;
+
+	if (!pki_valid_router_name(name)) {
+		json_decref(body);
+		return or_error("secret name '%s': 1 to 63 of A-Z a-z 0-9 . _ - starting with a "
+				"letter or digit",
+				name);
+	}
+	snprintf(path, sizeof(path), "/admin/v1/psks/%s/revoke", name);
+	if (admin_call(a, "POST", path, body, &answer) == 0) {
+		printf("pre-shared secret %s (id %s) revoked at %s\n", name,
+		       json_string_value(json_object_get(answer, "id")),
+		       json_string_value(json_object_get(answer, "revoked")));
+		rc = 0;
+	}
+	json_decref(body);
+	json_decref(answer);
+	return rc;
+}
+
+/* router set: a new asset ID and/or configuration, checked here before sending. */
+static int
+router_set(struct admin *a, const char *name, const char *asset_id, const char *config_file)
+{
+	json_t *config = NULL, *body = NULL, *answer = NULL;
+	char path[160];
+	int rc = -1;
+
+	a->bad_status = EXIT_BAD_INPUT;
+	if (asset_id == NULL && config_file == NULL)
+		return or_error("router set NAME needs --asset-id, --config or both");
+	if (check_router_input(name, asset_id) == -1 ||
+	    (config_file != NULL && peering_config_load(config_file, name, &config) == -1))
+		return -1;
+	body = json_object();
+	if (asset_id != NULL)
+		json_object_set_new(body, "asset_id", json_string(asset_id));
+	if (config != NULL)
+		json_object_set(body, "config", config);
+	snprintf(path, sizeof(path), "/admin/v1/routers/%s/set", name);
+	if (admin_call(a, "POST", path, body, &answer) == -1)
+		goto out;
+	printf("router %s: asset ID %s%s, configuration sha256 %s%s\n", name,
+	       json_string_value(json_object_get(answer, "asset_id")),
+	       json_is_true(json_object_get(answer, "asset_id_changed")) ? " (changed)" : "",
+	       json_string_value(json_object_get(answer, "config_sha256")),
+	       json_is_true(json_object_get(answer, "config_changed")) ? " (sent to the router)"
+								       : "");
+	rc = 0;
+out:
+	json_decref(config);
+	json_decref(body);
+	json_decref(answer);
+	return rc;
+}
+
+/* router delete: refused by the conductor while the router is connected, unless force. */
+static int
+router_delete(struct admin *a, const char *name, bool force)
+{
+	json_t *answer = NULL;
+	char path[160];
+
+	a->bad_status = EXIT_BAD_INPUT;
+	if (check_router_input(name, NULL) == -1)
+		return -1;
+	snprintf(path, sizeof(path), "/admin/v1/routers/%s%s", name, force ? "?force=true" : "");
+	if (admin_call(a, "DELETE", path, NULL, &answer) == -1)
+		return -1;
+	printf("router %s (asset ID %s) deleted%s\n", name,
+	       json_string_value(json_object_get(answer, "asset_id")),
+	       json_is_true(json_object_get(answer, "session_ended")) ? "; its session is ended"
+								      : "");
+	json_decref(answer);
+	return 0;
+}
+
+/* asset forget: dismisses an unknown asset ID (its rows and alarm). */
+static int
+asset_forget(struct admin *a, const char *asset_id)
+{
+	json_t *body = NULL, *answer = NULL;
+	int rc = -1;
+
+	a->bad_status = EXIT_BAD_INPUT;
+	if (!conductor_valid_subject(asset_id))
+		return or_error("asset ID: 1 to %d printable characters without spaces",
+				CONDUCTOR_SUBJECT_MAX);
+	body = json_pack("{s:s}", "asset_id", asset_id);
+	if (admin_call(a, "POST", "/admin/v1/assets/forget", body, &answer) == 0) {
+		printf("unknown asset ID %s forgotten\n", asset_id);
+		rc = 0;
+	}
 	json_decref(body);
 	json_decref(answer);
 	return rc;
@@ -654,6 +774,14 @@ dispatch(struct admin *adm, char **w, int n, struct args *a)
 		return ca_export(adm);
 	if (n == 2 && strcmp(w[0], "psk") == 0 && strcmp(w[1], "create") == 0)
 		return psk_create(adm, a->name);
+	if (n == 3 && strcmp(w[0], "psk") == 0 && strcmp(w[1], "revoke") == 0)
+		return psk_revoke(adm, w[2]);
+	if (n == 3 && strcmp(w[0], "router") == 0 && strcmp(w[1], "set") == 0)
+		return router_set(adm, w[2], a->asset_id, a->config);
+	if (n == 3 && strcmp(w[0], "router") == 0 && strcmp(w[1], "delete") == 0)
+		return router_delete(adm, w[2], a->force);
+	if (n == 3 && strcmp(w[0], "asset") == 0 && strcmp(w[1], "forget") == 0)
+		return asset_forget(adm, w[2]);
 	if (n == 3 && strcmp(w[0], "router") == 0 && strcmp(w[1], "add") == 0) {
 		if (a->asset_id == NULL || a->config == NULL)
 			return or_error("router add NAME needs --asset-id and --config");

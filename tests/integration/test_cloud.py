@@ -170,6 +170,33 @@ def test_wrong_response_is_refused(env):
     assert "authentication of WRONG-1" in env.cloud.log_text()
 
 
+def test_a_success_clears_the_stale_last_error(env):
+    """Issue 11: the cloud keeps a device's current error only. A refused
+    authentication is its last error until an authentication succeeds."""
+    env.ensure_site("acme", "paris")
+    dev = env.device("STALE-ERR-1")
+    dev.claim("acme", "paris")
+    dev.run("wrong-response")
+    shown = env.ctl_json("device", "show", dev.serial)
+    assert shown["last_error"].startswith("cloud-auth: wrong response")
+    assert shown["last_error_time"] is not None
+
+    steps = dev.run("onboard")
+    assert all(s["ok"] for s in steps), steps
+    shown = env.ctl_json("device", "show", dev.serial)
+    assert shown["last_error"] is None and shown["last_error_time"] is None
+    assert "last_error: -\n" in env.ctl_ok("device", "show", dev.serial)
+    listed = {d["serial"]: d for d in env.ctl_json("device", "list")["devices"]}
+    assert listed[dev.serial]["last_error"] is None
+    # The failures stay in the device's history: the cloud's refusal, and the device's own
+    # report of a phone-home that failed before one succeeded (cleared by that success).
+    events = env.ctl_json("device", "events", dev.serial)["events"]
+    seen = [(e["source"], e["step"], e["outcome"]) for e in events]
+    assert ("cloud", "cloud-auth", "failed") in seen
+    assert seen.index(("device", "phone-home", "failed")) < seen.index(
+        ("device", "phone-home", "ok"))
+
+
 def test_replayed_challenge_is_refused(env):
     dev = env.device("REPLAY-1")
     dev.claim("acme", "paris")

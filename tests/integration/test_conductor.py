@@ -548,3 +548,217 @@ def test_conductor_cannot_dump_core(sqlite_conductor):
     from conftest import core_dumps_disabled
     c = sqlite_conductor()
     assert core_dumps_disabled(c.proc.pid)
+
+
+# ---- field corrections (issue 11): asset IDs, routers, secrets, last errors ------
+
+
+def alarms_of(conductor, kind=None):
+    alarms = json.loads(conductor.ok("show", "alarms", "--json"))["alarms"]
+    return [a for a in alarms if kind is None or a["kind"] == kind]
+
+
+def write_config(conductor, name, peering):
+    path = os.path.join(conductor.dir, f"{name}-new.json")
+    with open(path, "w") as f:
+        json.dump(peering, f)
+    return path
+
+
+def test_mistyped_asset_id_is_corrected_with_router_set(make_conductor, routers):
+    staging = make_conductor()
+    config = staging.add_router("r1", "ASSET-O001")  # mistyped: a letter O for a zero
+    psk_file, _ = staging.psk("site")
+    router = routers(asset_id="ASSET-0001").start(staging, psk_file)
+    report = router.wait_report("connect", ok=False)
+    assert "unknown-asset" in report["reason"]
+
+    # The unknown asset ID raises an alarm naming it, and the router still waiting for
+    # its device: where the typo shows.
+    alarm = wait_until("the unknown-asset alarm", lambda: alarms_of(staging, "unknown-asset"))[0]
+    assert alarm["subject"] == "ASSET-0001" and alarm["severity"] == "warning"
+    assert "asset ID ASSET-0001" in alarm["message"]
+    assert "r1 (asset ID ASSET-O001)" in alarm["message"]
+    assert "unknown-asset [ASSET-0001]" in staging.ok("show", "alarms")
+    assert "ALARM warning unknown-asset [ASSET-0001]" in staging.log()
+
+    # Adding it again is refused (the name exists); nothing changes.
+    proc = staging.ctl("router", "add", "r1", "--asset-id", "ASSET-0001", "--config", config)
+    assert proc.returncode == 1 and "(exists, 409)" in proc.stderr
+    before = staging.router_record("r1")
+    assert before["asset_id"] == "ASSET-O001"
+
+    # router set corrects it under the same name; the unknown row and its alarm go.
+    out = staging.ok("router", "set", "r1", "--asset-id", "ASSET-0001")
+    assert "asset ID ASSET-0001 (changed)" in out
+    assert staging.asset("ASSET-O001") is None
+    assert staging.asset("ASSET-0001", "unknown") is None
+    assert alarms_of(staging, "unknown-asset") == []
+
+    # The device, still retrying, onboards as r1 with the commands queued at its add.
+    staging.wait_state("ASSET-0001", "configured", timeout=60)
+    record = staging.router_record("r1")
+    assert record["name"] == "r1" and record["asset_id"] == "ASSET-0001"
+    assert [c["id"] for c in record["commands"]] == [c["id"] for c in before["commands"]]
+    assert [c["state"] for c in record["commands"]] == ["acked", "acked"]
+    assert staging.asset("ASSET-0001", "unknown") is None
+
+    # A device is bound now: its asset ID is that device's and is not changed.
+    proc = staging.ctl("router", "set", "r1", "--asset-id", "ASSET-0002")
+    assert proc.returncode == 1 and "(onboarded, 409)" in proc.stderr
+    assert "already authenticated" in proc.stderr
+    assert staging.router_record("r1")["asset_id"] == "ASSET-0001"
+
+
+def test_router_set_sends_a_new_configuration_and_refuses_bad_input(sqlite_conductor, routers):
+    staging = sqlite_conductor()
+    router, _, _ = onboard(staging, routers)
+    old_sha = staging.router_record("r1")["config_sha256"]
+    staging.add_router("r2", "ASSET-0002")
+
+    new = json.loads(json.dumps(PEERING))
+    new["hub"]["addresses"] = ["127.0.0.1:1281"]
+    path = write_config(staging, "r1", new)
+    after = len(router.reports)
+    out = staging.ok("router", "set", "r1", "--config", path)
+    assert "(sent to the router)" in out
+    router.wait_report("configuration", after=after)
+
+    def applied():
+        record = staging.router_record("r1")
+        return record["commands"][-1]["state"] == "acked" and record
+    record = wait_until("the new configuration acknowledged", applied)
+    with open(router.path("peering.json"), "rb") as f:
+        stored = f.read()
+    assert json.loads(stored) == new
+    assert record["config_sha256"] == hashlib.sha256(stored).hexdigest() != old_sha
+    assert [c["type"] for c in record["commands"]] == ["generate-certificate", "apply-config",
+                                                       "apply-config"]
+    assert record["state"] == "configured" and record["asset_id"] == "ASSET-0001"
+
+    # Refused, and nothing changes: another router's asset ID, no such router, nothing to
+    # set, a configuration naming another router.
+    proc = staging.ctl("router", "set", "r2", "--asset-id", "ASSET-0001")
+    assert proc.returncode == 1 and "(exists, 409)" in proc.stderr
+    proc = staging.ctl("router", "set", "nosuch", "--asset-id", "ASSET-0009")
+    assert proc.returncode == 2 and "no router named nosuch" in proc.stderr
+    proc = staging.ctl("router", "set", "r2")
+    assert proc.returncode == 2 and "--asset-id, --config or both" in proc.stderr
+    proc = staging.ctl("router", "set", "r2", "--config", path)
+    assert proc.returncode == 2
+    assert staging.router_record("r2")["asset_id"] == "ASSET-0002"
+    assert len(staging.router_record("r2")["commands"]) == 2
+
+
+def test_router_delete_is_refused_while_connected_unless_forced(sqlite_conductor, routers):
+    staging = sqlite_conductor()
+    router, _, _ = onboard(staging, routers)
+    proc = staging.ctl("router", "delete", "r1")
+    assert proc.returncode == 1
+    assert "router r1: the router is connected" in proc.stderr and "--force" in proc.stderr
+    assert "(connected, 409)" in proc.stderr
+    assert staging.asset("ASSET-0001", "configured") is not None
+
+    # A router no device ever reached goes without --force; an unknown name is bad input.
+    staging.add_router("r2", "ASSET-0002")
+    assert "router r2 (asset ID ASSET-0002) deleted" in staging.ok("router", "delete", "r2")
+    assert staging.asset("ASSET-0002") is None
+    assert staging.ctl("router", "delete", "r2").returncode == 2
+
+    # --force deletes it and ends its session: the router's next request is refused.
+    after = len(router.reports)
+    out = staging.ok("router", "delete", "r1", "--force")
+    assert "deleted; its session is ended" in out
+    report = router.wait_report("connect", ok=False, after=after)
+    assert "unknown-asset" in report["reason"]
+    assert staging.ctl("router", "show", "r1").returncode == 2
+    assert staging.asset("ASSET-0001", "unknown") is not None
+
+    # Added again under its name, the same device onboards afresh.
+    staging.add_router("r1", "ASSET-0001")
+    staging.wait_state("ASSET-0001", "configured", timeout=60)
+    assert len(staging.router_record("r1")["certificates"]) == 1
+    assert staging.asset("ASSET-0001", "unknown") is None
+
+
+def test_unknown_asset_is_forgotten(sqlite_conductor, routers):
+    staging = sqlite_conductor()
+    staging.add_router("r1", "ASSET-0001")
+    psk_file, _ = staging.psk("site")
+    stranger = routers(asset_id="NOBODY-42").start(staging, psk_file)
+    stranger.wait_report("connect", ok=False)
+    stranger.stop()
+    staging.wait_state("NOBODY-42", "unknown")
+    assert [a["subject"] for a in alarms_of(staging, "unknown-asset")] == ["NOBODY-42"]
+
+    # A router's asset ID is not forgotten this way.
+    proc = staging.ctl("asset", "forget", "ASSET-0001")
+    assert proc.returncode == 1 and "router r1" in proc.stderr
+    assert staging.asset("ASSET-0001", "pending") is not None
+
+    assert "NOBODY-42 forgotten" in staging.ok("asset", "forget", "NOBODY-42")
+    assert staging.asset("NOBODY-42") is None
+    assert alarms_of(staging, "unknown-asset") == []
+    proc = staging.ctl("asset", "forget", "NOBODY-42")
+    assert proc.returncode == 2 and "no unknown asset ID NOBODY-42" in proc.stderr
+    assert staging.ctl("asset", "forget", "has space").returncode == 2
+
+
+def test_revoked_secret_onboards_no_new_router_and_onboarded_ones_keep_working(
+        make_conductor, routers):
+    staging = make_conductor()
+    first, old_psk, _ = onboard(staging, routers)
+    out = staging.ok("psk", "revoke", "site")
+    assert out.startswith("pre-shared secret site (id ") and " revoked at " in out
+
+    # The onboarded router's session goes on: a renewal reaches it.
+    after = len(first.reports)
+    staging.ok("router", "renew", "r1")
+    first.wait_report("certificate", after=after)
+
+    # A new router with the revoked secret is refused with a clear code; nothing is bound.
+    staging.add_router("r2", "ASSET-0002")
+    second = routers(asset_id="ASSET-0002").start(staging, old_psk)
+    report = second.wait_report("connect", ok=False)
+    assert "revoked-psk" in report["reason"]
+    second.stop()
+    assert staging.asset("ASSET-0002")["state"] == "pending"
+    assert staging.router_record("r2")["device_key"] is None
+    assert "revoked pre-shared secret refused" in staging.log()
+
+    # The onboarded router authenticates again (a new TLS connection) with its bound key.
+    first.stop()
+    after = len(first.reports)
+    first.start(poll_wait=2)
+    first.wait_report("connect", ok=True, after=after)
+    staging.ok("router", "renew", "r1")
+    first.wait_report("certificate", after=after)
+
+    # The site's new secret onboards r2; revoking twice is fine, an unknown name is not.
+    new_psk, _ = staging.psk("site-2")
+    routers(asset_id="ASSET-0002").start(staging, new_psk)
+    staging.wait_state("ASSET-0002", "configured")
+    again = staging.ok("psk", "revoke", "site")
+    assert again.split(" revoked at ")[1] == out.split(" revoked at ")[1]
+    proc = staging.ctl("psk", "revoke", "nosuch")
+    assert proc.returncode == 2 and "no pre-shared secret named nosuch" in proc.stderr
+
+
+def test_a_success_clears_the_stale_last_error(sqlite_conductor, routers):
+    staging = sqlite_conductor()
+    staging.add_router("r1", "ASSET-0001")
+    right_file, _ = staging.psk("real")
+    other = sqlite_conductor(name="other")
+    wrong_file, _ = other.psk("other")
+    wrong = routers().start(staging, wrong_file)
+    wrong.wait_report("connect", ok=False)
+    wrong.stop()
+    assert "authentication refused" in staging.asset("ASSET-0001")["last_error"]
+
+    routers().start(staging, right_file)
+    staging.wait_state("ASSET-0001", "configured")
+    assert staging.asset("ASSET-0001")["last_error"] is None
+    assert staging.router_record("r1")["last_error"] is None
+    assert re.search(r"^r1\s+ASSET-0001\s+configured\s+\S+\s+-$", staging.ok("show", "assets"),
+                     re.M)
+    assert "last error -" in staging.ok("router", "show", "r1")

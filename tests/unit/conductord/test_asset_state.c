@@ -119,6 +119,22 @@ migrate_policy(void **state)
 }
 
 static void
+reassign_and_delete_policy(void **state)
+{
+	(void)state;
+	assert_int_equal(asset_may_reassign(AP_PENDING, false), 0);
+	assert_int_equal(asset_may_reassign(AP_PENDING, true), -1);
+	assert_non_null(strstr(or_errmsg(), "already authenticated"));
+	for (int p = AP_CONNECTED; p < AP_COUNT; p++)
+		assert_int_equal(asset_may_reassign((enum asset_progress)p, false), -1);
+	assert_int_equal(asset_may_delete(false, false), 0);
+	assert_int_equal(asset_may_delete(false, true), 0);
+	assert_int_equal(asset_may_delete(true, true), 0);
+	assert_int_equal(asset_may_delete(true, false), -1);
+	assert_non_null(strstr(or_errmsg(), "--force"));
+}
+
+static void
 liveness_and_display(void **state)
 {
 	(void)state;
@@ -169,6 +185,7 @@ main(void)
 		cmocka_unit_test(every_transition),
 		cmocka_unit_test(failed_migration_resumes_where_it_was),
 		cmocka_unit_test(migrate_policy),
+		cmocka_unit_test(reassign_and_delete_policy),
 		cmocka_unit_test(liveness_and_display),
 		cmocka_unit_test(names_round_trip),
 	};
