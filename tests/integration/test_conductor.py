@@ -762,3 +762,25 @@ def test_a_success_clears_the_stale_last_error(sqlite_conductor, routers):
     assert re.search(r"^r1\s+ASSET-0001\s+configured\s+\S+\s+-$", staging.ok("show", "assets"),
                      re.M)
     assert "last error -" in staging.ok("router", "show", "r1")
+
+
+def test_field_correction_commands_are_documented():
+    """Every admin command of issue 11 is in --help, the man page and the protocol."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    help_text = subprocess.run([program("onrampctl"), "conductor", "--help"],
+                               capture_output=True, text=True, timeout=30).stdout
+    man = subprocess.run(["man", "-l", "-P", "cat",
+                          os.path.join(root, "docs", "man", "onrampctl.1")],
+                         capture_output=True, text=True, timeout=30,
+                         env=dict(os.environ, MANWIDTH="200")).stdout
+    with open(os.path.join(root, "docs", "protocol-conductor.md")) as f:
+        protocol = f.read()
+    for command, call in [("psk revoke NAME", "POST /admin/v1/psks/NAME/revoke"),
+                          ("router set NAME", "POST /admin/v1/routers/NAME/set"),
+                          ("router delete NAME", "DELETE /admin/v1/routers/NAME"),
+                          ("asset forget ASSET-ID", "POST /admin/v1/assets/forget")]:
+        assert command in help_text, command
+        assert command in man, command
+        assert call in protocol and command in protocol, call
+    for code in ("revoked-psk", "onboarded", "connected", "no-asset", "router-asset", "no-psk"):
+        assert f"`{code}`" in protocol or f" {code}`" in protocol, code
