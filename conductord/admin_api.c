@@ -137,6 +137,42 @@ out:
 	json_decref(body);
 }
 
+/* ---- GET /admin/v1/psks ------------------------------------------------- */
+
+/* GET /admin/v1/psks: every secret's id, name, creation and revocation; never its text. */
+static void
+handle_psk_list(struct http_ctx *ctx, void *arg)
+{
+	char created[RFC3339_LEN + 1], revoked[RFC3339_LEN + 1];
+	struct store_result *res = NULL;
+	json_t *list = json_array();
+	struct worker *w;
+
+	(void)arg;
+	if ((w = admin_of(ctx)) == NULL) {
+		json_decref(list);
+		return;
+	}
+	if (store_exec(w->db, "SELECT id, name, created, revoked FROM psks ORDER BY name", NULL, 0,
+		       &res) == -1) {
+		json_decref(list);
+		reply_internal(ctx);
+		return;
+	}
+	for (size_t i = 0; i < store_rows(res); i++) {
+		const char *when = store_value(res, i, 3);
+
+		rfc3339_format((time_t)parse_i64(store_value(res, i, 2)), created);
+		rfc3339_format((time_t)parse_i64(when), revoked);
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s?}", "id",
+						      store_value(res, i, 0), "name",
+						      store_value(res, i, 1), "created", created,
+						      "revoked", when ? revoked : NULL));
+	}
+	store_result_free(res);
+	http_reply_json(ctx, 200, json_pack("{s:o}", "psks", list));
+}
+
 /* ---- POST /admin/v1/psks/NAME/revoke ------------------------------------ */
 
 /*
@@ -164,6 +200,10 @@ handle_psk_revoke(struct http_ctx *ctx, void *arg)
 	}
 	memcpy(name, path, len);
 	name[len] = '\0';
+	if (!pki_valid_router_name(name)) {
+		http_reply_error(ctx, 404, "no-psk", "no pre-shared secret has that name");
+		return;
+	}
 	fmt_i64((long long)time(NULL), now);
 	/* Only the first revocation sets the time; a repeat finds it set. */
 	if (store_exec(w->db, "UPDATE psks SET revoked = $1 WHERE name = $2 AND revoked IS NULL",
@@ -890,6 +930,7 @@ const struct http_route admin_routes[] = {
 	{"GET", "/admin/v1/trust-cloud", cloud_trust_handle, NULL},
 	{"PUT", "/admin/v1/trust-cloud", cloud_trust_handle, NULL},
 	{"POST", "/admin/v1/psks", handle_psk_create, NULL},
+	{"GET", "/admin/v1/psks", handle_psk_list, NULL},
 	{"POST", "/admin/v1/routers", handle_router_add, NULL},
 	{"GET", "/admin/v1/assets", handle_assets, NULL},
 	{"GET", "/admin/v1/alarms", handle_alarms, NULL},

@@ -33,6 +33,7 @@ static const char conductor_usage[] =
 	"  ca export                         print the conductor's root CA (for the cloud's\n"
 	"                                    site settings)\n"
 	"  psk create [--name N]             make a pre-shared secret; printed once\n"
+	"  psk list [--json]                 the secrets: id, name, created, revoked\n"
 	"  psk revoke NAME                   the secret onboards no new device (routers\n"
 	"                                    onboarded with it keep working)\n"
 	"  router add NAME --asset-id ID --config FILE\n"
@@ -466,6 +467,28 @@ field(json_t *obj, const char *key)
 	return v ? v : "-";
 }
 
+/* psk list: the secrets' names and ids, never their text. */
+static int
+psk_list(struct admin *a, bool as_json)
+{
+	json_t *answer = NULL, *list, *e;
+	size_t i;
+
+	if (admin_call(a, "GET", "/admin/v1/psks", NULL, &answer) == -1)
+		return -1;
+	if (as_json) {
+		print_json(answer);
+	} else {
+		printf("%-24s %-10s %-22s %s\n", "NAME", "ID", "CREATED", "REVOKED");
+		list = json_object_get(answer, "psks");
+		json_array_foreach(list, i, e)
+			printf("%-24s %-10s %-22s %s\n", field(e, "name"), field(e, "id"),
+			       field(e, "created"), field(e, "revoked"));
+	}
+	json_decref(answer);
+	return 0;
+}
+
 /* router show: a summary, or the whole record with --json. */
 static int
 router_show(struct admin *a, const char *name, bool as_json)
@@ -774,6 +797,8 @@ dispatch(struct admin *adm, char **w, int n, struct args *a)
 		return ca_export(adm);
 	if (n == 2 && strcmp(w[0], "psk") == 0 && strcmp(w[1], "create") == 0)
 		return psk_create(adm, a->name);
+	if (n == 2 && strcmp(w[0], "psk") == 0 && strcmp(w[1], "list") == 0)
+		return psk_list(adm, a->json);
 	if (n == 3 && strcmp(w[0], "psk") == 0 && strcmp(w[1], "revoke") == 0)
 		return psk_revoke(adm, w[2]);
 	if (n == 3 && strcmp(w[0], "router") == 0 && strcmp(w[1], "set") == 0)

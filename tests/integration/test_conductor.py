@@ -740,6 +740,10 @@ def test_revoked_secret_onboards_no_new_router_and_onboarded_ones_keep_working(
     staging.wait_state("ASSET-0002", "configured")
     again = staging.ok("psk", "revoke", "site")
     assert again.split(" revoked at ")[1] == out.split(" revoked at ")[1]
+    psks = {p["name"]: p for p in json.loads(staging.ok("psk", "list", "--json"))["psks"]}
+    assert psks["site"]["revoked"] == out.split(" revoked at ")[1].strip()
+    assert psks["site-2"]["revoked"] is None and "secret" not in psks["site-2"]
+    assert re.search(r"^site-2\s+[0-9a-f]{8}\s+\S+\s+-$", staging.ok("psk", "list"), re.M)
     proc = staging.ctl("psk", "revoke", "nosuch")
     assert proc.returncode == 2 and "no pre-shared secret named nosuch" in proc.stderr
 
@@ -776,6 +780,7 @@ def test_field_correction_commands_are_documented():
     with open(os.path.join(root, "docs", "protocol-conductor.md")) as f:
         protocol = f.read()
     for command, call in [("psk revoke NAME", "POST /admin/v1/psks/NAME/revoke"),
+                          ("psk list", "GET /admin/v1/psks"),
                           ("router set NAME", "POST /admin/v1/routers/NAME/set"),
                           ("router delete NAME", "DELETE /admin/v1/routers/NAME"),
                           ("asset forget ASSET-ID", "POST /admin/v1/assets/forget")]:
