@@ -145,20 +145,18 @@ handle_psk_list(struct http_ctx *ctx, void *arg)
 {
 	char created[RFC3339_LEN + 1], revoked[RFC3339_LEN + 1];
 	struct store_result *res = NULL;
-	json_t *list = json_array();
 	struct worker *w;
+	json_t *list;
 
 	(void)arg;
-	if ((w = admin_of(ctx)) == NULL) {
-		json_decref(list);
+	if ((w = admin_of(ctx)) == NULL)
 		return;
-	}
 	if (store_exec(w->db, "SELECT id, name, created, revoked FROM psks ORDER BY name", NULL, 0,
 		       &res) == -1) {
-		json_decref(list);
 		reply_internal(ctx);
 		return;
 	}
+	list = json_array();
 	for (size_t i = 0; i < store_rows(res); i++) {
 		const char *when = store_value(res, i, 3);
 
