@@ -438,7 +438,8 @@ handle_auth(struct http_ctx *ctx, void *arg)
 	if (new_session(ctx, w, r.name, token) == -1 ||
 	    router_event(w, r.name, AE_AUTHENTICATED, &to) == -1 ||
 	    router_contact(w, r.name, false) == -1 ||
-	    router_clear_error(w, r.name, "authenticate") == -1 || renew_if_due(w, r.name) == -1) {
+	    router_clear_error(w, r.name, "authenticate") == -1 ||
+	    foreign_forget(w, asset_id, NULL) == -1 || renew_if_due(w, r.name) == -1) {
 		reply_internal(ctx);
 		goto out;
 	}
