@@ -789,3 +789,24 @@ def test_field_correction_commands_are_documented():
         assert call in protocol and command in protocol, call
     for code in ("revoked-psk", "onboarded", "connected", "no-asset", "router-asset", "no-psk"):
         assert f"`{code}`" in protocol or f" {code}`" in protocol, code
+
+
+def test_revoked_production_secret_is_refused_and_a_new_one_migrates(sqlite_conductor, routers):
+    """Rotating a router's production secret: revoked on production, the old one no
+    longer passes the peer query; the new one, sent through staging, does."""
+    staging = sqlite_conductor()
+    production = sqlite_conductor(role="production", name="production")
+    router, _ = production_for(staging, production, routers)
+    production.add_router("r1", "ASSET-0001")
+    production.ok("psk", "revoke", "production")
+    proc = staging.ctl("migrate", "conductor", production.address, "router", "r1")
+    assert proc.returncode == 1 and "revoked" in proc.stderr, proc.stderr
+    assert staging.router_record("r1")["migrations"] == []
+
+    new_psk, _ = production.psk("production-2")
+    after = len(router.reports)
+    staging.ok("router", "production", "r1", "--address", production.address,
+               "--psk-file", new_psk, "--root-ca", production.ca)
+    router.wait_report("production-info", after=after)
+    staging.ok("migrate", "conductor", production.address, "router", "r1", "--wait")
+    production.wait_state("ASSET-0001", "running")
