@@ -412,6 +412,13 @@ handle_auth(struct http_ctx *ctx, void *arg)
 	if (revoked && !(found && strcmp(r.device_key, key_id) == 0)) {
 		log_warn("asset %s from %s: revoked pre-shared secret refused", asset_id,
 			 http_ctx_peer(ctx));
+		if (found) {
+			snprintf(
+				note, sizeof(note),
+				"authentication refused from %s: the pre-shared secret was revoked",
+				http_ctx_peer(ctx));
+			router_note_error(w, r.name, "authenticate", note);
+		}
 		http_reply_error(ctx, 401, "revoked-psk",
 				 "the pre-shared secret was revoked: use the site's current one");
 		goto out;

@@ -723,6 +723,7 @@ def test_revoked_secret_onboards_no_new_router_and_onboarded_ones_keep_working(
     assert "revoked-psk" in report["reason"]
     second.stop()
     assert staging.asset("ASSET-0002")["state"] == "pending"
+    assert "the pre-shared secret was revoked" in staging.asset("ASSET-0002")["last_error"]
     assert staging.router_record("r2")["device_key"] is None
     assert "revoked pre-shared secret refused" in staging.log()
 
@@ -738,6 +739,7 @@ def test_revoked_secret_onboards_no_new_router_and_onboarded_ones_keep_working(
     new_psk, _ = staging.psk("site-2")
     routers(asset_id="ASSET-0002").start(staging, new_psk)
     staging.wait_state("ASSET-0002", "configured")
+    assert staging.asset("ASSET-0002")["last_error"] is None
     again = staging.ok("psk", "revoke", "site")
     assert again.split(" revoked at ")[1] == out.split(" revoked at ")[1]
     psks = {p["name"]: p for p in json.loads(staging.ok("psk", "list", "--json"))["psks"]}
