@@ -3,7 +3,8 @@ both conductors, the agent. The staging conductor has the router under a mistype
 asset ID: the agent is refused, the conductor raises an alarm naming the asset ID the
 device presented, and the cloud shows the refusal as the device's last error. The
 operator corrects the asset ID with `router set`; the agent onboards under the same
-router name, and the stale last errors are gone at the cloud and the conductor."""
+router name, the stale last errors are gone at the cloud and the conductor, and the
+flow goes on to production."""
 import json
 
 from e2elab import Agent, wait_until
@@ -66,3 +67,14 @@ def test_mistyped_asset_id_is_corrected_on_the_conductor(e2e_lab, swtpm):
     # The history keeps the refusal.
     events = lab.device_events(SERIAL)
     assert [e for e in events if e["step"] == "staging-connect" and e["outcome"] == "failed"]
+
+    # Same name on both conductors, so migrate's validation passes and the flow ends
+    # running on production (a router added under a new name would fail it).
+    agent.wait_done("production-info")
+    out = lab.staging.ok("migrate", "conductor", lab.production.address, "router", "r1",
+                         "--wait")
+    assert "router r1 migrated" in out
+    agent.wait_done("running")
+    wait_until("production to show the router running",
+               lambda: lab.production.asset_state(SERIAL) == "running")
+    assert cloud_last_error(lab) is None
