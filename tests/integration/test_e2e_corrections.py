@@ -78,3 +78,38 @@ def test_mistyped_asset_id_is_corrected_on_the_conductor(e2e_lab, swtpm):
     wait_until("production to show the router running",
                lambda: lab.production.asset_state(SERIAL) == "running")
     assert cloud_last_error(lab) is None
+
+
+def test_rotated_site_secret_keeps_onboarded_routers_and_onboards_new_ones(e2e_lab, swtpm):
+    """Rotating a site's staging secret (issue 11, point 6): a new secret in the
+    cloud's site settings, the old one revoked on staging. The router onboarded with
+    the old one (key in swtpm) keeps working, also after a restart; a new router gets
+    the new secret from the cloud and onboards."""
+    lab = e2e_lab
+    agent = lab.router(SERIAL, tcti=swtpm.tcti)
+    agent.wait_done("configuration")
+    certificates = len(lab.staging.router("r1")["certificates"])
+
+    new_psk = lab.staging.psk("paris-2")
+    lab.cloud("site", "set", "acme", "paris", "--psk-file", new_psk)
+    assert " revoked at " in lab.staging.ok("psk", "revoke", "paris")
+    psks = {p["name"]: p for p in json.loads(lab.staging.ok("psk", "list", "--json"))["psks"]}
+    assert psks["paris"]["revoked"] and psks["paris-2"]["revoked"] is None
+
+    # The onboarded router, restarted, authenticates again (its vault holds the old
+    # secret; its device key is the one bound) and still takes commands.
+    agent.stop()
+    agent.start()
+    lab.staging.ok("router", "renew", "r1")
+    wait_until("a renewed certificate on the restarted router",
+               lambda: len(lab.staging.router("r1")["certificates"]) > certificates, timeout=60)
+    assert lab.staging.router("r1")["last_error"] is None
+
+    # A new router of the site onboards with the new secret.
+    second = "SSR1000-E2E-0012"
+    state = lab.provision(second)
+    lab.staging.add_router("r2", second)
+    lab.claim(second)
+    Agent(lab, state, name="agent2").start().wait_done("configuration", timeout=60)
+    assert lab.staging.router("r2")["last_error"] is None
+    assert "revoked pre-shared secret refused" not in lab.staging.log()
