@@ -18,15 +18,19 @@ probe|--ca --proxy --proxy-user --proxy-password-file --timeout --json --help
 migrate|conductor --help
 retry|--socket --help
 migrate conductor|--no-wait --timeout --socket --help
-conductor|ca psk router show migrate trust-cloud --url --ca --token-file --json --help
+conductor|ca psk router asset show migrate trust-cloud --url --ca --token-file --json --help
 conductor ca|export
-conductor psk|create
-conductor router|add production renew show
+conductor psk|create list revoke
+conductor psk list|--json
+conductor router|add set delete production renew show
+conductor router set|--asset-id --config
+conductor router delete|--force
 conductor router add|--asset-id --config --psk-file --skip-validation
 conductor router production|--address --port --psk-file --root-ca
 conductor migrate|--wait --revert-window --force
 conductor show|assets alarms
 conductor trust-cloud|show --cert --optional
+conductor asset|forget
 cloud|org site inventory claim unclaim device token audit assertion-cert --url --ca --token-file --json --watch --help
 cloud org|add list delete
 cloud site|add list show set delete

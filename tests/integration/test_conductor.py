@@ -789,6 +789,19 @@ def test_field_correction_commands_are_documented():
         assert command in help_text, command
         assert command in man, command
         assert call in protocol and command in protocol, call
+    # bash completion offers them.
+    script = os.path.join(root, "ctl", "onrampctl.bash")
+    def complete(*words):
+        typed = " ".join(f"'{w}'" for w in ("onrampctl",) + words)
+        return subprocess.run(["bash", "-c", f"source {script}; COMP_WORDS=({typed}); "
+                               f"COMP_CWORD={len(words)}; _onrampctl; "
+                               "printf '%s\\n' \"${COMPREPLY[@]}\""],
+                              capture_output=True, text=True, timeout=10,
+                              check=True).stdout.split()
+    assert {"set", "delete"} <= set(complete("conductor", "router", ""))
+    assert {"list", "revoke"} <= set(complete("conductor", "psk", ""))
+    assert complete("conductor", "asset", "") == ["forget"]
+    assert "--force" in complete("conductor", "router", "delete", "r1", "--")
     for code in ("revoked-psk", "onboarded", "connected", "no-asset", "router-asset", "no-psk"):
         assert f"`{code}`" in protocol or f" {code}`" in protocol, code
 
