@@ -650,8 +650,8 @@ def test_router_set_sends_a_new_configuration_and_refuses_bad_input(sqlite_condu
     assert len(staging.router_record("r2")["commands"]) == 2
 
 
-def test_router_delete_is_refused_while_connected_unless_forced(sqlite_conductor, routers):
-    staging = sqlite_conductor()
+def test_router_delete_is_refused_while_connected_unless_forced(make_conductor, routers):
+    staging = make_conductor()
     router, _, _ = onboard(staging, routers)
     proc = staging.ctl("router", "delete", "r1")
     assert proc.returncode == 1
@@ -681,8 +681,8 @@ def test_router_delete_is_refused_while_connected_unless_forced(sqlite_conductor
     assert staging.asset("ASSET-0001", "unknown") is None
 
 
-def test_unknown_asset_is_forgotten(sqlite_conductor, routers):
-    staging = sqlite_conductor()
+def test_unknown_asset_is_forgotten(make_conductor, routers):
+    staging = make_conductor()
     staging.add_router("r1", "ASSET-0001")
     psk_file, _ = staging.psk("site")
     stranger = routers(asset_id="NOBODY-42").start(staging, psk_file)
