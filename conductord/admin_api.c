@@ -259,15 +259,24 @@ handle_asset_forget(struct http_ctx *ctx, void *arg)
 				 asset_id, r.name, r.name);
 		goto out;
 	}
-	if (store_begin(w->db) == -1 || foreign_forget(w, asset_id, &removed) == -1 ||
-	    (removed > 0 ? store_commit(w->db) : store_rollback(w->db)) == -1) {
+	/* Rows and alarm go together; a failed commit has rolled back by itself. */
+	if (store_begin(w->db) == -1) {
+		reply_internal(ctx);
+		goto out;
+	}
+	if (foreign_forget(w, asset_id, &removed) == -1) {
 		store_rollback(w->db);
 		reply_internal(ctx);
 		goto out;
 	}
 	if (removed == 0) {
+		store_rollback(w->db);
 		http_reply_error(ctx, 404, "no-asset", "no unknown asset ID %s is listed",
 				 asset_id);
+		goto out;
+	}
+	if (store_commit(w->db) == -1) {
+		reply_internal(ctx);
 		goto out;
 	}
 	log_info("unknown asset %s forgotten (%ld device(s))", asset_id, removed);
@@ -761,7 +770,7 @@ handle_router_set(struct http_ctx *ctx, struct worker *w, const struct router_ro
 			goto fail_rollback;
 	}
 	if (store_commit(w->db) == -1)
-		goto fail_rollback;
+		goto fail; /* a failed commit has rolled back */
 	if (new_config)
 		command_wake(w, r->name);
 	log_info("router %s: %s%s%s%s%s", r->name, new_asset ? "asset ID now " : "",
@@ -800,9 +809,17 @@ handle_router_delete(struct http_ctx *ctx, struct worker *w, const struct router
 		http_reply_error(ctx, 409, "connected", "router %s: %s", r->name, or_errmsg());
 		return;
 	}
-	if (store_begin(w->db) == -1 || router_delete(w, r) == -1 || store_commit(w->db) == -1) {
+	if (store_begin(w->db) == -1) {
+		reply_internal(ctx);
+		return;
+	}
+	if (router_delete(w, r) == -1) {
 		store_rollback(w->db);
 		reply_internal(ctx);
+		return;
+	}
+	if (store_commit(w->db) == -1) {
+		reply_internal(ctx); /* a failed commit has rolled back */
 		return;
 	}
 	/* A held poll answers now; the router's next request finds no session. */
