@@ -4,11 +4,13 @@
  * stderr is systemd's journal stream (JOURNAL_STREAM names its device and
  * inode), a line carries a "<N>" syslog priority prefix instead, which
  * journald reads, and no timestamp of ours: the journal has its own.
+ * A line repeated in a flood is written once, then as a count (see log.h).
  */
 #include "core/log.h"
 
 #include "core/error.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,6 +27,20 @@ static enum log_level log_threshold = LOG_LEVEL_INFO;
 static bool log_journal; /* stderr is the journal: "<N>" prefixes, no timestamp */
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+/* A repeat closer than this to the previous one is part of a flood. */
+#define REPEAT_GAP_S 1
+/* During a flood, the count is written at most this often. */
+#define REPEAT_REPORT_S 10
+
+/* The last line written, and the repeats of it not written yet (under log_mu). */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char line[2048];
+	enum log_level level;
+	time_t last_seen, reported_at;
+	unsigned long pending;
+} last;
 
 /*
  * Whether stderr is the stream systemd connected to the journal: it sets
@@ -71,21 +87,13 @@ log_level_parse(const char *text, enum log_level *level)
 	return or_error("unknown log level '%s' (expected error, warn, info or debug)", text);
 }
 
-/* Writes one line at level; callers pass identifiers, never secrets (see log.h). */
-void
-log_msg(enum log_level level, const char *fmt, ...)
+/* Writes one formatted line where log_init said, stamped now. */
+static void
+emit(enum log_level level, const char *line, time_t now)
 {
 	static const int syslog_priority[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
-	char line[2048], stamp[32];
+	char stamp[32];
 	struct tm tm;
-	time_t now;
-	va_list ap;
-
-	if (level > log_threshold)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
 
 	if (log_to == LOG_TARGET_SYSLOG) {
 		syslog(syslog_priority[level], "%s", line);
@@ -95,8 +103,60 @@ log_msg(enum log_level level, const char *fmt, ...)
 		fprintf(stderr, "<%d>%s\n", syslog_priority[level], line);
 		return;
 	}
-	now = time(NULL);
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	fprintf(stderr, "%s %s[%s]: %s\n", stamp, log_progname, level_names[level], line);
+}
+
+/* Writes the count of repeats held back, if any (log_mu held). */
+static void
+flush_repeats(time_t now)
+{
+	char note[64];
+
+	if (last.pending == 0)
+		return;
+	snprintf(note, sizeof(note), "last message repeated %lu times", last.pending);
+	emit(last.level, note, now);
+	last.pending = 0;
+	last.reported_at = now;
+}
+
+/*
+ * Writes one line at level; callers pass identifiers, never secrets (see
+ * log.h). A line equal to the previous one and less than REPEAT_GAP_S after
+ * it is held back and counted: a flood (a failing accept, say) costs one
+ * line, then "last message repeated N times" when it ends or every
+ * REPEAT_REPORT_S seconds while it lasts.
+ */
+void
+log_msg(enum log_level level, const char *fmt, ...)
+{
+	char line[sizeof(last.line)];
+	time_t now;
+	va_list ap;
+
+	if (level > log_threshold)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+
+	now = time(NULL);
+	pthread_mutex_lock(&log_mu);
+	if (level == last.level && now - last.last_seen <= REPEAT_GAP_S &&
+	    strcmp(line, last.line) == 0) {
+		last.pending++;
+		last.last_seen = now;
+		if (now - last.reported_at >= REPEAT_REPORT_S)
+			flush_repeats(now);
+		pthread_mutex_unlock(&log_mu);
+		return;
+	}
+	flush_repeats(now);
+	emit(level, line, now);
+	memcpy(last.line, line, sizeof(line));
+	last.level = level;
+	last.last_seen = last.reported_at = now;
+	pthread_mutex_unlock(&log_mu);
 }

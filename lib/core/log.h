@@ -4,6 +4,11 @@
  * Secrets never reach a log: callers pass identifiers (serial, asset ID,
  * key names), never key material, pre-shared secrets or OCRA responses. The
  * secret type in secret.h has no formatting function on purpose.
+ *
+ * Floods are cut: a line equal to the one before it, less than a second after
+ * it, is not written but counted; the count is written as "last message
+ * repeated N times" before the next different line, and every 10 s while the
+ * flood lasts. Safe from several threads.
  */
 #ifndef ONRAMP_LOG_H
 #define ONRAMP_LOG_H

@@ -12,6 +12,9 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "server/accept_pause.h"
+#include "server/http_deadline.h"
+#include "server/http_framing.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -20,6 +23,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <event2/thread.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -45,6 +49,7 @@
 #define OVERSIZE_FACTOR 4
 #define DEFAULT_MAX_HEADERS (16 * 1024)
 #define DEFAULT_TIMEOUT_S 60
+#define DEFAULT_REQUEST_TIMEOUT_S 30
 #define LISTEN_BACKLOG 4096
 #define MAX_LOOPS 256
 
@@ -59,6 +64,7 @@ struct loop {
 	struct event *drain_ev;		   /* "stop accepting", run on the loop */
 	struct evhttp_bound_socket *bound; /* this loop's dup of the listening socket */
 	bool accept_stopped;		   /* under srv->mu */
+	struct accept_pause *pause;	   /* pauses the listener when accept() fails */
 	void *thread_state;
 	/* thread_init's outcome, under srv->mu */
 	bool init_done;
@@ -182,6 +188,11 @@ make_tls_bev(struct event_base *base, void *arg)
 	}
 	/* a client that closes TCP without close_notify is a normal close */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	if (http_deadline_attach(ssl, bev, base, lp->srv->opts.request_timeout_s) == -1) {
+		log_error("%s", or_errmsg());
+		bufferevent_free(bev);
+		return NULL;
+	}
 	return bev;
 }
 
@@ -729,6 +740,7 @@ dispatch(struct evhttp_request *req, void *arg)
 	const char *method = method_name(evhttp_request_get_command(req));
 	const struct http_route *route;
 	struct http_ctx *ctx;
+	const char *framing;
 	char allow[128];
 
 	if (request_ssl(req) == NULL) {
@@ -738,6 +750,14 @@ dispatch(struct evhttp_request *req, void *arg)
 		log_error("http: connection without TLS dropped");
 		if (evcon != NULL)
 			evhttp_connection_free(evcon);
+		return;
+	}
+	http_deadline_request_done(request_ssl(req), evhttp_connection_get_bufferevent(
+							     evhttp_request_get_connection(req)));
+	if (http_framing_check(evhttp_request_get_input_headers(req), &framing) == -1) {
+		/* Which bytes were its body is in doubt: read nothing more. */
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		send_error_raw(req, 400, "bad-request", framing, NULL);
 		return;
 	}
 	if (path == NULL || path[0] != '/') {
@@ -821,6 +841,9 @@ drain_loop_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	/* its resume timer would enable the listener freed below */
+	accept_pause_free(lp->pause);
+	lp->pause = NULL;
 	if (lp->bound != NULL)
 		evhttp_del_accept_socket(lp->http, lp->bound);
 	lp->bound = NULL;
@@ -860,6 +883,8 @@ loop_main(void *arg)
 
 	if (rc == 0) {
 		event_base_dispatch(lp->base);
+		accept_pause_free(lp->pause);
+		lp->pause = NULL;
 		/* closes every connection; held requests get their on_close here */
 		evhttp_free(lp->http);
 		lp->http = NULL;
@@ -906,7 +931,8 @@ loop_setup(struct http_server *srv, struct loop *lp)
 		close(fd);
 		return or_error("http server: cannot accept on the listening socket");
 	}
-	return 0;
+	return accept_pause_watch(evhttp_bound_socket_get_listener(lp->bound), "http server",
+				  &lp->pause);
 }
 
 /* Binds and listens on address:port (numeric), non-blocking. */
@@ -956,6 +982,26 @@ out:
 static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
 static int threads_rc;
 
+/* libevent's own messages (a failing accept, say) go to our log, which folds floods. */
+static void
+libevent_log(int severity, const char *msg)
+{
+	switch (severity) {
+	case EVENT_LOG_DEBUG:
+		log_debug("libevent: %s", msg);
+		break;
+	case EVENT_LOG_MSG:
+		log_info("libevent: %s", msg);
+		break;
+	case EVENT_LOG_WARN:
+		log_warn("libevent: %s", msg);
+		break;
+	default:
+		log_error("libevent: %s", msg);
+		break;
+	}
+}
+
 /*
  * Process-wide setup, once: libevent locking (other threads may event_active()
  * a loop's events), SIGPIPE ignored (OpenSSL writes to sockets with write(),
@@ -968,6 +1014,9 @@ process_setup(void)
 	struct rlimit rl;
 
 	threads_rc = evthread_use_pthreads();
+	if (threads_rc == 0)
+		threads_rc = http_deadline_init();
+	event_set_log_callback(libevent_log);
 	signal(SIGPIPE, SIG_IGN);
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
@@ -999,7 +1048,8 @@ http_server_start(const struct http_server_opts *opts, struct http_server **out)
 	*out = NULL;
 	pthread_once(&threads_once, process_setup);
 	if (threads_rc != 0)
-		return or_error("http server: cannot enable libevent threads");
+		return or_error(
+			"http server: cannot enable libevent threads or the request deadline");
 	for (size_t i = 0; i < opts->n_routes; i++)
 		if (opts->routes[i].method == NULL || opts->routes[i].path == NULL ||
 		    opts->routes[i].path[0] != '/' || opts->routes[i].fn == NULL)
@@ -1016,6 +1066,8 @@ http_server_start(const struct http_server_opts *opts, struct http_server **out)
 		srv->opts.max_headers = DEFAULT_MAX_HEADERS;
 	if (srv->opts.timeout_s == 0)
 		srv->opts.timeout_s = DEFAULT_TIMEOUT_S;
+	if (srv->opts.request_timeout_s == 0)
+		srv->opts.request_timeout_s = DEFAULT_REQUEST_TIMEOUT_S;
 	srv->n_loops = opts->threads;
 	if (srv->n_loops == 0) {
 		cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1124,6 +1176,7 @@ http_server_stop(struct http_server *srv)
 
 		if (lp->thread_started)
 			pthread_join(lp->thread, NULL);
+		accept_pause_free(lp->pause);
 		if (lp->http != NULL)
 			evhttp_free(lp->http);
 		if (lp->stop_ev != NULL)

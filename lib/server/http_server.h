@@ -61,6 +61,9 @@ struct http_server_opts {
 	/* Additions to the agreed contract (0 = default). */
 	size_t max_headers; /* request line + headers, 0: 16 KiB */
 	unsigned timeout_s; /* idle/read/write timeout of a connection, 0: 60 s */
+	/* From a request's first byte (a connection's first request: from the
+	 * accept, TLS handshake included) to its last, 0: 30 s. */
+	unsigned request_timeout_s;
 };
 
 /* Binds, listens and starts the loops; listening when it returns 0. */

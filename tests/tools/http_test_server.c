@@ -338,7 +338,7 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: http_test_server --cert FILE --key FILE [--address A] [--port N]\n"
 		   "       [--threads N] [--max-body N] [--fail-init I] [--rendezvous N]\n"
-		   "       [--timeout S] [--drain MS]\n");
+		   "       [--timeout S] [--drain MS] [--request-timeout S]\n");
 }
 
 int
@@ -354,6 +354,7 @@ main(int argc, char **argv)
 						 {"rendezvous", required_argument, NULL, 'r'},
 						 {"timeout", required_argument, NULL, 'T'},
 						 {"drain", required_argument, NULL, 'd'},
+						 {"request-timeout", required_argument, NULL, 'R'},
 						 {"help", no_argument, NULL, 'h'},
 						 {NULL, 0, NULL, 0}};
 	struct http_server_opts o = {.address = "127.0.0.1",
@@ -397,6 +398,9 @@ main(int argc, char **argv)
 			break;
 		case 'd':
 			drain_ms = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'R':
+			o.request_timeout_s = (unsigned)strtoul(optarg, NULL, 10);
 			break;
 		case 'h':
 			usage(stdout);
