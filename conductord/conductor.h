@@ -49,6 +49,7 @@ struct conductor_settings {
 	unsigned threads;
 	unsigned poll_timeout_s;
 	unsigned drain_timeout_s; /* SIGTERM waits this long for requests in flight */
+	unsigned request_timeout_s;
 	unsigned revert_window_s;
 	unsigned cert_days;
 	unsigned renew_before_days;

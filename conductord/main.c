@@ -158,6 +158,7 @@ serve(struct conductor *c)
 	ropts.thread_fini = thread_fini;
 	ropts.arg = c;
 	ropts.timeout_s = c->set.poll_timeout_s + 30;
+	ropts.request_timeout_s = c->set.request_timeout_s;
 	aopts = ropts;
 	aopts.address = c->set.admin_listen;
 	aopts.port = c->set.admin_port;

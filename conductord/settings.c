@@ -109,6 +109,9 @@ load_values(struct config *cfg, struct conductor_settings *s)
 	if (config_get_uint(cfg, "conductor", "drain-timeout", 10, 0, 3600, &v) == -1)
 		return -1;
 	s->drain_timeout_s = (unsigned)v;
+	if (config_get_uint(cfg, "conductor", "request-timeout", 30, 1, 3600, &v) == -1)
+		return -1;
+	s->request_timeout_s = (unsigned)v;
 	if (config_get_uint(cfg, "conductor", "revert-window", 300, 1, 86400, &v) == -1)
 		return -1;
 	s->revert_window_s = (unsigned)v;

@@ -24,7 +24,7 @@ int
 daemon_config_read(struct config *cfg, const char *section, const char *default_db,
 		   struct daemon_config *out)
 {
-	unsigned long port, threads, max_body, drain;
+	unsigned long port, threads, max_body, drain, request_timeout;
 	const char *level, *db;
 
 	memset(out, 0, sizeof(*out));
@@ -35,6 +35,7 @@ daemon_config_read(struct config *cfg, const char *section, const char *default_
 	    config_get_uint(cfg, section, "threads", 0, 0, 256, &threads) == -1 ||
 	    config_get_uint(cfg, section, "max-body", 131072, 1024, 16 * 1024 * 1024, &max_body) ==
 		    -1 ||
+	    config_get_uint(cfg, section, "request-timeout", 30, 1, 3600, &request_timeout) == -1 ||
 	    config_get_string(cfg, section, "state-dir", NULL, &out->state_dir) == -1 ||
 	    config_get_string(cfg, section, "database", NULL, &db) == -1 ||
 	    config_get_string(cfg, section, "log-level", "info", &level) == -1 ||
@@ -66,6 +67,7 @@ daemon_config_read(struct config *cfg, const char *section, const char *default_
 	out->threads = (unsigned)threads;
 	out->max_body = max_body;
 	out->drain_timeout_s = (unsigned)drain;
+	out->request_timeout = (unsigned)request_timeout;
 	return 0;
 }
 
@@ -286,6 +288,7 @@ serve(const struct daemon_program *prog, const struct daemon_config *dc, void *a
 	opts.key_file = dc->key_file;
 	opts.threads = dc->threads;
 	opts.max_body = dc->max_body;
+	opts.request_timeout_s = dc->request_timeout;
 	opts.routes = all;
 	opts.n_routes = n + 1;
 	opts.thread_init = daemon_thread_store_open;

@@ -22,6 +22,7 @@ struct daemon_config {
 	const char *key_file;		/* key_file: PEM private key */
 	unsigned threads;		/* threads = 0: one event loop per core */
 	size_t max_body;		/* max_body = 131072 */
+	unsigned request_timeout;	/* request-timeout = 30 (seconds) */
 	const char *state_dir;		/* state_dir: keys and the SQLite database */
 	char database[DAEMON_PATH_MAX]; /* database: "sqlite:PATH" or a PostgreSQL conninfo */
 	enum log_level log_level;	/* log_level = info */

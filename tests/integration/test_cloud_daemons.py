@@ -1,11 +1,19 @@
 """onramp-redirectd and onramp-cloudd as programs: --help, usage and
 configuration errors (FILE:LINE), init once only, key files made 0600 and
-refused when others may read them."""
+refused when others may read them; the redirector under resource
+exhaustion, dribbled requests and ambiguous body lengths."""
+import http.client
+import json
 import os
+import socket
+import ssl
 import stat
+import subprocess
+import time
 
-from cloud_env import Daemon, Pki, remove, tempdir
-from conftest import run
+from cloud_env import Daemon, Pki, remove, tempdir, wait_port
+from conftest import program, run, stop_process, wait_until
+from test_http_server import cpu_seconds, dribble, lines_with
 
 import pytest
 
@@ -139,3 +147,73 @@ def test_redirectd_init_once(workdir):
     proc = run("onramp-redirectd", "init", "--config", d.conf)
     assert proc.returncode == 1 and "already initialised" in proc.stderr
     assert token not in proc.stdout
+
+
+def test_redirectd_resists_exhaustion_dribbling_and_ambiguous_lengths(workdir):
+    """The real daemon (issue 12, point 4) under prlimit --nofile=64, with
+    request_timeout = 2 from its configuration: out of descriptors it pauses
+    accepting (bounded CPU and log) and serves again afterwards; a request
+    dribbled a byte at a time is cut off about 2 s after its first byte; two
+    Content-Length headers get 400 before the phone-home handler runs."""
+    pki = Pki(workdir, "srv")
+    d = Daemon("onramp-redirectd", workdir, "redirectd", pki, "request_timeout = 2\n")
+    d.init()
+    with open(d.log, "ab") as log:
+        proc = subprocess.Popen(["prlimit", "--nofile=64:64", program("onramp-redirectd"),
+                                 "--config", d.conf], stdout=log, stderr=log)
+    ctx = ssl.create_default_context(cafile=pki.ca)
+
+    def tls():
+        return ctx.wrap_socket(socket.create_connection(("127.0.0.1", d.port), timeout=20),
+                               server_hostname="127.0.0.1")
+
+    def phone_home(extra=b""):
+        s = tls()
+        try:
+            body = b'{"serial":"SN-ATTACK-1","nonce":"00112233445566778899aabbccddeeff"}'
+            s.sendall(b"POST /v1/phone-home HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                      b"Content-Length: %d\r\n" % len(body) + extra + b"\r\n" + body)
+            r = http.client.HTTPResponse(s, method="POST")
+            r.begin()
+            return r.status, json.loads(r.read())
+        finally:
+            s.close()
+    held = []
+    try:
+        wait_port(d.port, proc, "onramp-redirectd")
+        assert phone_home()[0] == 404  # not claimed: the handler ran
+        for _ in range(150):
+            held.append(socket.create_connection(("127.0.0.1", d.port), timeout=10))
+        time.sleep(0.5)
+        before = cpu_seconds(proc.pid)
+        time.sleep(3)
+        spent = cpu_seconds(proc.pid) - before
+        failures = lines_with(d.log, "Too many open files")
+        assert failures and len(failures) <= 10, (len(failures), d.log_text()[-2000:])
+        assert spent < 0.5, f"{spent:.2f} s of CPU in 3 s out of descriptors"
+        for s in held:
+            s.close()
+        held.clear()
+
+        def serving():
+            try:
+                return phone_home()[0] == 404
+            except (OSError, http.client.HTTPException):
+                return False
+        wait_until("redirectd serving again", serving)
+
+        s = tls()
+        closed_after, got = dribble(s, b"POST /v1/phone-home HTTP/1.1\r\nHost: x\r\n" +
+                                    b"X-Pad: " + b"a" * 40, 0.5)
+        s.close()
+        assert closed_after is not None and 1.5 <= closed_after <= 6, closed_after
+        assert got == b""
+
+        status, data = phone_home(b"Content-Length: 3\r\n")
+        assert status == 400 and data["error"]["code"] == "bad-request", data
+        assert "Content-Length" in data["error"]["message"]
+    finally:
+        for s in held:
+            s.close()
+        stop_process(proc)
+    assert proc.returncode == 0, d.log_text()[-3000:]

@@ -7,12 +7,15 @@ import hashlib
 import json
 import os
 import re
+import socket
+import ssl
 import subprocess
 
 import pytest
 
 from conductorlib import PEERING, Conductor, Router, wait_until
 from conftest import program
+from test_http_server import dribble
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -548,3 +551,20 @@ def test_conductor_cannot_dump_core(sqlite_conductor):
     from conftest import core_dumps_disabled
     c = sqlite_conductor()
     assert core_dumps_disabled(c.proc.pid)
+
+
+def test_request_timeout_cuts_dribbled_requests_on_both_apis(sqlite_conductor):
+    """[conductor] request-timeout (issue 12, point 4): a request dribbled a
+    byte at a time is cut off that long after its first byte, on the router
+    API and on the admin API; a complete request is still served."""
+    c = sqlite_conductor(extra="request-timeout = 2\n")
+    ctx = ssl.create_default_context(cafile=c.ca)
+    for port in (c.port, c.admin_port):
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20),
+                            server_hostname="127.0.0.1")
+        closed_after, got = dribble(s, b"GET /admin/v1/assets HTTP/1.1\r\nHost: x\r\n" +
+                                    b"X-Pad: " + b"a" * 40, 0.5)
+        s.close()
+        assert closed_after is not None and 1.5 <= closed_after <= 6, (port, closed_after)
+        assert got == b""
+    assert c.assets() == []
