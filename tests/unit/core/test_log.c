@@ -1,5 +1,6 @@
 /*
- * Unit tests for lib/log.c: level filtering, line format, level parsing.
+ * Unit tests for lib/log.c: level filtering, line format, level parsing,
+ * floods folded into a count.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -81,12 +82,50 @@ parses_levels(void **state)
 	assert_non_null(strstr(or_errmsg(), "unknown log level 'verbose'"));
 }
 
+static void
+log_flood(void)
+{
+	for (int i = 0; i < 1000; i++)
+		log_warn("accept failed: Too many open files");
+	log_info("a different line");
+	log_info("a different line, again");
+}
+
+/* Counts the lines of text that contain needle. */
+static int
+lines_with(const char *text, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+static void
+folds_a_flood_into_one_line_and_a_count(void **state)
+{
+	char out[4096];
+
+	(void)state;
+	log_init("test-log", LOG_TARGET_STDERR, LOG_LEVEL_INFO);
+	capture_stderr(log_flood, out, sizeof(out));
+	assert_int_equal(lines_with(out, "Too many open files"), 1);
+	/* the count comes before the next different line, at the flood's level */
+	assert_non_null(strstr(out, "test-log[warn]: last message repeated 999 times\n"));
+	assert_true(strstr(out, "repeated 999") < strstr(out, "a different line\n"));
+	/* lines that differ are all written */
+	assert_int_equal(lines_with(out, "a different line"), 2);
+	assert_int_equal(lines_with(out, "\n"), 4);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(filters_by_level),
 		cmocka_unit_test(parses_levels),
+		cmocka_unit_test(folds_a_flood_into_one_line_and_a_count),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
