@@ -657,16 +657,22 @@ def dribble(sock, data, interval):
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             return time.monotonic() - start, got
         ready, _, _ = select.select([sock], [], [], interval)
-        if ready:
-            try:
-                chunk = sock.recv(4096)
-            except (ConnectionResetError, ssl.SSLError):
-                chunk = b""
-            except ssl.SSLWantReadError:
-                continue
-            if not chunk:
-                return time.monotonic() - start, got
-            got += chunk
+        if not ready:
+            continue
+        # readable may be TLS records only (session tickets): never block on them
+        timeout = sock.gettimeout()
+        sock.settimeout(0)
+        try:
+            chunk = sock.recv(4096)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            continue
+        except (ConnectionResetError, ssl.SSLError):
+            chunk = b""
+        finally:
+            sock.settimeout(timeout)
+        if not chunk:
+            return time.monotonic() - start, got
+        got += chunk
     return None, got
 
 
