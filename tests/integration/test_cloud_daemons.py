@@ -217,3 +217,15 @@ def test_redirectd_resists_exhaustion_dribbling_and_ambiguous_lengths(workdir):
             s.close()
         stop_process(proc)
     assert proc.returncode == 0, d.log_text()[-3000:]
+
+
+@pytest.mark.parametrize("name,section", [("onramp-redirectd", "redirectd"),
+                                          ("onramp-cloudd", "cloudd")])
+def test_request_timeout_is_checked(workdir, name, section):
+    pki = Pki(workdir, "srv")
+    for n, value in enumerate(("0", "3601", "soon")):
+        d = Daemon(name, workdir, section, pki, f"request_timeout = {value}\n", tag=f"-t{n}")
+        proc = run(name, "init", "--config", d.conf)
+        assert proc.returncode == 2, proc.stderr
+        assert f"{d.conf}:8:" in proc.stderr and "request_timeout" in proc.stderr, proc.stderr
+        assert not os.path.exists(d.state)

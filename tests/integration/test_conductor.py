@@ -568,3 +568,16 @@ def test_request_timeout_cuts_dribbled_requests_on_both_apis(sqlite_conductor):
         assert closed_after is not None and 1.5 <= closed_after <= 6, (port, closed_after)
         assert got == b""
     assert c.assets() == []
+
+
+def test_request_timeout_is_checked():
+    c = Conductor("staging", "rtcheck", extra="request-timeout = 0\n")
+    try:
+        proc = subprocess.run([program("onramp-conductord"), "init", "--config", c.config,
+                               "--token-file", c.token_file],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, proc.stderr
+        assert f"{c.config}:" in proc.stderr and "request-timeout" in proc.stderr, proc.stderr
+        assert not os.path.exists(c.state)
+    finally:
+        c.cleanup()
