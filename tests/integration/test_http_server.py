@@ -690,8 +690,8 @@ def client_hello():
 def test_dribbled_request_is_cut_off(start_server, build):
     """A request sent one byte every half second used to hold its connection
     for ever (the idle timeout starts again with every byte). With
-    --request-timeout 3 it is closed about 3 s after its first byte, and so is
-    a TLS handshake sent that way; a complete request still works, slow or
+    --request-timeout 3 it is closed about 3 s after its first byte, and so are
+    a TLS handshake sent that way and a kept-alive connection's next request; a complete request still works, slow or
     after a kept-alive connection sat idle longer than that, and the size
     limits hold while a request comes in."""
     limit = 3
@@ -709,7 +709,18 @@ def test_dribbled_request_is_cut_off(start_server, build):
         raw = socket.create_connection(("127.0.0.1", srv.port))
         results["handshake"] = dribble(raw, client_hello(), 0.5)
         raw.close()
-    threads = [threading.Thread(target=f) for f in (dribble_request, dribble_handshake)]
+
+    def dribble_second_request():
+        # the deadline starts again with the first byte of a kept-alive
+        # connection's next request, however long after the last one
+        c = srv.conn()
+        assert srv.request("GET", "/hello", conn=c)[0] == 200
+        time.sleep(limit + 1)
+        results["second request"] = dribble(c.sock, b"GET /hello HTTP/1.1\r\nHost: x\r\n" +
+                                            b"X-Pad: " + b"a" * 60, 0.5)
+        c.close()
+    threads = [threading.Thread(target=f)
+               for f in (dribble_request, dribble_handshake, dribble_second_request)]
     for t in threads:
         t.start()
     # meanwhile: a request sent slowly but complete within the limit is served
@@ -732,7 +743,7 @@ def test_dribbled_request_is_cut_off(start_server, build):
     c.close()
     for t in threads:
         t.join(60)
-    for what in ("request", "handshake"):
+    for what in ("request", "handshake", "second request"):
         closed_after, got = results[what]
         assert closed_after is not None, f"dribbled {what} never cut off"
         # cut by the deadline (not before it), well before the idle timeout
