@@ -5,7 +5,10 @@
  * long poll, stop).
  *
  * Trust: requests come from anyone who can connect. evhttp parses them under
- * header/body limits; routing uses the raw path; handlers get typed access.
+ * header/body limits, each within a deadline from its first byte
+ * (http_deadline.c); one whose body length reads two ways is refused
+ * (http_framing.c); routing uses the raw path; handlers get typed access. A
+ * listener out of descriptors pauses instead of spinning (accept_pause.c).
  */
 #include "server/http_server.h"
 
