@@ -151,12 +151,12 @@ def test_redirectd_init_once(workdir):
 
 def test_redirectd_resists_exhaustion_dribbling_and_ambiguous_lengths(workdir):
     """The real daemon (issue 12, point 4) under prlimit --nofile=64, with
-    request_timeout = 2 from its configuration: out of descriptors it pauses
+    request-timeout = 2 from its configuration: out of descriptors it pauses
     accepting (bounded CPU and log) and serves again afterwards; a request
     dribbled a byte at a time is cut off about 2 s after its first byte; two
     Content-Length headers get 400 before the phone-home handler runs."""
     pki = Pki(workdir, "srv")
-    d = Daemon("onramp-redirectd", workdir, "redirectd", pki, "request_timeout = 2\n")
+    d = Daemon("onramp-redirectd", workdir, "redirectd", pki, "request-timeout = 2\n")
     d.init()
     with open(d.log, "ab") as log:
         proc = subprocess.Popen(["prlimit", "--nofile=64:64", program("onramp-redirectd"),
@@ -224,8 +224,8 @@ def test_redirectd_resists_exhaustion_dribbling_and_ambiguous_lengths(workdir):
 def test_request_timeout_is_checked(workdir, name, section):
     pki = Pki(workdir, "srv")
     for n, value in enumerate(("0", "3601", "soon")):
-        d = Daemon(name, workdir, section, pki, f"request_timeout = {value}\n", tag=f"-t{n}")
+        d = Daemon(name, workdir, section, pki, f"request-timeout = {value}\n", tag=f"-t{n}")
         proc = run(name, "init", "--config", d.conf)
         assert proc.returncode == 2, proc.stderr
-        assert f"{d.conf}:8:" in proc.stderr and "request_timeout" in proc.stderr, proc.stderr
+        assert f"{d.conf}:8:" in proc.stderr and "request-timeout" in proc.stderr, proc.stderr
         assert not os.path.exists(d.state)
