@@ -47,7 +47,7 @@ static const char usage[] =
 	"             challenge-lifetime, token-lifetime, retry-after, assertion-lifetime,\n"
 	"             lockout-threshold, lockout-base, lockout-max, source-rate,\n"
 	"             source-burst, global-rate, global-burst, stuck-after,\n"
-	"             ui-session-lifetime;\n"
+	"             ui-session-lifetime, request-timeout;\n"
 	"             section [redirector]: url, ca-file, token-file\n"
 	"  --check-config  check the configuration and exit (0, or 2 naming FILE:LINE)\n"
 	"  --help     this text\n"

@@ -20,8 +20,8 @@ static const char usage[] =
 	"             written to --token-file (mode 0600), or else printed once\n"
 	"  --config   configuration file (see onramp-redirectd(8)), section [redirectd]:\n"
 	"             address, port, cert-file, key-file, threads, state-dir, database,\n"
-	"             max-body, log-level, drain-timeout, request-timeout, retry-after, source-rate,\n"
-	"             source-burst, global-rate, global-burst\n"
+	"             max-body, request-timeout, log-level, drain-timeout, retry-after,\n"
+	"             source-rate, source-burst, global-rate, global-burst\n"
 	"  --check-config  check the configuration and exit (0, or 2 naming FILE:LINE)\n"
 	"  --help     this text\n"
 	"  --version  the version\n";

@@ -69,7 +69,7 @@ struct loop {
 	struct event *drain_ev;		   /* "stop accepting", run on the loop */
 	struct evhttp_bound_socket *bound; /* this loop's dup of the listening socket */
 	bool accept_stopped;		   /* under srv->mu */
-	struct accept_pause *pause;
+	struct accept_pause *pause;	   /* pauses the listener when accept() fails */
 	void *thread_state;
 	/* thread_init's outcome, under srv->mu */
 	bool init_done;
@@ -879,7 +879,7 @@ drain_loop_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	/* The pause watcher holds the listener that goes now: it goes first. */
+	/* its resume timer would enable the listener freed below */
 	accept_pause_free(lp->pause);
 	lp->pause = NULL;
 	if (lp->bound != NULL)
