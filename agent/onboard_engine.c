@@ -151,9 +151,13 @@ onboard_cause(enum ob_step step, const char *reason)
 {
 	static const char *const proxy[] = {"proxy-auth", "proxy-unreachable", "proxy-forbidden",
 					    "proxy-other", NULL};
-	/* What a wrong secret, asset ID, address, port or root CA at the cloud looks like. */
-	static const char *const settings[] = {"bad-proof", "unknown-asset", "connect", "dns",
-					       "timeout",   "tls-untrusted", "tls",	NULL};
+	/*
+	 * What a wrong secret, asset ID, address, port or root CA at the cloud looks
+	 * like, and a secret revoked since the router fetched it.
+	 */
+	static const char *const settings[] = {"bad-proof",	"revoked-psk", "unknown-asset",
+					       "connect",	"dns",	       "timeout",
+					       "tls-untrusted", "tls",	       NULL};
 	static const char *const operator_words[] = {
 		"refused", "locked-out", "cloud-not-proven", "tls-untrusted", "tls", NULL};
 

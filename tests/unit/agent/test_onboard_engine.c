@@ -354,6 +354,9 @@ causes_from_reasons(void **state)
 				       "conductor a:1: POST /v1/auth: 403 unknown-asset: not here"),
 			 OB_CAUSE_SETTINGS);
 	assert_int_equal(onboard_cause(OB_STAGING_CONNECT,
+				       "conductor a:1: POST /v1/auth: 401 revoked-psk: revoked"),
+			 OB_CAUSE_SETTINGS);
+	assert_int_equal(onboard_cause(OB_STAGING_CONNECT,
 				       "conductor a:1: POST /v1/hello: connect: proxy p could not"),
 			 OB_CAUSE_SETTINGS);
 	assert_int_equal(onboard_cause(OB_STAGING_CONNECT,
