@@ -617,11 +617,10 @@ show(struct admin *a, const char *what, bool as_json)
 static int
 wait_migration(struct admin *a, const char *name, json_int_t id, unsigned seconds)
 {
-	char path[160], id_text[24];
+	char path[160];
 	time_t end = time(NULL) + seconds;
 
 	snprintf(path, sizeof(path), "/admin/v1/routers/%s", name);
-	snprintf(id_text, sizeof(id_text), "%lld", (long long)id);
 	while (time(NULL) < end) {
 		json_t *answer = NULL, *list, *e;
 		size_t i;
@@ -632,7 +631,7 @@ wait_migration(struct admin *a, const char *name, json_int_t id, unsigned second
 		list = json_object_get(answer, "migrations");
 		json_array_foreach(list, i, e)
 		{
-			if (strcmp(field(e, "id"), id_text) != 0 ||
+			if (json_integer_value(json_object_get(e, "id")) != id ||
 			    strcmp(field(e, "state"), "pending") == 0)
 				continue;
 			if (strcmp(field(e, "state"), "succeeded") == 0) {

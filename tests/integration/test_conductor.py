@@ -362,9 +362,9 @@ def test_admin_api_needs_the_token(sqlite_conductor, tmp_path):
     wrong = tmp_path / "wrong"
     wrong.write_text("0" * 64 + "\n")
     proc = staging.ctl("show", "assets", token_file=str(wrong))
-    assert proc.returncode == 1 and "unauthorized" in proc.stderr
+    assert proc.returncode == 3 and "unauthorized" in proc.stderr  # 3: refused credentials
     proc = staging.ctl("psk", "create", token_file=str(wrong))
-    assert proc.returncode == 1
+    assert proc.returncode == 3
     proc = subprocess.run(["curl", "-s", "--cacert", staging.ca,
                            f"https://127.0.0.1:{staging.admin_port}/admin/v1/assets"],
                           capture_output=True, text=True, timeout=30)
@@ -801,7 +801,7 @@ def test_a_success_clears_the_stale_last_error(sqlite_conductor, routers):
     assert staging.router_record("r1")["last_error"] is None
     assert re.search(r"^r1\s+ASSET-0001\s+configured\s+\S+\s+-$", staging.ok("show", "assets"),
                      re.M)
-    assert "last error -" in staging.ok("router", "show", "r1")
+    assert re.search(r"^last error:\s+-$", staging.ok("router", "show", "r1"), re.M)
 
 
 def test_field_correction_commands_are_documented():
