@@ -252,7 +252,7 @@ conductor_mode_learned_uses_dhcp(void **state)
 		    "{\"proxy\":\"10.0.0.5:3128\",\"source\":\"dhcp:eth0\",\"reachable\":false}]}");
 	assert_json(proxy_book_learned_json(&b),
 		    "{\"interfaces\":[{\"name\":\"eth0\",\"discovery\":true,\"lease\":\"none\","
-		    "\"proxies\":[\"10.0.0.5:3128\"]}]}");
+		    "\"proxies\":[\"10.0.0.5:3128\"],\"rejected\":[],\"rejected_more\":0}]}");
 }
 
 /* No candidate for the grace period raises the critical alarm; a candidate clears it. */
