@@ -1,6 +1,7 @@
 """Shared fixtures for onramp's integration tests: they run the real programs
 from the normal build (ONRAMP_BUILD, default ./build)."""
 import contextlib
+import glob
 import os
 import subprocess
 import itertools
@@ -286,3 +287,45 @@ def e2e_lab(tmp_path):
     lab = Lab(tmp_path)
     yield lab
     lab.close()
+
+
+def newest_source_mtime():
+    """The newest modification time of the files `make package` packs: those git
+    tracks and the new ones it does not ignore (scripts/build-package.sh)."""
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                         capture_output=True, check=True).stdout.decode()
+    newest = 0.0
+    for name in filter(None, out.split("\0")):
+        with contextlib.suppress(FileNotFoundError):
+            newest = max(newest, os.lstat(os.path.join(ROOT, name)).st_mtime)
+    return newest
+
+
+@pytest.fixture(scope="session")
+def onramp_deb():
+    """The onramp .deb that `make package` builds from this tree, built at most once
+    per session and kept in BUILD/package-cache: reused while no source file is newer
+    than the build's start (building takes about a minute)."""
+    cache = os.path.join(BUILD, "package-cache")
+    debs = glob.glob(os.path.join(cache, "onramp_*.deb"))
+    if len(debs) == 1 and os.stat(debs[0]).st_mtime >= newest_source_mtime():
+        return debs[0]
+    os.makedirs(cache, exist_ok=True)
+    started = time.time()
+    scratch = tempfile.mkdtemp(prefix="build-", dir=cache)
+    try:
+        proc = subprocess.run(["make", "--no-print-directory", "-C", ROOT, "package",
+                               f"BUILD={scratch}"], capture_output=True, text=True,
+                              timeout=900)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        built = glob.glob(os.path.join(scratch, "package", "onramp_*.deb"))
+        assert len(built) == 1, proc.stdout
+        for old in debs:
+            os.unlink(old)
+        deb = os.path.join(cache, os.path.basename(built[0]))
+        os.replace(built[0], deb)
+        # Dated by the build's start: a file changed while it ran makes it stale.
+        os.utime(deb, (started, started))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return deb

@@ -1,18 +1,24 @@
-"""Every program answers --help (exit 0, a usage line) and has a man page; the
-sample systemd units and agent.conf in docs/examples are well formed."""
+"""Every program answers --help (exit 0, a usage line) and has a man page that
+formats without a warning; the sample systemd units in docs/examples are well formed;
+docs/operations.md, followed as written, installs the Debian package and sets up every
+daemon (in a scratch root, on 127.0.0.1)."""
 import configparser
+import contextlib
+import fnmatch
 import glob
 import os
-import re
 import pwd
+import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 
 import pytest
 
 from cloud_env import Pki
-from conftest import program
+from conftest import free_port, program
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROGRAMS = {"onramp-agent": "8", "onramp-redirectd": "8", "onramp-cloudd": "8",
@@ -98,82 +104,188 @@ def test_conductor_unit_makes_its_sample_configuration_paths_writable():
         assert under(directory, writable_paths(unit, "")), unit
 
 
-def operations_shell(name):
-    """The shell lines of docs/operations.md's Installing block whose command is name
-    (continuation lines joined)."""
-    with open(os.path.join(ROOT, "docs", "operations.md")) as f:
+OPERATIONS = os.path.join(ROOT, "docs", "operations.md")
+
+
+def operations_section(title):
+    """The text of docs/operations.md's section '## TITLE', up to the next one."""
+    with open(OPERATIONS) as f:
         text = f.read()
-    block = text.split("## Installing", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
-    lines = block.replace("\\\n", " ").splitlines()
-    return [line.split("#", 1)[0].strip() for line in lines
-            if line.strip().startswith(name + " ")]
+    assert f"\n## {title}\n" in text, f"operations.md has no section '{title}'"
+    return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("useradd") is None or
-                    shutil.which("runuser") is None, reason="needs root, useradd and runuser")
-def test_operations_md_followed_literally_lets_init_run_as_the_service_user():
-    """docs/operations.md's steps with a throw-away service user, under a scratch
-    root: its directory creation, then each daemon's init as that user (runuser).
-    Without state directories owned by the user, init fails: Permission denied."""
-    user = f"onrt{os.getpid() % 100000}"
-    root = tempfile.mkdtemp(prefix="onramp-ops-")
-    os.chmod(root, 0o755)
-    subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-                    "--shell", "/usr/sbin/nologin", user], check=True, capture_output=True)
+def code_blocks(text):
+    """The fenced blocks of a markdown text, in order: (language, body)."""
+    return re.findall(r"^```(\w*)\n(.*?)^```$", text, re.M | re.S)
+
+
+def operations_script(ports):
+    """docs/operations.md's 'Setting up, step by step' as one shell script: its sh
+    blocks in order, each ini block written to the file its first line names, the
+    example ports replaced by ports (per configuration file for `port = 443`)."""
+    script = []
+    for lang, body in code_blocks(operations_section("Setting up, step by step")):
+        if lang == "sh":
+            script.append(body)
+            continue
+        assert lang == "ini", f"a {lang or 'plain'} block in the steps: {body[:80]}"
+        first, body = body.split("\n", 1)
+        assert first.startswith("# /etc/onramp/"), f"an ini block names no file: {first}"
+        path = first[2:].strip()
+        own = ports.get(os.path.basename(path))
+        if own is not None:
+            body = re.sub(r"^port = 443$", f"port = {own}", body, flags=re.M)
+        script.append(f"cat > {path} <<'ONRAMP_DOC_EOF'\n{body}ONRAMP_DOC_EOF\n")
+    return "".join(script)
+
+
+def in_scratch(text, root, user, ports):
+    """Commands and files of operations.md moved to the scratch root, its user and
+    127.0.0.1 with free ports."""
+    text = text.replace("https://redirect.example.net",
+                        f"https://127.0.0.1:{ports['redirectd.conf']}")
+    text = text.replace("https://cloud.example.net", f"https://127.0.0.1:{ports['cloudd.conf']}")
+    text = text.replace("= 0.0.0.0", "= 127.0.0.1")
+    text = re.sub(r"\b(8443|8444|9443|9444)\b", lambda m: str(ports[m.group(1)]), text)
+    for path in ("/etc/onramp", "/var/lib/onramp"):
+        text = text.replace(path, root + path)
+    return re.sub(r"(-[ugo] )onramp\b", rf"\g<1>{user}", text)
+
+
+def install_package(deb, root, user):
+    """The package unpacked into root, then its own postinst run with the paths moved
+    under root and the user named user: as `apt install` would, without touching this
+    machine's /."""
+    subprocess.run(["dpkg-deb", "-x", deb, root], check=True)
+    control = os.path.join(os.path.dirname(root), "control")
+    subprocess.run(["dpkg-deb", "-e", deb, control], check=True)
+    with open(os.path.join(control, "postinst")) as f:
+        postinst = f.read()
+    for path in ("/etc/onramp", "/var/lib/onramp"):
+        assert path in postinst, path
+        postinst = postinst.replace(path, root + path)
+    postinst = re.sub(r"(?<![\w/.-])onramp(?![\w/.-])", user, postinst)
+    assert "systemctl" not in postinst and "deb-systemd-invoke" not in postinst
+    proc = subprocess.run(["sh", "-e", "-s", "configure"], input=postinst, text=True,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def running(pid):
+    """True while process pid runs (a zombie waiting for its new parent has ended)."""
     try:
-        for d in ("var/lib", "etc/onramp", "usr/sbin", "run"):
-            os.makedirs(os.path.join(root, d), mode=0o755, exist_ok=True)
-        # the binaries where the user can run them (the build tree may not be open to it)
-        for name in ("onramp-redirectd", "onramp-cloudd", "onramp-conductord"):
-            shutil.copy(program(name), os.path.join(root, "usr/sbin", name))
-        steps = operations_shell("install")
-        for step in [s for s in steps if s.startswith("install -d")]:
-            step = step.replace(" /var/lib/", f" {root}/var/lib/").replace(
-                " /etc/onramp", f" {root}/etc/onramp").replace(
-                "-o onramp", f"-o {user}").replace("-g onramp", f"-g {user}")
-            subprocess.run(["sh", "-c", step], check=True, capture_output=True)
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
-        def init(binary, *args):
-            proc = subprocess.run(["runuser", "-u", user, "--",
-                                   os.path.join(root, "usr/sbin", binary), *args],
-                                  capture_output=True, text=True, timeout=120, cwd="/")
-            assert "Permission denied" not in proc.stderr, proc.stderr
-            assert proc.returncode == 0, proc.stderr
-            return proc
 
-        for role in ("staging", "production"):
-            state = f"{root}/var/lib/onramp-conductord-{role}"
-            conf = f"{root}/etc/onramp/conductord-{role}.conf"
-            # the sample configuration, under the scratch root
-            with open(os.path.join(ROOT, "docs", "examples", "conductord.conf")) as f:
-                sample = f.read().replace("staging", role)
-            with open(conf, "w") as f:
-                f.write(sample.replace("= /var/lib/", f"= {root}/var/lib/").replace(
-                    "= /run/", f"= {root}/run/"))
-            os.chmod(conf, 0o644)
-            init("onramp-conductord", "init", "--config", conf, "--token-file",
-                 f"{state}/admin.token")
-            st = os.stat(os.path.join(state, "master.key"))
-            assert st.st_uid == pwd.getpwnam(user).pw_uid
-            assert os.path.exists(os.path.join(state, "admin.token"))
-        pki = Pki(root, "ops")
-        for d in ("redirectd", "cloudd"):
-            state = f"{root}/var/lib/onramp-{d}"
-            conf = f"{root}/etc/onramp/{d}.conf"
-            extra = ""
-            if d == "cloudd":
-                extra = (f"public-url = https://127.0.0.1:1\npublic-ca-file = {pki.ca}\n"
-                         f"[redirector]\nurl = https://127.0.0.1:1\nca-file = {pki.ca}\n"
-                         f"token-file = {root}/etc/onramp/cloud.token\n")
-            with open(conf, "w") as f:
-                f.write(f"[{d}]\naddress = 127.0.0.1\nport = 1\ncert-file = {pki.cert}\n"
-                        f"key-file = {pki.key}\nstate-dir = {state}\n{extra}")
-            os.chmod(conf, 0o644)
-            init(f"onramp-{d}", "init", "--config", conf)
-            assert os.stat(state).st_uid == pwd.getpwnam(user).pw_uid
+def stop_scratch_daemons(state):
+    """Stops, by PID, the daemons the scratch systemctl started; True when each one
+    ended on SIGTERM within 15 s."""
+    pids_file = os.path.join(state, "pids")
+    if not os.path.exists(pids_file):
+        return True
+    with open(pids_file) as f:
+        pids = [int(line.split()[0]) for line in f if line.strip()]
+    clean = True
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for pid in pids:
+        while running(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if running(pid):
+            clean = False
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    return clean
+
+
+def test_operations_md_installs_the_package_as_it_says():
+    """The 'Installing' block builds the package with make package and installs the
+    file it makes."""
+    blocks = [b for lang, b in code_blocks(operations_section("Installing the Debian package"))
+              if lang == "sh"]
+    assert blocks, "no sh block in 'Installing the Debian package'"
+    lines = [line.strip() for line in blocks[0].splitlines() if line.strip()]
+    assert lines[0] == "make package"
+    assert re.fullmatch(r"apt install \./build/package/onramp_\*\.deb", lines[1]), lines
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("adduser") is None or
+                    shutil.which("runuser") is None, reason="needs root, adduser and runuser")
+def test_operations_md_followed_step_by_step_on_the_installed_package(onramp_deb):
+    """docs/operations.md followed in a scratch root: the package unpacked there and
+    its postinst run (its user, here a throw-away one, and its directories), then every
+    command of 'Setting up, step by step' as written: configuration files, each init as
+    the user with --token-file, the units started from the installed unit files
+    (tests/integration/unitrun.py: Type=notify, their user, their directories; no
+    systemd), and the onrampctl commands against the daemons on 127.0.0.1."""
+    assert fnmatch.fnmatch(os.path.basename(onramp_deb), "onramp_*.deb")
+    user = f"onrd{os.getpid() % 100000}"
+    base = tempfile.mkdtemp(prefix="onramp-ops-")
+    os.chmod(base, 0o755)
+    root, work, state = (os.path.join(base, d) for d in ("root", "work", "state"))
+    for d in (root, work, state):
+        os.makedirs(d, mode=0o755)
+    ports = {name: free_port() for name in ("redirectd.conf", "cloudd.conf",
+                                             "8443", "8444", "9443", "9444")}
+    try:
+        install_package(onramp_deb, root, user)
+        account = pwd.getpwnam(user)
+        st = os.stat(os.path.join(root, "etc/onramp"))
+        assert (st.st_mode & 0o777, st.st_uid, st.st_gid) == (0o750, 0, account.pw_gid)
+        # The certificates the operator brings: server certificates for 127.0.0.1.
+        Pki(work, "redirectd")
+        Pki(work, "cloudd")
+        shim = os.path.join(state, "bin")
+        os.makedirs(shim)
+        with open(os.path.join(shim, "systemctl"), "w") as f:
+            f.write(f"#!/bin/sh\nexec /usr/bin/python3 "
+                    f"{os.path.join(os.path.dirname(__file__), 'unitrun.py')} \"$@\"\n")
+        os.chmod(os.path.join(shim, "systemctl"), 0o755)
+        script = in_scratch(operations_script(ports), root, user, ports)
+        env = {"PATH": f"{shim}:{root}/usr/sbin:{root}/usr/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+               "LANG": "C.UTF-8", "ONRAMP_SCRATCH_ROOT": root, "ONRAMP_SCRATCH_USER": user,
+               "ONRAMP_SCRATCH_STATE": state}
+        proc = subprocess.run(["sh", "-e", "-x", "-s"], input=script, cwd=work, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-5000:])
+        # Every daemon is up, from the installed binaries, as the user.
+        with open(os.path.join(state, "pids")) as f:
+            started = dict(reversed(line.split()) for line in f if line.strip())
+        assert sorted(started) == ["onramp-cloudd", "onramp-conductord@production",
+                                   "onramp-conductord@staging", "onramp-redirectd"]
+        for unit, pid in started.items():
+            assert os.stat(f"/proc/{pid}").st_uid == account.pw_uid, unit
+            assert os.readlink(f"/proc/{pid}/exe").startswith(root + "/usr/sbin/"), unit
+        # What init made is the user's, and the tokens are its alone.
+        for daemon in ("redirectd", "cloudd", "conductord-staging", "conductord-production"):
+            directory = os.path.join(root, f"var/lib/onramp-{daemon}")
+            st = os.stat(directory)
+            assert (st.st_mode & 0o777, st.st_uid) == (0o700, account.pw_uid), daemon
+            st = os.stat(os.path.join(directory, "admin.token"))
+            assert (st.st_mode & 0o777, st.st_uid) == (0o600, account.pw_uid), daemon
+        # The commands' results: the tokens, the site's settings, the trusted cloud.
+        assert "acme-cloud" in proc.stdout and "line-1" in proc.stdout
+        site = subprocess.run(
+            [os.path.join(root, "usr/bin/onrampctl"), "cloud", "site", "show", "acme",
+             "paris", "--json"], capture_output=True, text=True, timeout=30, cwd=work,
+            env=dict(env, ONRAMP_CLOUD_URL=f"https://127.0.0.1:{ports['cloudd.conf']}",
+                     ONRAMP_CLOUD_CA=os.path.join(root, "etc/onramp/cloudd-ca.pem"),
+                     ONRAMP_CLOUD_TOKEN_FILE=os.path.join(root,
+                                                          "var/lib/onramp-cloudd/admin.token")))
+        assert site.returncode == 0, site.stderr
+        assert str(ports["8443"]) in site.stdout, site.stdout
     finally:
+        clean = stop_scratch_daemons(state)
         subprocess.run(["userdel", user], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+        subprocess.run(["groupdel", user], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+    assert clean, "a daemon did not stop on SIGTERM within 15 s"
 
 
 # ---- issue 14 point 7: man pages format cleanly and name only pages that exist ----

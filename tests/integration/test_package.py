@@ -2,7 +2,6 @@
 the Debian package built from the tree (dpkg-buildpackage) with its contents,
 its maintainer scripts and its systemd units checked by systemd-analyze
 verify in a scratch root, and the bash completion installed with onrampctl."""
-import glob
 import os
 import re
 import shutil
@@ -54,13 +53,11 @@ def test_make_install_puts_everything_under_prefix_and_destdir(tmp_path):
     assert sorted(os.listdir(dest)) == ["opt"]
 
 
-@pytest.fixture(scope="module")
-def package(tmp_path_factory):
-    out = tmp_path_factory.mktemp("package")
-    proc = make("package", f"BUILD={out}", timeout=900)
-    debs = glob.glob(str(out / "package" / "onramp_*.deb"))
-    assert len(debs) == 1, proc.stdout
-    return debs[0]
+@pytest.fixture
+def package(onramp_deb):
+    """The package `make package` builds (conftest.py: once per session, shared with
+    test_e2e_docs.py)."""
+    return onramp_deb
 
 
 def deb_contents(deb):
