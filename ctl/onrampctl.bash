@@ -18,7 +18,7 @@ probe|--ca --proxy --proxy-user --proxy-password-file --timeout --json --help
 migrate|conductor --help
 retry|--socket --help
 migrate conductor|--no-wait --timeout --socket --help
-conductor|ca psk router asset show migrate trust-cloud audit --url --ca --token-file --json --watch --help
+conductor|ca psk router asset show alarm migrate trust-cloud audit --url --ca --token-file --json --watch --help
 conductor ca|export
 conductor psk|create list revoke
 conductor psk list|--json
@@ -29,6 +29,8 @@ conductor router add|--asset-id --config --psk-file --skip-validation
 conductor router production|--address --port --psk-file --root-ca
 conductor migrate|--wait --revert-window --force
 conductor show|assets alarms
+conductor show alarms|--history --json
+conductor alarm|ack clear
 conductor trust-cloud|show --cert --optional
 conductor asset|forget
 conductor audit|--since --verify --json
