@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/rfc3339.h"
+#include "server/alarm_mark.h"
 #include "server/http_server.h"
 #include "server/store.h"
 
@@ -25,18 +26,6 @@
 
 /* The columns an alarm is answered with; the history adds cleared, cleared_by. */
 #define ALARM_COLUMNS "id, severity, kind, subject, message, raised, last, count, acked, acked_by"
-
-/* {"by", "at"} from a who column and a time column, or JSON null when the time is NULL. */
-static json_t *
-who_when(const struct store_result *res, size_t row, int at_col, int by_col)
-{
-	char at[RFC3339_LEN + 1];
-
-	if (store_value(res, row, at_col) == NULL)
-		return json_null();
-	rfc3339_format((time_t)parse_i64(store_value(res, row, at_col)), at);
-	return json_pack("{s:s, s:s}", "by", store_value(res, row, by_col), "at", at);
-}
 
 /* One alarm row (ALARM_COLUMNS, then cleared and cleared_by with history) as JSON. */
 static json_t *
@@ -53,9 +42,9 @@ alarm_json(const struct store_result *res, size_t i, bool history)
 			  store_value(res, i, 3), "message", store_value(res, i, 4), "raised",
 			  raised, "last", last, "count",
 			  (json_int_t)parse_i64(store_value(res, i, 7)), "acknowledged",
-			  who_when(res, i, 8, 9));
+			  alarm_mark_json(res, i, 8, 9));
 	if (alarm != NULL && history)
-		json_object_set_new(alarm, "cleared", who_when(res, i, 10, 11));
+		json_object_set_new(alarm, "cleared", alarm_mark_json(res, i, 10, 11));
 	return alarm;
 }
 
