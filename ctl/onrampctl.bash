@@ -34,7 +34,7 @@ conductor alarm|ack clear
 conductor trust-cloud|show --cert --optional
 conductor asset|forget
 conductor audit|--since --verify --json
-cloud|org site inventory claim unclaim device token audit assertion-cert --url --ca --token-file --json --watch --help
+cloud|org site inventory claim unclaim device token audit assertion-cert alarm --url --ca --token-file --json --watch --help
 cloud org|add list delete
 cloud site|add list show set delete
 cloud site set|--conductor --port --psk-file --ca-file --no-ca
@@ -44,6 +44,8 @@ cloud claim|--serial --claim-code --org --site
 cloud device|list show events delete set
 cloud device set|--asset-id
 cloud assertion-cert|export
+cloud alarm|list ack clear
+cloud alarm list|--history --json
 cloud token|add list delete
 cloud audit|--since --verify --json
 cloud token add|--role
