@@ -22,7 +22,8 @@
 
 #define ALARMS_PREFIX "/admin/v1/alarms/"
 #define ALARM_ID_DIGITS 18
-#define ALARM_HISTORY_MAX "10000" /* cleared alarms kept */
+#define ALARM_HISTORY_MAX "10000"  /* cleared alarms kept */
+#define ALARM_HISTORY_SHOWN "1000" /* the latest shown: an answer stays well below 1 MiB */
 
 /* The columns an alarm is answered with; the history adds cleared, cleared_by. */
 #define ALARM_COLUMNS "id, severity, kind, subject, message, raised, last, count, acked, acked_by"
@@ -77,7 +78,7 @@ handle_alarms(struct http_ctx *ctx, void *arg)
 		reply_alarms(ctx, w, "SELECT " ALARM_COLUMNS " FROM alarms ORDER BY id", false);
 }
 
-/* GET /admin/v1/alarms/history: the cleared alarms, latest cleared first. */
+/* GET /admin/v1/alarms/history: the cleared alarms, latest cleared first (the last 1000). */
 void
 handle_alarm_history(struct http_ctx *ctx, void *arg)
 {
@@ -87,7 +88,7 @@ handle_alarm_history(struct http_ctx *ctx, void *arg)
 	if ((w = admin_of(ctx)) != NULL)
 		reply_alarms(ctx, w,
 			     "SELECT " ALARM_COLUMNS ", cleared, cleared_by FROM alarm_history "
-			     "ORDER BY cleared DESC, id DESC",
+			     "ORDER BY cleared DESC, id DESC LIMIT " ALARM_HISTORY_SHOWN,
 			     true);
 }
 
