@@ -429,6 +429,8 @@ dispatch(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const st
 		organizations(ctx, app, st, who, &p);
 	else if (strcmp(p.seg[0], "fleet") == 0 && p.n == 1)
 		cloud_admin_fleet(ctx, app, st);
+	else if (strcmp(p.seg[0], "alarms") == 0)
+		cloud_admin_alarms(ctx, st, who, &p);
 	else if (strcmp(p.seg[0], "audit") == 0 && p.n == 1 &&
 		 strcmp(http_ctx_method(ctx), "GET") == 0)
 		audit_serve(ctx, st);

@@ -93,55 +93,15 @@ stuck_devices(struct store *st, unsigned long stuck_after, time_t now, json_t *o
 	return 0;
 }
 
-/*
- * Alarms raised and not cleared since. A device reports each alarm as an
- * event of step "alarm" whose reason reads "SEVERITY raised: TEXT" or
- * "SEVERITY cleared: TEXT" (docs/protocol.md section 3); the last one of a
- * device's TEXT decides. Reasons of any other form are device text, shown
- * as they are, raised.
- */
+/* Adds the active alarms (admin_alarms.c) to out. */
 static int
 active_alarms(struct store *st, json_t *out)
 {
-	struct store_result *res = NULL;
-	json_t *latest = json_object(), *list = json_array(), *v;
-	char key[CLOUD_SERIAL_MAX + 600], when[RFC3339_LEN + 1];
-	const char *k;
+	json_t *list;
 
-	if (store_exec(st,
-		       "SELECT serial, reason, time FROM events WHERE step = 'alarm' "
-		       "AND reason IS NOT NULL ORDER BY id",
-		       NULL, 0, &res) == -1) {
-		json_decref(latest);
-		json_decref(list);
+	if (cloud_active_alarms(st, &list) == -1)
 		return -1;
-	}
-	for (size_t i = 0; i < store_rows(res); i++) {
-		const char *serial = store_value(res, i, 0), *reason = store_value(res, i, 1);
-		const char *raised = strstr(reason, " raised: "),
-			   *cleared = strstr(reason, " cleared: ");
-		const char *mark = raised ? raised : cleared;
-		char severity[16] = "warning";
-		const char *text = reason;
-
-		if (mark != NULL && (size_t)(mark - reason) < sizeof(severity)) {
-			snprintf(severity, sizeof(severity), "%.*s", (int)(mark - reason), reason);
-			text = mark + (raised ? strlen(" raised: ") : strlen(" cleared: "));
-		}
-		snprintf(key, sizeof(key), "%s\n%s", serial, text);
-		rfc3339_format((time_t)strtoll(store_value(res, i, 2), NULL, 10), when);
-		if (raised != NULL || mark == NULL)
-			json_object_set_new(latest, key,
-					    json_pack("{s:s,s:s,s:s,s:s}", "serial", serial,
-						      "severity", severity, "alarm", text, "since",
-						      when));
-		else
-			json_object_del(latest, key);
-	}
-	json_object_foreach(latest, k, v) json_array_append(list, v);
 	json_object_set_new(out, "alarms", list);
-	json_decref(latest);
-	store_result_free(res);
 	return 0;
 }
 

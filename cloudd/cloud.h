@@ -40,8 +40,8 @@ struct cloud_app {
 	unsigned long token_lifetime;		  /* seconds, device tokens */
 	unsigned long retry_after;		  /* seconds, for not-ready */
 	struct lockout_policy lockout;
-	struct rate_limit_policy rate; /* of the device endpoints */
-	struct rate_limiter *limiter;  /* made when serving */
+	struct rate_limit_policy rate;	   /* of the device endpoints */
+	struct rate_limiter *limiter;	   /* made when serving */
 	unsigned long stuck_after;	   /* seconds without progress: a device is stuck */
 	unsigned long ui_session_lifetime; /* seconds, dashboard sessions */
 	/* The redirector claims are pushed to; url NULL when none. */
@@ -74,6 +74,15 @@ void cloud_admin_devices(struct http_ctx *ctx, struct cloud_app *app, struct sto
 
 /* GET /v1/admin/fleet: stages per site, stuck devices, active alarms (admin_fleet.c). */
 void cloud_admin_fleet(struct http_ctx *ctx, struct cloud_app *app, struct store *st);
+
+/*
+ * admin_alarms.c: the alarms devices raised and neither they nor an operator cleared, oldest
+ * raise first, each {"id","serial","severity","alarm","since","acknowledged"} (*out a new
+ * array); and /v1/admin/alarms[/history|/ID/ack|/ID/clear].
+ */
+int cloud_active_alarms(struct store *st, json_t **out);
+void cloud_admin_alarms(struct http_ctx *ctx, struct store *st, const struct admin_who *who,
+			const struct api_path *p);
 
 /*
  * The dashboard (ui.c, ui_session.c): GET /ui/... pages, and its session

@@ -71,6 +71,15 @@ const struct store_migration cloud_migrations[] = {
 	/* The admin API's audit trail (lib/server/audit.h). */
 	{4, NULL, AUDIT_SCHEMA_SQLITE, AUDIT_SCHEMA_POSTGRES},
 	{5, CLOUD_SCHEMA_5, NULL, NULL},
+	/*
+	 * Issue 14: an operator's marks on an alarm a device raised, by the id of the event
+	 * that raised it: acknowledged (it stays listed) or cleared (it moves to the history).
+	 */
+	{6,
+	 "CREATE TABLE alarm_marks (event_id BIGINT PRIMARY KEY, serial TEXT NOT NULL, "
+	 "severity TEXT NOT NULL, alarm TEXT NOT NULL, since BIGINT NOT NULL, acked BIGINT, "
+	 "acked_by TEXT, cleared BIGINT, cleared_by TEXT)",
+	 NULL, NULL},
 };
 
 const size_t cloud_n_migrations = sizeof(cloud_migrations) / sizeof(cloud_migrations[0]);

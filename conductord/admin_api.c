@@ -26,9 +26,9 @@
 
 #define ROUTERS_PREFIX "/admin/v1/routers/"
 
-/* Logs the failure and answers 500 with it. */
-static void
-reply_internal(struct http_ctx *ctx)
+/* See conductor.h. */
+void
+admin_reply_internal(struct http_ctx *ctx)
 {
 	log_error("admin %s %s: %s", http_ctx_method(ctx), http_ctx_path(ctx), or_errmsg());
 	http_reply_error(ctx, 500, "internal", "the conductor failed: %s", or_errmsg());
@@ -53,7 +53,7 @@ admin_of(struct http_ctx *ctx)
 	if (sha256_hex(token, strlen(token), hash) == -1 ||
 	    store_exec(w->db, "SELECT 1 FROM admin_tokens WHERE hash = $1", (const char *[]){hash},
 		       1, &res) == -1) {
-		reply_internal(ctx);
+		admin_reply_internal(ctx);
 		return NULL;
 	}
 	ok = store_rows(res) == 1;
@@ -106,7 +106,7 @@ handle_psk_create(struct http_ctx *ctx, void *arg)
 		goto out;
 	}
 	if (psk_generate(id, &text) == -1) {
-		reply_internal(ctx);
+		admin_reply_internal(ctx);
 		goto out;
 	}
 	if (name == NULL) {
@@ -116,7 +116,7 @@ handle_psk_create(struct http_ctx *ctx, void *arg)
 	snprintf(context, sizeof(context), "psk:%s", id);
 	fmt_i64((long long)time(NULL), now);
 	if (masterkey_seal(w->c->mk, context, text.data, text.len, &sealed) == -1) {
-		reply_internal(ctx);
+		admin_reply_internal(ctx);
 		goto out;
 	}
 	if (store_exec(w->db,
@@ -126,7 +126,7 @@ handle_psk_create(struct http_ctx *ctx, void *arg)
 			http_reply_error(ctx, 409, "exists", "a pre-shared secret named %s exists",
 					 name);
 		else
-			reply_internal(ctx);
+			admin_reply_internal(ctx);
 		goto out;
 	}
 	log_info("pre-shared secret %s (%s) created", id, name);
@@ -155,7 +155,7 @@ handle_psk_list(struct http_ctx *ctx, void *arg)
 		return;
 	if (store_exec(w->db, "SELECT id, name, created, revoked FROM psks ORDER BY name", NULL, 0,
 		       &res) == -1) {
-		reply_internal(ctx);
+		admin_reply_internal(ctx);
 		return;
 	}
 	list = json_array();
@@ -210,7 +210,7 @@ handle_psk_revoke(struct http_ctx *ctx, void *arg)
 		       (const char *[]){now, name}, 2, NULL) == -1 ||
 	    store_exec(w->db, "SELECT id, revoked FROM psks WHERE name = $1",
 		       (const char *[]){name}, 1, &res) == -1) {
-		reply_internal(ctx);
+		admin_reply_internal(ctx);
 		goto out;
 	}
 	if (store_rows(res) != 1) {
@@ -252,7 +252,7 @@ handle_asset_forget(struct http_ctx *ctx, void *arg)
 		goto out;
 	}
 	if (router_get(w, "asset_id", asset_id, &r, &found) == -1) {
-		reply_internal(ctx);
+		admin_reply_internal(ctx);
 		goto out;
 	}
 	if (found) {
@@ -263,12 +263,12 @@ handle_asset_forget(struct http_ctx *ctx, void *arg)
 	}
 	/* Rows and alarm go together; a failed commit has rolled back by itself. */
 	if (store_begin(w->db) == -1) {
-		reply_internal(ctx);
+		admin_reply_internal(ctx);
 		goto out;
 	}
 	if (foreign_forget(w, asset_id, &removed) == -1) {
 		store_rollback(w->db);
-		reply_internal(ctx);
+		admin_reply_internal(ctx);
 		goto out;
 	}
 	if (removed == 0) {
@@ -278,7 +278,7 @@ handle_asset_forget(struct http_ctx *ctx, void *arg)
 		goto out;
 	}
 	if (store_commit(w->db) == -1) {
-		reply_internal(ctx);
+		admin_reply_internal(ctx);
 		goto out;
 	}
 	log_info("unknown asset %s forgotten (%ld device(s))", asset_id, removed);
@@ -330,7 +330,7 @@ handle_router_add(struct http_ctx *ctx, void *arg)
 	empty = json_object();
 	apply = json_pack("{s:s, s:s}", "config", text, "sha256", sha);
 	if (store_begin(w->db) == -1) {
-		reply_internal(ctx);
+		admin_reply_internal(ctx);
 		goto out;
 	}
 	if (store_exec(
@@ -346,7 +346,7 @@ handle_router_add(struct http_ctx *ctx, void *arg)
 					 "a router named %s or with asset ID %s already exists",
 					 name, asset_id);
 		else
-			reply_internal(ctx);
+			admin_reply_internal(ctx);
 		goto out;
 	}
 	/* The first commands wait in the queue for the router's first poll. */
@@ -355,7 +355,7 @@ handle_router_add(struct http_ctx *ctx, void *arg)
 	    command_queue(w, name, "apply-config", apply, NULL) == -1 ||
 	    store_commit(w->db) == -1) {
 		store_rollback(w->db);
-		reply_internal(ctx);
+		admin_reply_internal(ctx);
 		goto out;
 	}
 	log_info("router %s (asset %s) added, configuration %s", name, asset_id, sha);
@@ -453,48 +453,10 @@ handle_assets(struct http_ctx *ctx, void *arg)
 	}
 	if (list_routers(w, list) == -1 || list_foreign(w, list) == -1) {
 		json_decref(list);
-		reply_internal(ctx);
+		admin_reply_internal(ctx);
 		return;
 	}
 	http_reply_json(ctx, 200, json_pack("{s:o}", "assets", list));
-}
-
-/* ---- GET /admin/v1/alarms ----------------------------------------------- */
-
-/* GET /admin/v1/alarms. */
-static void
-handle_alarms(struct http_ctx *ctx, void *arg)
-{
-	struct store_result *res = NULL;
-	json_t *list = json_array();
-	char raised[RFC3339_LEN + 1], last[RFC3339_LEN + 1];
-	struct worker *w;
-
-	(void)arg;
-	if ((w = admin_of(ctx)) == NULL) {
-		json_decref(list);
-		return;
-	}
-	if (store_exec(w->db,
-		       "SELECT severity, kind, subject, message, raised, last, count FROM alarms "
-		       "ORDER BY id",
-		       NULL, 0, &res) == -1) {
-		json_decref(list);
-		reply_internal(ctx);
-		return;
-	}
-	for (size_t i = 0; i < store_rows(res); i++) {
-		rfc3339_format((time_t)parse_i64(store_value(res, i, 4)), raised);
-		rfc3339_format((time_t)parse_i64(store_value(res, i, 5)), last);
-		json_array_append_new(
-			list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "severity",
-					store_value(res, i, 0), "kind", store_value(res, i, 1),
-					"subject", store_value(res, i, 2), "message",
-					store_value(res, i, 3), "raised", raised, "last", last,
-					"count", (json_int_t)parse_i64(store_value(res, i, 6))));
-	}
-	store_result_free(res);
-	http_reply_json(ctx, 200, json_pack("{s:o}", "alarms", list));
 }
 
 /* ---- /admin/v1/routers/NAME[/ACTION] ------------------------------------ */
@@ -543,7 +505,7 @@ handle_production(struct http_ctx *ctx, struct worker *w, const struct router_ro
 	if (addresses == NULL || payload == NULL ||
 	    masterkey_seal(w->c->mk, context, psk, strlen(psk), &sealed) == -1 ||
 	    store_begin(w->db) == -1) {
-		reply_internal(ctx);
+		admin_reply_internal(ctx);
 		goto out;
 	}
 	if (store_exec(w->db,
@@ -553,7 +515,7 @@ handle_production(struct http_ctx *ctx, struct worker *w, const struct router_ro
 	    command_queue(w, r->name, "set-production-conductor", payload, &id) == -1 ||
 	    store_commit(w->db) == -1) {
 		store_rollback(w->db);
-		reply_internal(ctx);
+		admin_reply_internal(ctx);
 		goto out;
 	}
 	command_wake(w, r->name);
@@ -572,7 +534,7 @@ handle_renew(struct http_ctx *ctx, struct worker *w, const struct router_row *r)
 	long long id;
 
 	if (command_queue(w, r->name, "generate-certificate", payload, &id) == -1)
-		reply_internal(ctx);
+		admin_reply_internal(ctx);
 	else {
 		command_wake(w, r->name);
 		http_reply_json(ctx, 202, json_pack("{s:I}", "command_id", (json_int_t)id));
@@ -643,7 +605,7 @@ handle_migrate(struct http_ctx *ctx, struct worker *w, const struct router_row *
 	if (!skip) {
 		if (production_of(w, r->name, &psk, &ca) == -1 ||
 		    (psk_text = strndup((char *)psk.data, psk.len)) == NULL) {
-			reply_internal(ctx);
+			admin_reply_internal(ctx);
 			goto out;
 		}
 		if (peer_check_router(w, addrs, n, ca, psk_text, r->name, r->asset_id) == -1) {
@@ -657,7 +619,7 @@ handle_migrate(struct http_ctx *ctx, struct worker *w, const struct router_row *
 	addresses = json_dump_compact(json_object_get(body, "addresses"));
 	fmt_i64((long long)time(NULL), now);
 	if (addresses == NULL || store_begin(w->db) == -1) {
-		reply_internal(ctx);
+		admin_reply_internal(ctx);
 		goto out;
 	}
 	if (store_exec(w->db,
@@ -681,7 +643,7 @@ handle_migrate(struct http_ctx *ctx, struct worker *w, const struct router_row *
 	goto out;
 fail:
 	store_rollback(w->db);
-	reply_internal(ctx);
+	admin_reply_internal(ctx);
 out:
 	if (psk_text != NULL) {
 		secure_zero(psk_text, strlen(psk_text));
@@ -788,7 +750,7 @@ handle_router_set(struct http_ctx *ctx, struct worker *w, const struct router_ro
 fail_rollback:
 	store_rollback(w->db);
 fail:
-	reply_internal(ctx);
+	admin_reply_internal(ctx);
 out:
 	store_result_free(res);
 	json_decref(apply);
@@ -812,16 +774,16 @@ handle_router_delete(struct http_ctx *ctx, struct worker *w, const struct router
 		return;
 	}
 	if (store_begin(w->db) == -1) {
-		reply_internal(ctx);
+		admin_reply_internal(ctx);
 		return;
 	}
 	if (router_delete(w, r) == -1) {
 		store_rollback(w->db);
-		reply_internal(ctx);
+		admin_reply_internal(ctx);
 		return;
 	}
 	if (store_commit(w->db) == -1) {
-		reply_internal(ctx); /* a failed commit has rolled back */
+		admin_reply_internal(ctx); /* a failed commit has rolled back */
 		return;
 	}
 	/* A held poll answers now; the router's next request finds no session. */
@@ -895,7 +857,7 @@ handle_router_show(struct http_ctx *ctx, struct worker *w, const struct router_r
 		if (store_exec(w->db, queries[q][1], &name, 1, &res) == -1) {
 			json_decref(list);
 			json_decref(out);
-			reply_internal(ctx);
+			admin_reply_internal(ctx);
 			return;
 		}
 		for (size_t i = 0; i < store_rows(res); i++) {
@@ -931,7 +893,7 @@ handle_router_path(struct http_ctx *ctx, void *arg)
 		return;
 	}
 	if (router_get(w, "name", name, &r, &found) == -1) {
-		reply_internal(ctx);
+		admin_reply_internal(ctx);
 		return;
 	}
 	if (!found) {
@@ -989,7 +951,7 @@ static void
 audited(struct http_ctx *ctx, void *arg)
 {
 	const struct admin_handler *h = arg;
-	const struct admin_who admin = {"admin", "admin"};
+	const struct admin_who admin = {CONDUCTOR_ADMIN_NAME, "admin"};
 	struct worker *w = worker_of(ctx);
 
 	if (w == NULL)
@@ -1016,6 +978,8 @@ const struct http_route admin_routes[] = {
 	{"POST", "/admin/v1/routers", AUDITED(handle_router_add)},
 	{"GET", "/admin/v1/assets", AUDITED(handle_assets)},
 	{"GET", "/admin/v1/alarms", AUDITED(handle_alarms)},
+	{"GET", "/admin/v1/alarms/history", AUDITED(handle_alarm_history)},
+	{"POST", "/admin/v1/alarms/*", AUDITED(handle_alarm_action)},
 	{"GET", "/admin/v1/audit", AUDITED(handle_audit)},
 	{"GET", ROUTERS_PREFIX "*", AUDITED(handle_router_path)},
 	{"POST", ROUTERS_PREFIX "*", AUDITED(handle_router_path)},

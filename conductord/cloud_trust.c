@@ -29,6 +29,7 @@
 #include "server/store.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define TRUST_PEM_MAX 16384
@@ -72,17 +73,50 @@ router_secret(struct worker *w, json_t *body, const struct router_row *r, bool *
 	return 0;
 }
 
+/* See conductor.h. */
+void
+cloud_trust_claimed_serial(struct worker *w, json_t *body, const char *asset_id, const char *key_id,
+			   char *out, size_t len)
+{
+	struct assertion_claims claims;
+	char conductor[PKI_KEY_ID_LEN + 1], *pem = NULL;
+	const char *assertion = json_string_value(json_object_get(body, "assertion"));
+	bool required;
+
+	if (assertion == NULL || strlen(assertion) > ASSERTION_TEXT_MAX) {
+		snprintf(out, len, "serial unknown (it showed no onboarding assertion)");
+	} else if (trust_get(w, &pem, &required) == -1) {
+		snprintf(out, len, "serial unknown (the cloud trust could not be read: %s)",
+			 or_errmsg());
+	} else if (pem == NULL) {
+		snprintf(out, len,
+			 "serial unknown (no cloud assertion certificate is trusted here to "
+			 "vouch for its assertion)");
+	} else if (pki_cert_key_id(pki_ca_cert_pem(w->c->ca), conductor) == -1 ||
+		   assertion_verify(pem, assertion, time(NULL), &claims) == -1 ||
+		   assertion_match(&claims, asset_id, key_id, conductor) == -1) {
+		snprintf(out, len, "serial unknown (its onboarding assertion is refused: %s)",
+			 or_errmsg());
+	} else {
+		snprintf(out, len, "serial %s (the cloud's onboarding assertion vouches for it)",
+			 claims.serial);
+	}
+	free(pem);
+}
+
 /* Records and alarms a refused first claim of an asset ID, then replies 403 code. */
 static void
-refuse(struct http_ctx *ctx, struct worker *w, const struct router_row *r, const char *key_id,
-       const char *code, const char *why)
+refuse(struct http_ctx *ctx, struct worker *w, const struct router_row *r, json_t *body,
+       const char *key_id, const char *code, const char *why)
 {
-	char message[1024];
+	char message[1536], serial[512];
 
+	/* Named by what the device claimed, not by its address: every router has the proxy's. */
+	cloud_trust_claimed_serial(w, body, r->asset_id, key_id, serial, sizeof(serial));
 	snprintf(message, sizeof(message),
-		 "asset ID %s of router %s presented by a device (key %.16s..., from %s) without "
-		 "proof of identity: %s",
-		 r->asset_id, r->name, key_id, http_ctx_peer(ctx), why);
+		 "asset ID %s of router %s claimed without proof of identity by the device with "
+		 "key %s, %s: %s",
+		 r->asset_id, r->name, key_id, serial, why);
 	log_warn("%s", message);
 	if (foreign_record(w, r->asset_id, key_id, "denied", r->name, http_ctx_peer(ctx), why) ==
 		    -1 ||
@@ -120,7 +154,7 @@ cloud_trust_admits(struct http_ctx *ctx, struct worker *w, const struct router_r
 		if (!required)
 			ok = true;
 		else
-			refuse(ctx, w, r, key_id, "assertion-required",
+			refuse(ctx, w, r, body, key_id, "assertion-required",
 			       "no onboarding assertion from the cloud, and the secret is not "
 			       "this router's own");
 		goto out;
@@ -128,7 +162,7 @@ cloud_trust_admits(struct http_ctx *ctx, struct worker *w, const struct router_r
 	if (pki_cert_key_id(pki_ca_cert_pem(w->c->ca), conductor) == -1 ||
 	    assertion_verify(pem, assertion, time(NULL), &claims) == -1 ||
 	    assertion_match(&claims, r->asset_id, key_id, conductor) == -1) {
-		refuse(ctx, w, r, key_id, "bad-assertion", or_errmsg());
+		refuse(ctx, w, r, body, key_id, "bad-assertion", or_errmsg());
 		goto out;
 	}
 	log_info("asset %s: onboarding assertion for device %s accepted", r->asset_id,

@@ -134,6 +134,18 @@ bool check_psk_proof(struct http_ctx *ctx, struct worker *w, json_t *body, const
 
 /* admin_api.c: the worker of a request with a valid admin token, or NULL after replying. */
 struct worker *admin_of(struct http_ctx *ctx);
+/* admin_api.c: logs the failure of an admin request and answers 500 with it. */
+void admin_reply_internal(struct http_ctx *ctx);
+/* The name of the conductor's one admin token, in the audit and on acknowledged alarms. */
+#define CONDUCTOR_ADMIN_NAME "admin"
+
+/*
+ * admin_alarms.c: GET /admin/v1/alarms (active), GET /admin/v1/alarms/history (cleared),
+ * POST /admin/v1/alarms/ID/ack and /clear.
+ */
+void handle_alarms(struct http_ctx *ctx, void *arg);
+void handle_alarm_history(struct http_ctx *ctx, void *arg);
+void handle_alarm_action(struct http_ctx *ctx, void *arg);
 
 /*
  * cloud_trust.c: whether the device (key_id, from its CSR) may claim router r's asset ID:
@@ -143,6 +155,14 @@ struct worker *admin_of(struct http_ctx *ctx);
 struct router_row;
 bool cloud_trust_admits(struct http_ctx *ctx, struct worker *w, const struct router_row *r,
 			json_t *body, const char *key_id);
+/*
+ * cloud_trust.c: the serial the device (key_id) claimed for asset_id, as text for an alarm:
+ * "serial S (...)" when the body's onboarding assertion verifies against the trusted cloud
+ * certificate for this asset ID, key and conductor; otherwise "serial unknown (why)". A
+ * conductor learns a serial from nothing else: the hello and auth carry none.
+ */
+void cloud_trust_claimed_serial(struct worker *w, json_t *body, const char *asset_id,
+				const char *key_id, char *out, size_t len);
 /* PUT or GET /admin/v1/trust-cloud. */
 void cloud_trust_handle(struct http_ctx *ctx, void *arg);
 

@@ -312,10 +312,11 @@ foreign_record(struct worker *w, const char *asset_id, const char *device_key, c
  * that no device has authenticated as yet, where a mistyped asset ID would be.
  */
 int
-foreign_unknown(struct worker *w, const char *asset_id, const char *device_key, const char *peer)
+foreign_unknown(struct worker *w, const char *asset_id, const char *device_key, const char *serial,
+		const char *peer)
 {
 	struct store_result *res = NULL;
-	char message[1024], waiting[512] = "";
+	char message[2048], waiting[512] = "";
 	size_t used = 0;
 	int rc = -1;
 
@@ -336,10 +337,10 @@ foreign_unknown(struct worker *w, const char *asset_id, const char *device_key, 
 	if (store_rows(res) > 3 && used < sizeof(waiting))
 		snprintf(waiting + used, sizeof(waiting) - used, ", ...");
 	snprintf(message, sizeof(message),
-		 "asset ID %s was presented (device key %.16s..., from %s) but no router has it; "
+		 "asset ID %s was presented by the device with key %s, %s, but no router has it; "
 		 "%s%s. Correct a router's asset ID with 'onrampctl conductor router set NAME "
 		 "--asset-id %s', or dismiss it with 'onrampctl conductor asset forget %s'",
-		 asset_id, device_key, peer,
+		 asset_id, device_key, serial,
 		 waiting[0] ? "routers no device has reached yet: " : "every router has its device",
 		 waiting, asset_id, asset_id);
 	rc = alarm_raise(w, "warning", "unknown-asset", asset_id, message);

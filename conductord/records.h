@@ -64,12 +64,14 @@ int foreign_record(struct worker *w, const char *asset_id, const char *device_ke
 		   const char *state, const char *router, const char *peer, const char *reason);
 
 /*
- * Records a device refused for an unknown asset ID (with foreign_record) and
- * raises the unknown-asset alarm naming that asset ID and the routers still
- * waiting for their first device (a mistyped asset ID shows there).
+ * Records a device refused for an unknown asset ID (with foreign_record, peer
+ * kept there) and raises the unknown-asset alarm naming that asset ID, the
+ * device's key, the serial it claimed (text of cloud_trust_claimed_serial)
+ * and the routers still waiting for their first device (a mistyped asset ID
+ * shows there).
  */
 int foreign_unknown(struct worker *w, const char *asset_id, const char *device_key,
-		    const char *peer);
+		    const char *serial, const char *peer);
 
 /*
  * Forgets the unknown-asset rows of asset_id and their alarm; *removed gets

@@ -335,17 +335,22 @@ new_session(struct http_ctx *ctx, struct worker *w, const char *router, char tok
 			  (const char *[]){hash, router, binding, expires}, 4, NULL);
 }
 
-/* The device was refused for holding another device's asset ID: record, alarm, reply. */
+/*
+ * The device was refused for holding another device's asset ID: record, alarm, reply. The
+ * alarm names what the device claimed (asset ID, its key, the serial its assertion vouches
+ * for), never its address: every router arrives through the same proxy.
+ */
 static void
-deny_duplicate(struct http_ctx *ctx, struct worker *w, const struct router_row *r,
+deny_duplicate(struct http_ctx *ctx, struct worker *w, const struct router_row *r, json_t *body,
 	       const char *key_id)
 {
-	char message[1024];
+	char message[1536], serial[512];
 
+	cloud_trust_claimed_serial(w, body, r->asset_id, key_id, serial, sizeof(serial));
 	snprintf(message, sizeof(message),
-		 "asset ID %s of router %s presented by another device (key %.16s..., from %s); "
-		 "the bound device (key %.16s...) keeps working",
-		 r->asset_id, r->name, key_id, http_ctx_peer(ctx), r->device_key);
+		 "asset ID %s of router %s claimed by another device: key %s, %s; the bound "
+		 "device (key %s) keeps working",
+		 r->asset_id, r->name, key_id, serial, r->device_key);
 	if (foreign_record(w, r->asset_id, key_id, "denied", r->name, http_ctx_peer(ctx),
 			   "duplicate asset ID: another device already holds it") == -1 ||
 	    alarm_raise(w, "critical", "duplicate-asset", r->asset_id, message) == -1)
@@ -363,7 +368,7 @@ handle_auth(struct http_ctx *ctx, void *arg)
 {
 	const char *asset_id = NULL, *csr = NULL, *nonce_hex = NULL;
 	char key_id[PKI_KEY_ID_LEN + 1], uri[sizeof(NONCE_URI_PREFIX) + 64], token[65],
-		note[CONDUCTOR_ERROR_MAX];
+		note[CONDUCTOR_ERROR_MAX], claimed[512];
 	enum asset_progress to;
 	struct router_row r;
 	json_t *body = NULL;
@@ -427,7 +432,8 @@ handle_auth(struct http_ctx *ctx, void *arg)
 	if (!found) {
 		log_warn("asset %s from %s: unknown asset ID refused", asset_id,
 			 http_ctx_peer(ctx));
-		if (foreign_unknown(w, asset_id, key_id, http_ctx_peer(ctx)) == -1)
+		cloud_trust_claimed_serial(w, body, asset_id, key_id, claimed, sizeof(claimed));
+		if (foreign_unknown(w, asset_id, key_id, claimed, http_ctx_peer(ctx)) == -1)
 			log_error("cannot record unknown asset %s: %s", asset_id, or_errmsg());
 		http_reply_error(ctx, 403, "unknown-asset", "asset ID %s is not known here",
 				 asset_id);
@@ -440,7 +446,7 @@ handle_auth(struct http_ctx *ctx, void *arg)
 		goto out;
 	}
 	if (!same) {
-		deny_duplicate(ctx, w, &r, key_id);
+		deny_duplicate(ctx, w, &r, body, key_id);
 		goto out;
 	}
 	if (new_session(ctx, w, r.name, token) == -1 ||

@@ -127,6 +127,27 @@ static const struct store_migration migrations[] = {
 	 NULL, NULL},
 	/* Issue 14: the admin API's audit trail (lib/server/audit.h). */
 	{5, NULL, AUDIT_SCHEMA_SQLITE, AUDIT_SCHEMA_POSTGRES},
+	/*
+	 * Issue 14: an operator acknowledges an alarm (it stays, marked) or clears it (it moves
+	 * to the history with who and when; the same condition again raises a new alarm).
+	 */
+	{6,
+	 "ALTER TABLE alarms ADD COLUMN acked BIGINT;"
+	 "ALTER TABLE alarms ADD COLUMN acked_by TEXT;"
+	 "CREATE TABLE alarm_history ("
+	 " id BIGINT PRIMARY KEY,"
+	 " severity TEXT NOT NULL,"
+	 " kind TEXT NOT NULL,"
+	 " subject TEXT NOT NULL,"
+	 " message TEXT NOT NULL,"
+	 " raised BIGINT NOT NULL,"
+	 " last BIGINT NOT NULL,"
+	 " count INTEGER NOT NULL,"
+	 " acked BIGINT,"
+	 " acked_by TEXT,"
+	 " cleared BIGINT NOT NULL,"
+	 " cleared_by TEXT NOT NULL)",
+	 NULL, NULL},
 };
 
 /*

@@ -45,6 +45,7 @@ static const struct {
 	{"--verify", OPT_VERIFY, 0},
 	{"--watch", OPT_WATCH, 0},
 	{"--asset-id", OPT_ASSET_ID, offsetof(struct admin_args, asset_id)},
+	{"--history", OPT_HISTORY, 0},
 };
 
 /* See admin_client.h. */
@@ -83,7 +84,8 @@ admin_args_parse(int argc, char **argv, struct admin_args *a)
 			return or_error("%s given twice", arg);
 		a->given |= options[k].bit;
 		if (options[k].bit == OPT_JSON || options[k].bit == OPT_NO_CA ||
-		    options[k].bit == OPT_VERIFY || options[k].bit == OPT_WATCH)
+		    options[k].bit == OPT_VERIFY || options[k].bit == OPT_WATCH ||
+		    options[k].bit == OPT_HISTORY)
 			continue;
 		if (i + 1 >= argc || argv[i + 1][0] == '\0')
 			return or_error("%s needs a value", arg);

@@ -34,6 +34,7 @@ enum admin_opt {
 	OPT_VERIFY = 1 << 15,
 	OPT_WATCH = 1 << 16, /* any reading command: ask again every 2 s */
 	OPT_ASSET_ID = 1 << 17,
+	OPT_HISTORY = 1 << 18,
 };
 
 #define ADMIN_POS_MAX 6

@@ -32,6 +32,10 @@ static const char cloud_usage[] =
 	"  device list | device show SERIAL | device events SERIAL | device delete SERIAL\n"
 	"  device set SERIAL --asset-id ID   the asset ID its onboarding assertions name\n"
 	"  assertion-cert export             print the onboarding assertion certificate (PEM)\n"
+	"  alarm list [--history]            the alarms devices raised and nobody cleared,\n"
+	"                                    with their ids; --history: those operators cleared\n"
+	"  alarm ack ID | alarm clear ID     acknowledge an alarm (it stays listed, marked) or\n"
+	"                                    clear it (it moves to the history)\n"
 	"  token add NAME | token list | token delete NAME\n"
 	"  audit [--since TIME] [--json] | audit --verify\n"
 	"\n"
@@ -95,6 +99,52 @@ print_device(const json_t *d)
 	       json_integer_value(json_object_get(d, "failures")));
 }
 
+/* "BY TIME" of an {"by", "at"} object, or "-" when it is null. */
+static const char *
+who_when(const json_t *alarm, const char *key, char *buf, size_t cap)
+{
+	const json_t *v = json_object_get(alarm, key);
+
+	if (!json_is_object(v))
+		return "-";
+	snprintf(buf, cap, "%s %s", admin_str(v, "by"), admin_str(v, "at"));
+	return buf;
+}
+
+/* Prints ALARMS as a table (with CLEARED for the history), each alarm's text under its row. */
+static void
+print_alarms(const json_t *doc, bool history)
+{
+	const json_t *list = json_object_get(doc, "alarms"), *v;
+	char acked[CLOUD_NAME_MAX + 40], cleared[CLOUD_NAME_MAX + 40];
+	size_t i;
+
+	printf("%-8s %-20s %-9s %-21s %-32s%s\n", "ID", "SERIAL", "SEVERITY", "SINCE",
+	       "ACKNOWLEDGED", history ? " CLEARED" : "");
+	json_array_foreach(list, i, v)
+	{
+		printf("%-8" JSON_INTEGER_FORMAT " %-20s %-9s %-21s %-32s%s%s\n",
+		       json_integer_value(json_object_get(v, "id")), admin_str(v, "serial"),
+		       admin_str(v, "severity"), admin_str(v, "since"),
+		       who_when(v, "acknowledged", acked, sizeof(acked)), history ? " " : "",
+		       history ? who_when(v, "cleared", cleared, sizeof(cleared)) : "");
+		printf("         %s\n", admin_str(v, "alarm"));
+	}
+}
+
+/* Prints what an ack or a clear did to the alarm. */
+static void
+print_alarm_change(const json_t *a)
+{
+	char when[CLOUD_NAME_MAX + 40];
+	bool cleared = json_object_get(a, "cleared") != NULL;
+
+	printf("alarm %" JSON_INTEGER_FORMAT " (%s: %s) %s by %s\n",
+	       json_integer_value(json_object_get(a, "id")), admin_str(a, "serial"),
+	       admin_str(a, "alarm"), cleared ? "cleared" : "acknowledged",
+	       who_when(a, cleared ? "cleared" : "acknowledged", when, sizeof(when)));
+}
+
 /* Prints the answer: JSON with --json, else by kind. */
 static void
 print_answer(const struct admin_args *a, const char *kind, const json_t *doc)
@@ -138,6 +188,10 @@ print_answer(const struct admin_args *a, const char *kind, const json_t *doc)
 		}
 	} else if (strcmp(kind, "device") == 0) {
 		print_device(doc);
+	} else if (strcmp(kind, "alarms") == 0) {
+		print_alarms(doc, a->given & OPT_HISTORY);
+	} else if (strcmp(kind, "alarm") == 0) {
+		print_alarm_change(doc);
 	} else if (strcmp(kind, "certificate") == 0) {
 		fputs(admin_str(doc, "certificate"), stdout);
 	} else if (strcmp(kind, "events") == 0) {
@@ -335,6 +389,21 @@ build(const struct admin_args *a, struct admin_request *req)
 		snprintf(req->path, sizeof(req->path), "/v1/admin/devices/%s", x);
 		req->body = json_pack("{s:s}", "asset_id", a->asset_id);
 		req->kind = "device";
+	} else if (strcmp(w1, "alarm") == 0 && list) {
+		WANT(OPT_JSON | OPT_HISTORY, 2, "");
+		snprintf(req->path, sizeof(req->path), "/v1/admin/alarms%s",
+			 (a->given & OPT_HISTORY) ? "/history" : "");
+		req->kind = "alarms";
+	} else if (strcmp(w1, "alarm") == 0 &&
+		   (strcmp(w2, "ack") == 0 || strcmp(w2, "clear") == 0)) {
+		WANT(OPT_JSON, 3, "-");
+		if (strspn(x, "0123456789") != strlen(x) || strlen(x) > 18)
+			return or_error("'%s' is no alarm id (a number; 'alarm list' lists them)",
+					x);
+		req->method = "POST";
+		snprintf(req->path, sizeof(req->path), "/v1/admin/alarms/%s/%s", x, w2);
+		req->body = json_object();
+		req->kind = "alarm";
 	} else if (strcmp(w1, "assertion-cert") == 0 && strcmp(w2, "export") == 0) {
 		WANT(OPT_JSON, 2, "");
 		snprintf(req->path, sizeof(req->path), "/v1/admin/assertion-cert");

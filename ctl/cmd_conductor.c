@@ -54,7 +54,10 @@ static const char conductor_usage[] =
 	"  router renew NAME                 issue the router a new certificate\n"
 	"  router show NAME [--json]         a router's record, certificates, commands\n"
 	"  show assets [--json]              every asset ID and its state\n"
-	"  show alarms [--json]              alarms (duplicate or unknown asset IDs)\n"
+	"  show alarms [--history] [--json]  active alarms (duplicate, unknown or unproven\n"
+	"                                    asset IDs) with their ids; --history: cleared ones\n"
+	"  alarm ack ID                      acknowledge an alarm (it stays listed, marked)\n"
+	"  alarm clear ID                    clear an alarm (it moves to the history)\n"
 	"  asset forget ASSET-ID             dismiss an unknown asset ID and its alarm\n"
 	"  trust-cloud --cert FILE [--optional]\n"
 	"                                    trust the cloud's onboarding assertion certificate\n"
@@ -574,40 +577,105 @@ router_show(struct admin *a, const char *name, bool as_json)
 	return 0;
 }
 
-/* show assets, show alarms. */
+/* "BY TIME" of an {"by", "at"} object, or "-" when it is null. */
+static const char *
+who_when(json_t *alarm, const char *key, char *buf, size_t cap)
+{
+	json_t *v = json_object_get(alarm, key);
+
+	if (!json_is_object(v))
+		return "-";
+	snprintf(buf, cap, "%s %s", field(v, "by"), field(v, "at"));
+	return buf;
+}
+
+/*
+ * show alarms [--history]: the active alarms (or the cleared ones) as a table, each message on
+ * the line under its row.
+ */
 static int
-show(struct admin *a, const char *what, bool as_json)
+show_alarms(struct admin *a, bool history, bool as_json)
+{
+	json_t *answer = NULL, *e;
+	char id[24], count[24], acked[100], cleared[100];
+	size_t i;
+
+	if (conductor_admin_call(a, "GET",
+				 history ? "/admin/v1/alarms/history" : "/admin/v1/alarms", NULL,
+				 &answer) == -1)
+		return -1;
+	if (as_json) {
+		print_json(answer);
+		json_decref(answer);
+		return 0;
+	}
+	printf("%-6s %-9s %-16s %-24s %-6s %-21s %-28s%s\n", "ID", "SEVERITY", "KIND", "SUBJECT",
+	       "COUNT", "LAST", "ACKNOWLEDGED", history ? " CLEARED" : "");
+	json_array_foreach(json_object_get(answer, "alarms"), i, e)
+	{
+		printf("%-6s %-9s %-16s %-24s %-6s %-21s %-28s%s%s\n",
+		       text_of(e, "id", id, sizeof(id)), field(e, "severity"), field(e, "kind"),
+		       field(e, "subject"), text_of(e, "count", count, sizeof(count)),
+		       field(e, "last"), who_when(e, "acknowledged", acked, sizeof(acked)),
+		       history ? " " : "",
+		       history ? who_when(e, "cleared", cleared, sizeof(cleared)) : "");
+		printf("       %s\n", field(e, "message"));
+	}
+	json_decref(answer);
+	return 0;
+}
+
+/* alarm ack ID, alarm clear ID: an operator acknowledges or clears an active alarm. */
+static int
+alarm_action(struct admin *a, const char *action, const char *id)
+{
+	json_t *body = json_object(), *answer = NULL;
+	char path[80], when[100];
+	size_t len = strspn(id, "0123456789");
+
+	a->bad_status = EXIT_BAD_INPUT;
+	if (len == 0 || len > 18 || id[len] != '\0') {
+		json_decref(body);
+		return or_error(
+			"alarm %s: '%s' is no alarm id (a number; 'show alarms' lists them)",
+			action, id);
+	}
+	snprintf(path, sizeof(path), "/admin/v1/alarms/%s/%s", id, action);
+	if (conductor_admin_call(a, "POST", path, body, &answer) == -1) {
+		json_decref(body);
+		return -1;
+	}
+	if (strcmp(action, "ack") == 0)
+		printf("alarm %s (%s [%s]) acknowledged by %s\n", id, field(answer, "kind"),
+		       field(answer, "subject"),
+		       who_when(answer, "acknowledged", when, sizeof(when)));
+	else
+		printf("alarm %s (%s [%s]) cleared by %s; 'show alarms --history' keeps it\n", id,
+		       field(answer, "kind"), field(answer, "subject"),
+		       who_when(answer, "cleared", when, sizeof(when)));
+	json_decref(body);
+	json_decref(answer);
+	return 0;
+}
+
+/* show assets. */
+static int
+show_assets(struct admin *a, bool as_json)
 {
 	json_t *answer = NULL, *list, *e;
 	size_t i;
 
-	if (strcmp(what, "assets") == 0) {
-		if (conductor_admin_call(a, "GET", "/admin/v1/assets", NULL, &answer) == -1)
-			return -1;
-		if (as_json) {
-			print_json(answer);
-		} else {
-			printf("%-20s %-24s %-12s %-20s %s\n", "ROUTER", "ASSET-ID", "STATE",
-			       "LAST-CONTACT", "LAST-ERROR");
-			list = json_object_get(answer, "assets");
-			json_array_foreach(list, i, e)
-				printf("%-20s %-24s %-12s %-20s %s\n", field(e, "name"),
-				       field(e, "asset_id"), field(e, "state"),
-				       field(e, "last_contact"), field(e, "last_error"));
-		}
+	if (conductor_admin_call(a, "GET", "/admin/v1/assets", NULL, &answer) == -1)
+		return -1;
+	if (as_json) {
+		print_json(answer);
 	} else {
-		if (conductor_admin_call(a, "GET", "/admin/v1/alarms", NULL, &answer) == -1)
-			return -1;
-		if (as_json) {
-			print_json(answer);
-		} else {
-			list = json_object_get(answer, "alarms");
-			json_array_foreach(list, i, e)
-				printf("%s %s [%s] x%lld: %s\n", field(e, "severity"),
-				       field(e, "kind"), field(e, "subject"),
-				       (long long)json_integer_value(json_object_get(e, "count")),
-				       field(e, "message"));
-		}
+		printf("%-20s %-24s %-12s %-20s %s\n", "ROUTER", "ASSET-ID", "STATE",
+		       "LAST-CONTACT", "LAST-ERROR");
+		list = json_object_get(answer, "assets");
+		json_array_foreach(list, i, e) printf(
+			"%-20s %-24s %-12s %-20s %s\n", field(e, "name"), field(e, "asset_id"),
+			field(e, "state"), field(e, "last_contact"), field(e, "last_error"));
 	}
 	json_decref(answer);
 	return 0;
@@ -731,7 +799,7 @@ struct args {
 	const char *asset_id, *config, *name, *psk_file, *ca, *addresses[MAX_ADDRESSES], *cert;
 	const char *since;
 	size_t n_addresses;
-	bool json, skip, force, wait, optional, verify, watch;
+	bool json, skip, force, wait, optional, verify, watch, history;
 	long window;
 };
 
@@ -756,6 +824,7 @@ parse_options(int argc, char **argv, struct args *a)
 		{"since", required_argument, NULL, 'S'},
 		{"verify", no_argument, NULL, 'V'},
 		{"watch", no_argument, NULL, 'W'},
+		{"history", no_argument, NULL, 'H'},
 		{NULL, 0, NULL, 0},
 	};
 	char *end;
@@ -811,6 +880,9 @@ parse_options(int argc, char **argv, struct args *a)
 			break;
 		case 'W':
 			a->watch = true;
+			break;
+		case 'H':
+			a->history = true;
 			break;
 		case 'r':
 			a->window = strtol(optarg, &end, 10);
@@ -891,6 +963,8 @@ dispatch(struct admin *adm, char **w, int n, struct args *a)
 	size_t n_addrs;
 
 	adm->bad_status = EXIT_BAD_INPUT;
+	if (a->history && !(n == 2 && strcmp(w[0], "show") == 0 && strcmp(w[1], "alarms") == 0))
+		return or_error("--history is for 'show alarms'");
 	if (n == 2 && strcmp(w[0], "ca") == 0 && strcmp(w[1], "export") == 0)
 		return ca_export(adm);
 	if (n == 2 && strcmp(w[0], "psk") == 0 && strcmp(w[1], "create") == 0)
@@ -917,9 +991,13 @@ dispatch(struct admin *adm, char **w, int n, struct args *a)
 		return router_renew(adm, w[2]);
 	if (n == 3 && strcmp(w[0], "router") == 0 && strcmp(w[1], "show") == 0)
 		return router_show(adm, w[2], a->json);
-	if (n == 2 && strcmp(w[0], "show") == 0 &&
-	    (strcmp(w[1], "assets") == 0 || strcmp(w[1], "alarms") == 0))
-		return show(adm, w[1], a->json);
+	if (n == 2 && strcmp(w[0], "show") == 0 && strcmp(w[1], "assets") == 0)
+		return show_assets(adm, a->json);
+	if (n == 2 && strcmp(w[0], "show") == 0 && strcmp(w[1], "alarms") == 0)
+		return show_alarms(adm, a->history, a->json);
+	if (n == 3 && strcmp(w[0], "alarm") == 0 &&
+	    (strcmp(w[1], "ack") == 0 || strcmp(w[1], "clear") == 0))
+		return alarm_action(adm, w[1], w[2]);
 	if (n == 1 && strcmp(w[0], "trust-cloud") == 0) {
 		if (a->cert == NULL)
 			return or_error("trust-cloud needs --cert FILE");

@@ -18,7 +18,7 @@ probe|--ca --proxy --proxy-user --proxy-password-file --timeout --json --help
 migrate|conductor --help
 retry|--socket --help
 migrate conductor|--no-wait --timeout --socket --help
-conductor|ca psk router asset show migrate trust-cloud audit --url --ca --token-file --json --watch --help
+conductor|ca psk router asset show alarm migrate trust-cloud audit --url --ca --token-file --json --watch --help
 conductor ca|export
 conductor psk|create list revoke
 conductor psk list|--json
@@ -29,10 +29,12 @@ conductor router add|--asset-id --config --psk-file --skip-validation
 conductor router production|--address --port --psk-file --root-ca
 conductor migrate|--wait --revert-window --force
 conductor show|assets alarms
+conductor show alarms|--history --json
+conductor alarm|ack clear
 conductor trust-cloud|show --cert --optional
 conductor asset|forget
 conductor audit|--since --verify --json
-cloud|org site inventory claim unclaim device token audit assertion-cert --url --ca --token-file --json --watch --help
+cloud|org site inventory claim unclaim device token audit assertion-cert alarm --url --ca --token-file --json --watch --help
 cloud org|add list delete
 cloud site|add list show set delete
 cloud site set|--conductor --port --psk-file --ca-file --no-ca
@@ -42,6 +44,8 @@ cloud claim|--serial --claim-code --org --site
 cloud device|list show events delete set
 cloud device set|--asset-id
 cloud assertion-cert|export
+cloud alarm|list ack clear
+cloud alarm list|--history --json
 cloud token|add list delete
 cloud audit|--since --verify --json
 cloud token add|--role

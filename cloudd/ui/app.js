@@ -117,9 +117,17 @@ function renderFleet() {
     const link = el("a", a.serial);
     link.href = "#/device/" + encodeURIComponent(a.serial);
     const badge = el("span", a.severity, "badge " + (a.severity === "critical" ? "bad" : "warn"));
-    alarms.appendChild(row([link, badge, a.alarm, when(a.since)], "attention"));
+    const acked = a.acknowledged ? `by ${a.acknowledged.by}, ${when(a.acknowledged.at)}` : "no";
+    const actions = el("span", null, "actions");
+    if (!a.acknowledged)
+      actions.appendChild(alarmButton(a, "ack", "Acknowledge"));
+    actions.appendChild(alarmButton(a, "clear", "Clear"));
+    const tr = row([link, badge, a.alarm, when(a.since), acked, actions],
+      a.acknowledged ? "" : "attention");
+    tr.dataset.alarm = String(a.id);
+    alarms.appendChild(tr);
   }
-  if (!fleet.alarms.length) alarms.appendChild(row(["none", "", "", ""]));
+  if (!fleet.alarms.length) alarms.appendChild(row(["none", "", "", "", "", ""]));
 
   // The filters offer what the fleet has.
   const keep = (select, values) => {
@@ -187,6 +195,28 @@ async function loadFleet() {
   } catch (e) {
     if (state.who) say("Cannot update: " + e.message);
   }
+}
+
+// An operator's button on an alarm: acknowledge (it stays, marked) or clear
+// (it leaves the list for the history), each after a confirmation.
+function alarmButton(a, action, label) {
+  const b = el("button", label);
+  b.type = "button";
+  b.id = `alarm-${action}-${a.id}`;
+  b.setAttribute("aria-label", `${label} the alarm of ${a.serial}: ${a.alarm}`);
+  b.addEventListener("click", async () => {
+    const text = action === "ack"
+      ? `Acknowledge the alarm of ${a.serial}: "${a.alarm}"? It stays listed, marked.`
+      : `Clear the alarm of ${a.serial}: "${a.alarm}"? It leaves the list (kept in the history); ` +
+        "the device raising it again makes a new one.";
+    if (!(await confirmAction(text))) return;
+    try {
+      await api("POST", `/v1/admin/alarms/${a.id}/${action}`, {});
+      say(`Alarm of ${a.serial} ${action === "ack" ? "acknowledged" : "cleared"}.`);
+      loadFleet();
+    } catch (e) { say("Refused: " + e.message); }
+  });
+  return b;
 }
 
 // ---- device ---------------------------------------------------------------

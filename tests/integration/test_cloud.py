@@ -329,6 +329,66 @@ def test_another_devices_information_is_never_given_out(env):
                  404, "unknown-device")
 
 
+def test_operator_acknowledges_and_clears_a_device_alarm(env):
+    """Issue 14 point 7: an alarm a device raised is acknowledged (it stays listed, marked
+    with the token's name and the time) and cleared (it leaves the list for the history);
+    both are in the audit trail; the device raising it again makes a new alarm. Bad ids
+    exit 2, a refused token 3."""
+    env.ensure_site("acme", "paris")
+    dev = env.device("ALARM-ACK-1")
+    dev.claim("acme", "paris")
+    assert by_step(dev.run("raise-alarm"), "report-alarm")[0]["ok"]
+
+    def mine(*words):
+        return [a for a in env.ctl_json("alarm", "list", *words)["alarms"]
+                if a["serial"] == dev.serial]
+    [alarm] = mine()
+    assert alarm["severity"] == "critical" and alarm["acknowledged"] is None
+    assert alarm["alarm"] == "Management Proxy is unreachable (192.0.2.10:3128)"
+    assert isinstance(alarm["id"], int)
+    # The fleet shows the same alarm, with its id.
+    with open(env.cloud.token_file) as f:
+        status, _, doc = cloud_request(env, "GET", "/v1/admin/fleet", token=f.read().strip())
+    assert status == 200 and alarm in doc["alarms"]
+
+    out = env.ctl_ok("alarm", "ack", str(alarm["id"]))
+    assert f"alarm {alarm['id']} ({dev.serial}: " in out and "acknowledged by admin" in out
+    [acked] = mine()
+    assert acked["id"] == alarm["id"] and acked["acknowledged"]["by"] == "admin"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", acked["acknowledged"]["at"])
+    env.ctl_ok("alarm", "ack", str(alarm["id"]))  # a second ack keeps the first
+    assert mine() == [acked]
+    assert re.search(rf"(?m)^{alarm['id']}\s+{dev.serial}\s+critical\s", env.ctl_ok(
+        "alarm", "list"))
+
+    for words in (["alarm", "ack", "abc"], ["alarm", "clear", "99999999"],
+                  ["alarm", "ack"], ["alarm", "list", "--serial", "X"]):
+        proc = env.ctl(*words)
+        assert proc.returncode == 2, (words, proc.stderr)
+    wrong = os.path.join(env.dir, "wrong-alarm.token")
+    with open(wrong, "w") as f:
+        f.write(secrets.token_hex(32) + "\n")
+    assert env.ctl("alarm", "clear", str(alarm["id"]), token_file=wrong).returncode == 3
+    assert mine() == [acked]
+
+    out = env.ctl_ok("alarm", "clear", str(alarm["id"]))
+    assert "cleared by admin" in out
+    assert mine() == []
+    [kept] = mine("--history")
+    assert kept["id"] == alarm["id"] and kept["cleared"]["by"] == "admin"
+    assert kept["acknowledged"] == acked["acknowledged"]
+    assert env.ctl("alarm", "clear", str(alarm["id"])).returncode == 2  # not active now
+    entries = env.ctl_json("audit")["entries"]
+    for action in ("ack", "clear"):
+        assert any(e["action"] == f"POST /v1/admin/alarms/{alarm['id']}/{action}" and
+                   e["actor"] == "admin" and e["result"] == "ok" for e in entries), action
+
+    # Raised again by the device: a new alarm, not acknowledged.
+    dev.run("raise-alarm")
+    [again] = mine()
+    assert again["id"] != alarm["id"] and again["acknowledged"] is None
+
+
 def test_admin_api_refuses_missing_and_wrong_tokens(env):
     for method, path in [("GET", "/v1/admin/devices"), ("POST", "/v1/admin/organizations"),
                          ("GET", "/v1/admin/tokens"), ("DELETE", "/v1/admin/claims/X")]:

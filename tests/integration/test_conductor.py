@@ -11,11 +11,13 @@ import signal
 import socket
 import ssl
 import subprocess
+import time
 
 import pytest
 
 from conductorlib import PEERING, Conductor, Router, wait_until
 from conftest import program
+from test_assertion import make_signer, sign_assertion, spki_sha256_of_cert
 from test_http_server import dribble
 
 
@@ -189,6 +191,146 @@ def test_duplicate_asset_is_denied_and_the_first_keeps_working(make_conductor, r
                        and staging.router_record("r1")["certificates"])
     assert certs[1]["serial"] != serial
     assert staging.asset("ASSET-0001", "configured") is not None
+
+
+def device_key_id(router):
+    """The key id the conductor computes (pki_csr_check): SHA-256 of the router's device
+    key's SubjectPublicKeyInfo (DER), made by OpenSSL from its key file."""
+    der = subprocess.run(["openssl", "pkey", "-in", router.path("certkey.pem"), "-pubout",
+                          "-outform", "DER"], capture_output=True, timeout=30, check=True).stdout
+    return hashlib.sha256(der).hexdigest()
+
+
+def test_duplicate_asset_alarm_names_asset_key_and_serial_not_the_address(make_conductor,
+                                                                          routers, tmp_path):
+    """Issue 14 point 7: every router reaches the conductor through the same proxy, so the
+    alarm's address named nobody. It names the asset ID, the key id of the device that
+    tried, and the serial its cloud assertion vouches for (or says the serial is unknown),
+    never 127.0.0.1, where the routers of this test come from."""
+    staging = make_conductor()
+    staging.add_router("r1", "ASSET-0001")
+    psk_file, _ = staging.psk("site")
+    org = make_signer(str(tmp_path), "org-assertions")
+    staging.ok("trust-cloud", "--cert", org[1])
+    conductor = spki_sha256_of_cert(staging.ca)
+    now = int(time.time())
+
+    def assertion_for(router, serial):
+        assert router.run_tool("current").returncode == 0  # makes the device key
+        return sign_assertion(str(tmp_path), org, {
+            "serial": serial, "asset_id": "ASSET-0001", "key_sha256": device_key_id(router),
+            "conductor": conductor, "issued": now, "expires": now + 600}, serial)
+
+    first = routers(asset_id="ASSET-0001")
+    first.start(staging, psk_file, assertion_file=assertion_for(first, "SN-FIRST-1"))
+    staging.wait_state("ASSET-0001", "configured")
+
+    # A second router with its own key and its own cloud assertion for the same asset ID.
+    second = routers(asset_id="ASSET-0001")
+    second.start(staging, psk_file, assertion_file=assertion_for(second, "SN-SECOND-2"))
+    assert "duplicate-asset" in second.wait_report("connect", ok=False)["reason"]
+    alarm = wait_until("the duplicate-asset alarm",
+                       lambda: alarms_of(staging, "duplicate-asset"))[0]
+    assert alarm["subject"] == "ASSET-0001" and alarm["severity"] == "critical"
+    message = alarm["message"]
+    assert "asset ID ASSET-0001" in message
+    assert f"key {device_key_id(second)}" in message
+    assert "serial SN-SECOND-2 (the cloud's onboarding assertion vouches for it)" in message
+    assert f"bound device (key {device_key_id(first)})" in message
+    assert "127.0.0.1" not in message
+    second.proc.terminate()
+    second.proc.wait(timeout=20)
+
+    # A third one without an assertion: the conductor cannot know its serial and says so.
+    third = routers(asset_id="ASSET-0001").start(staging, psk_file)
+    assert "duplicate-asset" in third.wait_report("connect", ok=False)["reason"]
+    alarm = wait_until("the alarm repeated", lambda: [
+        a for a in alarms_of(staging, "duplicate-asset")
+        if device_key_id(third) in a["message"]])[0]
+    assert alarm["count"] >= 2
+    assert "serial unknown (it showed no onboarding assertion)" in alarm["message"]
+    assert "127.0.0.1" not in alarm["message"]
+    log = [line for line in staging.log().splitlines() if "ALARM critical duplicate-asset" in line]
+    assert log and not any("127.0.0.1" in line for line in log)
+
+
+def test_operator_acknowledges_and_clears_alarms(make_conductor, routers):
+    """Issue 14 point 7: `alarm ack ID` marks an alarm acknowledged (who, when) and it stays
+    listed; `alarm clear ID` moves it to the history; each change is in the audit trail.
+    Bad ids exit 2, a refused token 3; the same condition again raises a new alarm."""
+    staging = make_conductor()
+    _, psk_file, _ = onboard(staging, routers)
+    second = routers(asset_id="ASSET-0001").start(staging, psk_file)
+    second.wait_report("connect", ok=False)
+    second.proc.terminate()
+    second.proc.wait(timeout=20)
+    alarm = wait_until("the duplicate-asset alarm",
+                       lambda: alarms_of(staging, "duplicate-asset"))[0]
+    alarm_id = alarm["id"]
+    assert isinstance(alarm_id, int) and alarm["acknowledged"] is None
+    assert re.search(rf"(?m)^{alarm_id}\s+critical\s+duplicate-asset\s+ASSET-0001\s",
+                     staging.ok("show", "alarms"))
+
+    # Acknowledged: still listed, marked with who and when; a second ack keeps the first.
+    out = staging.ok("alarm", "ack", str(alarm_id))
+    assert f"alarm {alarm_id} (duplicate-asset [ASSET-0001]) acknowledged by admin" in out
+    acked = alarms_of(staging, "duplicate-asset")
+    assert [a["id"] for a in acked] == [alarm_id]
+    assert acked[0]["acknowledged"]["by"] == "admin"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", acked[0]["acknowledged"]["at"])
+    staging.ok("alarm", "ack", str(alarm_id))
+    assert alarms_of(staging, "duplicate-asset")[0]["acknowledged"] == acked[0]["acknowledged"]
+    assert "admin " + acked[0]["acknowledged"]["at"] in staging.ok("show", "alarms")
+
+    # Bad input exits 2 and changes nothing; a refused token exits 3.
+    for words, says in ((["alarm", "ack", "abc"], "no alarm id"),
+                        (["alarm", "clear", "1x"], "no alarm id"),
+                        (["alarm", "clear", "999999"], "no active alarm has id 999999"),
+                        (["alarm", "ack", "999999"], "no active alarm has id 999999"),
+                        (["alarm", "drop", str(alarm_id)], "unknown conductor command"),
+                        (["show", "assets", "--history"], "--history is for 'show alarms'")):
+        proc = staging.ctl(*words)
+        assert proc.returncode == 2 and says in proc.stderr, (words, proc.stderr)
+    wrong = os.path.join(staging.dir, "wrong.token")
+    with open(wrong, "w") as f:
+        f.write("ab" * 32 + "\n")
+    proc = staging.ctl("alarm", "clear", str(alarm_id), token_file=wrong)
+    assert proc.returncode == 3 and "401" in proc.stderr
+    assert [a["id"] for a in alarms_of(staging, "duplicate-asset")] == [alarm_id]
+    assert staging.ctl("alarm", "ack", "--help").stdout.startswith("usage: onrampctl conductor")
+
+    # Cleared: gone from the active list, kept in the history with both marks.
+    out = staging.ok("alarm", "clear", str(alarm_id))
+    assert f"alarm {alarm_id} (duplicate-asset [ASSET-0001]) cleared by admin" in out
+    assert alarms_of(staging) == []
+    history = json.loads(staging.ok("show", "alarms", "--history", "--json"))["alarms"]
+    assert [(h["id"], h["kind"], h["subject"]) for h in history] == \
+        [(alarm_id, "duplicate-asset", "ASSET-0001")]
+    assert history[0]["cleared"]["by"] == "admin"
+    assert history[0]["acknowledged"] == acked[0]["acknowledged"]
+    assert history[0]["message"] == alarm["message"]
+    assert re.search(rf"(?m)^{alarm_id}\s+critical\s+duplicate-asset\s+ASSET-0001\s.*"
+                     r"admin \S+Z\s+admin \S+Z$", staging.ok("show", "alarms", "--history"))
+    proc = staging.ctl("alarm", "clear", str(alarm_id))
+    assert proc.returncode == 2 and "no active alarm" in proc.stderr
+
+    # The audit has both changes, by admin, on the alarm; the chain holds.
+    entries = json.loads(staging.ok("audit", "--json"))["entries"]
+    got = [(e["actor"], e["action"], e["object"], e["result"]) for e in entries]
+    assert ("admin", f"POST /admin/v1/alarms/{alarm_id}/ack", f"alarms/{alarm_id}/ack",
+            "ok") in got
+    assert ("admin", f"POST /admin/v1/alarms/{alarm_id}/clear", f"alarms/{alarm_id}/clear",
+            "ok") in got
+    assert ("-", f"POST /admin/v1/alarms/{alarm_id}/clear", f"alarms/{alarm_id}/clear",
+            "refused: unauthorized") in got
+    assert staging.ok("audit", "--verify").startswith("audit chain verified: ")
+
+    # The same condition again is a new alarm, with a new id, not acknowledged.
+    again = routers(asset_id="ASSET-0001").start(staging, psk_file)
+    again.wait_report("connect", ok=False)
+    fresh = wait_until("a new duplicate-asset alarm",
+                       lambda: alarms_of(staging, "duplicate-asset"))[0]
+    assert fresh["id"] != alarm_id and fresh["acknowledged"] is None
 
 
 def test_issued_certificate_serves_tls_to_a_client_trusting_the_root(sqlite_conductor, routers):
@@ -613,7 +755,10 @@ def test_mistyped_asset_id_is_corrected_with_router_set(make_conductor, routers)
     assert alarm["subject"] == "ASSET-0001" and alarm["severity"] == "warning"
     assert "asset ID ASSET-0001" in alarm["message"]
     assert "r1 (asset ID ASSET-O001)" in alarm["message"]
-    assert "unknown-asset [ASSET-0001]" in staging.ok("show", "alarms")
+    assert re.search(r"warning\s+unknown-asset\s+ASSET-0001\s", staging.ok("show", "alarms"))
+    # Named by what the device claimed, not by the proxy's (here the loopback) address.
+    assert "127.0.0.1" not in alarm["message"]
+    assert "serial unknown (it showed no onboarding assertion)" in alarm["message"]
     assert "ALARM warning unknown-asset [ASSET-0001]" in staging.log()
 
     # Adding it again is refused (the name exists); nothing changes.

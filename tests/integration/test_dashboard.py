@@ -9,10 +9,11 @@ import http.client
 import json
 import os
 import ssl
+import subprocess
 
 import pytest
 
-from conftest import BUILD, free_port
+from conftest import BUILD, free_port, program
 from e2elab import Agent, wait_until
 
 SERIAL = "SSR1000-UI-0001"
@@ -85,6 +86,20 @@ def device_row(driver):
     return rows[0].find_elements(By.TAG_NAME, "td") if rows else None
 
 
+def confirm_alarm_action(driver, button_id, says):
+    """Clicks an alarm's button (found again if re-rendered) and confirms the dialog."""
+    def click(d):
+        buttons = d.find_elements(By.ID, button_id)
+        if not buttons:
+            return False
+        buttons[0].click()
+        return True
+    wait(driver, button_id, click)
+    wait(driver, "the confirmation", lambda d: d.find_element(By.ID, "confirm").is_displayed())
+    assert says in driver.find_element(By.ID, "confirm-text").text
+    driver.find_element(By.ID, "confirm-ok").click()
+
+
 def login(driver, lab):
     driver.get(f"{lab.cloud_url}/ui/")
     wait(driver, "the login form", lambda d: d.find_element(By.ID, "login-page").is_displayed())
@@ -142,6 +157,42 @@ def test_an_operator_watches_a_router_onboard(lab, browser):
     shot(browser, "fleet-alarm")
     agent.wait_done("production-info", timeout=90)
     assert browser.execute_script("return window.onrampTestMark;") == 42
+
+    # Issue 14 point 7: the operator acknowledges the alarm, then clears it, each after a
+    # confirmation; the CLI sees the same, and the audit has both.
+    alarm = [a for a in lab.cloud_json("alarm", "list")["alarms"]
+             if f"127.0.0.1:{dead}" in a["alarm"]][0]
+    assert alarm["serial"] == SERIAL and alarm["acknowledged"] is None
+    confirm_alarm_action(browser, f"alarm-ack-{alarm['id']}", "Acknowledge the alarm")
+    wait(browser, "the alarm acknowledged", lambda d: "by admin" in
+         d.find_element(By.ID, "alarms").text)
+    acked = [a for a in lab.cloud_json("alarm", "list")["alarms"] if a["id"] == alarm["id"]]
+    assert acked and acked[0]["acknowledged"]["by"] == "admin"
+    shot(browser, "fleet-alarm-acknowledged")
+    confirm_alarm_action(browser, f"alarm-clear-{alarm['id']}", "Clear the alarm")
+    wait(browser, "the alarm cleared", lambda d: f"127.0.0.1:{dead}" not in
+         d.find_element(By.ID, "alarms").text)
+    assert alarm["id"] not in [a["id"] for a in lab.cloud_json("alarm", "list")["alarms"]]
+    history = lab.cloud_json("alarm", "list", "--history")["alarms"]
+    assert [(h["id"], h["serial"], h["cleared"]["by"], h["acknowledged"]["by"])
+            for h in history] == [(alarm["id"], SERIAL, "admin", "admin")]
+    assert f"{alarm['id']}" in lab.cloud("alarm", "list", "--history")
+    entries = lab.cloud_json("audit")["entries"]
+    for action in ("ack", "clear"):
+        assert any(e["action"] == f"POST /v1/admin/alarms/{alarm['id']}/{action}" and
+                   e["actor"] == "admin" and e["result"] == "ok" for e in entries), action
+    cloud = [program("onrampctl"), "cloud", "--url", lab.cloud_url, "--ca", lab.cloud_pki.ca]
+    for words, code in ((["alarm", "clear", str(alarm["id"])], 2),  # not active any more
+                        (["alarm", "ack", "x1"], 2), (["alarm", "ack", "999999999"], 2)):
+        proc = subprocess.run(cloud + ["--token-file", lab.cloud_token] + words,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == code, (words, proc.stderr)
+    wrong = os.path.join(lab.dir, "wrong.token")
+    with open(wrong, "w") as f:
+        f.write("ab" * 32 + "\n")
+    proc = subprocess.run(cloud + ["--token-file", wrong, "alarm", "list"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3, proc.stderr
 
     # The device's page: its journey, step by step, with the proxy diagnostics.
     click_device_link(browser)

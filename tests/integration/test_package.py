@@ -124,6 +124,10 @@ def test_bash_completion_offers_commands_subcommands_and_options():
     assert complete("con") == ["conductor"]
     assert "add" in complete("conductor", "router", "")
     assert "learned-proxies" in complete("show", "dhcp", "")
+    assert complete("conductor", "alarm", "") == ["ack", "clear"]
+    assert "--history" in complete("conductor", "show", "alarms", "--")
+    assert set(complete("cloud", "alarm", "")) == {"list", "ack", "clear"}
+    assert "--history" in complete("cloud", "alarm", "list", "--")
     # Past the words of a command come its options and its parents' options.
     offered = complete("cloud", "site", "set", "ORG", "SITE", "--")
     assert "--psk-file" in offered and "--token-file" in offered

@@ -31,7 +31,8 @@ static const char usage[] =
 	"         [--as SERIAL] [--cloud URL] [--second-cloud URL] [--wait S]\n"
 	"         [--attempts N] [--cert-key PUBLIC_KEY.pem] ACTION\n"
 	"  --cloud URL  talk to this cloud instance instead of the one phone home named\n"
-	"actions: phone-home onboard wrong-response replay expired relay brute alternate\n";
+	"actions: phone-home onboard wrong-response replay expired relay brute alternate\n"
+	"         raise-alarm (authenticates, reports one alarm raised)\n";
 
 struct run {
 	struct cloud_device dev;
@@ -164,6 +165,19 @@ report(struct http_session *s, const struct secret *token)
 	return step("report", rc, &oc, NULL);
 }
 
+/* Reports one alarm raised (the text a real agent sends for a dead proxy); prints a step. */
+static int
+report_alarm(struct http_session *s, const struct secret *token)
+{
+	const struct cloud_event ev = {"alarm", time(NULL), "failed",
+				       "critical raised: Management Proxy is unreachable "
+				       "(192.0.2.10:3128)"};
+	struct cloud_outcome oc;
+	int rc = cloud_report(s, token, &ev, 1, &oc);
+
+	return step("report-alarm", rc, &oc, NULL);
+}
+
 /*
  * Connects a fresh session (a request it may refuse), so that its TLS exporter
  * exists before a response is bound to it.
@@ -195,6 +209,10 @@ act(struct run *r, const char *action)
 		if (attempt(r, a, a, a, HONEST, &token) == -1)
 			goto out;
 		rc = onboarding(r, a, &token) == 0 && report(a, &token) == 0 ? 0 : -1;
+	} else if (strcmp(action, "raise-alarm") == 0) {
+		if (attempt(r, a, a, a, HONEST, &token) == -1)
+			goto out;
+		rc = report_alarm(a, &token);
 	} else if (strcmp(action, "replay") == 0) {
 		rc = attempt(r, a, a, a, REPLAY, &token);
 	} else if (strcmp(action, "wrong-response") == 0) {
