@@ -926,6 +926,11 @@ loop_main(void *arg)
 		/* closes every connection; held requests get their on_close here */
 		evhttp_free(lp->http);
 		lp->http = NULL;
+		/*
+		 * A connection's bufferevent is freed by a finalizer that runs on the
+		 * loop; one more pass runs those of the connections just closed.
+		 */
+		event_base_loop(lp->base, EVLOOP_NONBLOCK);
 		if (srv->opts.thread_fini != NULL)
 			srv->opts.thread_fini(lp->thread_state);
 	}
