@@ -239,7 +239,7 @@ static int
 event_from_json(const json_t *item, unsigned long prev, struct ob_event *e)
 {
 	const json_int_t big = (json_int_t)1 << 52;
-	json_int_t seq, when, count, alarm = 0;
+	json_int_t seq = 0, when = 0, count = 0, alarm = 0;
 	json_t *v;
 
 	memset(e, 0, sizeof(*e));
@@ -272,7 +272,7 @@ ob_events_from_json(const json_t *json, struct ob_events *out)
 {
 	static struct ob_events ev; /* large: not on the stack; the agent is one thread here */
 	const json_int_t big = (json_int_t)1 << 52;
-	json_int_t next, sent_cloud, sent_cond;
+	json_int_t next = 0, sent_cloud = 0, sent_cond = 0;
 	json_t *list, *item;
 	size_t i;
 

@@ -120,14 +120,14 @@ check_router(json_t *config, const char *router_name)
 {
 	static const char *const keys[] = {"name", NULL};
 	json_t *router = json_object_get(config, "router");
-	const char *name;
+	const char *name = NULL;
 
 	if (!json_is_object(router))
 		return or_error("router: required, must be an object");
 	if (only_known_keys(router, "router", keys) == -1 ||
 	    check_name(router, "router", "name", true, &name) == -1)
 		return -1;
-	if (router_name != NULL && strcmp(name, router_name) != 0)
+	if (router_name != NULL && name != NULL && strcmp(name, router_name) != 0)
 		return or_error("router.name: '%s' is not the router being added ('%s')", name,
 				router_name);
 	return 0;

@@ -27,6 +27,18 @@ struct vector {
 		expected[140];
 };
 
+/* Copies a column that fits; -1 for a column longer than the vector's field. */
+static int
+copy_column(char *dst, size_t cap, const char *src)
+{
+	size_t len = strlen(src);
+
+	if (len >= cap)
+		return -1;
+	memcpy(dst, src, len + 1);
+	return 0;
+}
+
 /* Splits one TSV line into the eight columns (empty columns allowed). */
 static int
 parse_line(char *line, struct vector *v)
@@ -43,14 +55,15 @@ parse_line(char *line, struct vector *v)
 		if (p)
 			*p++ = '\0';
 	}
-	snprintf(v->suite, sizeof(v->suite), "%s", cols[0]);
-	snprintf(v->key, sizeof(v->key), "%s", cols[1]);
-	snprintf(v->counter, sizeof(v->counter), "%s", cols[2]);
-	snprintf(v->question, sizeof(v->question), "%s", cols[3]);
-	snprintf(v->pin, sizeof(v->pin), "%s", cols[4]);
-	snprintf(v->session, sizeof(v->session), "%s", cols[5]);
-	snprintf(v->ts, sizeof(v->ts), "%s", cols[6]);
-	snprintf(v->expected, sizeof(v->expected), "%s", cols[7]);
+	if (copy_column(v->suite, sizeof(v->suite), cols[0]) == -1 ||
+	    copy_column(v->key, sizeof(v->key), cols[1]) == -1 ||
+	    copy_column(v->counter, sizeof(v->counter), cols[2]) == -1 ||
+	    copy_column(v->question, sizeof(v->question), cols[3]) == -1 ||
+	    copy_column(v->pin, sizeof(v->pin), cols[4]) == -1 ||
+	    copy_column(v->session, sizeof(v->session), cols[5]) == -1 ||
+	    copy_column(v->ts, sizeof(v->ts), cols[6]) == -1 ||
+	    copy_column(v->expected, sizeof(v->expected), cols[7]) == -1)
+		return -1;
 	return 0;
 }
 
