@@ -71,6 +71,13 @@ const struct store_migration cloud_migrations[] = {
 	/* The admin API's audit trail (lib/server/audit.h). */
 	{4, NULL, AUDIT_SCHEMA_SQLITE, AUDIT_SCHEMA_POSTGRES},
 	{5, CLOUD_SCHEMA_5, NULL, NULL},
+	/*
+	 * A device's open challenges, for the eviction at every auth/start
+	 * (device_auth.c): without it that scanned every challenge the device
+	 * was issued in the last ten minutes, used ones included.
+	 */
+	{6, "CREATE INDEX challenges_open ON challenges (serial, issued) WHERE used = 0;", NULL,
+	 NULL},
 };
 
 const size_t cloud_n_migrations = sizeof(cloud_migrations) / sizeof(cloud_migrations[0]);
