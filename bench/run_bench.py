@@ -483,7 +483,6 @@ def storm(directory, routers):
                   str(lab.staging.port), "--psk-file", lab.staging.psk("lab"), "--ca-file",
                   lab.staging.ca_export())
         fleet = os.path.join(directory, "fleet")
-        prod_psk = lab.production.psk("fleet")
 
         def admin(c):
             return [f"https://127.0.0.1:{c.admin_port}", os.path.join(c.state, "ca.pem"),
@@ -499,11 +498,13 @@ def storm(directory, routers):
              "--staging-ca", s[1], "--staging-token-file", s[2], "--production", p[0],
              "--production-ca", p[1], "--production-token-file", p[2], "--org", "bench",
              "--site", "lab", "--production-address", lab.production.address,
-             "--production-psk-file", prod_psk, "--production-root-ca",
-             lab.production.ca_export()],
+             "--production-root-ca", lab.production.ca_export()],
             capture_output=True, text=True, timeout=900)
         log(f"storm: setup of {routers} routers in {time.monotonic() - t0:.0f} s: "
             f"{proc.stdout.strip()}")
+        if proc.returncode != 0:
+            raise RuntimeError(f"onramp-fleetsim setup exited {proc.returncode}: "
+                               f"{proc.stderr.strip()[-2000:]}")
         sq = lab.squid
         proc = subprocess.run(
             [exe, "--state-dir", fleet, "--redirector", lab.redirect_url, "--redirector-ca",

@@ -80,6 +80,13 @@ const struct store_migration cloud_migrations[] = {
 	 "severity TEXT NOT NULL, alarm TEXT NOT NULL, since BIGINT NOT NULL, acked BIGINT, "
 	 "acked_by TEXT, cleared BIGINT, cleared_by TEXT)",
 	 NULL, NULL},
+	/*
+	 * A device's open challenges, for the eviction at every auth/start
+	 * (device_auth.c): without it that scanned every challenge the device
+	 * was issued in the last ten minutes, used ones included.
+	 */
+	{7, "CREATE INDEX challenges_open ON challenges (serial, issued) WHERE used = 0;", NULL,
+	 NULL},
 };
 
 const size_t cloud_n_migrations = sizeof(cloud_migrations) / sizeof(cloud_migrations[0]);
