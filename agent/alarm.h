@@ -13,9 +13,9 @@
 
 enum alarm_severity { ALARM_CRITICAL = 0, ALARM_MAJOR, ALARM_MINOR };
 
-#define ALARM_MESSAGE_MAX 96
-#define ALARM_SUBJECT_MAX 64
-#define ALARM_KEEP 64 /* raised and cleared alarms kept, oldest reported ones go first */
+#define ALARM_MESSAGE_MAX 128
+#define ALARM_SUBJECT_MAX 460 /* "asset ID " 128 " at conductor " HOST:PORT */
+#define ALARM_KEEP 64	      /* raised and cleared alarms kept, oldest reported ones go first */
 
 struct alarm {
 	unsigned long id;

@@ -15,6 +15,7 @@
 #include "onboard.h"
 
 #include "agent.h"
+#include "asset_alarm.h"
 #include "core/backoff.h"
 #include "core/error.h"
 #include "core/file.h"
@@ -45,6 +46,8 @@
 /* A migration's requests are not cancelled: 4 s for them keeps a stop within the documented 5 s. */
 #define WORKER_STOP_WAIT_S 4
 #define DIAGNOSTICS_SHOWN 10
+/* An alarm's text in a report, so that "critical cleared: TEXT" fits OB_EVENT_REASON_MAX. */
+#define ALARM_REPORT_TEXT_MAX (OB_EVENT_REASON_MAX - 1 - sizeof("critical cleared: ") + 1)
 
 struct onboard {
 	struct agent *agent;
@@ -584,9 +587,13 @@ connect_report(struct onboard *ob, const struct ob_msg *m, time_t now)
 		snprintf(reason, sizeof(reason), "connected to the %s conductor",
 			 production ? "production" : "staging");
 		record(ob, onboard_step_name(step), "ok", reason);
+		asset_alarm_accepted(&ob->agent->alarms, now);
 		set_up(ob);
 		return;
 	}
+	if (m->refused_code[0] != '\0')
+		asset_alarm_refused(&ob->agent->alarms, m->refused_code, m->refused_address,
+				    m->refused_asset_id, now);
 	had_info = onboard_is_done(&ob->st, OB_ONBOARDING_INFO);
 	if (onboard_is_done(&ob->st, step))
 		onboard_connection_lost(&ob->st, m->reason, now);
@@ -701,7 +708,7 @@ on_wake(evutil_socket_t fd, short what, void *arg)
 	dispatch(ob);
 }
 
-/* Turns the proxy book's alarms whose latest change is due (alarm_due) into reports. */
+/* Turns the agent's alarms whose latest change is due (alarm_due) into reports. */
 static void
 queue_alarms(struct onboard *ob)
 {
@@ -711,7 +718,7 @@ queue_alarms(struct onboard *ob)
 	for (size_t i = 0; i < al->count; i++) {
 		const struct alarm *a = &al->list[i];
 		bool cleared = a->cleared != 0, queued = false;
-		char text[OB_EVENT_REASON_MAX];
+		char body[ALARM_MESSAGE_MAX + ALARM_SUBJECT_MAX + 4], text[sizeof(body) + 32];
 
 		if (!alarm_due(al, a, time(NULL)))
 			continue;
@@ -720,8 +727,14 @@ queue_alarms(struct onboard *ob)
 				 ob->ev.list[j].alarm_cleared == cleared;
 		if (queued)
 			continue;
-		snprintf(text, sizeof(text), "%s %s: %s (%s)", alarm_severity_name(a->severity),
-			 cleared ? "cleared" : "raised", a->message, a->subject);
+		/*
+		 * The cloud knows an alarm by the text after "raised: " or "cleared: ": it is
+		 * cut the same for both, so that the whole report fits the cloud's limit.
+		 */
+		snprintf(body, sizeof(body), "%s (%s)", a->message, a->subject);
+		body[strnlen(body, ALARM_REPORT_TEXT_MAX)] = '\0';
+		snprintf(text, sizeof(text), "%s %s: %s", alarm_severity_name(a->severity),
+			 cleared ? "cleared" : "raised", body);
 		ob_events_add_alarm(&ob->ev, a->id, cleared, text,
 				    cleared ? a->cleared : a->raised);
 		added = true;
