@@ -34,15 +34,7 @@ def test_unknown_asset_alarm_reaches_the_cloud_and_clears_once_the_router_is_add
     lab.start_all()
     state = lab.provision(SERIAL, tcti=swtpm.tcti)
     # The operators forgot the router on the staging conductor.
-    lab.trust_cloud()
-    lab.cloud("org", "add", "acme")
-    lab.cloud("site", "add", "acme", "paris")
-    staging_psk = lab.staging.psk("paris")
-    lab.production.add_router("r1", SERIAL)
-    lab.cloud("site", "set", "acme", "paris", "--conductor", "127.0.0.1", "--port",
-              str(lab.staging.port), "--psk-file", staging_psk, "--ca-file",
-              lab.staging.ca_export())
-    lab.claim(SERIAL)
+    lab.operators(SERIAL, staging_router=False)
     agent = Agent(lab, state, tcti=swtpm.tcti).start()
 
     # The cloud lists the agent's alarm for the device, naming the asset ID, the
