@@ -65,4 +65,17 @@ json_t *alarms_json(const struct alarms *a);
 
 const char *alarm_severity_name(enum alarm_severity severity);
 
+/*
+ * One alarm for a state file: {"id","severity","message","subject","raised",
+ * "cleared" (seconds, 0 while active),"reported"}.
+ */
+json_t *alarm_state_json(const struct alarm *al);
+
+/*
+ * Puts back an alarm alarm_state_json wrote (after a restart), with its id,
+ * times and reported flag; later ids follow it. -1 (with or_error) when item
+ * is malformed or its id or (active) message and subject are taken already.
+ */
+int alarm_restore(struct alarms *a, json_t *item);
+
 #endif

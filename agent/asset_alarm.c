@@ -6,6 +6,8 @@
  */
 #include "asset_alarm.h"
 
+#include "core/error.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -72,4 +74,45 @@ void
 asset_alarm_accepted(struct alarms *a, time_t now)
 {
 	clear_asset_alarms(a, NULL, NULL, now);
+}
+
+/* See asset_alarm.h. */
+json_t *
+asset_alarm_state_json(const struct alarms *a)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; list != NULL && i < a->count; i++) {
+		const struct alarm *al = &a->list[i];
+
+		if (is_asset_alarm(al->message) && (al->cleared == 0 || !al->reported))
+			json_array_append_new(list, alarm_state_json(al));
+	}
+	return list;
+}
+
+/* See asset_alarm.h. */
+int
+asset_alarm_restore(struct alarms *a, json_t *list)
+{
+	static struct alarms copy; /* large: not on the stack; the agent is one thread here */
+	json_t *item;
+	size_t i;
+
+	if (list == NULL)
+		return 0;
+	if (!json_is_array(list) || json_array_size(list) > ALARM_KEEP)
+		return or_error("asset alarms: not a list of at most %d alarms", ALARM_KEEP);
+	copy = *a;
+	json_array_foreach(list, i, item)
+	{
+		const char *message = json_string_value(json_object_get(item, "message"));
+
+		if (message == NULL || !is_asset_alarm(message))
+			return or_error("asset alarms: entry %zu is no asset alarm", i + 1);
+		if (alarm_restore(&copy, item) == -1)
+			return or_error_prefix("asset alarms: entry %zu", i + 1);
+	}
+	*a = copy;
+	return 0;
 }

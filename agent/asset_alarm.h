@@ -15,6 +15,7 @@
 
 #include "alarm.h"
 
+#include <jansson.h>
 #include <time.h>
 
 #define ALARM_ASSET_DUPLICATE "asset ID is held by another device"
@@ -33,5 +34,20 @@ void asset_alarm_refused(struct alarms *a, const char *code, const char *address
 
 /* A conductor accepted the router: the asset alarms are cleared. */
 void asset_alarm_accepted(struct alarms *a, time_t now);
+
+/*
+ * The asset alarms that must outlive a restart, for the onboarding state file:
+ * the active ones, and those whose latest change has not reached the cloud
+ * (so that a router accepted after a restart still clears at the cloud the
+ * alarm it raised before). A JSON array of alarm_state_json.
+ */
+json_t *asset_alarm_state_json(const struct alarms *a);
+
+/*
+ * Puts back what asset_alarm_state_json wrote (NULL: nothing), all or
+ * nothing: -1 (with or_error, the alarms unchanged) when it is malformed or
+ * holds another kind of alarm.
+ */
+int asset_alarm_restore(struct alarms *a, json_t *list);
 
 #endif

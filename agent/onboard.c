@@ -175,7 +175,9 @@ save(struct onboard *ob)
 	int rc = -1;
 
 	if (root == NULL || json_object_set_new(root, "engine", onboard_to_json(&ob->st)) == -1 ||
-	    json_object_set_new(root, "events", ob_events_to_json(&ob->ev)) == -1) {
+	    json_object_set_new(root, "events", ob_events_to_json(&ob->ev)) == -1 ||
+	    json_object_set_new(root, "asset_alarms", asset_alarm_state_json(&ob->agent->alarms)) ==
+		    -1) {
 		or_error("out of memory");
 	} else {
 		rc = state_save(ob->path, root);
@@ -230,7 +232,8 @@ load(struct onboard *ob)
 	if (root == NULL)
 		return;
 	if (onboard_from_json(json_object_get(root, "engine"), &ob->st) == -1 ||
-	    ob_events_from_json(json_object_get(root, "events"), &ob->ev) == -1) {
+	    ob_events_from_json(json_object_get(root, "events"), &ob->ev) == -1 ||
+	    asset_alarm_restore(&ob->agent->alarms, json_object_get(root, "asset_alarms")) == -1) {
 		snprintf(why, sizeof(why), "%s", or_errmsg());
 		set_aside(ob, why);
 		onboard_init(&ob->st);

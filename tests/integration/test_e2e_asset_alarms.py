@@ -53,9 +53,14 @@ def test_unknown_asset_alarm_reaches_the_cloud_and_clears_once_the_router_is_add
     assert len(mine) == 1 and mine[0]["cleared"] is None and mine[0]["severity"] == "major"
     assert "conductor does not know the asset ID" in agent.ctl("show", "alarms").stdout
 
-    # The operator adds the router: the agent onboards and clears its alarm, at the
-    # cloud too.
+    wait_until("the raise reported", lambda: [
+        a for a in agent_alarms(agent) if a["id"] == mine[0]["id"] and a["reported"]])
+
+    # The router restarts meanwhile (its alarm outlives that), and the operator adds
+    # the router: the agent onboards and clears its alarm, at the cloud too.
+    agent.stop()
     lab.staging.add_router("r1", SERIAL)
+    agent.start()
     agent.wait_done("staging-connect", timeout=90)
     wait_until("the alarm cleared at the cloud",
                lambda: asset_alarms(lab, SERIAL, SERIAL) == [], timeout=60)
