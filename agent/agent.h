@@ -12,7 +12,8 @@
  *              dhcp_hook.c (option 43 handed over by a system DHCP client)
  *
  * The onboarding flow: engines onboard_engine.c (the steps) and
- * onboard_events.c (progress reports); frontend onboard.c on this loop, with
+ * onboard_events.c (progress reports), asset_alarm.c (the alarms a
+ * conductor's refusal of the asset ID calls for); frontend onboard.c on this loop, with
  * onboard_worker.c, a thread for the blocking HTTPS and TPM work. It asks the
  * proxy book for the active proxy (proxy_book_active).
  */

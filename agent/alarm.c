@@ -4,6 +4,8 @@
  */
 #include "alarm.h"
 
+#include "core/error.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/rfc3339.h"
 
@@ -158,4 +160,60 @@ alarms_json(const struct alarms *a)
 						time_json(al->cleared), "reported", al->reported));
 	}
 	return json_pack("{so}", "alarms", list);
+}
+
+/* See alarm.h. */
+json_t *
+alarm_state_json(const struct alarm *al)
+{
+	return json_pack("{sI ss ss ss sI sI sb}", "id", (json_int_t)al->id, "severity",
+			 alarm_severity_name(al->severity), "message", al->message, "subject",
+			 al->subject, "raised", (json_int_t)al->raised, "cleared",
+			 (json_int_t)al->cleared, "reported", al->reported);
+}
+
+/* See alarm.h. It trusts nothing in item: every field is checked before a change. */
+int
+alarm_restore(struct alarms *a, json_t *item)
+{
+	const json_int_t big = (json_int_t)1 << 52;
+	const char *severity, *message, *subject;
+	json_int_t id, raised, cleared;
+	struct alarm al = {0};
+	bool reported;
+	int s;
+
+	if (!json_is_object(item))
+		return or_error("alarm: not an object");
+	if (json_get_int(item, "id", true, 1, big, &id) == -1 ||
+	    json_get_string(item, "severity", true, 16, &severity) == -1 ||
+	    json_get_string(item, "message", true, ALARM_MESSAGE_MAX - 1, &message) == -1 ||
+	    json_get_string(item, "subject", true, ALARM_SUBJECT_MAX - 1, &subject) == -1 ||
+	    json_get_int(item, "raised", true, 1, big, &raised) == -1 ||
+	    json_get_int(item, "cleared", true, 0, big, &cleared) == -1 ||
+	    json_get_bool(item, "reported", true, &reported) == -1)
+		return or_error_prefix("alarm");
+	for (s = 0; s < 3 && strcmp(severity, severity_names[s]) != 0; s++)
+		;
+	if (s == 3)
+		return or_error("alarm %lld: unknown severity '%s'", (long long)id, severity);
+	if (cleared != 0 && cleared < raised)
+		return or_error("alarm %lld: cleared before it was raised", (long long)id);
+	for (size_t i = 0; i < a->count; i++)
+		if (a->list[i].id == (unsigned long)id)
+			return or_error("alarm %lld: id taken already", (long long)id);
+	if (cleared == 0 && find_active(a, message, subject) != NULL)
+		return or_error("alarm %lld: active already", (long long)id);
+	al.id = (unsigned long)id;
+	al.severity = (enum alarm_severity)s;
+	snprintf(al.message, sizeof(al.message), "%s", message);
+	snprintf(al.subject, sizeof(al.subject), "%s", subject);
+	al.raised = (time_t)raised;
+	al.cleared = (time_t)cleared;
+	al.reported = reported;
+	make_room(a);
+	a->list[a->count++] = al;
+	if (a->next_id <= al.id)
+		a->next_id = al.id + 1;
+	return 0;
 }

@@ -13,9 +13,9 @@
 
 enum alarm_severity { ALARM_CRITICAL = 0, ALARM_MAJOR, ALARM_MINOR };
 
-#define ALARM_MESSAGE_MAX 96
-#define ALARM_SUBJECT_MAX 64
-#define ALARM_KEEP 64 /* raised and cleared alarms kept, oldest reported ones go first */
+#define ALARM_MESSAGE_MAX 128
+#define ALARM_SUBJECT_MAX 460 /* "asset ID " 128 " at conductor " HOST:PORT */
+#define ALARM_KEEP 64	      /* raised and cleared alarms kept, oldest reported ones go first */
 
 struct alarm {
 	unsigned long id;
@@ -64,5 +64,18 @@ void alarm_mark_reported(struct alarms *a, unsigned long id);
 json_t *alarms_json(const struct alarms *a);
 
 const char *alarm_severity_name(enum alarm_severity severity);
+
+/*
+ * One alarm for a state file: {"id","severity","message","subject","raised",
+ * "cleared" (seconds, 0 while active),"reported"}.
+ */
+json_t *alarm_state_json(const struct alarm *al);
+
+/*
+ * Puts back an alarm alarm_state_json wrote (after a restart), with its id,
+ * times and reported flag; later ids follow it. -1 (with or_error) when item
+ * is malformed or its id or (active) message and subject are taken already.
+ */
+int alarm_restore(struct alarms *a, json_t *item);
 
 #endif

@@ -15,6 +15,7 @@
 #include "onboard.h"
 
 #include "agent.h"
+#include "asset_alarm.h"
 #include "core/backoff.h"
 #include "core/error.h"
 #include "core/file.h"
@@ -45,6 +46,8 @@
 /* A migration's requests are not cancelled: 4 s for them keeps a stop within the documented 5 s. */
 #define WORKER_STOP_WAIT_S 4
 #define DIAGNOSTICS_SHOWN 10
+/* An alarm's text in a report, so that "critical cleared: TEXT" fits OB_EVENT_REASON_MAX. */
+#define ALARM_REPORT_TEXT_MAX (OB_EVENT_REASON_MAX - 1 - sizeof("critical cleared: ") + 1)
 
 struct onboard {
 	struct agent *agent;
@@ -172,7 +175,9 @@ save(struct onboard *ob)
 	int rc = -1;
 
 	if (root == NULL || json_object_set_new(root, "engine", onboard_to_json(&ob->st)) == -1 ||
-	    json_object_set_new(root, "events", ob_events_to_json(&ob->ev)) == -1) {
+	    json_object_set_new(root, "events", ob_events_to_json(&ob->ev)) == -1 ||
+	    json_object_set_new(root, "asset_alarms", asset_alarm_state_json(&ob->agent->alarms)) ==
+		    -1) {
 		or_error("out of memory");
 	} else {
 		rc = state_save(ob->path, root);
@@ -227,7 +232,8 @@ load(struct onboard *ob)
 	if (root == NULL)
 		return;
 	if (onboard_from_json(json_object_get(root, "engine"), &ob->st) == -1 ||
-	    ob_events_from_json(json_object_get(root, "events"), &ob->ev) == -1) {
+	    ob_events_from_json(json_object_get(root, "events"), &ob->ev) == -1 ||
+	    asset_alarm_restore(&ob->agent->alarms, json_object_get(root, "asset_alarms")) == -1) {
 		snprintf(why, sizeof(why), "%s", or_errmsg());
 		set_aside(ob, why);
 		onboard_init(&ob->st);
@@ -584,9 +590,13 @@ connect_report(struct onboard *ob, const struct ob_msg *m, time_t now)
 		snprintf(reason, sizeof(reason), "connected to the %s conductor",
 			 production ? "production" : "staging");
 		record(ob, onboard_step_name(step), "ok", reason);
+		asset_alarm_accepted(&ob->agent->alarms, now);
 		set_up(ob);
 		return;
 	}
+	if (m->refused_code[0] != '\0')
+		asset_alarm_refused(&ob->agent->alarms, m->refused_code, m->refused_address,
+				    m->refused_asset_id, now);
 	had_info = onboard_is_done(&ob->st, OB_ONBOARDING_INFO);
 	if (onboard_is_done(&ob->st, step))
 		onboard_connection_lost(&ob->st, m->reason, now);
@@ -701,7 +711,7 @@ on_wake(evutil_socket_t fd, short what, void *arg)
 	dispatch(ob);
 }
 
-/* Turns the proxy book's alarms whose latest change is due (alarm_due) into reports. */
+/* Turns the agent's alarms whose latest change is due (alarm_due) into reports. */
 static void
 queue_alarms(struct onboard *ob)
 {
@@ -711,7 +721,7 @@ queue_alarms(struct onboard *ob)
 	for (size_t i = 0; i < al->count; i++) {
 		const struct alarm *a = &al->list[i];
 		bool cleared = a->cleared != 0, queued = false;
-		char text[OB_EVENT_REASON_MAX];
+		char body[ALARM_MESSAGE_MAX + ALARM_SUBJECT_MAX + 4], text[sizeof(body) + 32];
 
 		if (!alarm_due(al, a, time(NULL)))
 			continue;
@@ -720,8 +730,14 @@ queue_alarms(struct onboard *ob)
 				 ob->ev.list[j].alarm_cleared == cleared;
 		if (queued)
 			continue;
-		snprintf(text, sizeof(text), "%s %s: %s (%s)", alarm_severity_name(a->severity),
-			 cleared ? "cleared" : "raised", a->message, a->subject);
+		/*
+		 * The cloud knows an alarm by the text after "raised: " or "cleared: ": it is
+		 * cut the same for both, so that the whole report fits the cloud's limit.
+		 */
+		snprintf(body, sizeof(body), "%s (%s)", a->message, a->subject);
+		body[strnlen(body, ALARM_REPORT_TEXT_MAX)] = '\0';
+		snprintf(text, sizeof(text), "%s %s: %s", alarm_severity_name(a->severity),
+			 cleared ? "cleared" : "raised", body);
 		ob_events_add_alarm(&ob->ev, a->id, cleared, text,
 				    cleared ? a->cleared : a->raised);
 		added = true;

@@ -584,14 +584,20 @@ job_report(struct ob_worker *w, struct ob_msg *m)
 
 /* ---- the conductor ------------------------------------------------------- */
 
-/* conductor_run's step reports: to the main thread, with the conductor they concern. */
+/*
+ * conductor_run's step reports: to the main thread, with the conductor they
+ * concern, and for a connect a conductor refused, its refusal (read on this
+ * thread, right after the attempt).
+ */
 static void
 on_report(void *arg, const char *step, bool ok, const char *reason)
 {
 	struct ob_worker *w = arg;
 	struct ob_msg *m = msg_new(OB_MSG_STEP);
+	struct conductor_answer answer;
 	char which[16] = "";
 
+	conductor_last_answer(&answer);
 	if (w->copts != NULL)
 		conductor_current(w->copts, which);
 	if (m != NULL) {
@@ -599,6 +605,13 @@ on_report(void *arg, const char *step, bool ok, const char *reason)
 		snprintf(m->step, sizeof(m->step), "%s", step);
 		snprintf(m->which, sizeof(m->which), "%s", which);
 		set_reason(m, reason ? reason : "");
+		if (!ok && strcmp(step, "connect") == 0 && answer.address[0] != '\0') {
+			snprintf(m->refused_code, sizeof(m->refused_code), "%s", answer.code);
+			snprintf(m->refused_address, sizeof(m->refused_address), "%s",
+				 answer.address);
+			snprintf(m->refused_asset_id, sizeof(m->refused_asset_id), "%s",
+				 answer.asset_id);
+		}
 	}
 	post(w, m);
 }

@@ -66,6 +66,13 @@ struct ob_msg {
 	char step[32];
 	char which[16]; /* "staging", "production" or "" */
 	char reason[OB_REASON_LEN];
+	/*
+	 * A failed "connect" that a conductor answered with an error: its code
+	 * ("unknown-asset", ...), its address and the asset ID presented there.
+	 */
+	char refused_code[32];
+	char refused_address[300];
+	char refused_asset_id[129];
 	long retry_after_s;   /* -1: none */
 	bool redo_phone_home; /* the cloud does not know or cannot prove this device's key */
 	json_t *data;	      /* owned by the message */

@@ -110,21 +110,40 @@ print_learned(const char *socket_path, json_t *r)
 		printf("(no DHCP interface configured)\n");
 }
 
-/* One line per alarm, oldest first; REPORTED: its latest change reached the cloud. */
+/*
+ * One line per alarm, oldest first; REPORTED: its latest change reached the
+ * cloud. A message or subject wider than its column is cut there with "..."
+ * and given whole on the next line (an asset alarm names a conductor and a
+ * command).
+ */
 static void
 print_alarms(const char *socket_path, json_t *r)
 {
 	json_t *alarms = json_object_get(r, "alarms"), *al;
+	const char *message, *subject;
 	size_t i;
 
 	(void)socket_path;
 	printf("%-9s %-34s %-22s %-21s %-21s %s\n", "SEVERITY", "MESSAGE", "SUBJECT", "RAISED",
 	       "CLEARED", "REPORTED");
-	json_array_foreach(alarms, i, al) printf(
-		"%-9s %-34s %-22s %-21s %-21s %s\n", str(al, "severity"), str(al, "message"),
-		str(al, "subject"), str(al, "raised"),
-		json_is_string(json_object_get(al, "cleared")) ? str(al, "cleared") : "active",
-		json_is_true(json_object_get(al, "reported")) ? "yes" : "no");
+	json_array_foreach(alarms, i, al)
+	{
+		int message_width, subject_width;
+
+		message = str(al, "message");
+		subject = str(al, "subject");
+		message_width = strlen(message) > 34 ? 31 : 34;
+		subject_width = strlen(subject) > 22 ? 19 : 22;
+		printf("%-9s %-*.*s%s %-*.*s%s %-21s %-21s %s\n", str(al, "severity"),
+		       message_width, message_width, message, message_width < 34 ? "..." : "",
+		       subject_width, subject_width, subject, subject_width < 22 ? "..." : "",
+		       str(al, "raised"),
+		       json_is_string(json_object_get(al, "cleared")) ? str(al, "cleared")
+								      : "active",
+		       json_is_true(json_object_get(al, "reported")) ? "yes" : "no");
+		if (message_width < 34 || subject_width < 22)
+			printf("          %s (%s)\n", message, subject);
+	}
 	if (json_array_size(alarms) == 0)
 		printf("(none)\n");
 }

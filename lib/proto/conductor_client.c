@@ -601,6 +601,9 @@ conductor_connect(const struct conductor_client_opts *o, const struct conductor_
 		}
 		c->opts = o;
 		snprintf(c->address, sizeof(c->address), "%s", t->addresses[i]);
+		/* An answer left from an earlier request must not pass for this address's. */
+		memset(&last_answer, 0, sizeof(last_answer));
+		last_answer.retry_after_s = -1;
 		opened = conductor_session_open(c->address, t->ca_pem, o->proxy, connect_ms,
 						(long)(wait_cap(o) + REQUEST_MARGIN_S) * 1000,
 						&c->s);
@@ -611,6 +614,12 @@ conductor_connect(const struct conductor_client_opts *o, const struct conductor_
 				 c->router);
 			*out = c;
 			return 0;
+		}
+		if (last_answer.code[0] != '\0') {
+			snprintf(last_answer.address, sizeof(last_answer.address), "%s",
+				 c->address);
+			snprintf(last_answer.asset_id, sizeof(last_answer.asset_id), "%s",
+				 t->asset_id);
 		}
 		or_error_prefix("conductor %s", c->address);
 		conductor_close(c);

@@ -157,6 +157,13 @@ struct conductor_answer {
 	enum http_err http_err;
 	char code[32];
 	long retry_after_s;
+	/*
+	 * Set by conductor_connect when its last address answered its
+	 * authentication with an error (code): that address and the asset ID
+	 * presented there, e.g. for the agent's duplicate/unknown asset alarms.
+	 */
+	char address[300];
+	char asset_id[129];
 };
 void conductor_last_answer(struct conductor_answer *out);
 

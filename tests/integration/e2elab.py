@@ -266,18 +266,21 @@ class Lab:
         return state
 
     def operators(self, serial, router="r1", claim=True, production_info=True, trust=True,
-                  staging_peering=None, production_peering=None):
+                  staging_peering=None, production_peering=None, staging_router=True):
         """Organisation, site, conductors' secrets and CAs, the routers (with
         their peering configurations: PEERING unless given), the claim;
-        trust: both conductors trust the cloud's onboarding assertions (issue 12)."""
+        trust: both conductors trust the cloud's onboarding assertions (issue 12);
+        staging_router False: the staging operator forgot the router (then no
+        production info either)."""
         if trust:
             self.trust_cloud()
         self.cloud("org", "add", "acme")
         self.cloud("site", "add", "acme", "paris")
         staging_psk = self.staging.psk("paris")
-        self.staging.add_router(router, serial, staging_peering)
+        if staging_router:
+            self.staging.add_router(router, serial, staging_peering)
         self.production.add_router(router, serial, production_peering)
-        if production_info:
+        if production_info and staging_router:
             self.give_production_info(router)
         self.cloud("site", "set", "acme", "paris", "--conductor", "127.0.0.1", "--port",
                    str(self.staging.port), "--psk-file", staging_psk, "--ca-file",

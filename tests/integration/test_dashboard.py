@@ -254,6 +254,29 @@ def test_an_operator_watches_a_router_onboard(lab, browser):
     agent.stop()
 
 
+def test_the_fleet_page_shows_a_refused_asset_id_until_the_router_is_added(e2e_lab, browser):
+    """The staging operator forgot the router: the conductor refuses the device's
+    asset ID (403 unknown-asset), the agent raises its alarm and reports it, and the
+    fleet page lists it for the device, naming the asset ID and the conductor, until
+    `onrampctl conductor router add` lets the router in and the agent clears it."""
+    lab = e2e_lab
+    lab.start_squid()
+    lab.start_all()
+    state = lab.provision(SERIAL)
+    lab.operators(SERIAL, staging_router=False)
+    login(browser, lab)
+    Agent(lab, state).start()
+    where = f"asset ID {SERIAL} at conductor 127.0.0.1:{lab.staging.port}"
+    wait(browser, "the unknown-asset alarm", lambda d: where in
+         d.find_element(By.ID, "alarms").text, timeout=90)
+    alarms = browser.find_element(By.ID, "alarms").text
+    assert "conductor does not know the asset ID" in alarms and "major" in alarms
+    shot(browser, "fleet-unknown-asset")
+    lab.staging.add_router("r1", SERIAL)
+    wait(browser, "the alarm cleared by the agent", lambda d: where not in
+         d.find_element(By.ID, "alarms").text, timeout=90)
+
+
 def request(lab, method, path, body=None, headers=None):
     """One HTTPS request to the lab's cloud: (status, headers, parsed body)."""
     ctx = ssl.create_default_context(cafile=lab.cloud_pki.ca)
