@@ -151,7 +151,11 @@ class AnswerDropper:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            server = socket.create_connection(self.target)
+            try:
+                server = socket.create_connection(self.target)
+            except OSError:  # the conductor stopped: so does its relayed side
+                client.close()
+                continue
             state = {"answered": False, "asked": False}
             threading.Thread(target=self._pump, args=(client, server, state, True),
                              daemon=True).start()
