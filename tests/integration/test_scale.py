@@ -223,6 +223,35 @@ def test_a_step_whose_acknowledgement_answer_is_lost_is_still_reported(fleet):
         relay.close()
 
 
+def test_a_certificate_request_the_database_refuses_is_not_acknowledged_as_failed(fleet):
+    """The conductor's database refuses the certificate's row for a moment (a
+    trigger, as a failover's errors would), so POST /v1/certificate answers
+    5xx. The router must not acknowledge generate-certificate as failed: the
+    conductor never sends a failed command again (a router of make scale's
+    Patroni storm was lost so). It drops the connection instead; once the
+    database takes rows again the command, still queued, comes again and the
+    router reports its new certificate."""
+    conductor, make_router = fleet
+    a = conductor("staging-a", poll_timeout=30)
+    router = onboard(a, make_router, poll_wait=30)
+    wait_polling(a)
+    query(a.database, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+          "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$; "
+          "CREATE TRIGGER refuse BEFORE INSERT ON certificates "
+          "FOR EACH ROW EXECUTE FUNCTION refuse()")
+    after = len(router.reports)
+    a.ok("router", "renew", "r1")
+    wait_until("the router's certificate request refused by the database",
+               lambda: "refused by the test" in a.log(), timeout=30)
+    query(a.database, "DROP TRIGGER refuse ON certificates")
+    renewal = "SELECT state FROM commands WHERE kind = 'generate-certificate' " \
+              "ORDER BY id DESC LIMIT 1"
+    assert query(a.database, renewal) != "failed"
+    router.wait_report("certificate", after=after, timeout=45)
+    assert query(a.database, renewal) == "acked"
+    assert not [r for r in router.reports[after:] if not r["ok"]], router.reports[after:]
+
+
 def healthz(port, ca):
     """GET /healthz over TLS, no credentials: (status, JSON body)."""
     conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=15,
