@@ -8,7 +8,8 @@
 #                PREFIX (default /usr/local), staged under DESTDIR when set
 #   make package build the Debian package (debian/) into build/package/
 #   make scale   scale-out run (not in make test): 2 instances of every daemon
-#                behind HAProxy on PostgreSQL, storms with instances killed -9
+#                behind HAProxy on PostgreSQL, storms of 1,000 onramp-fleetsim
+#                routers with instances killed -9, then the Patroni primary
 #                (scripts/scale.py, bounded to 15 minutes)
 #   make bench   onramp against nginx, scaling curves, agent (docs/benchmarks.md);
 #                not part of make test; writes build/bench/results.json

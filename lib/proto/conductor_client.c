@@ -34,6 +34,19 @@
 #define DEFAULT_WAIT_S 25u
 #define REQUEST_MARGIN_S 20u /* a poll's answer may take this much longer than its wait */
 
+/*
+ * A command's acknowledgement whose answer was lost with the connection (an
+ * instance killed between its commit and its answer): sent again on the next
+ * connection (the conductor gives a repeat the same answer), and only then
+ * is the step reported, since a committed command is not sent again.
+ */
+struct lost_ack {
+	json_int_t id;
+	json_t *body; /* NULL: none */
+	const char *step;
+	char reason[256];
+};
+
 struct conductor_conn {
 	const struct conductor_client_opts *opts;
 	struct http_session *s;
@@ -42,6 +55,7 @@ struct conductor_conn {
 	char address[300];
 	char *ca_pem;
 	unsigned poll_timeout_s;
+	struct lost_ack lost; /* set by conductor_execute, taken by conductor_run */
 };
 
 /* This thread's last answer (conductor_last_answer), set by every conductor_call. */
@@ -651,6 +665,7 @@ conductor_close(struct conductor_conn *c)
 		return;
 	http_session_close(c->s);
 	secure_zero(c->token, sizeof(c->token));
+	json_decref(c->lost.body);
 	free(c->ca_pem);
 	free(c);
 }
@@ -709,9 +724,13 @@ write_state_file(const struct conductor_client_opts *o, const char *file, const 
 	return file_write_atomic(path, text, strlen(text), mode);
 }
 
-/* generate-certificate: CSR from the device key, certificate checked and kept. */
+/*
+ * generate-certificate: CSR from the device key, certificate checked and kept.
+ * *transient: the conductor's certificate request failed for a reason time
+ * fixes (no answer, 5xx, 429): the command is then not acknowledged as failed.
+ */
 static int
-do_certificate(struct conductor_conn *c, json_int_t id, json_t *result)
+do_certificate(struct conductor_conn *c, json_int_t id, json_t *result, bool *transient)
 {
 	const struct conductor_client_opts *o = c->opts;
 	char uri[sizeof(PKI_PEERING_URI_PREFIX) + 64], csr_key[PKI_KEY_ID_LEN + 1],
@@ -726,8 +745,11 @@ do_certificate(struct conductor_conn *c, json_int_t id, json_t *result)
 	    pki_csr_check(csr, NULL, csr_key) == -1)
 		goto out;
 	body = json_pack("{s:I, s:s}", "command_id", id, "csr", csr);
-	if (conductor_call(c->s, "POST", "/v1/certificate", c->token, body, &status, &answer) == -1)
+	if (conductor_call(c->s, "POST", "/v1/certificate", c->token, body, &status, &answer) ==
+	    -1) {
+		*transient = status == 0 || status >= 500 || status == 429;
 		goto out;
+	}
 	cert = json_string_value(json_object_get(answer, "certificate"));
 	ca = json_string_value(json_object_get(answer, "ca"));
 	serial = json_string_value(json_object_get(answer, "serial"));
@@ -799,33 +821,46 @@ do_production(struct conductor_conn *c, json_t *payload)
 	return rc;
 }
 
-/* Acknowledges a command: ok with its result, or error with the reason. */
+/* POSTs an acknowledgement's body; *answered: the conductor answered (any status). */
 static int
-ack(struct conductor_conn *c, json_int_t id, bool ok, json_t *result, const char *error)
+ack_send(struct conductor_conn *c, json_int_t id, const json_t *body, bool *answered)
 {
-	json_t *body = ok ? json_pack("{s:s, s:O}", "status", "ok", "result", result)
-			  : json_pack("{s:s, s:s}", "status", "error", "error", error);
 	char path[64];
 	long status;
 	int rc;
 
 	snprintf(path, sizeof(path), "/v1/commands/%lld/ack", (long long)id);
 	rc = conductor_call(c->s, "POST", path, c->token, body, &status, NULL);
+	*answered = status != 0;
+	return rc;
+}
+
+/* Acknowledges a command: ok with its result, or error with the reason. */
+static int
+ack(struct conductor_conn *c, json_int_t id, bool ok, json_t *result, const char *error)
+{
+	json_t *body = ok ? json_pack("{s:s, s:O}", "status", "ok", "result", result)
+			  : json_pack("{s:s, s:s}", "status", "error", "error", error);
+	bool answered;
+	int rc;
+
+	rc = ack_send(c, id, body, &answered);
 	json_decref(body);
 	return rc;
 }
 
 /*
- * Runs a command other than migrate, then acknowledges it; -1 only when the acknowledgement
- * failed.
+ * Runs a command other than migrate, then acknowledges it; -1 when the acknowledgement
+ * failed or the certificate request failed for a reason time fixes (see the header).
  */
 int
 conductor_execute(struct conductor_conn *c, json_t *command)
 {
 	json_int_t id = json_integer_value(json_object_get(command, "id"));
 	const char *type = json_string_value(json_object_get(command, "type"));
-	json_t *payload = json_object_get(command, "payload"), *result = json_object();
+	json_t *payload = json_object_get(command, "payload"), *result = json_object(), *body;
 	const char *step = "command";
+	bool transient = false, answered;
 	char reason[256];
 	int rc, done;
 
@@ -835,7 +870,7 @@ conductor_execute(struct conductor_conn *c, json_t *command)
 	}
 	if (strcmp(type, "generate-certificate") == 0) {
 		step = "certificate";
-		done = do_certificate(c, id, result);
+		done = do_certificate(c, id, result, &transient);
 	} else if (strcmp(type, "apply-config") == 0) {
 		step = "configuration";
 		done = do_config(c, payload, result);
@@ -845,12 +880,54 @@ conductor_execute(struct conductor_conn *c, json_t *command)
 	} else {
 		done = or_error("unknown command type '%s'", type);
 	}
+	if (transient) {
+		/* Not acknowledged: the conductor sends it again on the next connection. */
+		json_decref(result);
+		return -1;
+	}
 	snprintf(reason, sizeof(reason), "%s", done == 0 ? "" : or_errmsg());
-	rc = ack(c, id, done == 0, result, reason);
+	body = done == 0 ? json_pack("{s:s, s:O}", "status", "ok", "result", result)
+			 : json_pack("{s:s, s:s}", "status", "error", "error", reason);
 	json_decref(result);
+	if (body == NULL)
+		return or_error("out of memory");
+	rc = ack_send(c, id, body, &answered);
+	if (rc == -1 && !answered) {
+		/* Perhaps committed: kept to be sent again (an answered error was not). */
+		json_decref(c->lost.body);
+		c->lost = (struct lost_ack){.id = id, .body = body, .step = step};
+		snprintf(c->lost.reason, sizeof(c->lost.reason), "%s", reason);
+		return -1;
+	}
+	json_decref(body);
 	if (rc == -1)
 		return -1;
 	report(c->opts, step, done == 0, done == 0 ? NULL : reason);
+	return 0;
+}
+
+/*
+ * Sends a lost acknowledgement again on a new connection; reports its step
+ * once the conductor answered it. 0 when nothing is left to send.
+ */
+static int
+ack_resend(struct conductor_conn *c, struct lost_ack *lost)
+{
+	bool ok, answered;
+	int rc;
+
+	if (lost->body == NULL)
+		return 0;
+	ok = strcmp(json_string_value(json_object_get(lost->body, "status")), "ok") == 0;
+	rc = ack_send(c, lost->id, lost->body, &answered);
+	if (rc == -1 && !answered)
+		return -1;
+	/* Answered: 200 (applied now or before) reports the step; an error means the
+	 * command was not acknowledged and the conductor sends it again. */
+	if (rc == 0)
+		report(c->opts, lost->step, ok, ok ? NULL : lost->reason);
+	json_decref(lost->body);
+	lost->body = NULL;
 	return 0;
 }
 
@@ -1135,7 +1212,9 @@ int
 conductor_run(const struct conductor_client_opts *o, volatile sig_atomic_t *stop)
 {
 	struct backoff b = {.base_ms = 1000, .cap_ms = 30000, .attempt = 0};
+	struct lost_ack lost = {0};
 	char current[16];
+	int failed = 0; /* -1: a failure that reconnecting does not fix */
 
 	while (!*stop) {
 		struct conductor_target t = {0};
@@ -1145,8 +1224,10 @@ conductor_run(const struct conductor_client_opts *o, volatile sig_atomic_t *stop
 		bool migrating;
 		int rc;
 
-		if (state_load_or_new(o, &st) == -1)
-			return -1;
+		if (state_load_or_new(o, &st) == -1) {
+			failed = -1;
+			break;
+		}
 		migrating = json_object_get(st, "migration") != NULL;
 		snprintf(pending_to, sizeof(pending_to), "%s",
 			 text_or(json_object_get(json_object_get(st, "pending_report"), "to"), ""));
@@ -1155,10 +1236,14 @@ conductor_run(const struct conductor_client_opts *o, volatile sig_atomic_t *stop
 			migration_continue(o, stop);
 			continue;
 		}
-		if (conductor_current(o, current) == -1 || current[0] == '\0')
-			return or_error("no conductor is stored to connect to");
-		if (conductor_get_target(o, current, &t) == -1)
-			return -1;
+		if (conductor_current(o, current) == -1 || current[0] == '\0') {
+			failed = or_error("no conductor is stored to connect to");
+			break;
+		}
+		if (conductor_get_target(o, current, &t) == -1) {
+			failed = -1;
+			break;
+		}
 		tick(o, NULL);
 		rc = conductor_connect(o, &t, &c);
 		conductor_target_free(&t);
@@ -1173,8 +1258,9 @@ conductor_run(const struct conductor_client_opts *o, volatile sig_atomic_t *stop
 				char why[256];
 
 				snprintf(why, sizeof(why), "%s", or_errmsg());
-				return or_error("%s; the cloud's onboarding assertion has expired",
-						why);
+				failed = or_error(
+					"%s; the cloud's onboarding assertion has expired", why);
+				break;
 			}
 			sleep_ms(wait, stop);
 			continue;
@@ -1184,13 +1270,19 @@ conductor_run(const struct conductor_client_opts *o, volatile sig_atomic_t *stop
 		/* A report for the conductor just reached goes on this connection. */
 		if (pending_to[0] != '\0')
 			deliver_report(o, strcmp(pending_to, current) == 0 ? c : NULL);
-		rc = serve(o, c, stop);
+		rc = ack_resend(c, &lost) == -1 ? -1 : serve(o, c, stop);
 		if (rc == -1 && !*stop)
 			log_warn("conductor: connection to %s lost: %s", conductor_conn_address(c),
 				 or_errmsg());
+		if (c->lost.body != NULL) {
+			json_decref(lost.body);
+			lost = c->lost;
+			c->lost.body = NULL;
+		}
 		conductor_close(c);
 		if (rc == -1)
 			sleep_ms(backoff_next_ms(&b, -1), stop);
 	}
-	return 0;
+	json_decref(lost.body);
+	return failed;
 }

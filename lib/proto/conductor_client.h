@@ -120,7 +120,13 @@ void conductor_close(struct conductor_conn *c);
  */
 int conductor_poll(struct conductor_conn *c, json_t **commands);
 
-/* Runs one command other than migrate and acknowledges it (ok or error). */
+/*
+ * Runs one command other than migrate and acknowledges it (ok or error). -1
+ * when the acknowledgement failed or the certificate request met a failure
+ * time fixes (not acknowledged then: the conductor sends it again); an
+ * acknowledgement whose answer was lost is kept on the connection, and
+ * conductor_run sends it again on the next one before reporting its step.
+ */
 int conductor_execute(struct conductor_conn *c, json_t *command);
 
 /* Sends progress reports: [{"step","outcome","reason","time"}]. */

@@ -9,9 +9,9 @@ every operator step. Instances can be killed with -9 and started again.
     agents = [lab.new_router(f"SSR1000-SCALE-{i:04d}", f"r{i}") for i in range(n)]
     lab.kill9("cloudd", 0); lab.restart("cloudd", 0)
 
-Hook for the fleet simulator (fleetsim/, issue of performance): it needs only
-the frontends, lab.frontend(service) -> "127.0.0.1:PORT", the CAs and squid;
-ScaleLab.fleet_environment() gives them as one dict.
+The fleet simulator (onramp-fleetsim) drives routers through squid and the
+frontends: lab.fleet_setup(n, dir, prefix), lab.fleet_start(dir, ...), and
+lab.running_routers(prefix) asks the production conductor's database.
 
 Every process is started here and stopped by PID in close()."""
 import json
@@ -51,6 +51,13 @@ class Haproxy:
                      f"    default-server check check-ssl verify required ca-file "
                      f"{cas[service]} inter 500ms fall 1 rise 1"]
             text += [f"    server {service}{i} 127.0.0.1:{port}"
+                     for i, port in enumerate(backends[service])]
+            # When every instance fails its check (their database is away: a
+            # failover), the same instances unchecked: the devices get the
+            # daemons' own 503 and retry, not a connection closed in their TLS
+            # handshake by a balancer with no server.
+            text += ["    option allbackups"]
+            text += [f"    server {service}{i}-unchecked 127.0.0.1:{port} backup no-check"
                      for i, port in enumerate(backends[service])]
         with open(self.config, "w") as f:
             f.write("\n".join(text) + "\n")
@@ -205,12 +212,79 @@ class ScaleLab(Lab):
     def frontend(self, service):
         return f"127.0.0.1:{self.haproxy.frontends[service]}"
 
-    def fleet_environment(self):
-        """What a fleet simulator needs to drive routers through this lab."""
-        return {"redirector_url": self.redirect_url, "redirector_ca": self.redirect_pki.ca,
-                "proxy": f"127.0.0.1:{self.squid['port']}", "proxy_user": "router",
-                "proxy_password_file": self.squid["password_file"],
-                "staging": self.staging.address, "production": self.production.address}
+    # ---- the fleet simulator ---------------------------------------------------
+
+    def fleet_setup(self, n, state_dir, prefix, concurrency=8, timeout=600):
+        """onramp-fleetsim setup of n routers PREFIX-000001..: the factory's and
+        the operators' work through HAProxy's frontends (redirector, cloud) and
+        a live instance's admin API of each conductor (the instances share its
+        database); staging gives each router the production frontend's address.
+        Both conductors trust the cloud's onboarding assertions first (issue 12).
+        Returns the serials."""
+        if not getattr(self, "cloud_trusted", False):
+            self.trust_cloud()
+            self.cloud_trusted = True
+
+        def admin(group):
+            c = group.live()
+            return [f"https://127.0.0.1:{c.admin_port}", group.ca, c.token_file]
+        s, p = admin(self.staging), admin(self.production)
+        proc = subprocess.run(
+            [program("onramp-fleetsim"), "setup", "--routers", str(n), "--state-dir",
+             state_dir, "--prefix", prefix, "--concurrency", str(concurrency),
+             "--redirector", self.redirect_url, "--redirector-ca", self.redirect_pki.ca,
+             "--redirector-token-file", self.redirect_token, "--inventory-key",
+             self.inventory_pub, "--cloud", self.cloud_url, "--cloud-ca", self.cloud_pki.ca,
+             "--cloud-token-file", self.cloud_token, "--staging", s[0], "--staging-ca", s[1],
+             "--staging-token-file", s[2], "--production", p[0], "--production-ca", p[1],
+             "--production-token-file", p[2], "--org", "acme", "--site", "paris",
+             "--production-address", self.production.address, "--production-root-ca",
+             self.production.ca],
+            capture_output=True, text=True, timeout=timeout)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return [f"{prefix}-{i:06d}" for i in range(1, n + 1)]
+
+    def fleet_start(self, state_dir, *args):
+        """onramp-fleetsim on the routers of state_dir, through squid to HAProxy's
+        redirector frontend (the cloud's and the conductors' addresses come from
+        the cloud's answers and staging's production details: frontends too),
+        --json summary on its stdout. Stopped by PID in close() if still running."""
+        s = self.squid
+        log = open(os.path.join(self.dir, f"fleetsim-{os.path.basename(state_dir)}.log"), "ab")
+        proc = subprocess.Popen(
+            [program("onramp-fleetsim"), "--state-dir", state_dir, "--redirector",
+             self.redirect_url, "--redirector-ca", self.redirect_pki.ca, "--proxy",
+             f"127.0.0.1:{s['port']}", "--proxy-user", s["user"], "--proxy-password-file",
+             s["password_file"], "--json", *args],
+            stdout=subprocess.PIPE, stderr=log, text=True)
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def running_routers(self, prefix=""):
+        """(running, known) routers whose serial starts with prefix, asked of the
+        production conductor's database (its store: the truth, not the simulator)."""
+        like = prefix.replace("'", "''") + "%"
+        rows = self.psql("production", "SELECT count(*) FILTER (WHERE progress = 'running'), "
+                         f"count(*) FROM routers WHERE asset_id LIKE '{like}'")
+        return int(rows[0][0]), int(rows[0][1])
+
+    def psql(self, role, sql):
+        """One query's rows (text, |-separated) from a service's database; tried
+        again for up to a minute while no read-write server answers (a Patroni
+        replica being promoted is still read-only for a moment)."""
+        answers = []
+
+        def ask():
+            answers.append(subprocess.run(["psql", "-X", "-q", "-t", "-A", "-d",
+                                           self.databases[role], "-c", sql],
+                                          capture_output=True, text=True, timeout=60))
+            return answers[-1].returncode == 0
+        try:
+            wait_until(f"{role}'s database to answer", ask, timeout=60, interval=1)
+        except AssertionError:
+            raise AssertionError(f"psql on {role}'s database: {answers[-1].stderr}")
+        return [line.split("|") for line in answers[-1].stdout.splitlines() if line]
 
     def close(self):
         """Signals every process at once (each drains in parallel), then waits

@@ -10,6 +10,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 
 import pytest
@@ -123,6 +124,134 @@ def test_a_command_queued_on_another_instance_wakes_the_held_poll(fleet):
     assert delivered < poll_timeout / 6, f"delivered after {delivered:.1f} s"
 
 
+class AnswerDropper:
+    """A TCP relay between a router and a conductor. Armed, it lets the next
+    answer through (the held poll's, carrying a command), then the router's
+    next request (the command's acknowledgement), but not the conductor's
+    answer to it: that connection is closed instead. The conductor answers
+    only after its commit, so the acknowledgement is stored and its answer
+    lost, as when an instance is killed between the two (make scale found
+    routers stuck so). TLS stays end to end: the relay sees bytes only."""
+
+    def __init__(self, target_port):
+        self.target = ("127.0.0.1", target_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.armed = self.dropped = False
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.target)
+            except OSError:  # the conductor stopped: so does its relayed side
+                client.close()
+                continue
+            state = {"answered": False, "asked": False}
+            threading.Thread(target=self._pump, args=(client, server, state, True),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, state, False),
+                             daemon=True).start()
+
+    def _pump(self, src, dst, state, from_router):
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            with self.lock:
+                if data and self.armed:
+                    if not from_router and state["asked"]:
+                        self.armed, self.dropped = False, True
+                        data = b""  # the acknowledgement's answer: lost
+                    elif not from_router:
+                        state["answered"] = True
+                    elif state["answered"]:
+                        state["asked"] = True
+            if not data:
+                for sock in (src, dst):
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    sock.close()
+                return
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def close(self):
+        self.listener.close()
+
+
+def test_a_step_whose_acknowledgement_answer_is_lost_is_still_reported(fleet):
+    """The conductor commits a command's acknowledgement, then the connection
+    breaks before its answer (an instance killed between the two). The
+    conductor never sends that command again, so the router must count the
+    step as done (report it) anyway: before, it never did, and a virtual
+    router of make scale waited for it until its deadline."""
+    conductor, make_router = fleet
+    a = conductor("staging-a", poll_timeout=30)
+    a.add_router("r1", "ASSET-0001")
+    psk_file, _ = a.psk("site")
+    relay = AnswerDropper(a.port)
+    try:
+        through = type("Through", (), {"address": relay.address, "ca": a.ca})()
+        router = make_router(asset_id="ASSET-0001").start(through, psk_file, poll_wait=30)
+        router.wait_report("configuration")
+        wait_polling(a)
+        relay.armed = True
+        prod_psk, _ = a.psk("r1")
+        a.ok("router", "production", "r1", "--address", "127.0.0.1:1", "--psk-file", prod_psk,
+             "--root-ca", a.ca)
+        wait_until("the acknowledgement's answer dropped", lambda: relay.dropped)
+        # The conductor has the acknowledgement: it will not send the command again.
+        assert query(a.database, "SELECT state FROM commands WHERE kind = "
+                     "'set-production-conductor'") == "acked"
+        router.wait_report("production-info", timeout=30)
+    finally:
+        relay.close()
+
+
+def test_a_certificate_request_the_database_refuses_is_not_acknowledged_as_failed(fleet):
+    """The conductor's database refuses the certificate's row for a moment (a
+    trigger, as a failover's errors would), so POST /v1/certificate answers
+    5xx. The router must not acknowledge generate-certificate as failed: the
+    conductor never sends a failed command again (a router of make scale's
+    Patroni storm was lost so). It drops the connection instead; once the
+    database takes rows again the command, still queued, comes again and the
+    router reports its new certificate."""
+    conductor, make_router = fleet
+    a = conductor("staging-a", poll_timeout=30)
+    router = onboard(a, make_router, poll_wait=30)
+    wait_polling(a)
+    query(a.database, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+          "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$; "
+          "CREATE TRIGGER refuse BEFORE INSERT ON certificates "
+          "FOR EACH ROW EXECUTE FUNCTION refuse()")
+    after = len(router.reports)
+    a.ok("router", "renew", "r1")
+    wait_until("the router's certificate request refused by the database",
+               lambda: "refused by the test" in a.log(), timeout=30)
+    query(a.database, "DROP TRIGGER refuse ON certificates")
+    renewal = "SELECT state FROM commands WHERE kind = 'generate-certificate' " \
+              "ORDER BY id DESC LIMIT 1"
+    assert query(a.database, renewal) != "failed"
+    router.wait_report("certificate", after=after, timeout=45)
+    assert query(a.database, renewal) == "acked"
+    assert not [r for r in router.reports[after:] if not r["ok"]], router.reports[after:]
+
+
 def healthz(port, ca):
     """GET /healthz over TLS, no credentials: (status, JSON body)."""
     conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=15,
@@ -222,8 +351,63 @@ def test_daemons_survive_a_postgresql_restart(own_postgres, fleet_on):
     assert renewal_delivery(a, b, router, poll_timeout) < poll_timeout / 6
 
 
-# A handful of real agents; the fleet simulator (fleetsim/) plugs in through
-# ScaleLab.fleet_environment() once it is on main, for 50 routers.
+ROUTERS = 50  # virtual routers (onramp-fleetsim) of the storm below
+
+
+def test_fifty_routers_onboard_through_haproxy_while_an_instance_of_each_dies(
+        postgres, tmp_path):
+    """Two instances of every daemon on one PostgreSQL behind HAProxy (TCP
+    mode, /healthz checks over TLS). 50 virtual routers (onramp-fleetsim,
+    libonramp's device code) onboard through squid and HAProxy; once some of
+    them run, one redirectd, one cloudd and one staging conductord are killed
+    with -9, and started again only after more routers reached running with
+    them dead. All 50 run, asked of the production conductor's database (and
+    migrated, of staging's); squid saw CONNECTs to the frontends only."""
+    lab = ScaleLab(tmp_path, postgres, instances=2)
+    killed = (("redirectd", 0), ("cloudd", 0), ("staging", 0))
+    try:
+        lab.start()
+        fleet = os.path.join(lab.dir, "fleet")
+        lab.fleet_setup(ROUTERS, fleet, "SCALE", concurrency=4)
+        # 4 in flight at once: the storm lasts long enough to be cut into.
+        sim = lab.fleet_start(fleet, "--concurrency", "4", "--poll-wait", "5",
+                              "--router-timeout", "90")
+
+        def running():
+            return lab.running_routers("SCALE")[0]
+        wait_until("a few routers running", lambda: running() >= 5 or sim.poll() is not None,
+                   timeout=90, interval=0.2)
+        at_kill = running()
+        for service, index in killed:
+            lab.kill9(service, index)
+        wait_until("more routers running with an instance of each dead",
+                   lambda: running() >= at_kill + 10 or sim.poll() is not None,
+                   timeout=90, interval=0.2)
+        at_restart = running()
+        for service, index in killed:
+            lab.restart(service, index)
+        out, err = sim.communicate(timeout=120)
+        # The kills came mid-way: routers reached running before, while and after.
+        assert at_kill < at_restart < ROUTERS, (at_kill, at_restart)
+        assert sim.returncode == 0, lab.log("fleetsim-fleet")[-3000:]
+        summary = json.loads(out)
+        assert (summary["running"], summary["failed"]) == (ROUTERS, 0), summary
+        # The database's word: every router running on production, migrated on staging.
+        assert lab.running_routers("SCALE") == (ROUTERS, ROUTERS)
+        assert lab.psql("staging", "SELECT count(*) FROM routers WHERE progress = 'migrated' "
+                        "AND asset_id LIKE 'SCALE%'") == [[str(ROUTERS)]]
+        # TLS went end to end through HAProxy: squid saw CONNECTs to the frontends only.
+        frontends = {f" CONNECT {lab.frontend(s)} " for s in ("redirectd", "cloudd",
+                                                               "staging", "production")}
+        connects = lab.squid_connects()
+        assert len(connects) >= ROUTERS * 4
+        assert all(any(f in line for f in frontends) for line in connects)
+    finally:
+        unclean = lab.close()
+    assert not unclean, unclean
+
+
+# A handful of real agents (their own retries and reports) through the same lab.
 AGENTS = 6
 
 
