@@ -60,8 +60,11 @@ def run_integration():
         os.unlink(junit)
     env = dict(os.environ, ONRAMP_BUILD=os.path.join(ROOT, "build"),
                PYTHONDONTWRITEBYTECODE="1")
+    # Two test files at a time (pytest-xdist, each file whole on one process):
+    # most of a test's time is waiting for daemons, leases and timeouts, not CPU.
     proc = subprocess.run(["/usr/bin/python3", "-m", "pytest", "-q", "-rfEs",
-                           "-p", "no:cacheprovider", f"--junitxml={junit}",
+                           "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile",
+                           f"--junitxml={junit}",
                            os.path.join(ROOT, "tests", "integration")],
                           cwd=ROOT, env=env)
     if not os.path.exists(junit):

@@ -1,6 +1,7 @@
 """Shared fixtures for onramp's integration tests: they run the real programs
 from the normal build (ONRAMP_BUILD, default ./build)."""
 import contextlib
+import fcntl
 import glob
 import os
 import subprocess
@@ -307,10 +308,18 @@ def onramp_deb():
     per session and kept in BUILD/package-cache: reused while no source file is newer
     than the build's start (building takes about a minute)."""
     cache = os.path.join(BUILD, "package-cache")
+    os.makedirs(cache, exist_ok=True)
+    # Test processes running side by side (pytest -n) build it once: the others wait.
+    with open(os.path.join(cache, "lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return cached_or_built_deb(cache)
+
+
+def cached_or_built_deb(cache):
+    """The cached .deb while it is newer than every source, else a new build of it."""
     debs = glob.glob(os.path.join(cache, "onramp_*.deb"))
     if len(debs) == 1 and os.stat(debs[0]).st_mtime >= newest_source_mtime():
         return debs[0]
-    os.makedirs(cache, exist_ok=True)
     started = time.time()
     scratch = tempfile.mkdtemp(prefix="build-", dir=cache)
     try:
