@@ -54,8 +54,8 @@ struct agent_conf {
 	size_t n_iface;
 
 	/* [device]: where the factory's identity lives */
-	char tcti[256];		/* "" with software_identity */
-	bool software_identity; /* no TPM: keys in files (a warning at start) */
+	char tcti[256];			       /* "" with software_identity */
+	bool software_identity;		       /* no TPM: keys in files (a warning at start) */
 	char asset_id[AGENT_ASSET_ID_MAX + 1]; /* "": the device's serial */
 
 	/* [onboarding]: on when a redirector is configured */

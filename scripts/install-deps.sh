@@ -18,6 +18,7 @@ test_pkgs="$test_pkgs chromium chromium-driver python3-selenium" # tests/integra
 test_pkgs="$test_pkgs haproxy" # TCP balancer in front of several instances (tests/integration/scalelab.py)
 test_pkgs="$test_pkgs patroni python3-etcd etcd-server" # PostgreSQL failover (tests/integration/patronilab.py)
 test_pkgs="$test_pkgs python3-pytest-xdist" # integration tests two files at a time (tests/run-all.py)
+test_pkgs="$test_pkgs clang-format" # the C sources follow .clang-format (tests/integration/test_style.py)
 
 package_pkgs="debhelper dpkg-dev fakeroot" # make package (scripts/build-package.sh)
 # make bench: nginx to compare with, gnuplot for the plot, perf for profiles (docs/benchmarks.md)

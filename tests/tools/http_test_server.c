@@ -324,13 +324,13 @@ h_rendezvous(struct http_ctx *ctx, void *arg)
 }
 
 static const struct http_route routes[] = {
-    {"GET", "/hello", h_hello, NULL},	{"POST", "/echo", h_echo, NULL},
-    {"PUT", "/echo", h_echo, NULL},	{"GET", "/exporter", h_exporter, NULL},
-    {"GET", "/items/*", h_items, NULL}, {"DELETE", "/items/*", h_items, NULL},
-    {"GET", "/info", h_info, NULL},	{"GET", "/noreply", h_noreply, NULL},
-    {"GET", "/error", h_error, NULL},	{"GET", "/hold", h_hold, NULL},
-    {"GET", "/wait", h_wait, NULL},	{"POST", "/release", h_release, NULL},
-    {"GET", "/stats", h_stats, NULL},	{"GET", "/rendezvous", h_rendezvous, NULL},
+	{"GET", "/hello", h_hello, NULL},   {"POST", "/echo", h_echo, NULL},
+	{"PUT", "/echo", h_echo, NULL},	    {"GET", "/exporter", h_exporter, NULL},
+	{"GET", "/items/*", h_items, NULL}, {"DELETE", "/items/*", h_items, NULL},
+	{"GET", "/info", h_info, NULL},	    {"GET", "/noreply", h_noreply, NULL},
+	{"GET", "/error", h_error, NULL},   {"GET", "/hold", h_hold, NULL},
+	{"GET", "/wait", h_wait, NULL},	    {"POST", "/release", h_release, NULL},
+	{"GET", "/stats", h_stats, NULL},   {"GET", "/rendezvous", h_rendezvous, NULL},
 };
 
 static void

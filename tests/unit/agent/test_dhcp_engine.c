@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include "dhcp_engine.h"
@@ -50,7 +51,10 @@ msg(uint8_t type, uint32_t xid, uint32_t yiaddr)
 	m.has_mask = true;
 	m.router = SERVER;
 	m.has_router = true;
-	memcpy(m.vendor, "\x80\x0e" "10.77.1.5:3128", 16);
+	memcpy(m.vendor,
+	       "\x80\x0e"
+	       "10.77.1.5:3128",
+	       16);
 	m.vendor_len = 16;
 	m.has_vendor = true;
 	return m;

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include "core/error.h"
@@ -17,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* clang-format off */
 static const uint8_t mac[6] = {0x02, 0x00, 0x5e, 0x10, 0x20, 0x30};
+/* clang-format on */
 
 /* Finds option code in a request we built; returns its value or NULL. */
 static const uint8_t *
@@ -40,8 +43,11 @@ find_option(const uint8_t *pkt, size_t len, uint8_t code, uint8_t *optlen)
 static void
 builds_discover_and_request(void **state)
 {
-	struct dhcp_request req = {.type = DHCPDISCOVER, .xid = 0x11223344, .secs = 3,
-				   .vendor_class = "JuniperSSR", .want_vendor_opts = true};
+	struct dhcp_request req = {.type = DHCPDISCOVER,
+				   .xid = 0x11223344,
+				   .secs = 3,
+				   .vendor_class = "JuniperSSR",
+				   .want_vendor_opts = true};
 	uint8_t pkt[DHCP_MSG_MAX], len8;
 	const uint8_t *v;
 	size_t len;
@@ -109,10 +115,12 @@ reply(uint8_t *buf, const uint8_t *opts, size_t len)
 	return 241 + len;
 }
 
+/* clang-format off */
 static const uint8_t ack_opts[] = {
 	53, 1, 5, 54, 4, 10, 77, 1, 1, 51, 4, 0, 0, 0, 120, 58, 4, 0, 0, 0, 60, 59, 4, 0, 0,
 	0, 105, 1, 4, 255, 255, 255, 0, 3, 8, 10, 77, 1, 1, 10, 77, 1, 2, 28, 4, 10, 77, 1, 255,
 	43, 5, 0x80, 3, '1', '.', '2', 43, 3, '.', 'x', 0xff};
+/* clang-format on */
 
 static void
 parses_a_reply(void **state)
@@ -138,14 +146,19 @@ parses_a_reply(void **state)
 	/* RFC 3396: two option 43s are one value */
 	assert_true(m.has_vendor);
 	assert_int_equal(m.vendor_len, 8);
-	assert_memory_equal(m.vendor, "\x80\x03" "1.2.x\xff", 8);
+	assert_memory_equal(m.vendor,
+			    "\x80\x03"
+			    "1.2.x\xff",
+			    8);
 }
 
 static void
 wrong_sizes_are_ignored(void **state)
 {
+	/* clang-format off */
 	static const uint8_t opts[] = {53, 1, 2, 54, 3, 1, 2, 3, 51, 5, 0, 0, 0, 1, 0,
 				       1, 4, 255, 255, 255, 0, 3, 6, 1, 2, 3, 4, 5, 6};
+	/* clang-format on */
 	uint8_t buf[600];
 	struct dhcp_msg m;
 
@@ -162,9 +175,13 @@ wrong_sizes_are_ignored(void **state)
 static void
 bad_replies_are_refused(void **state)
 {
+	/* clang-format off */
 	static const uint8_t no_type[] = {54, 4, 10, 77, 1, 1};
+	/* clang-format on */
 	static const uint8_t bad_type[] = {53, 1, 9};
+	/* clang-format off */
 	static const uint8_t runs_past[] = {53, 1, 5, 43, 200, 1, 2};
+	/* clang-format on */
 	uint8_t buf[600];
 	struct dhcp_msg m;
 	size_t len;
@@ -190,9 +207,13 @@ bad_replies_are_refused(void **state)
 static void
 reads_overloaded_fields(void **state)
 {
+	/* clang-format off */
 	static const uint8_t opts[] = {53, 1, 5, 52, 1, 3};
+	/* clang-format on */
 	static const uint8_t file[] = {54, 4, 10, 77, 1, 1, 43, 2, 0x80, 0, 255};
+	/* clang-format off */
 	static const uint8_t sname[] = {51, 4, 0, 0, 1, 0, 43, 1, 0xff, 255};
+	/* clang-format on */
 	uint8_t buf[600];
 	struct dhcp_msg m;
 	size_t len = reply(buf, opts, sizeof(opts));

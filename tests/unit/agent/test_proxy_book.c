@@ -80,7 +80,8 @@ learned_mode_uses_every_source(void **state)
 	assert_json(proxy_book_learned_json(&b),
 		    "{\"interfaces\":["
 		    "{\"name\":\"eth0\",\"discovery\":true,\"lease\":\"bound\","
-		    "\"proxies\":[\"10.92.53.8:3128\",\"10.92.53.10:80\"],\"rejected\":[],\"rejected_more\":0},"
+		    "\"proxies\":[\"10.92.53.8:3128\",\"10.92.53.10:80\"],\"rejected\":[],"
+		    "\"rejected_more\":0},"
 		    "{\"name\":\"eth1\",\"discovery\":true,\"lease\":\"none\","
 		    "\"proxies\":[\"10.92.53.9:3128\"],\"rejected\":[],\"rejected_more\":0}]}");
 	/* the lease on eth0 ends: its proxies go */

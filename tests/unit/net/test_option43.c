@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include "core/error.h"
@@ -117,16 +118,20 @@ addr_compares_numerically(void **state)
 }
 
 /* 80 0f "10.92.53.8:3128" ff, as dnsmasq sends it. */
+/* clang-format off */
 static const uint8_t one[] = {0x80, 0x0f, '1', '0', '.', '9', '2', '.', '5', '3',
 			      '.', '8', ':', '3', '1', '2', '8', 0xff};
+/* clang-format on */
 
 static void
 parses_valid(void **state)
 {
+	/* clang-format off */
 	static const uint8_t several[] = {
 		0x00, 0x00, 0x01, 0x03, 'a', 'b', 'c', 0x80, 0x0b, '1', '0', '.', '0', '.',
 		'0', '.', '9', ':', '8', '0', 0x00, 0x81, 0x00, 0x80, 0x0d, '1', '0', '.',
 		'0', '.', '0', '.', '2', ':', '3', '1', '2', '8', 0xff, 0x00, 0x00};
+	/* clang-format on */
 	struct option43_proxies out;
 	struct drops d;
 
@@ -155,6 +160,7 @@ parses_valid(void **state)
 static void
 drops_bad_candidates_keeps_good(void **state)
 {
+	/* clang-format off */
 	static const uint8_t mixed[] = {
 		0x80, 0x0a, '1', '0', '.', '0', '.', '0', '.', '1', ':', '0',      /* port 0 */
 		0x80, 0x08, '1', '0', '.', '0', '.', '0', '.', '1',                /* no port */
@@ -166,6 +172,7 @@ drops_bad_candidates_keeps_good(void **state)
 		0x80, 0x0d, '1', '0', '.', '0', '.', '0', '.', '7', ':', '8', '0', '8', '0',
 		0x80, 0x0e, '1', '0', '.', '0', '.', '0', '.', '1', ':', '6', '5', '5', '3', '6',
 		0xff};
+	/* clang-format on */
 	struct option43_proxies out;
 	struct drops d;
 
@@ -187,10 +194,14 @@ reasons_name_the_problem(void **state)
 		const char *reason;
 	} cases[] = {
 		{{0x80}, 1, "sub-option 128: truncated: no length byte"},
-		{{0x80, 0x10, '1', '.', '2'}, 5,
+		{{0x80, 0x10, '1', '.', '2'},
+		 5,
 		 "sub-option 128: truncated: length 16 but only 3 bytes remain"},
-		{{0x80, 0x03, '1', 0x00, 0x0a}, 5, "sub-option 128 \"1\\x00\\x0a\": not an IPv4 address"},
-		{{0x80, 0x09, '1', '.', '2', '.', '3', '.', '4', ':', '0'}, 11,
+		{{0x80, 0x03, '1', 0x00, 0x0a},
+		 5,
+		 "sub-option 128 \"1\\x00\\x0a\": not an IPv4 address"},
+		{{0x80, 0x09, '1', '.', '2', '.', '3', '.', '4', ':', '0'},
+		 11,
 		 "sub-option 128 \"1.2.3.4:0\": port 0"},
 		{{0xff, 0x01, 0x02}, 3, "after the end byte: 2 bytes of trailing junk"},
 		{{0x05, 0x01, 0xaa, 0x80}, 4, "sub-option 128: truncated: no length byte"},
@@ -238,9 +249,11 @@ caps_the_number_of_proxies(void **state)
 static void
 every_truncation_is_safe(void **state)
 {
+	/* clang-format off */
 	static const uint8_t two[] = {0x00, 0x80, 0x0d, '1', '0', '.', '1', '.', '1', '.', '9', ':',
 				      '3', '1', '2', '8', 0x01, 0x02, 0xab, 0xcd, 0x80, 0x0b,
 				      '1', '0', '.', '1', '.', '1', '.', '8', ':', '8', '0', 0xff};
+	/* clang-format on */
 	struct option43_proxies out;
 	struct drops d;
 

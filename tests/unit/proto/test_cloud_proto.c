@@ -201,12 +201,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(serials_and_names),
-		cmocka_unit_test(claim_codes_nonces_tokens),
-		cmocka_unit_test(hosts_and_urls),
-		cmocka_unit_test(pem_bundles),
-		cmocka_unit_test(texts_psks_steps),
-		cmocka_unit_test(device_suites_and_challenges),
+		cmocka_unit_test(serials_and_names), cmocka_unit_test(claim_codes_nonces_tokens),
+		cmocka_unit_test(hosts_and_urls),    cmocka_unit_test(pem_bundles),
+		cmocka_unit_test(texts_psks_steps),  cmocka_unit_test(device_suites_and_challenges),
 		cmocka_unit_test(random_and_hash),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

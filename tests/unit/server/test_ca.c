@@ -1,6 +1,6 @@
 /*
- * Unit tests for lib/server/ca.c and lib/core/x509.c: the conductor's CA, its server certificate and
- * router certificates from CSRs, each checked with OpenSSL's own verifier.
+ * Unit tests for lib/server/ca.c and lib/core/x509.c: the conductor's CA, its server certificate
+ * and router certificates from CSRs, each checked with OpenSSL's own verifier.
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -135,16 +135,17 @@ test_crud(void **state)
 	const char *upd[] = {"changed", "bob"}, *del[] = {"alice"};
 
 	make_people(f->st);
-	assert_int_equal(
-	    store_exec(f->st, "INSERT INTO people (id, name, note) VALUES ($1, $2, $3)", a, 3, &r),
-	    0);
+	assert_int_equal(store_exec(f->st,
+				    "INSERT INTO people (id, name, note) VALUES ($1, $2, $3)", a, 3,
+				    &r),
+			 0);
 	assert_int_equal(store_changes(r), 1);
 	assert_int_equal(store_rows(r), 0);
 	store_result_free(r);
 	ok(f->st, "INSERT INTO people (id, name, note) VALUES ($1, $2, $3)", b, 3);
 
 	assert_int_equal(
-	    store_exec(f->st, "SELECT id, name, note FROM people ORDER BY id", NULL, 0, &r), 0);
+		store_exec(f->st, "SELECT id, name, note FROM people ORDER BY id", NULL, 0, &r), 0);
 	assert_int_equal(store_rows(r), 2);
 	assert_int_equal(store_cols(r), 3);
 	assert_int_equal(store_changes(r), 0);
@@ -156,11 +157,11 @@ test_crud(void **state)
 	store_result_free(r);
 
 	assert_int_equal(
-	    store_exec(f->st, "UPDATE people SET note = $1 WHERE name = $2", upd, 2, &r), 0);
+		store_exec(f->st, "UPDATE people SET note = $1 WHERE name = $2", upd, 2, &r), 0);
 	assert_int_equal(store_changes(r), 1);
 	store_result_free(r);
 	assert_int_equal(
-	    store_exec(f->st, "UPDATE people SET note = 'x' WHERE id > 100", NULL, 0, &r), 0);
+		store_exec(f->st, "UPDATE people SET note = 'x' WHERE id > 100", NULL, 0, &r), 0);
 	assert_int_equal(store_changes(r), 0);
 	store_result_free(r);
 	assert_int_equal(store_exec(f->st, "DELETE FROM people WHERE name = $1", del, 1, &r), 0);
@@ -213,7 +214,7 @@ test_placeholders(void **state)
 	make_people(f->st);
 	ok(f->st, "INSERT INTO people (name) VALUES ('x'), ('y')", NULL, 0);
 	assert_int_equal(
-	    store_exec(f->st, "SELECT name FROM people ORDER BY name LIMIT $1", lim, 1, &r), 0);
+		store_exec(f->st, "SELECT name FROM people ORDER BY name LIMIT $1", lim, 1, &r), 0);
 	assert_int_equal(store_rows(r), 1);
 	store_result_free(r);
 	/* text that looks like a number keeps its form in a TEXT column */
@@ -323,13 +324,13 @@ test_statement_cache(void **state)
 }
 
 static const struct store_migration migs[] = {
-    {1, "CREATE TABLE mig_a (id INTEGER PRIMARY KEY, v TEXT)", NULL, NULL},
-    {2, NULL,
-     "CREATE TABLE mig_b (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT); "
-     "INSERT INTO mig_b (v) VALUES ('sqlite')",
-     "CREATE TABLE mig_b (id BIGSERIAL PRIMARY KEY, v TEXT); "
-     "INSERT INTO mig_b (v) VALUES ('postgresql')"},
-    {5, "ALTER TABLE mig_a ADD COLUMN w TEXT", NULL, NULL},
+	{1, "CREATE TABLE mig_a (id INTEGER PRIMARY KEY, v TEXT)", NULL, NULL},
+	{2, NULL,
+	 "CREATE TABLE mig_b (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT); "
+	 "INSERT INTO mig_b (v) VALUES ('sqlite')",
+	 "CREATE TABLE mig_b (id BIGSERIAL PRIMARY KEY, v TEXT); "
+	 "INSERT INTO mig_b (v) VALUES ('postgresql')"},
+	{5, "ALTER TABLE mig_a ADD COLUMN w TEXT", NULL, NULL},
 };
 
 static void
@@ -374,9 +375,9 @@ test_migration_failure(void **state)
 {
 	struct fixture *f = *state;
 	const struct store_migration bad[] = {
-	    {1, "CREATE TABLE mig_c (id INTEGER)", NULL, NULL},
-	    {2, "CREATE TABLE mig_d (id INTEGER); INSERT INTO no_such_table VALUES (1)", NULL,
-	     NULL},
+		{1, "CREATE TABLE mig_c (id INTEGER)", NULL, NULL},
+		{2, "CREATE TABLE mig_d (id INTEGER); INSERT INTO no_such_table VALUES (1)", NULL,
+		 NULL},
 	};
 	const struct store_migration unordered[] = {{2, "SELECT 1", NULL, NULL},
 						    {1, "SELECT 1", NULL, NULL}};
@@ -411,9 +412,9 @@ struct migrator {
 };
 
 static const struct store_migration conc[] = {
-    {1, "CREATE TABLE conc_a (id INTEGER)", NULL, NULL},
-    {2, "INSERT INTO conc_a (id) VALUES (1)", NULL, NULL},
-    {3, "INSERT INTO conc_a (id) VALUES (2)", NULL, NULL},
+	{1, "CREATE TABLE conc_a (id INTEGER)", NULL, NULL},
+	{2, "INSERT INTO conc_a (id) VALUES (1)", NULL, NULL},
+	{3, "INSERT INTO conc_a (id) VALUES (2)", NULL, NULL},
 };
 
 static void *
@@ -552,21 +553,22 @@ test_constraints(void **state)
 
 	/* unique */
 	assert_int_equal(
-	    store_exec(f->st, "INSERT INTO people (id, name) VALUES (2, $1)", secret, 1, NULL), -1);
+		store_exec(f->st, "INSERT INTO people (id, name) VALUES (2, $1)", secret, 1, NULL),
+		-1);
 	assert_int_equal(store_last_error(f->st), STORE_ERR_CONSTRAINT);
 	assert_non_null(strstr(or_errmsg(), store_backend(f->st)));
 	assert_non_null(strstr(or_errmsg(), "INSERT INTO people"));
 	assert_null(strstr(or_errmsg(), "s3cr3t"));
 	/* check */
-	assert_int_equal(
-	    store_exec(f->st, "INSERT INTO people (id, name) VALUES (3, $1)", longname, 1, NULL),
-	    -1);
+	assert_int_equal(store_exec(f->st, "INSERT INTO people (id, name) VALUES (3, $1)", longname,
+				    1, NULL),
+			 -1);
 	assert_int_equal(store_last_error(f->st), STORE_ERR_CONSTRAINT);
 	assert_null(strstr(or_errmsg(), "s3cr3t"));
 	/* foreign key (SQLite: PRAGMA foreign_keys is on) */
-	assert_int_equal(
-	    store_exec(f->st, "INSERT INTO pets (owner, name) VALUES ($1, $2)", orphan, 2, NULL),
-	    -1);
+	assert_int_equal(store_exec(f->st, "INSERT INTO pets (owner, name) VALUES ($1, $2)", orphan,
+				    2, NULL),
+			 -1);
 	assert_int_equal(store_last_error(f->st), STORE_ERR_CONSTRAINT);
 	assert_null(strstr(or_errmsg(), "s3cr3t"));
 	/* not null */
@@ -592,7 +594,8 @@ test_no_values_in_errors(void **state)
 	/* an INTEGER PRIMARY KEY refuses text on SQLite too ("datatype mismatch") */
 	make_people(f->st);
 	assert_int_equal(
-	    store_exec(f->st, "INSERT INTO people (id, name) VALUES ($1, 'x')", bad, 1, NULL), -1);
+		store_exec(f->st, "INSERT INTO people (id, name) VALUES ($1, 'x')", bad, 1, NULL),
+		-1);
 	assert_null(strstr(or_errmsg(), "s3cr3t"));
 	assert_non_null(strstr(or_errmsg(), "INSERT INTO people"));
 	assert_int_equal(strncmp(or_errmsg(), store_backend(f->st), strlen(store_backend(f->st))),
@@ -620,7 +623,8 @@ test_bad_urls(void **state)
 	assert_non_null(strstr(or_errmsg(), "nonexistent-onramp-dir"));
 	/* nothing listens on port 1; the message must not carry the password */
 	assert_int_equal(
-	    store_open("postgresql://u:hunter2secret@127.0.0.1:1/db?connect_timeout=5", &st), -1);
+		store_open("postgresql://u:hunter2secret@127.0.0.1:1/db?connect_timeout=5", &st),
+		-1);
 	assert_non_null(strstr(or_errmsg(), "postgresql: cannot connect"));
 	assert_null(strstr(or_errmsg(), "hunter2secret"));
 	assert_int_equal(store_open("host=127.0.0.1 port=1 password=hunter2secret", &st), -1);
@@ -647,20 +651,20 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_crud, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_nulls, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_placeholders, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_statement_cache, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migration_failure, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_two_connections, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_concurrent_migrations, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_constraints, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_no_values_in_errors, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_bad_urls, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_sqlite_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crud, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nulls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_placeholders, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_statement_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_connections, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_migrations, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_constraints, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_values_in_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_urls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sqlite_file, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
