@@ -64,20 +64,22 @@ def ctl():
 
 
 def free_port_pair():
-    """A port P on 127.0.0.1 with P+1 also free (swtpm wants two)."""
+    """A port P on 127.0.0.1 with P+1 also free (swtpm wants two). Taken below the
+    kernel's ephemeral range, where the connections of busy tests (and their
+    TIME_WAIT) never land; a random start keeps test processes side by side apart."""
+    import random
     import socket
-    for _ in range(50):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-            if port >= 65535:
-                continue
-            with socket.socket() as b:
-                try:
-                    b.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-            return port
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    for _ in range(500):
+        port = random.randrange(max(1024, low - 12000), low - 1)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        return port
     raise RuntimeError("no free pair of ports")
 
 
