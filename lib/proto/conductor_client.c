@@ -835,12 +835,19 @@ ack_send(struct conductor_conn *c, json_int_t id, const json_t *body, bool *answ
 	return rc;
 }
 
+/* An acknowledgement's body: ok with its result, or error with the reason. */
+static json_t *
+ack_body(bool ok, json_t *result, const char *error)
+{
+	return ok ? json_pack("{s:s, s:O}", "status", "ok", "result", result)
+		  : json_pack("{s:s, s:s}", "status", "error", "error", error);
+}
+
 /* Acknowledges a command: ok with its result, or error with the reason. */
 static int
 ack(struct conductor_conn *c, json_int_t id, bool ok, json_t *result, const char *error)
 {
-	json_t *body = ok ? json_pack("{s:s, s:O}", "status", "ok", "result", result)
-			  : json_pack("{s:s, s:s}", "status", "error", "error", error);
+	json_t *body = ack_body(ok, result, error);
 	bool answered;
 	int rc;
 
@@ -886,8 +893,7 @@ conductor_execute(struct conductor_conn *c, json_t *command)
 		return -1;
 	}
 	snprintf(reason, sizeof(reason), "%s", done == 0 ? "" : or_errmsg());
-	body = done == 0 ? json_pack("{s:s, s:O}", "status", "ok", "result", result)
-			 : json_pack("{s:s, s:s}", "status", "error", "error", reason);
+	body = ack_body(done == 0, result, reason);
 	json_decref(result);
 	if (body == NULL)
 		return or_error("out of memory");
