@@ -451,7 +451,8 @@ cloud_admin(struct http_ctx *ctx, void *arg)
 	struct store *st = http_ctx_thread_state(ctx);
 	struct admin_who who;
 
-	audit_request_begin(ctx, st);
+	if (audit_request_begin(ctx, st) == -1)
+		return;
 	/* The dashboard's session stands for its admin token; anything else needs the token. */
 	if (http_ctx_bearer(ctx) == NULL) {
 		int in = cloud_ui_session(ctx, st, &who, NULL);

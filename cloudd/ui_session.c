@@ -261,7 +261,8 @@ cloud_ui_session_api(struct http_ctx *ctx, struct cloud_app *app, struct store *
 	    (strcmp(what, "login") != 0 && strcmp(what, "logout") != 0))
 		return false;
 	/* Logging in and out are in the audit, refused logins too (never the token). */
-	audit_request_begin(ctx, st);
+	if (audit_request_begin(ctx, st) == -1)
+		return true;
 	if (strcmp(what, "login") == 0)
 		login(ctx, app, st, &who);
 	else

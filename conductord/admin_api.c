@@ -956,7 +956,8 @@ audited(struct http_ctx *ctx, void *arg)
 
 	if (w == NULL)
 		return;
-	audit_request_begin(ctx, w->db);
+	if (audit_request_begin(ctx, w->db) == -1)
+		return;
 	h->fn(ctx, NULL);
 	audit_request_end(ctx, w->db, http_ctx_reply_status(ctx) == 401 ? NULL : &admin);
 	command_wake_deferred(w);

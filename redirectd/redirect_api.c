@@ -330,7 +330,8 @@ admin(struct http_ctx *ctx, void *arg)
 	struct admin_who who;
 
 	(void)arg;
-	audit_request_begin(ctx, st);
+	if (audit_request_begin(ctx, st) == -1)
+		return;
 	if (admin_authenticate(ctx, st, &who) == -1) {
 		audit_request_end(ctx, st, NULL);
 		return;

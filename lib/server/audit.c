@@ -20,6 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Seconds a client waits before asking again for a change the store could not start. */
+#define CHANGE_RETRY_AFTER "5"
+
 #define GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
 #define AUDIT_LOCK_KEY "7263071" /* pg_advisory_xact_lock: one writer of the chain at a time */
 #define AUDIT_LIST_MAX "1000"	 /* entries listed when no since is given */
@@ -180,14 +183,25 @@ answer_result(struct http_ctx *ctx, int status, char *out, size_t cap)
 }
 
 /* See audit.h. */
-void
+int
 audit_request_begin(struct http_ctx *ctx, struct store *st)
 {
 	http_ctx_defer(ctx);
-	if (strcmp(http_ctx_method(ctx), "GET") != 0 && store_begin(st) == -1) {
-		log_error("audit: cannot open a transaction: %s", or_errmsg());
-		http_reply_error(ctx, 500, "internal", "the change could not be started");
-	}
+	if (strcmp(http_ctx_method(ctx), "GET") == 0 || store_begin(st) == 0)
+		return 0;
+	/*
+	 * No transaction (another writer held the database past the busy
+	 * timeout, or the store fails): the handler must not run, since each of
+	 * its statements would then commit on its own while the answer says
+	 * the change failed.
+	 */
+	log_error("audit: cannot open a transaction: %s", or_errmsg());
+	http_reply_header(ctx, "Retry-After", CHANGE_RETRY_AFTER);
+	http_reply_error(ctx, 503, "unavailable",
+			 "the change could not be started (the database is busy); nothing was "
+			 "changed, try again");
+	http_ctx_flush(ctx);
+	return -1;
 }
 
 /* Records e in a transaction of its own; logs (never answers) a failure. */

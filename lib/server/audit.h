@@ -58,9 +58,11 @@ int audit_verify(struct store *st, long long *entries, long long *broken_at);
  * turns the answer into 500, with nothing changed), rolls back one that did
  * not, records refused attempts (401, 403) of any method in a transaction
  * of their own, then sends the answer. who is NULL when no token was
- * accepted.
+ * accepted. When the transaction cannot be opened (the database busy past
+ * its timeout), audit_request_begin answers 503 with Retry-After, sends it
+ * and returns -1: the caller returns without running the handler.
  */
-void audit_request_begin(struct http_ctx *ctx, struct store *st);
+int audit_request_begin(struct http_ctx *ctx, struct store *st);
 void audit_request_end(struct http_ctx *ctx, struct store *st, const struct admin_who *who);
 
 /*
