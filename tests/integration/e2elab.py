@@ -59,6 +59,9 @@ class Lab:
         self.cloud_pki = Pki(self.dir, "cloud")
         self.redirect_retry = redirect_retry
         self.cloud_extra = ""  # more [cloudd] keys, e.g. "assertion-lifetime = 5\n"
+        # More keys for every daemon's main section (redirectd, cloudd, both conductors),
+        # e.g. the rate limits of a site whose routers all come through one proxy.
+        self.daemon_extra = ""
 
     # ---- processes ---------------------------------------------------------
 
@@ -178,7 +181,7 @@ class Lab:
         with open(conf, "w") as f:
             f.write(f"[{section}]\naddress = 127.0.0.1\nport = {port}\n"
                     f"cert-file = {pki.cert}\nkey-file = {pki.key}\nthreads = 2\n"
-                    f"state-dir = {self.dir}/{section}-state\n{db}{extra}")
+                    f"state-dir = {self.dir}/{section}-state\n{db}{self.daemon_extra}{extra}")
         token = self.ok(program(name), "init", "--config", conf).strip()
         token_file = os.path.join(self.dir, f"{section}-admin.token")
         with open(token_file, "w") as f:
@@ -372,7 +375,7 @@ class Conductor:
             f.write(f"[conductor]\nrole = {self.role}\nname = {self.role}\n"
                     f"state-dir = {self.state}\n{db}listen = 127.0.0.1\nport = {port}\n"
                     f"threads = 2\npoll-timeout = {self.lab.poll_timeout}\n"
-                    f"revert-window = {self.lab.revert_window}\n"
+                    f"revert-window = {self.lab.revert_window}\n{self.lab.daemon_extra}"
                     f"ports-file = {self.ports_file}\n[admin]\nlisten = 127.0.0.1\nport = 0\n")
 
     def start(self):
