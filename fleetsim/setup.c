@@ -40,6 +40,7 @@
 #include "device/ocra.h"
 #include "device/record.h"
 #include "net/http_client.h"
+#include "net/http_retry.h"
 #include "proto/conductor_client.h"
 #include "proto/peering_config.h"
 
@@ -53,6 +54,7 @@
 #include <sys/stat.h>
 
 #define ADMIN_TIMEOUT_MS 60000L
+#define ADMIN_ATTEMPTS 5 /* an admin request, tried again while the daemon says "not now" */
 
 static const char setup_usage[] =
 	"usage: onramp-fleetsim setup --routers N --state-dir DIR --inventory-key FILE\n"
@@ -137,7 +139,11 @@ sessions_close(void *state)
 /*
  * One admin request on the worker's session to api (opened on first use);
  * a non-2xx answer becomes one sentence with the status and the server's error.
- * answer (NULL: not wanted) gets a 2xx answer's JSON.
+ * answer (NULL: not wanted) gets a 2xx answer's JSON. An answer that says
+ * "not now" (5xx, 429: a daemon whose database is busy under a big setup) or a
+ * failure on the way is tried again with backoff, Retry-After honoured
+ * (net/http_retry); a request repeated after its answer was lost may meet its
+ * own first attempt (409), which names the router as failed, never hides it.
  */
 static int
 admin_call(struct setup *st, struct sessions *ss, int api, const char *method, const char *path,
@@ -146,6 +152,8 @@ admin_call(struct setup *st, struct sessions *ss, int api, const char *method, c
 	struct http_client_opts o = {.ca_pem = st->api[api].ca_pem,
 				     .connect_timeout_ms = 10000,
 				     .total_timeout_ms = ADMIN_TIMEOUT_MS};
+	struct http_retry retry = {.max_attempts = ADMIN_ATTEMPTS,
+				   .backoff = {.base_ms = 1000, .cap_ms = 8000}};
 	struct http_response resp = {0};
 	enum http_err err = HTTP_OK;
 	json_t *doc = NULL, *e;
@@ -153,8 +161,8 @@ admin_call(struct setup *st, struct sessions *ss, int api, const char *method, c
 
 	if (ss->s[api] == NULL && http_session_open(st->api[api].url, &o, &ss->s[api]) == -1)
 		return or_error_prefix("%s", api_names[api]);
-	if (http_session_request(ss->s[api], method, path, st->api[api].token, body, &resp, &err) ==
-	    -1) {
+	if (http_session_request_retry(ss->s[api], &retry, method, path, st->api[api].token, body,
+				       &resp, &err) == -1) {
 		http_session_close(ss->s[api]); /* a fresh connection next time */
 		ss->s[api] = NULL;
 		return or_error_prefix("%s %s %s", api_names[api], method, path);

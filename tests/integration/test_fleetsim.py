@@ -136,6 +136,31 @@ def test_a_router_unknown_to_the_conductor_is_counted_by_reason(lab):
     assert asset_states(lab.staging)["SIM-UNKNOWN"] == "unknown"
 
 
+def test_setup_waits_out_a_cloud_whose_database_is_busy(lab):
+    """A cloud that answers 500 "the change could not be started" (its SQLite write lock
+    held past its busy timeout, as under a 10,000-router setup on a loaded machine) is
+    asked again with backoff: every router is set up, none twice."""
+    import sqlite3
+    import threading
+    db = sqlite3.connect(os.path.join(lab.dir, "cloudd-state", "cloud.db"), timeout=30,
+                         isolation_level=None, check_same_thread=False)
+    db.execute("BEGIN IMMEDIATE")  # the cloud's busy timeout is 5 s
+    released = threading.Timer(7.0, db.rollback)
+    released.start()
+    try:
+        serials = setup_fleet(lab, 2)
+    finally:
+        released.join()
+        db.close()
+    assert "the change could not be started" in lab.log("cloudd") or \
+        "database is locked" in lab.log("cloudd")
+    devices = {d["serial"]: d for d in lab.cloud_json("device", "list")["devices"]}
+    assert set(serials) <= set(devices)
+    for serial in serials:
+        assert lab.staging.router(serial)["asset_id"] == serial
+        assert lab.production.router(serial)["asset_id"] == serial
+
+
 def test_routers_wait_for_the_operators_migrate_and_stay_connected(lab):
     """--migrate wait: the routers stay on staging until the operator's migrate,
     which the conductor client carries out inside its command channel. --hold:
