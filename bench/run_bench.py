@@ -409,7 +409,6 @@ def conductor_level(directory, n):
                                        os.environ["BENCH_STRACE_CONDUCTOR"], "-p", str(pid)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
-        cpu0 = cpu_s([pid])
         # Several processes: each router takes about 3 descriptors on this side.
         per = 4000
         for first in range(0, n, per):
@@ -418,14 +417,26 @@ def conductor_level(directory, n):
                  "--state-dir", routers_dir, "--conductor", c.address, "--root-ca", c.ca,
                  "--psk-file", psk_path, "--routers", str(min(per, n - first)), "--first",
                  str(first), "--setup-concurrency", str(max(1, 64 * min(per, n - first) // n)),
-                 "--poll-wait", "120"],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-        parts = []
-        for tool in tools:
+                 "--poll-wait", "120", "--wait-start"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True))
+
+        def answer(tool):
             line = tool.stdout.readline()
             if not line:
                 raise RuntimeError(f"onramp-bench-conductor: {tool.stderr.read()[-2000:]}")
-            parts.append(json.loads(line))
+            return json.loads(line)
+        # What a router has done before it talks to the conductor (device key, vault,
+        # the conductor stored) is prepared before the clock; then all start at once.
+        t0 = time.monotonic()
+        prepared = [answer(tool) for tool in tools]
+        log(f"conductor: {sum(p['prepared'] for p in prepared)} routers prepared in "
+            f"{time.monotonic() - t0:.0f} s")
+        cpu0 = cpu_s([pid])
+        for tool in tools:
+            tool.stdin.write("go\n")
+            tool.stdin.flush()
+        parts = [answer(tool) for tool in tools]
         setup_s = max(p["setup_s"] for p in parts)
         res = {"routers": n, "set_up": sum(p["set_up"] for p in parts),
                "failed": sum(p["failed"] for p in parts), "setup_s": setup_s}
