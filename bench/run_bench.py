@@ -433,6 +433,7 @@ def conductor_level(directory, n):
         log(f"conductor: {sum(p['prepared'] for p in prepared)} routers prepared in "
             f"{time.monotonic() - t0:.0f} s")
         cpu0 = cpu_s([pid])
+        routers_cpu0 = cpu_s([tool.pid for tool in tools])
         for tool in tools:
             tool.stdin.write("go\n")
             tool.stdin.flush()
@@ -445,6 +446,7 @@ def conductor_level(directory, n):
         if errors:
             res["first_error"] = errors[0]
         cpu = cpu_s([pid]) - cpu0
+        routers_cpu = cpu_s([tool.pid for tool in tools]) - routers_cpu0
         if tracer is not None:
             tracer.send_signal(2)
             tracer.wait()
@@ -452,9 +454,11 @@ def conductor_level(directory, n):
         held = rss_kib(pid)
         res.update({"conductor_idle_rss_kib": idle, "conductor_rss_kib": held,
                     "kib_per_router": (held - idle) / n,
-                    "setup_cpu_ms_per_router": cpu * 1e3 / n})
+                    "setup_cpu_ms_per_router": cpu * 1e3 / n,
+                    "routers_cpu_ms_per_router": routers_cpu * 1e3 / n})
         log(f"conductor: {n} routers: {res['set_up']} set up, {res['failed']} failed, "
-            f"{res['setup_per_s']:.0f}/s ({res['setup_cpu_ms_per_router']:.2f} ms CPU each), "
+            f"{res['setup_per_s']:.0f}/s ({res['setup_cpu_ms_per_router']:.2f} ms CPU each; "
+            f"the routers' side {res['routers_cpu_ms_per_router']:.2f} ms), "
             f"RSS {idle} -> {held} KiB: {res['kib_per_router']:.1f} KiB per router"
             + (f" ({res.get('first_error')})" if res.get("first_error") else ""))
         return res
