@@ -13,10 +13,11 @@
  * starts: TLS, hello and PSK proof with a device CSR, then the long poll,
  * executing the commands it gets (certificate, configuration) and polling
  * again. At most --setup-concurrency routers are preparing or setting up at
- * once; a router is set up when its first commands are done and its next poll
- * is held. When all are set up (or failed), one JSON line goes to stdout:
- * {"routers","set_up","failed","setup_s","setup_per_s"}; the routers then
- * keep their polls until the process is stopped (SIGTERM).
+ * once; a router is set up when its first commands are acknowledged (its
+ * next poll, held by the conductor, follows at once). When all are set up (or
+ * failed), one JSON line goes to stdout: {"routers","set_up","failed",
+ * "setup_s","setup_per_s"}; the routers then keep their polls until the
+ * process is stopped (SIGTERM).
  */
 #include "bench_clock.h"
 #include "core/error.h"
