@@ -4,14 +4,20 @@
  * connected router and its setup rate.
  *
  * Each router is a thread (256 KiB stack) running the router's side on
- * libonramp's code (lib/proto/conductor_client.c): its own state directory
- * with a software device key and vault, hello and PSK proof with a device
- * CSR, then the long poll, executing the commands it gets (certificate,
- * configuration) and polling again. At most --setup-concurrency routers are
- * setting up at once; a router is set up when its first commands are done and
- * its next poll is held. When all are set up (or failed), one JSON line goes
- * to stdout: {"routers","set_up","failed","setup_s","setup_per_s"}; the
- * routers then keep their polls until the process is stopped (SIGTERM).
+ * libonramp's code (lib/proto/conductor_client.c). First, before the clock,
+ * what a router in the field has done before it ever talks to the conductor:
+ * its own state directory with a software device key and vault, the staging
+ * conductor stored (secret and CA in the vault) and read back. When all are
+ * prepared, one JSON line {"prepared","failed"} goes to stdout; with
+ * --wait-start the routers then wait for a line on stdin. The clock then
+ * starts: TLS, hello and PSK proof with a device CSR, then the long poll,
+ * executing the commands it gets (certificate, configuration) and polling
+ * again. At most --setup-concurrency routers are preparing or setting up at
+ * once; a router is set up when its first commands are acknowledged (its
+ * next poll, held by the conductor, follows at once). When all are set up (or
+ * failed), one JSON line goes to stdout: {"routers","set_up","failed",
+ * "setup_s","setup_per_s"}; the routers then keep their polls until the
+ * process is stopped (SIGTERM).
  */
 #include "bench_clock.h"
 #include "core/error.h"
@@ -37,9 +43,10 @@
 static const char usage[] =
 	"usage: onramp-bench-conductor --state-dir DIR --conductor HOST:PORT --root-ca FILE\n"
 	"         --psk-file FILE --routers N [--first I] [--prefix P]\n"
-	"         [--setup-concurrency C] [--poll-wait S]\n"
+	"         [--setup-concurrency C] [--poll-wait S] [--wait-start]\n"
 	"  routers P-(I+1) ... P-(I+N), numbered with 6 digits, must exist on the\n"
-	"  conductor (asset ID = name)\n";
+	"  conductor (asset ID = name); --wait-start: after the preparation, the\n"
+	"  clock starts on a line read from stdin\n";
 
 struct fleet {
 	const char *state_dir, *address, *prefix;
@@ -47,8 +54,10 @@ struct fleet {
 	unsigned routers, first, poll_wait_s;
 	sem_t setup_slots;
 	pthread_mutex_t lock;
-	pthread_cond_t changed;
-	unsigned set_up, failed;
+	pthread_cond_t changed; /* main waits on it for the counts */
+	pthread_cond_t start;	/* the routers wait on it for go */
+	unsigned prepared, set_up, failed;
+	bool go, wait_start;
 	char first_error[512];
 };
 
@@ -76,6 +85,18 @@ count(struct fleet *f, bool ok, const char *serial)
 	pthread_mutex_unlock(&f->lock);
 }
 
+/* Counts one router as prepared and waits until the clock starts. */
+static void
+wait_for_start(struct fleet *f)
+{
+	pthread_mutex_lock(&f->lock);
+	f->prepared++;
+	pthread_cond_signal(&f->changed);
+	while (!f->go)
+		pthread_cond_wait(&f->start, &f->lock);
+	pthread_mutex_unlock(&f->lock);
+}
+
 /* Runs the commands of one poll's answer; -1 when one failed. */
 static int
 execute_all(struct conductor_conn *c, json_t *commands)
@@ -91,7 +112,11 @@ execute_all(struct conductor_conn *c, json_t *commands)
 	return 0;
 }
 
-/* One router: set up under a setup slot, then hold polls until stopped. */
+/*
+ * One router: prepared under a slot (device key, vault, the conductor stored),
+ * then, once the clock started, set up under a slot, then hold polls until
+ * stopped.
+ */
 static void *
 router_main(void *arg)
 {
@@ -105,7 +130,7 @@ router_main(void *arg)
 	struct certkey *ck = NULL;
 	struct vault *vault = NULL;
 	json_t *commands = NULL;
-	bool slot = true, counted = false;
+	bool slot = true, counted = false, prepared = false;
 
 	snprintf(serial, sizeof(serial), "%s-%06u", f->prefix, f->first + r->index + 1);
 	snprintf(dir, sizeof(dir), "%s/%s", f->state_dir, serial);
@@ -120,7 +145,13 @@ router_main(void *arg)
 	o.poll_wait_s = f->poll_wait_s;
 	if (conductor_set_target(&o, "staging", addresses, 1, f->psk, strlen(f->psk), f->ca_pem) ==
 		    -1 ||
-	    conductor_get_target(&o, "staging", &t) == -1 || conductor_connect(&o, &t, &c) == -1)
+	    conductor_get_target(&o, "staging", &t) == -1)
+		goto out;
+	sem_post(&f->setup_slots);
+	prepared = true;
+	wait_for_start(f);
+	sem_wait(&f->setup_slots);
+	if (conductor_connect(&o, &t, &c) == -1)
 		goto out;
 	/* The first answer is immediate: the commands queued for a new router. */
 	if (conductor_poll(c, &commands) == -1 || execute_all(c, commands) == -1)
@@ -142,6 +173,8 @@ out:
 		count(f, false, serial);
 	if (slot)
 		sem_post(&f->setup_slots);
+	if (!prepared)
+		wait_for_start(f); /* failed, but done preparing: the clock may start */
 	json_decref(commands);
 	conductor_close(c);
 	conductor_target_free(&t);
@@ -186,6 +219,7 @@ main(int argc, char **argv)
 		{"prefix", required_argument, NULL, 'P'},
 		{"setup-concurrency", required_argument, NULL, 'C'},
 		{"poll-wait", required_argument, NULL, 'w'},
+		{"wait-start", no_argument, NULL, 'W'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -196,6 +230,7 @@ main(int argc, char **argv)
 	pthread_attr_t attr;
 	pthread_t tid;
 	double started, elapsed;
+	char line[64];
 	int opt, rc = 2;
 
 	log_init("onramp-bench-conductor", LOG_TARGET_STDERR, LOG_LEVEL_ERROR);
@@ -228,6 +263,9 @@ main(int argc, char **argv)
 		case 'w':
 			f.poll_wait_s = (unsigned)strtoul(optarg, NULL, 10);
 			break;
+		case 'W':
+			f.wait_start = true;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			return 0;
@@ -253,12 +291,12 @@ main(int argc, char **argv)
 	sem_init(&f.setup_slots, 0, concurrency);
 	pthread_mutex_init(&f.lock, NULL);
 	pthread_cond_init(&f.changed, NULL);
+	pthread_cond_init(&f.start, NULL);
 	if ((routers = calloc(f.routers, sizeof(*routers))) == NULL)
 		goto out;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 256 * 1024);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	started = bench_now_s();
 	for (unsigned i = 0; i < f.routers; i++) {
 		routers[i] = (struct router){.f = &f, .index = i};
 		if (pthread_create(&tid, &attr, router_main, &routers[i]) != 0) {
@@ -268,6 +306,20 @@ main(int argc, char **argv)
 		}
 	}
 	pthread_mutex_lock(&f.lock);
+	while (f.prepared < f.routers && !stop)
+		pthread_cond_wait(&f.changed, &f.lock);
+	printf("{\"prepared\":%u,\"failed\":%u}\n", f.prepared - f.failed, f.failed);
+	fflush(stdout);
+	pthread_mutex_unlock(&f.lock);
+	if (f.wait_start && fgets(line, sizeof(line), stdin) == NULL) {
+		fprintf(stderr, "onramp-bench-conductor: no start line on stdin\n");
+		goto out;
+	}
+	/* The clock starts: from here on, only what a router does with the conductor. */
+	pthread_mutex_lock(&f.lock);
+	started = bench_now_s();
+	f.go = true;
+	pthread_cond_broadcast(&f.start);
 	while (f.set_up + f.failed < f.routers && !stop)
 		pthread_cond_wait(&f.changed, &f.lock);
 	elapsed = bench_now_s() - started;

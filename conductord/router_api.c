@@ -867,6 +867,7 @@ handle_certificate(struct http_ctx *ctx, void *arg)
 	struct store_result *res = NULL;
 	struct command_row c = {0};
 	struct pki_issued out = {0};
+	X509_REQ *req = NULL;
 	json_int_t id = 0;
 	json_t *body = NULL;
 	struct router_row r;
@@ -891,7 +892,8 @@ handle_certificate(struct http_ctx *ctx, void *arg)
 				 (long long)id, r.name);
 		goto done;
 	}
-	if (pki_csr_check(csr, NULL, key_id) == -1) {
+	/* Parsed and checked once, for the key's identity and for the signing. */
+	if (pki_csr_load(csr, NULL, &req, key_id) == -1) {
 		http_reply_error(ctx, 400, "bad-csr", "%s", or_errmsg());
 		goto done;
 	}
@@ -922,7 +924,7 @@ handle_certificate(struct http_ctx *ctx, void *arg)
 				 (long long)id, c.state);
 		goto done;
 	}
-	if (pki_sign_router_csr(w->c->ca, csr, r.name, w->c->set.cert_days, &out) == -1) {
+	if (pki_sign_router_req(w->c->ca, req, key_id, r.name, w->c->set.cert_days, &out) == -1) {
 		http_reply_error(ctx, 400, "bad-csr", "%s", or_errmsg());
 		goto done;
 	}
@@ -944,6 +946,7 @@ handle_certificate(struct http_ctx *ctx, void *arg)
 	http_reply_json(ctx, 200, certificate_answer(w, out.cert_pem, out.serial, out.not_after));
 done:
 	pki_issued_free(&out);
+	X509_REQ_free(req);
 	store_result_free(res);
 	json_decref(c.payload);
 	json_decref(body);

@@ -72,9 +72,12 @@ out:
 	return rc;
 }
 
-/* Fills out's serial, fingerprint, key identity and validity from cert. */
+/*
+ * Fills out's serial, fingerprint, key identity and validity from cert; key_id
+ * is the subject key's identity when the caller has it (NULL: hashed here).
+ */
 static int
-describe(X509 *cert, struct pki_issued *out)
+describe(X509 *cert, const char *key_id, struct pki_issued *out)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
@@ -96,7 +99,9 @@ describe(X509 *cert, struct pki_issued *out)
 	if (X509_digest(cert, EVP_sha256(), md, &mdlen) != 1)
 		return pki_ssl_error("cannot fingerprint certificate");
 	hex_encode(md, mdlen, out->sha256);
-	if (pki_spki_sha256(X509_get0_pubkey(cert), out->key_id) == -1)
+	if (key_id != NULL)
+		snprintf(out->key_id, sizeof(out->key_id), "%s", key_id);
+	else if (pki_spki_sha256(X509_get0_pubkey(cert), out->key_id) == -1)
 		return -1;
 	out->not_before = pki_asn1_time(X509_get0_notBefore(cert));
 	out->not_after = pki_asn1_time(X509_get0_notAfter(cert));
@@ -162,7 +167,8 @@ set_subject_cn(X509 *cert, const char *cn)
 /*
  * Version 3, random serial, validity of days from now but never past the
  * issuer's own notAfter (a certificate that outlives its CA would only fail
- * later, at the far end), issuer's name (or own).
+ * later, at the far end), issuer's name (or own), the subject key pubkey
+ * (NULL: the caller sets it).
  */
 static X509 *
 new_cert(X509 *issuer, const char *cn, EVP_PKEY *pubkey, unsigned days)
@@ -180,7 +186,7 @@ new_cert(X509 *issuer, const char *cn, EVP_PKEY *pubkey, unsigned days)
 					      : X509_get_subject_name(cert)) != 1 ||
 	    X509_gmtime_adj(X509_getm_notBefore(cert), -CLOCK_SKEW_S) == NULL ||
 	    X509_time_adj_ex(X509_getm_notAfter(cert), (int)days, 0, NULL) == NULL ||
-	    X509_set_pubkey(cert, pubkey) != 1) {
+	    (pubkey != NULL && X509_set_pubkey(cert, pubkey) != 1)) {
 		pki_ssl_error("cannot build certificate");
 		goto fail;
 	}
@@ -258,25 +264,81 @@ valid_cn(const char *cn)
 }
 
 /*
- * Issues an end-entity certificate for pubkey under ca: CN cn, the SANs in
- * gens, extended key usage eku (a constant of this file), CA:FALSE. On
- * failure out is left empty.
+ * Sets the request's SubjectPublicKeyInfo as the certificate's subject key.
+ * OpenSSL 3.0's X509_set_pubkey encodes the key and decodes it again, each
+ * through a chain built from every provider's encoders or decoders: the
+ * dearest part of signing. So the request's own SPKI is copied as it is
+ * (algorithm, parameter, key bits) when its DER is the one key_id hashes,
+ * that is when it is the key as OpenSSL writes it (key_id comes from the
+ * request's decoded key, pki_csr_load); anything else is set from the
+ * decoded key, as before.
  */
 static int
-issue_leaf(struct pki_ca *ca, const char *cn, EVP_PKEY *pubkey, unsigned days, const char *eku,
-	   GENERAL_NAMES *gens, struct pki_issued *out)
+set_request_key(X509 *cert, X509_REQ *req, const char *key_id)
+{
+	X509_PUBKEY *spki = X509_REQ_get_X509_PUBKEY(req);
+	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE], *bits = NULL;
+	const unsigned char *key_bits;
+	char id[PKI_KEY_ID_LEN + 1] = "";
+	unsigned int mdlen = 0;
+	ASN1_OBJECT *alg = NULL, *param = NULL;
+	const ASN1_OBJECT *alg0;
+	const void *param0;
+	X509_ALGOR *algor;
+	int len, ptype, bits_len;
+
+	len = i2d_X509_PUBKEY(spki, &der);
+	if (len > 0 && EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) == 1)
+		hex_encode(md, mdlen, id);
+	OPENSSL_free(der);
+	ERR_clear_error();
+	if (strcmp(id, key_id) != 0 ||
+	    X509_PUBKEY_get0_param(NULL, &key_bits, &bits_len, &algor, spki) != 1)
+		goto decoded;
+	X509_ALGOR_get0(&alg0, &ptype, &param0, algor);
+	/* EC: the curve's OID; RSA: NULL. Other parameters: from the decoded key. */
+	if (ptype != V_ASN1_OBJECT && ptype != V_ASN1_NULL)
+		goto decoded;
+	if ((alg = OBJ_dup(alg0)) == NULL ||
+	    (ptype == V_ASN1_OBJECT && (param = OBJ_dup(param0)) == NULL) ||
+	    (bits = OPENSSL_memdup(key_bits, (size_t)bits_len)) == NULL)
+		goto fail;
+	if (X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(cert), alg, ptype, param, bits, bits_len) !=
+	    1)
+		goto fail;
+	return 0;
+fail:
+	ASN1_OBJECT_free(alg);
+	ASN1_OBJECT_free(param);
+	OPENSSL_free(bits);
+	return pki_ssl_error("cannot set the certificate's key");
+decoded:
+	if (X509_set_pubkey(cert, X509_REQ_get0_pubkey(req)) != 1)
+		return pki_ssl_error("cannot set the certificate's key");
+	return 0;
+}
+
+/*
+ * Issues an end-entity certificate under ca for pubkey, or (pubkey NULL) for
+ * the key of req whose identity is key_id: CN cn, the SANs in gens, extended
+ * key usage eku (a constant of this file), CA:FALSE. On failure out is left
+ * empty.
+ */
+static int
+issue_leaf(struct pki_ca *ca, const char *cn, EVP_PKEY *pubkey, X509_REQ *req, const char *key_id,
+	   unsigned days, const char *eku, GENERAL_NAMES *gens, struct pki_issued *out)
 {
 	X509 *cert = new_cert(ca->cert, cn, pubkey, days);
 	int rc = -1;
 
-	if (cert == NULL ||
+	if (cert == NULL || (pubkey == NULL && set_request_key(cert, req, key_id) == -1) ||
 	    add_ext(cert, ca->cert, NID_basic_constraints, "critical,CA:FALSE") == -1 ||
 	    add_ext(cert, ca->cert, NID_key_usage, "critical,digitalSignature") == -1 ||
 	    add_ext(cert, ca->cert, NID_ext_key_usage, eku) == -1 ||
 	    add_ext(cert, ca->cert, NID_subject_key_identifier, "hash") == -1 ||
 	    add_ext(cert, ca->cert, NID_authority_key_identifier, "keyid:always") == -1 ||
 	    add_sans(cert, gens) == -1 || sign_cert(cert, ca->key) == -1 ||
-	    describe(cert, out) == -1) {
+	    describe(cert, pubkey == NULL ? key_id : NULL, out) == -1) {
 		pki_issued_free(out);
 		goto out;
 	}
@@ -424,7 +486,7 @@ pki_issue_server(struct pki_ca *ca, const char *common_name, const char *const *
 		pki_ssl_error("cannot generate the server key");
 		goto out;
 	}
-	if (issue_leaf(ca, common_name, key, days, "serverAuth", gens, out) == -1 ||
+	if (issue_leaf(ca, common_name, key, NULL, NULL, days, "serverAuth", gens, out) == -1 ||
 	    pem_of_key(key, key_pem) == -1)
 		goto out;
 	rc = 0;
@@ -436,38 +498,58 @@ out:
 	return rc;
 }
 
-/* See ca.h: only the CSR's key is used. */
-int
-pki_sign_router_csr(struct pki_ca *ca, const char *csr_pem, const char *router_name, unsigned days,
-		    struct pki_issued *out)
+/* A router certificate's name and validity, checked before anything is parsed or signed. */
+static int
+router_terms_check(const char *router_name, unsigned days)
 {
-	char key_id[PKI_KEY_ID_LEN + 1], uri[sizeof(PKI_PEERING_URI_PREFIX) + 64];
-	GENERAL_NAMES *gens = NULL;
-	X509_REQ *req = NULL;
-	int rc = -1;
-
-	memset(out, 0, sizeof(*out));
 	if (!pki_valid_router_name(router_name))
 		return or_error("router name must be 1 to 63 of A-Z a-z 0-9 . _ - starting with a "
 				"letter or digit");
 	if (days == 0 || days > PKI_MAX_DAYS_LEAF)
 		return or_error("router certificate validity must be 1 to %d days, not %u",
 				PKI_MAX_DAYS_LEAF, days);
-	if (pki_csr_load(csr_pem, NULL, &req, key_id) == -1)
+	return 0;
+}
+
+/* See ca.h: only the request's key is used. */
+int
+pki_sign_router_req(struct pki_ca *ca, X509_REQ *req, const char *key_id, const char *router_name,
+		    unsigned days, struct pki_issued *out)
+{
+	char uri[sizeof(PKI_PEERING_URI_PREFIX) + 64];
+	GENERAL_NAMES *gens = NULL;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (router_terms_check(router_name, days) == -1)
 		return -1;
 	snprintf(uri, sizeof(uri), "%s%s", PKI_PEERING_URI_PREFIX, router_name);
-	if ((gens = sk_GENERAL_NAME_new_null()) == NULL) {
-		or_error("out of memory");
-		goto out;
-	}
-	if (push_name(gens, GEN_URI, uri) == -1)
-		goto out;
-	if (issue_leaf(ca, router_name, X509_REQ_get0_pubkey(req), days, "serverAuth,clientAuth",
-		       gens, out) == -1)
+	if ((gens = sk_GENERAL_NAME_new_null()) == NULL)
+		return or_error("out of memory");
+	if (push_name(gens, GEN_URI, uri) == -1 ||
+	    issue_leaf(ca, router_name, NULL, req, key_id, days, "serverAuth,clientAuth", gens,
+		       out) == -1)
 		goto out;
 	rc = 0;
 out:
 	GENERAL_NAMES_free(gens);
+	return rc;
+}
+
+/* See ca.h: the CSR loaded and checked, then signed. */
+int
+pki_sign_router_csr(struct pki_ca *ca, const char *csr_pem, const char *router_name, unsigned days,
+		    struct pki_issued *out)
+{
+	char key_id[PKI_KEY_ID_LEN + 1];
+	X509_REQ *req = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (router_terms_check(router_name, days) == -1 ||
+	    pki_csr_load(csr_pem, NULL, &req, key_id) == -1)
+		return -1;
+	rc = pki_sign_router_req(ca, req, key_id, router_name, days, out);
 	X509_REQ_free(req);
 	return rc;
 }

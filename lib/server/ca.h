@@ -72,6 +72,13 @@ int pki_issue_server(struct pki_ca *ca, const char *common_name, const char *con
 int pki_sign_router_csr(struct pki_ca *ca, const char *csr_pem, const char *router_name,
 			unsigned days, struct pki_issued *out);
 
+/*
+ * The same for a request already loaded and checked by pki_csr_load, whose
+ * key identity it gave as key_id (a request parsed once for both).
+ */
+int pki_sign_router_req(struct pki_ca *ca, X509_REQ *req, const char *key_id,
+			const char *router_name, unsigned days, struct pki_issued *out);
+
 void pki_issued_free(struct pki_issued *issued);
 
 #endif

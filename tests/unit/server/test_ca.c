@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "server/ca.h"
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -414,6 +415,66 @@ verify_chain_against_anchor(void **state)
 	EVP_PKEY_free(key);
 }
 
+/* The DER SubjectPublicKeyInfo of a certificate's key, as it is in the certificate. */
+static int
+cert_spki_der(const char *pem, unsigned char **der)
+{
+	X509 *cert = parse_cert(pem);
+	int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), der);
+
+	X509_free(cert);
+	return len;
+}
+
+/*
+ * A certificate signed from a loaded request carries the request's key as
+ * OpenSSL writes it and as the CSR's key id names it: for an EC key (points
+ * written uncompressed, and compressed), an RSA key, and the same through
+ * pki_sign_router_csr.
+ */
+static void
+router_cert_key_is_the_requests(void **state)
+{
+	struct fixture *f = *state;
+	EVP_PKEY *keys[3] = {EVP_EC_gen("P-256"), EVP_EC_gen("P-384"), EVP_RSA_gen(2048)};
+	char key_id[PKI_KEY_ID_LEN + 1], cert_key_id[PKI_KEY_ID_LEN + 1];
+
+	assert_int_equal(EVP_PKEY_set_utf8_string_param(
+				 keys[1], OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "compressed"),
+			 1);
+	for (size_t i = 0; i < 3; i++) {
+		char *csr = make_csr(keys[i], "r", NULL);
+		unsigned char *want = NULL, *got = NULL;
+		struct pki_issued out, again;
+		X509_REQ *req = NULL;
+		int want_len = i2d_PUBKEY(keys[i], &want), got_len;
+		X509 *cert;
+
+		assert_int_equal(pki_csr_load(csr, NULL, &req, key_id), 0);
+		assert_int_equal(pki_sign_router_req(f->ca, req, key_id, "r1", 10, &out), 0);
+		assert_int_equal(verify_chain(f->ca_pem, out.cert_pem, X509_PURPOSE_SSL_CLIENT),
+				 X509_V_OK);
+		got_len = cert_spki_der(out.cert_pem, &got);
+		assert_int_equal(got_len, want_len);
+		assert_memory_equal(got, want, (size_t)want_len);
+		assert_string_equal(out.key_id, key_id);
+		assert_int_equal(pki_cert_key_id(out.cert_pem, cert_key_id), 0);
+		assert_string_equal(cert_key_id, key_id);
+		cert = parse_cert(out.cert_pem);
+		assert_int_equal(X509_check_private_key(cert, keys[i]), 1);
+		X509_free(cert);
+		assert_int_equal(pki_sign_router_csr(f->ca, csr, "r1", 10, &again), 0);
+		assert_string_equal(again.key_id, key_id);
+		pki_issued_free(&again);
+		pki_issued_free(&out);
+		X509_REQ_free(req);
+		OPENSSL_free(want);
+		OPENSSL_free(got);
+		free(csr);
+		EVP_PKEY_free(keys[i]);
+	}
+}
+
 static void
 router_names(void **state)
 {
@@ -469,6 +530,7 @@ main(void)
 		cmocka_unit_test(server_cert_serves_its_names_until_near_expiry),
 		cmocka_unit_test(verify_chain_against_anchor),
 		cmocka_unit_test(certificate_pem_check),
+		cmocka_unit_test(router_cert_key_is_the_requests),
 		cmocka_unit_test(router_names),
 	};
 
