@@ -2,7 +2,10 @@
  * Claims pushed from the cloud to the redirector's admin API
  * (docs/protocol.md section 5), over TLS verified against the redirector's
  * configured anchor, with this cloud's token. Runs inside an admin request:
- * bounded by short timeouts.
+ * bounded by short timeouts. Each loop thread keeps its connection to the
+ * redirector alive between claims: a claim runs while the admin request holds
+ * the store's write lock, so a TLS handshake per claim paced every other
+ * change of the cloud (a large setup's claims one after the other).
  */
 #include "cloud.h"
 
@@ -11,8 +14,13 @@
 #include "core/log.h"
 #include "net/http_client.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+
+/* The calling thread's session to the redirector (closed when the thread ends). */
+static pthread_key_t session_key;
+static pthread_once_t session_key_once = PTHREAD_ONCE_INIT;
 
 /* "HTTP 409 claimed-elsewhere: message" from an error answer, whatever its shape. */
 static void
@@ -31,6 +39,57 @@ describe(const struct http_response *resp, char *detail, size_t cap)
 	json_decref(doc);
 }
 
+/* Closes a thread's session as the thread ends. */
+static void
+session_free(void *s)
+{
+	http_session_close(s);
+}
+
+/* Makes the key of the threads' sessions, once per process. */
+static void
+session_key_make(void)
+{
+	if (pthread_key_create(&session_key, session_free) != 0)
+		log_error("cloud: no per-thread redirector sessions; one connection per claim");
+}
+
+/*
+ * The calling thread's session to the redirector, opened on first use.
+ * libcurl reconnects by itself when the redirector closed the idle
+ * connection; a session whose request failed is dropped by the caller.
+ */
+static struct http_session *
+thread_session(const struct cloud_app *app)
+{
+	struct http_client_opts opts = {0};
+	struct http_session *s;
+
+	pthread_once(&session_key_once, session_key_make);
+	if ((s = pthread_getspecific(session_key)) != NULL)
+		return s;
+	opts.ca_pem = app->redirector_ca_pem;
+	opts.connect_timeout_ms = 5000;
+	opts.total_timeout_ms = 10000;
+	if (http_session_open(app->redirector_url, &opts, &s) == -1)
+		return NULL;
+	if (pthread_setspecific(session_key, s) != 0) {
+		http_session_close(s);
+		or_error("cloud: cannot keep the redirector session");
+		return NULL;
+	}
+	return s;
+}
+
+/* Closes and forgets the calling thread's session after a failed request. */
+static void
+thread_session_drop(struct http_session *s)
+{
+	if (pthread_getspecific(session_key) == s)
+		pthread_setspecific(session_key, NULL);
+	http_session_close(s);
+}
+
 /*
  * See cloud.h. The redirector is trusted through its configured anchor only; its answer is
  * only described.
@@ -39,26 +98,26 @@ int
 cloud_redirector_claim(const struct cloud_app *app, const char *serial, bool claim,
 		       const char *claim_secret, char *detail, size_t cap)
 {
-	struct http_client_opts opts = {0};
 	struct http_response resp = {0};
-	struct http_session *s = NULL;
+	struct http_session *s;
 	enum http_err err = HTTP_OK;
 	char path[64 + CLOUD_SERIAL_MAX];
 	json_t *body = NULL;
 	int rc = -1;
 
-	opts.ca_pem = app->redirector_ca_pem;
-	opts.connect_timeout_ms = 5000;
-	opts.total_timeout_ms = 10000;
 	snprintf(path, sizeof(path), "/v1/admin/claims/%s", serial);
 	if (claim)
 		body = json_pack("{s:s,s:s,s:s?}", "cloud_url", app->public_url, "cloud_ca_pem",
 				 app->public_ca_pem, "claim_secret", claim_secret);
-	if (http_session_open(app->redirector_url, &opts, &s) == -1 ||
-	    http_session_request(s, claim ? "PUT" : "DELETE", path,
+	if ((s = thread_session(app)) == NULL) {
+		snprintf(detail, cap, "%s: %s", http_err_name(err), or_errmsg());
+		goto out;
+	}
+	if (http_session_request(s, claim ? "PUT" : "DELETE", path,
 				 (const char *)app->redirector_token.data, body, &resp,
 				 &err) == -1) {
 		snprintf(detail, cap, "%s: %s", http_err_name(err), or_errmsg());
+		thread_session_drop(s);
 		goto out;
 	}
 	/* An unclaim of a claim the redirector no longer has is done already. */
@@ -69,7 +128,6 @@ cloud_redirector_claim(const struct cloud_app *app, const char *serial, bool cla
 	describe(&resp, detail, cap);
 out:
 	http_response_free(&resp);
-	http_session_close(s);
 	json_decref(body);
 	return rc;
 }

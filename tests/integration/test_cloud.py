@@ -583,3 +583,42 @@ def test_daemons_cannot_dump_core(env):
     from conftest import core_dumps_disabled
     for daemon in (env.redirector, env.cloud):
         assert core_dumps_disabled(daemon.proc.pid), daemon.name
+
+
+def established_to(port):
+    """Established TCP connections on 127.0.0.1 whose remote port is port (/proc/net/tcp)."""
+    count = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            remote, state = fields[2], fields[3]
+            if state == "01" and int(remote.split(":")[1], 16) == port:
+                count += 1
+    return count
+
+
+def test_claims_keep_one_connection_to_the_redirector_and_survive_its_restart():
+    """The cloud's claims reuse a kept-alive connection to the redirector (a claim runs
+    under the cloud's write lock, so a handshake per claim paced a large setup), and a
+    redirector restarted between claims costs nothing: the next claim reconnects."""
+    directory = tempdir()
+    env = CloudEnv(directory)
+    try:
+        env.site("acme", "paris", "keepalive-psk")
+        for i in range(4):
+            env.device(f"KA-{i}")
+            env.ctl_ok("claim", "--serial", f"KA-{i}", "--org", "acme", "--site", "paris")
+        # Two loop threads: at most one kept connection each, and at least one kept.
+        assert 1 <= established_to(env.redirector.port) <= 2
+        env.redirector.stop()
+        env.redirector.start()
+        env.device("KA-after")
+        env.ctl_ok("claim", "--serial", "KA-after", "--org", "acme", "--site", "paris")
+        claims = json.loads(env.redirect("claim", "list", "--json").stdout)["claims"]
+        assert {c["serial"] for c in claims} >= {"KA-0", "KA-3", "KA-after"}
+        env.ctl_ok("unclaim", "KA-0")
+        claims = json.loads(env.redirect("claim", "list", "--json").stdout)["claims"]
+        assert "KA-0" not in {c["serial"] for c in claims}
+    finally:
+        env.stop()
+        remove(directory)
