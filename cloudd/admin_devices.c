@@ -6,6 +6,7 @@
  * inventory key; the key, and the claim secret that proves claims to the
  * redirector, are sealed under the master key before they are stored.
  */
+#include "challenges.h"
 #include "cloud.h"
 
 #include "core/error.h"
@@ -267,7 +268,6 @@ delete_device(struct http_ctx *ctx, struct store *st, const struct admin_who *wh
 	if (store_begin(st) == -1 ||
 	    store_exec(st, "DELETE FROM devices WHERE serial = $1 AND org IS NULL", params, 1,
 		       &res) == -1 ||
-	    store_exec(st, "DELETE FROM challenges WHERE serial = $1", params, 1, NULL) == -1 ||
 	    store_exec(st, "DELETE FROM device_tokens WHERE serial = $1", params, 1, NULL) == -1 ||
 	    store_exec(st, "DELETE FROM events WHERE serial = $1", params, 1, NULL) == -1)
 		goto fail;
@@ -495,12 +495,14 @@ unclaim(struct http_ctx *ctx, struct cloud_app *app, struct store *st, const str
 		       "WHERE serial = $1",
 		       params, 1, &res) == -1 ||
 	    store_exec(st, "DELETE FROM device_tokens WHERE serial = $1", params, 1, NULL) == -1 ||
-	    store_exec(st, "DELETE FROM challenges WHERE serial = $1", params, 1, NULL) == -1 ||
 	    store_commit(st) == -1) {
 		store_rollback(st);
 		cloud_internal(ctx, "unclaiming a device");
 		goto out;
 	}
+	/* Its challenges here (another instance's die with their connections, unanswerable:
+	 * an unclaimed device is refused at finish). */
+	challenges_forget(app->challenges, serial);
 	if (cloud_event(st, serial, time(NULL), "cloud", "unclaim", "ok", NULL, NULL) == -1)
 		log_error("recording an event of %s failed: %s", serial, or_errmsg());
 	log_info("device %s unclaimed by '%s'", serial, who->name);

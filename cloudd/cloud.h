@@ -27,6 +27,7 @@ struct http_ctx;
 struct http_route;
 struct masterkey;
 struct assertion_signer;
+struct challenges;
 
 struct cloud_app {
 	char master_key_path[DAEMON_PATH_MAX];
@@ -42,6 +43,7 @@ struct cloud_app {
 	struct lockout_policy lockout;
 	struct rate_limit_policy rate;	   /* of the device endpoints */
 	struct rate_limiter *limiter;	   /* made when serving */
+	struct challenges *challenges;	   /* made when serving (challenges.h) */
 	unsigned long stuck_after;	   /* seconds without progress: a device is stuck */
 	unsigned long ui_session_lifetime; /* seconds, dashboard sessions */
 	/* The redirector claims are pushed to; url NULL when none. */

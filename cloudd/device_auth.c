@@ -9,13 +9,15 @@
  * an outsider who knows a serial cannot lock it out. Only suites with a
  * truncated response (guessable) keep a lockout; a full-length response
  * (truncation 0) cannot be guessed. Open challenges are capped per device by
- * evicting the oldest, never by refusing the newest. All state (challenges,
- * their use, failures, lockouts, tokens) is in the database and changed by
- * single statements, so any instance may serve any step.
+ * evicting the oldest, never by refusing the newest. Challenges are kept in
+ * this process's memory (challenges.h): bound to their TLS connection, they
+ * are of no use to another instance. Failures, lockouts and tokens are in
+ * the database and changed by single statements, so any instance may serve
+ * any connection.
  */
+#include "challenges.h"
 #include "cloud.h"
 
-#include "core/encoding.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -28,13 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Outstanding challenges a device keeps (as SQL text); a newer one evicts the oldest. */
-#define OPEN_CHALLENGES_SQL "16"
 /* Exporter label binding a challenge to the connection it was issued on. */
 #define CHALLENGE_SESSION_LABEL "EXPORTER-onramp-challenge-session"
-#define CHALLENGE_SESSION_LEN 32
-/* Expired challenges are kept this long, so a late finish hears "expired". */
-#define CHALLENGE_KEEP_S 600
 #define SESSION_MAX 512
 
 /* What authentication needs of a device row. */
@@ -121,39 +118,18 @@ session_info(struct http_ctx *ctx, const struct ocra_suite *suite, uint8_t *s)
 }
 
 /*
- * The SHA-256 (hex) of an exporter of this request's TLS connection under a
- * label of its own: stored with a challenge at start, required at finish, so
- * only the connection a challenge was issued on can use it (or spend it).
+ * An exporter of this request's TLS connection under a label of its own:
+ * kept with a challenge at start, required at finish, so only the
+ * connection a challenge was issued on can use it (or spend it).
  */
 static int
-session_binding(struct http_ctx *ctx, char out[65])
+session_binding(struct http_ctx *ctx, uint8_t out[CHALLENGES_BINDING_LEN])
 {
-	uint8_t ex[CHALLENGE_SESSION_LEN];
-	char hex[2 * CHALLENGE_SESSION_LEN + 1];
-	int rc = 0;
-
-	if (http_ctx_exporter(ctx, CHALLENGE_SESSION_LABEL, ex, sizeof(ex)) == -1) {
+	if (http_ctx_exporter(ctx, CHALLENGE_SESSION_LABEL, out, CHALLENGES_BINDING_LEN) == -1) {
 		cloud_internal(ctx, "taking the TLS exporter");
 		return -1;
 	}
-	hex_encode(ex, sizeof(ex), hex);
-	if (cloud_token_hash(hex, out) == -1) {
-		cloud_internal(ctx, "hashing the session binding");
-		rc = -1;
-	}
-	OPENSSL_cleanse(ex, sizeof(ex));
-	OPENSSL_cleanse(hex, sizeof(hex));
-	return rc;
-}
-
-/* Microseconds since the epoch: the order challenges were issued in, for eviction. */
-static void
-issued_now(char *out)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	cloud_num((long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, out);
+	return 0;
 }
 
 /*
@@ -260,34 +236,6 @@ refuse(struct http_ctx *ctx, struct store *st, const char *serial, time_t now,
 }
 
 /*
- * Drops the device's expired challenges past the keeping time, and its open
- * challenges beyond the OPEN_CHALLENGES_SQL newest: a flood of starts evicts
- * the oldest and never refuses the newest, so the genuine device's next
- * start always gets a challenge.
- */
-static int
-evict_open(struct http_ctx *ctx, struct store *st, const char *serial, time_t now)
-{
-	char keep[CLOUD_NUM_LEN];
-	const char *params[2] = {serial, keep};
-
-	cloud_num((long long)now - CHALLENGE_KEEP_S, keep);
-	if (store_exec(st, "DELETE FROM challenges WHERE serial = $1 AND expires < $2", params, 2,
-		       NULL) == -1)
-		goto fail;
-	if (store_exec(st,
-		       "DELETE FROM challenges WHERE serial = $1 AND used = 0 AND id NOT IN "
-		       "(SELECT id FROM challenges WHERE serial = $1 AND used = 0 "
-		       "ORDER BY issued DESC, id DESC LIMIT " OPEN_CHALLENGES_SQL ")",
-		       params, 1, NULL) == -1)
-		goto fail;
-	return 0;
-fail:
-	cloud_internal(ctx, "evicting old challenges");
-	return -1;
-}
-
-/*
  * POST /v1/device/auth/start: a claimed, not locked-out device's QC gets a fresh QS, R_S over
  * this connection's exporter, and a challenge stored bound to this connection.
  */
@@ -296,10 +244,9 @@ cloud_auth_start(struct http_ctx *ctx, void *arg)
 {
 	struct cloud_app *app = arg;
 	struct store *st = http_ctx_thread_state(ctx);
-	const char *serial = NULL, *qc = NULL, *params[7];
+	const char *serial = NULL, *qc = NULL;
 	char id[CLOUD_ID_HEX + 1], qs[OCRA_QUESTION_FIELD + 1], rs[OCRA_RESPONSE_MAX];
-	char expires[CLOUD_NUM_LEN], issued[CLOUD_NUM_LEN], binding[65];
-	uint8_t s[SESSION_MAX];
+	uint8_t s[SESSION_MAX], binding[CHALLENGES_BINDING_LEN];
 	struct auth_device d = {0};
 	json_t *body = NULL;
 	time_t now = time(NULL);
@@ -333,24 +280,11 @@ cloud_auth_start(struct http_ctx *ctx, void *arg)
 			goto out;
 		}
 	}
-	cloud_num((long long)now + (long long)app->challenge_lifetime, expires);
-	params[0] = id;
-	params[1] = serial;
-	params[2] = qc;
-	params[3] = qs;
-	params[4] = expires;
-	params[5] = binding;
-	params[6] = issued;
-	issued_now(issued);
-	if (store_exec(st,
-		       "INSERT INTO challenges (id, serial, client_q, server_q, expires, used, "
-		       "session_hash, issued) VALUES ($1, $2, $3, $4, $5, 0, $6, $7)",
-		       params, 7, NULL) == -1) {
-		cloud_internal(ctx, "storing a challenge");
+	if (challenges_put(app->challenges, serial, id, qc, qs,
+			   now + (time_t)app->challenge_lifetime, binding, now) == -1) {
+		cloud_internal(ctx, "keeping a challenge");
 		goto out;
 	}
-	if (evict_open(ctx, st, serial, now) == -1)
-		goto out;
 	log_debug("challenge %s issued to %s at %s", id, serial, http_ctx_peer(ctx));
 	http_reply_json(ctx, 200,
 			json_pack("{s:s,s:s,s:s,s:s,s:I}", "challenge_id", id, "suite",
@@ -359,56 +293,9 @@ cloud_auth_start(struct http_ctx *ctx, void *arg)
 out:
 	OPENSSL_cleanse(rs, sizeof(rs));
 	OPENSSL_cleanse(s, sizeof(s));
+	OPENSSL_cleanse(binding, sizeof(binding));
 	secret_free(&d.key);
 	json_decref(body);
-}
-
-/*
- * Uses up the challenge (one statement: of two concurrent finishes, one
- * wins). Only a challenge issued to this serial on this connection (binding)
- * is found: any other id is unknown here, and is never spent. Fills qc/qs;
- * on a refusal returns -1 with *code and *reason set; on a database error
- * returns -2.
- */
-static int
-consume_challenge(struct store *st, const char *id, const char *serial, const char *binding,
-		  time_t now, char *qc, char *qs, const char **code, const char **reason)
-{
-	const char *params[3] = {id, serial, binding};
-	struct store_result *res = NULL;
-	int rc = -2;
-
-	if (store_exec(st,
-		       "UPDATE challenges SET used = 1 WHERE id = $1 AND serial = $2 "
-		       "AND session_hash = $3 AND used = 0 RETURNING client_q, server_q, expires",
-		       params, 3, &res) == -1)
-		goto out;
-	if (store_rows(res) == 0) {
-		store_result_free(res);
-		if (store_exec(st,
-			       "SELECT used FROM challenges WHERE id = $1 AND serial = $2 "
-			       "AND session_hash = $3",
-			       params, 3, &res) == -1)
-			goto out;
-		*code = store_rows(res) == 0 ? "unknown-challenge" : "challenge-used";
-		*reason = store_rows(res) == 0
-				  ? "no such challenge for this device on this connection"
-				  : "challenge was answered already (replay)";
-		rc = -1;
-		goto out;
-	}
-	if (strtoll(store_value(res, 0, 2), NULL, 10) <= (long long)now) {
-		*code = "challenge-expired";
-		*reason = "challenge expired";
-		rc = -1;
-	} else {
-		snprintf(qc, OCRA_QUESTION_FIELD + 1, "%s", store_value(res, 0, 0));
-		snprintf(qs, OCRA_QUESTION_FIELD + 1, "%s", store_value(res, 0, 1));
-		rc = 0;
-	}
-out:
-	store_result_free(res);
-	return rc;
 }
 
 /* Success: the failure count reset, a device token made (its hash stored), the event kept. */
@@ -461,14 +348,13 @@ cloud_auth_finish(struct http_ctx *ctx, void *arg)
 	struct cloud_app *app = arg;
 	struct store *st = http_ctx_thread_state(ctx);
 	const char *serial = NULL, *id = NULL, *response = NULL, *code = NULL, *reason = NULL;
-	char qc[OCRA_QUESTION_FIELD + 1], qs[OCRA_QUESTION_FIELD + 1], binding[65];
-	uint8_t s[SESSION_MAX];
+	char qc[OCRA_QUESTION_FIELD + 1], qs[OCRA_QUESTION_FIELD + 1];
+	uint8_t s[SESSION_MAX], binding[CHALLENGES_BINDING_LEN];
 	struct auth_device d = {0};
 	json_t *body = NULL;
 	time_t now = time(NULL);
 	unsigned long failures = 0, lock = 0;
 	bool ok = false;
-	int rc;
 
 	if (rate_limit_request(ctx, app->limiter) == -1 || http_ctx_json_body(ctx, &body) == -1)
 		return;
@@ -483,12 +369,8 @@ cloud_auth_finish(struct http_ctx *ctx, void *arg)
 	}
 	if (load_device(ctx, app, st, serial, now, &d) == -1 || session_binding(ctx, binding) == -1)
 		goto out;
-	rc = consume_challenge(st, id, serial, binding, now, qc, qs, &code, &reason);
-	if (rc == -2) {
-		cloud_internal(ctx, "using up a challenge");
-		goto out;
-	}
-	if (rc == -1) {
+	if (challenges_take(app->challenges, serial, id, binding, now, qc, qs, &code, &reason) ==
+	    -1) {
 		/* Not a guess at the device's key: nothing of the device's is counted. */
 		log_info("authentication finish for %s from %s refused: %s", serial,
 			 http_ctx_peer(ctx), reason);
@@ -512,6 +394,7 @@ cloud_auth_finish(struct http_ctx *ctx, void *arg)
 		accept_device(ctx, app, st, serial, now);
 out:
 	OPENSSL_cleanse(s, sizeof(s));
+	OPENSSL_cleanse(binding, sizeof(binding));
 	secret_free(&d.key);
 	json_decref(body);
 }

@@ -4,6 +4,7 @@
  * checked when loaded: size and mode for the master key, a parsable RSA
  * private key for the inventory, certificates for the anchors.
  */
+#include "challenges.h"
 #include "cloud.h"
 
 #include "core/error.h"
@@ -61,6 +62,7 @@ release(void *arg)
 
 	masterkey_free(app->mk);
 	rate_limiter_free(app->limiter);
+	challenges_free(app->challenges);
 	assertion_signer_free(app->assertion_signer);
 	free(app->assertion_cert_pem);
 	if (app->inventory_key_pem != NULL) {
@@ -221,6 +223,8 @@ configure(struct config *cfg, const struct daemon_config *dc, bool init, void **
 	if (masterkey_load(app->master_key_path, &app->mk) == -1 ||
 	    load_inventory_key(app->inventory_key_path, &app->inventory_key_pem, NULL) == -1)
 		return or_error_prefix("not initialised? (onramp-cloudd init)");
+	if (challenges_new(CHALLENGES_KEEP_S, &app->challenges) == -1)
+		return -1;
 	return rate_limiter_new(&app->rate, &app->limiter);
 }
 
@@ -293,13 +297,10 @@ initialise(void *arg)
 	return 0;
 }
 
-/* The device's steps, each in one transaction (events opens its own). */
-static void
-auth_start(struct http_ctx *ctx, void *arg)
-{
-	cloud_transaction(ctx, arg, cloud_auth_start);
-}
-
+/*
+ * The device's writing steps, each in one transaction (events opens its own);
+ * auth/start only reads the device's row (its challenge is kept in memory).
+ */
 static void
 auth_finish(struct http_ctx *ctx, void *arg)
 {
@@ -317,7 +318,7 @@ size_t
 cloud_routes(struct cloud_app *app, const struct http_route **routes)
 {
 	static struct http_route table[] = {
-		{"POST", "/v1/device/auth/start", auth_start, NULL},
+		{"POST", "/v1/device/auth/start", cloud_auth_start, NULL},
 		{"POST", "/v1/device/auth/finish", auth_finish, NULL},
 		{"GET", "/v1/device/onboarding", onboarding, NULL},
 		{"POST", "/v1/device/onboarding", onboarding, NULL},
