@@ -184,13 +184,14 @@ admin_call(struct admin_conn *c, const char *method, const char *path, const jso
 
 	*doc = NULL;
 	opts.ca_pem = c->ca_pem;
+	opts.body_max = ADMIN_ANSWER_MAX;
 	if (http_session_open(c->url, &opts, &s) == -1 ||
 	    http_session_request(s, method, path, (const char *)c->token.data, body, &resp, &err) ==
 		    -1) {
 		ctl_fail(0, "%s", or_errmsg());
 		goto out;
 	}
-	if (json_parse_object(resp.body ? resp.body : "", resp.body_len, 4 * 1024 * 1024,
+	if (json_parse_object(resp.body ? resp.body : "", resp.body_len, ADMIN_ANSWER_MAX,
 			      &answer) == -1) {
 		ctl_fail(0, "the server answered HTTP %ld with no JSON object", resp.status);
 		goto out;

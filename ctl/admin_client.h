@@ -39,6 +39,13 @@ enum admin_opt {
 
 #define ADMIN_POS_MAX 6
 
+/*
+ * The largest admin answer onrampctl takes: a fleet's listings (a conductor's
+ * assets and routers, a cloud's devices) outgrow the devices' 1 MiB cap at
+ * a few thousand routers.
+ */
+#define ADMIN_ANSWER_MAX ((size_t)64 * 1024 * 1024)
+
 struct admin_args {
 	const char *url, *ca, *token_file; /* the connection */
 	unsigned given;			   /* enum admin_opt bits */

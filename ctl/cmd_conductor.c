@@ -128,6 +128,7 @@ admin_open(struct admin *a, const char *url, const char *ca_file, const char *to
 	o.ca_pem = ca;
 	o.connect_timeout_ms = 10000;
 	o.total_timeout_ms = 120000; /* a migrate validates against the new conductor first */
+	o.body_max = ADMIN_ANSWER_MAX;
 	rc = http_session_open(url, &o, &a->s);
 out:
 	free(ca);
@@ -165,7 +166,7 @@ conductor_admin_call(struct admin *a, const char *method, const char *path, json
 	if (http_session_request(a->s, method, path, a->token, body, &resp, &err) == -1)
 		return -1;
 	if (resp.body_len > 0 &&
-	    json_parse_object(resp.body, resp.body_len, HTTP_BODY_MAX, &parsed) == -1) {
+	    json_parse_object(resp.body, resp.body_len, ADMIN_ANSWER_MAX, &parsed) == -1) {
 		or_error_prefix("the conductor's answer (%ld)", resp.status);
 		goto out;
 	}

@@ -233,7 +233,7 @@ http_classify(const struct http_failure *f)
 			or_error("out of memory reading the answer from %s", f->origin);
 			return HTTP_ERR_INTERNAL;
 		}
-		or_error("the answer from %s is larger than %d bytes", f->origin, HTTP_BODY_MAX);
+		or_error("the answer from %s is larger than %zu bytes", f->origin, f->body_max);
 		return HTTP_ERR_PROTOCOL;
 	case CURLE_GOT_NOTHING:
 		or_error("%s closed the connection without answering", f->origin);

@@ -23,6 +23,7 @@ struct http_failure {
 	bool refused_new_conn; /* a new connection after the exporter was taken */
 	bool not_openssl;      /* curl did not give its OpenSSL connection */
 	bool body_too_big;
+	size_t body_max;    /* the cap the answer went over */
 	const char *origin; /* "host:port" */
 	const char *host;
 	const char *proxy;	   /* "host:port" */

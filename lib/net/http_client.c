@@ -50,6 +50,7 @@
 struct request_state {
 	char *body;
 	size_t body_len, body_cap;
+	size_t body_max; /* the session's cap */
 	bool body_too_big;
 	long retry_after_s;
 	bool tcp_connected;    /* a socket closed during the request had been connected */
@@ -120,6 +121,7 @@ struct http_session {
 	size_t proxy_password_len;
 	enum proxy_auth proxy_auth;
 	long connect_timeout_ms, total_timeout_ms;
+	size_t body_max;
 	char errbuf[CURL_ERROR_SIZE];
 	struct request_state cur;
 	SSL *ssl; /* the last request's connection; owned by curl */
@@ -209,7 +211,7 @@ clear_free(void *p, size_t len)
 	free(p);
 }
 
-/* Collects the response body, refusing more than HTTP_BODY_MAX bytes. */
+/* Collects the response body, refusing more than the session's cap. */
 static size_t
 on_body(char *data, size_t size, size_t n, void *arg)
 {
@@ -217,7 +219,7 @@ on_body(char *data, size_t size, size_t n, void *arg)
 	size_t len = size * n, cap;
 	char *grown;
 
-	if (len > HTTP_BODY_MAX - r->body_len) {
+	if (len > r->body_max - r->body_len) {
 		r->body_too_big = true;
 		return 0;
 	}
@@ -427,7 +429,7 @@ setup_curl(struct http_session *s)
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms);
 	SET(CURLOPT_TIMEOUT_MS, s->total_timeout_ms);
-	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HTTP_BODY_MAX);
+	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)s->body_max);
 	SET(CURLOPT_WRITEFUNCTION, on_body);
 	SET(CURLOPT_WRITEDATA, &s->cur);
 	SET(CURLOPT_HEADERFUNCTION, on_header);
@@ -491,6 +493,7 @@ http_session_open(const char *base_url, const struct http_client_opts *opts,
 		opts->connect_timeout_ms ? opts->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
 	s->total_timeout_ms =
 		opts->total_timeout_ms ? opts->total_timeout_ms : DEFAULT_TOTAL_TIMEOUT_MS;
+	s->body_max = opts->body_max ? opts->body_max : HTTP_BODY_MAX;
 	s->cancel = opts->cancel;
 	if (parse_base(s, base_url) == -1)
 		goto fail;
@@ -691,6 +694,7 @@ classify(struct http_session *s, CURLcode rc)
 		.refused_new_conn = s->cur.refused_new_conn,
 		.not_openssl = s->cur.not_openssl,
 		.body_too_big = s->cur.body_too_big,
+		.body_max = s->body_max,
 		.origin = s->origin,
 		.host = s->host,
 		.proxy = s->proxy_label,
@@ -733,7 +737,7 @@ http_session_request(struct http_session *s, const char *method, const char *pat
 	if (prepare_request(s, method, path, bearer, body_text, &headers) == -1)
 		goto out;
 	clear_free(s->cur.body, s->cur.body_cap);
-	s->cur = (struct request_state){.retry_after_s = -1};
+	s->cur = (struct request_state){.retry_after_s = -1, .body_max = s->body_max};
 	s->ssl = NULL;
 	s->errbuf[0] = '\0';
 	rc = curl_easy_perform(s->curl);

@@ -37,6 +37,7 @@ struct http_client_opts {
 	const char *ca_pem; /* PEM text of the trust anchor(s) for this destination; required */
 	long connect_timeout_ms; /* 0: 10000; covers proxy, CONNECT and TLS handshake */
 	long total_timeout_ms;	 /* 0: 30000; one whole request */
+	size_t body_max;	 /* 0: HTTP_BODY_MAX; the largest answer body taken */
 	/*
 	 * Optional: once *cancel is non-zero, a request in progress ends within
 	 * about a second with HTTP_ERR_INTERNAL ("cancelled"), so that a thread

@@ -1077,3 +1077,30 @@ def test_show_assets_watch(sqlite_conductor):
     assert watch.wait(timeout=10) == 0
     proc = staging.ctl("psk", "create", "--watch")
     assert proc.returncode == 2 and "--watch is for commands that read" in proc.stderr
+
+
+def test_a_fleets_asset_list_larger_than_a_device_answer_is_shown_whole(sqlite_conductor):
+    """`show assets` and `router list` of a big fleet: the answer outgrows the 1 MiB
+    that devices take from a server (it once failed at about 10,000 routers with
+    "larger than 1048576 bytes"); onrampctl takes an admin answer of up to 64 MiB."""
+    import sqlite3
+    c = sqlite_conductor()
+    c.add_router("r1", "ASSET-0001")
+    rows = 6000
+    db = sqlite3.connect(os.path.join(c.state, "conductor.db"), timeout=30)
+    (config, digest) = db.execute(
+        "SELECT config, config_sha256 FROM routers WHERE name = 'r1'").fetchone()
+    now = int(time.time())
+    with db:
+        db.executemany(
+            "INSERT INTO routers (name, asset_id, config, config_sha256, last_error, created) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(f"branch-{i:05d}-" + "x" * 48, f"ASSET-{i:05d}-" + "y" * 48, config, digest,
+              "tls: the certificate of 198.51.100.7:4505 does not chain to the anchor", now)
+             for i in range(rows)])
+    db.close()
+    assets = c.assets()
+    assert len(assets) == rows + 1
+    assert len(json.dumps({"assets": assets})) > 1024 * 1024
+    names = {a["name"] for a in assets}
+    assert "r1" in names and f"branch-{rows - 1:05d}-" + "x" * 48 in names

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "net/http_classify.h"
+#include "net/http_client.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -35,6 +36,7 @@ base(void)
 		.squid_error = "",
 		.proxy_schemes = "",
 		.detail = "curl said so",
+		.body_max = HTTP_BODY_MAX,
 	};
 }
 
