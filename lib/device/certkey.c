@@ -435,6 +435,13 @@ out:
 	return ret;
 }
 
+/* See certkey.h: named by the one function that names keys, without a PEM round trip. */
+int
+certkey_key_id(struct certkey *k, char *out)
+{
+	return pki_spki_sha256(k->pkey, out);
+}
+
 /* The public key as PEM. */
 int
 certkey_public_pem(struct certkey *k, char **pem_out)

@@ -13,6 +13,8 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/key_id.h"
+#include "core/x509.h"
 #include "device/certkey.h"
 #include "testdir.h"
 
@@ -90,7 +92,7 @@ static void
 each_csr_carries_the_keys_spki(void **state)
 {
 	struct certkey *k = NULL;
-	char *pem = NULL, *pub_pem = NULL;
+	char *pem = NULL, *pub_pem = NULL, id[PKI_KEY_ID_LEN + 1], want_id[PKI_KEY_ID_LEN + 1];
 	unsigned char *want = NULL, *got = NULL;
 	int want_len, got_len;
 	EVP_PKEY *pub;
@@ -121,6 +123,10 @@ each_csr_carries_the_keys_spki(void **state)
 		X509_REQ_free(req);
 		free(pem);
 	}
+	/* The key's id is the one its public key's PEM names. */
+	assert_int_equal(certkey_key_id(k, id), 0);
+	assert_int_equal(pki_public_key_id(pub_pem, "device key", want_id), 0);
+	assert_string_equal(id, want_id);
 	OPENSSL_free(want);
 	EVP_PKEY_free(pub);
 	free(pub_pem);
