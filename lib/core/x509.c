@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <limits.h>
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -75,6 +76,43 @@ pki_cert_from_pem(const char *pem, const char *what)
 }
 
 /*
+ * See x509.h: id-ecPublicKey, the curve's OID and the point in the key's own
+ * conversion form, as OpenSSL's encoder writes them, from the key's
+ * parameters. Trusts key to be a decoded or generated key.
+ */
+X509_PUBKEY *
+pki_named_curve_spki(EVP_PKEY *key)
+{
+	unsigned char point[256], *bits = NULL;
+	char group[64], encoding[32];
+	size_t point_len = 0;
+	X509_PUBKEY *spki = NULL;
+	int nid;
+
+	if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC ||
+	    EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_EC_ENCODING, encoding,
+					   sizeof(encoding), NULL) != 1 ||
+	    strcmp(encoding, OSSL_PKEY_EC_ENCODING_GROUP) != 0 ||
+	    EVP_PKEY_get_group_name(key, group, sizeof(group), NULL) != 1 ||
+	    (nid = OBJ_sn2nid(group)) == NID_undef ||
+	    EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point),
+					    &point_len) != 1 ||
+	    point_len == 0)
+		goto out;
+	if ((spki = X509_PUBKEY_new()) == NULL ||
+	    (bits = OPENSSL_memdup(point, point_len)) == NULL ||
+	    X509_PUBKEY_set0_param(spki, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+				   OBJ_nid2obj(nid), bits, (int)point_len) != 1) {
+		OPENSSL_free(bits);
+		X509_PUBKEY_free(spki);
+		spki = NULL;
+	}
+out:
+	ERR_clear_error();
+	return spki;
+}
+
+/*
  * Hex SHA-256 of the DER SubjectPublicKeyInfo: the key's identity, the same for a CSR and its
  * certificate.
  */
@@ -82,10 +120,14 @@ int
 pki_spki_sha256(EVP_PKEY *key, char out[PKI_KEY_ID_LEN + 1])
 {
 	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+	X509_PUBKEY *spki;
 	unsigned int mdlen = 0;
 	int len;
 
-	len = i2d_PUBKEY(key, &der);
+	/* An EC key on a named curve without OpenSSL 3.0's encoder chain (see above). */
+	spki = pki_named_curve_spki(key);
+	len = spki != NULL ? i2d_X509_PUBKEY(spki, &der) : i2d_PUBKEY(key, &der);
+	X509_PUBKEY_free(spki);
 	if (len <= 0)
 		return pki_ssl_error("cannot encode public key");
 	if (EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) != 1) {
@@ -94,6 +136,40 @@ pki_spki_sha256(EVP_PKEY *key, char out[PKI_KEY_ID_LEN + 1])
 	}
 	OPENSSL_free(der);
 	hex_encode(md, mdlen, out);
+	return 0;
+}
+
+/*
+ * See x509.h: the algorithm, its parameter (an OID or NULL, nothing else) and
+ * the key bits of from, copied into to as they are. Trusts from to be a
+ * parsed or OpenSSL-made SubjectPublicKeyInfo.
+ */
+int
+pki_spki_copy(X509_PUBKEY *to, X509_PUBKEY *from)
+{
+	ASN1_OBJECT *alg = NULL, *param = NULL;
+	const ASN1_OBJECT *alg0;
+	const unsigned char *key_bits;
+	unsigned char *bits = NULL;
+	const void *param0;
+	X509_ALGOR *algor;
+	int ptype, bits_len;
+
+	if (X509_PUBKEY_get0_param(NULL, &key_bits, &bits_len, &algor, from) != 1)
+		return 1;
+	X509_ALGOR_get0(&alg0, &ptype, &param0, algor);
+	/* EC: the curve's OID; RSA: NULL. Other parameters: the caller sets them from the key. */
+	if (ptype != V_ASN1_OBJECT && ptype != V_ASN1_NULL)
+		return 1;
+	if ((alg = OBJ_dup(alg0)) == NULL ||
+	    (ptype == V_ASN1_OBJECT && (param = OBJ_dup(param0)) == NULL) ||
+	    (bits = OPENSSL_memdup(key_bits, (size_t)bits_len)) == NULL ||
+	    X509_PUBKEY_set0_param(to, alg, ptype, param, bits, bits_len) != 1) {
+		ASN1_OBJECT_free(alg);
+		ASN1_OBJECT_free(param);
+		OPENSSL_free(bits);
+		return pki_ssl_error("cannot copy the public key");
+	}
 	return 0;
 }
 

@@ -70,7 +70,13 @@ int pki_check_certificates(const char *pem, size_t len, size_t max_certs, const 
  * most PKI_MAX_PEM bytes; pki_cert_from_pem the first certificate of a PEM
  * text; pki_spki_sha256 a key's id; pki_asn1_time seconds since the epoch
  * (-1 when it cannot be read); pki_csr_load parses and checks a CSR as
- * pki_csr_check does and hands it over (the caller frees it).
+ * pki_csr_check does and hands it over (the caller frees it); pki_spki_copy
+ * copies a SubjectPublicKeyInfo's algorithm, parameter and key bits into
+ * another without OpenSSL 3.0's encoder and decoder round trip (0; 1 when the
+ * parameter is neither an OID nor NULL, nothing copied; -1 on failure);
+ * pki_named_curve_spki is an EC key's SubjectPublicKeyInfo as OpenSSL's encoder
+ * writes it, made without OpenSSL 3.0's per-call encoder chain, for a key on a
+ * named curve (NULL for any other key, or out of memory: encode it as before).
  */
 int pki_ssl_error(const char *what);
 BIO *pki_pem_source(const char *pem, const char *what);
@@ -80,5 +86,7 @@ time_t pki_asn1_time(const ASN1_TIME *t);
 bool pki_is_ip_literal(const char *name);
 int pki_csr_load(const char *csr_pem, const char *required_uri, X509_REQ **req_out,
 		 char key_id[PKI_KEY_ID_LEN + 1]);
+int pki_spki_copy(X509_PUBKEY *to, X509_PUBKEY *from);
+X509_PUBKEY *pki_named_curve_spki(EVP_PKEY *key);
 
 #endif

@@ -11,6 +11,7 @@
 #include "core/file.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/x509.h"
 #include "device/tpm.h"
 
 #include <ctype.h>
@@ -32,6 +33,7 @@ struct certkey {
 	struct tpm *tpm;       /* NULL: software */
 	struct tpm_blob *blob; /* TPM only */
 	EVP_PKEY *pkey;	       /* software: the key pair; TPM: the public key only */
+	X509_PUBKEY *spki;     /* pkey's SubjectPublicKeyInfo, made by the first CSR */
 };
 
 /* Copies a memory BIO's contents into a malloc'd string. */
@@ -204,6 +206,7 @@ certkey_close(struct certkey *k)
 	if (k == NULL)
 		return;
 	EVP_PKEY_free(k->pkey);
+	X509_PUBKEY_free(k->spki);
 	free(k->blob);
 	free(k);
 }
@@ -356,6 +359,28 @@ out:
 }
 
 /*
+ * Sets the key into a new CSR. OpenSSL 3.0's X509_REQ_set_pubkey encodes the
+ * key and decodes it again, each through a chain built from every provider's
+ * encoders or decoders; a router makes a CSR for each of its certificates
+ * with the same key. So the key's SubjectPublicKeyInfo is made once (the
+ * first CSR; from the key's parameters for an EC key on a named curve,
+ * through X509_PUBKEY_set for any other) and copied into each request as it
+ * is; a key whose parameters are not an OID or NULL is set as before.
+ */
+static int
+set_request_key(struct certkey *k, X509_REQ *req)
+{
+	int rc;
+
+	if (k->spki == NULL && (k->spki = pki_named_curve_spki(k->pkey)) == NULL &&
+	    X509_PUBKEY_set(&k->spki, k->pkey) != 1)
+		return -1;
+	if ((rc = pki_spki_copy(X509_REQ_get_X509_PUBKEY(req), k->spki)) != 1)
+		return rc;
+	return X509_REQ_set_pubkey(req, k->pkey) == 1 ? 0 : -1;
+}
+
+/*
  * A PKCS#10 request for common_name and URI SANs, signed by the certificate
  * key and verified before it is returned.
  */
@@ -381,7 +406,7 @@ certkey_csr(struct certkey *k, const char *common_name, const char *const *uri_s
 	if (req == NULL || !X509_REQ_set_version(req, X509_REQ_VERSION_1) ||
 	    !X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_UTF8,
 					(const unsigned char *)common_name, -1, -1, 0) ||
-	    !X509_REQ_set_pubkey(req, k->pkey)) {
+	    set_request_key(k, req) == -1) {
 		or_error("cannot build the CSR (is the common name valid UTF-8?)");
 		goto out;
 	}
@@ -408,6 +433,13 @@ out:
 	BIO_free(bio);
 	X509_REQ_free(req);
 	return ret;
+}
+
+/* See certkey.h: named by the one function that names keys, without a PEM round trip. */
+int
+certkey_key_id(struct certkey *k, char *out)
+{
+	return pki_spki_sha256(k->pkey, out);
 }
 
 /* The public key as PEM. */

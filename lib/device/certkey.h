@@ -37,6 +37,12 @@ int certkey_csr(struct certkey *, const char *common_name, const char *const *ur
 /* The public key as PEM SubjectPublicKeyInfo (malloc'd). */
 int certkey_public_pem(struct certkey *, char **pem_out);
 
+/*
+ * The key's identity (hex SHA-256 of its SubjectPublicKeyInfo, as
+ * pki_spki_sha256 and pki_csr_check name it); out has PKI_KEY_ID_LEN + 1 bytes.
+ */
+int certkey_key_id(struct certkey *, char *out);
+
 /* A DER ECDSA signature (malloc'd) of SHA-256(data), made by the key. */
 int certkey_sign(struct certkey *, const void *data, size_t len, uint8_t **sig_der,
 		 size_t *sig_len);

@@ -12,7 +12,6 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/json.h"
-#include "core/key_id.h"
 #include "core/log.h"
 #include "core/x509.h"
 #include "device/certkey.h"
@@ -726,24 +725,6 @@ write_state_file(const struct conductor_client_opts *o, const char *file, const 
 }
 
 /*
- * The identity of the device key the CSRs carry, from its public key (not by
- * parsing and verifying the router's own CSR again: with OpenSSL 3.0 that
- * builds a decoder chain and checks a signature the key just made).
- */
-static int
-device_key_id(struct certkey *key, char id[PKI_KEY_ID_LEN + 1])
-{
-	char *pem = NULL;
-	int rc;
-
-	if (certkey_public_pem(key, &pem) == -1)
-		return -1;
-	rc = pki_public_key_id(pem, "device key", id);
-	free(pem);
-	return rc;
-}
-
-/*
  * generate-certificate: CSR from the device key, certificate checked and kept.
  * *transient: the conductor's certificate request failed for a reason time
  * fixes (no answer, 5xx, 429): the command is then not acknowledged as failed.
@@ -760,8 +741,9 @@ do_certificate(struct conductor_conn *c, json_int_t id, json_t *result, bool *tr
 	int rc = -1;
 
 	snprintf(uri, sizeof(uri), "%s%s", PKI_PEERING_URI_PREFIX, c->router);
+	/* The id from the device key, not by parsing and verifying the CSR it just made. */
 	if (certkey_csr(o->certkey, c->router, uris, 1, &csr) == -1 ||
-	    device_key_id(o->certkey, csr_key) == -1)
+	    certkey_key_id(o->certkey, csr_key) == -1)
 		goto out;
 	body = json_pack("{s:I, s:s}", "command_id", id, "csr", csr);
 	if (conductor_call(c->s, "POST", "/v1/certificate", c->token, body, &status, &answer) ==

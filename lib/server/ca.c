@@ -277,42 +277,18 @@ static int
 set_request_key(X509 *cert, X509_REQ *req, const char *key_id)
 {
 	X509_PUBKEY *spki = X509_REQ_get_X509_PUBKEY(req);
-	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE], *bits = NULL;
-	const unsigned char *key_bits;
+	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
 	char id[PKI_KEY_ID_LEN + 1] = "";
 	unsigned int mdlen = 0;
-	ASN1_OBJECT *alg = NULL, *param = NULL;
-	const ASN1_OBJECT *alg0;
-	const void *param0;
-	X509_ALGOR *algor;
-	int len, ptype, bits_len;
+	int len, rc;
 
 	len = i2d_X509_PUBKEY(spki, &der);
 	if (len > 0 && EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) == 1)
 		hex_encode(md, mdlen, id);
 	OPENSSL_free(der);
 	ERR_clear_error();
-	if (strcmp(id, key_id) != 0 ||
-	    X509_PUBKEY_get0_param(NULL, &key_bits, &bits_len, &algor, spki) != 1)
-		goto decoded;
-	X509_ALGOR_get0(&alg0, &ptype, &param0, algor);
-	/* EC: the curve's OID; RSA: NULL. Other parameters: from the decoded key. */
-	if (ptype != V_ASN1_OBJECT && ptype != V_ASN1_NULL)
-		goto decoded;
-	if ((alg = OBJ_dup(alg0)) == NULL ||
-	    (ptype == V_ASN1_OBJECT && (param = OBJ_dup(param0)) == NULL) ||
-	    (bits = OPENSSL_memdup(key_bits, (size_t)bits_len)) == NULL)
-		goto fail;
-	if (X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(cert), alg, ptype, param, bits, bits_len) !=
-	    1)
-		goto fail;
-	return 0;
-fail:
-	ASN1_OBJECT_free(alg);
-	ASN1_OBJECT_free(param);
-	OPENSSL_free(bits);
-	return pki_ssl_error("cannot set the certificate's key");
-decoded:
+	if (strcmp(id, key_id) == 0 && (rc = pki_spki_copy(X509_get_X509_PUBKEY(cert), spki)) != 1)
+		return rc == 0 ? 0 : or_error_prefix("cannot set the certificate's key");
 	if (X509_set_pubkey(cert, X509_REQ_get0_pubkey(req)) != 1)
 		return pki_ssl_error("cannot set the certificate's key");
 	return 0;

@@ -17,6 +17,7 @@
 #include "core/key_id.h"
 #include "core/x509.h"
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -87,6 +88,73 @@ same_id_as_spki_sha256(void **state)
 			assert_string_equal(got, want);
 		}
 		free(pem);
+		EVP_PKEY_free(keys[i]);
+	}
+}
+
+/* The hex SHA-256 of what i2d_PUBKEY (OpenSSL's encoder) writes for key. */
+static void
+encoder_id(EVP_PKEY *key, char out[PKI_KEY_ID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	int len = i2d_PUBKEY(key, &der);
+
+	assert_true(len > 0);
+	assert_int_equal(EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL), 1);
+	for (unsigned int i = 0; i < mdlen; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[2 * mdlen] = '\0';
+	OPENSSL_free(der);
+}
+
+/*
+ * pki_spki_sha256 (which builds an EC key's SubjectPublicKeyInfo itself) names
+ * every key as the SHA-256 of what OpenSSL's encoder writes: EC points
+ * uncompressed and compressed, generated and decoded, explicit curve
+ * parameters, RSA, Ed25519.
+ */
+static void
+spki_sha256_is_the_encoders(void **state)
+{
+	EVP_PKEY *keys[] = {EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"),
+			    EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384"),
+			    EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"),
+			    EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048),
+			    EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"),
+			    NULL,
+			    NULL};
+	size_t n = sizeof(keys) / sizeof(keys[0]);
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	int len;
+
+	(void)state;
+	assert_int_equal(EVP_PKEY_set_utf8_string_param(
+				 keys[1], OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "compressed"),
+			 1);
+	assert_int_equal(
+		EVP_PKEY_set_utf8_string_param(keys[2], OSSL_PKEY_PARAM_EC_ENCODING, "explicit"),
+		1);
+	/* The compressed and the explicit keys again, as decoded from what they wrote. */
+	for (size_t i = 1; i <= 2; i++) {
+		len = i2d_PUBKEY(keys[i], &der);
+		assert_true(len > 0);
+		p = der;
+		keys[n - 3 + i] = d2i_PUBKEY(NULL, &p, len);
+		OPENSSL_free(der);
+		der = NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char want[PKI_KEY_ID_LEN + 1], got[PKI_KEY_ID_LEN + 1];
+
+		assert_non_null(keys[i]);
+		encoder_id(keys[i], want);
+		assert_int_equal(pki_spki_sha256(keys[i], got), 0);
+		assert_string_equal(got, want);
 		EVP_PKEY_free(keys[i]);
 	}
 }
@@ -248,6 +316,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(same_id_as_spki_sha256),
+		cmocka_unit_test(spki_sha256_is_the_encoders),
 		cmocka_unit_test(refuses_what_is_not_one_public_key),
 		cmocka_unit_test(two_threads_share_the_decoder),
 		cmocka_unit_test(cached_cert_id_is_pki_cert_key_id),

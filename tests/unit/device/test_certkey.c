@@ -13,6 +13,8 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/key_id.h"
+#include "core/x509.h"
 #include "device/certkey.h"
 #include "testdir.h"
 
@@ -84,6 +86,53 @@ csr_verifies_and_carries_the_names(void **state)
 	certkey_close(k);
 }
 
+/* Every CSR of a key (the first makes its SubjectPublicKeyInfo, the next copy it) carries the key.
+ */
+static void
+each_csr_carries_the_keys_spki(void **state)
+{
+	struct certkey *k = NULL;
+	char *pem = NULL, *pub_pem = NULL, id[PKI_KEY_ID_LEN + 1], want_id[PKI_KEY_ID_LEN + 1];
+	unsigned char *want = NULL, *got = NULL;
+	int want_len, got_len;
+	EVP_PKEY *pub;
+	X509_REQ *req;
+	BIO *bio;
+
+	(void)state;
+	assert_int_equal(certkey_open_or_create(testdir, NULL, &k), 0);
+	assert_int_equal(certkey_public_pem(k, &pub_pem), 0);
+	bio = BIO_new_mem_buf(pub_pem, -1);
+	pub = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	assert_non_null(pub);
+	want_len = i2d_PUBKEY(pub, &want);
+	assert_true(want_len > 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(certkey_csr(k, i == 1 ? "second" : "SN-1", NULL, 0, &pem), 0);
+		bio = BIO_new_mem_buf(pem, -1);
+		req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+		BIO_free(bio);
+		assert_non_null(req);
+		got_len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(req), &got);
+		assert_int_equal(got_len, want_len);
+		assert_memory_equal(got, want, (size_t)want_len);
+		assert_int_equal(X509_REQ_verify(req, pub), 1);
+		OPENSSL_free(got);
+		got = NULL;
+		X509_REQ_free(req);
+		free(pem);
+	}
+	/* The key's id is the one its public key's PEM names. */
+	assert_int_equal(certkey_key_id(k, id), 0);
+	assert_int_equal(pki_public_key_id(pub_pem, "device key", want_id), 0);
+	assert_string_equal(id, want_id);
+	OPENSSL_free(want);
+	EVP_PKEY_free(pub);
+	free(pub_pem);
+	certkey_close(k);
+}
+
 static void
 bad_names_are_refused(void **state)
 {
@@ -126,6 +175,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(key_is_made_once_and_kept),
 		cmocka_unit_test(csr_verifies_and_carries_the_names),
+		cmocka_unit_test(each_csr_carries_the_keys_spki),
 		cmocka_unit_test(bad_names_are_refused),
 		cmocka_unit_test(a_tpm_key_needs_a_tpm),
 	};
