@@ -871,10 +871,35 @@ stop_loop_cb(evutil_socket_t fd, short what, void *arg)
 	event_base_loopbreak(lp->base);
 }
 
+/*
+ * The second half of a loop's drain, one loop iteration after the first: by
+ * then the base's changelist has taken the listener out of epoll, so closing
+ * this loop's dup of the listening socket leaves no interest behind. (Closed
+ * first, the queued removal would fail on a closed descriptor while the other
+ * loops' dups keep the socket open in the kernel, and a drained loop would be
+ * woken for every connection waiting in the backlog.)
+ */
+static void
+drain_close_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct loop *lp = arg;
+
+	(void)fd;
+	(void)what;
+	if (lp->bound != NULL)
+		evhttp_del_accept_socket(lp->http, lp->bound);
+	lp->bound = NULL;
+	pthread_mutex_lock(&lp->srv->mu);
+	lp->accept_stopped = true;
+	pthread_cond_broadcast(&lp->srv->cv);
+	pthread_mutex_unlock(&lp->srv->mu);
+}
+
 /* Runs on the loop when http_server_stop_accepting activated its drain event. */
 static void
 drain_loop_cb(evutil_socket_t fd, short what, void *arg)
 {
+	static const struct timeval next_iteration = {0, 0};
 	struct loop *lp = arg;
 
 	(void)fd;
@@ -883,12 +908,9 @@ drain_loop_cb(evutil_socket_t fd, short what, void *arg)
 	accept_pause_free(lp->pause);
 	lp->pause = NULL;
 	if (lp->bound != NULL)
-		evhttp_del_accept_socket(lp->http, lp->bound);
-	lp->bound = NULL;
-	pthread_mutex_lock(&lp->srv->mu);
-	lp->accept_stopped = true;
-	pthread_cond_broadcast(&lp->srv->cv);
-	pthread_mutex_unlock(&lp->srv->mu);
+		evconnlistener_disable(evhttp_bound_socket_get_listener(lp->bound));
+	if (event_base_once(lp->base, -1, EV_TIMEOUT, drain_close_cb, lp, &next_iteration) == -1)
+		drain_close_cb(-1, EV_TIMEOUT, lp);
 }
 
 static _Thread_local struct event_base *current_base;
@@ -942,9 +964,11 @@ loop_main(void *arg)
  * handling events (bufferevent_openssl and evhttp enable and disable a
  * connection's reading and writing several times per request) are folded into
  * at most one epoll_ctl per descriptor before the next epoll_wait, instead of
- * one system call each. libevent warns that the changelist confuses descriptors
- * made by dup() when both are in one base; each loop's base holds only its own
- * dup of the listening socket.
+ * one system call each. libevent warns that the changelist is not safe with
+ * descriptors cloned by dup(), and each loop listens on its own dup of the
+ * listening socket: epoll keeps a registration until every dup is closed, so a
+ * removal queued in the changelist must reach the kernel before the loop
+ * closes its dup (drain_loop_cb waits one iteration for that).
  */
 static struct event_base *
 loop_base_new(void)
