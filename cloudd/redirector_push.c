@@ -20,6 +20,7 @@
 
 /* The calling thread's session to the redirector (closed when the thread ends). */
 static pthread_key_t session_key;
+static bool session_key_made;
 static pthread_once_t session_key_once = PTHREAD_ONCE_INIT;
 
 /* "HTTP 409 claimed-elsewhere: message" from an error answer, whatever its shape. */
@@ -52,6 +53,8 @@ session_key_make(void)
 {
 	if (pthread_key_create(&session_key, session_free) != 0)
 		log_error("cloud: no per-thread redirector sessions; one connection per claim");
+	else
+		session_key_made = true;
 }
 
 /*
@@ -66,14 +69,14 @@ thread_session(const struct cloud_app *app)
 	struct http_session *s;
 
 	pthread_once(&session_key_once, session_key_make);
-	if ((s = pthread_getspecific(session_key)) != NULL)
+	if (session_key_made && (s = pthread_getspecific(session_key)) != NULL)
 		return s;
 	opts.ca_pem = app->redirector_ca_pem;
 	opts.connect_timeout_ms = 5000;
 	opts.total_timeout_ms = 10000;
 	if (http_session_open(app->redirector_url, &opts, &s) == -1)
 		return NULL;
-	if (pthread_setspecific(session_key, s) != 0) {
+	if (session_key_made && pthread_setspecific(session_key, s) != 0) {
 		http_session_close(s);
 		or_error("cloud: cannot keep the redirector session");
 		return NULL;
@@ -81,11 +84,16 @@ thread_session(const struct cloud_app *app)
 	return s;
 }
 
-/* Closes and forgets the calling thread's session after a failed request. */
+/*
+ * Closes and forgets the calling thread's session after a failed request, and
+ * every session when threads cannot keep one (failed: a failed request).
+ */
 static void
-thread_session_drop(struct http_session *s)
+thread_session_done(struct http_session *s, bool failed)
 {
-	if (pthread_getspecific(session_key) == s)
+	if (session_key_made && !failed)
+		return;
+	if (session_key_made && pthread_getspecific(session_key) == s)
 		pthread_setspecific(session_key, NULL);
 	http_session_close(s);
 }
@@ -117,9 +125,10 @@ cloud_redirector_claim(const struct cloud_app *app, const char *serial, bool cla
 				 (const char *)app->redirector_token.data, body, &resp,
 				 &err) == -1) {
 		snprintf(detail, cap, "%s: %s", http_err_name(err), or_errmsg());
-		thread_session_drop(s);
+		thread_session_done(s, true);
 		goto out;
 	}
+	thread_session_done(s, false);
 	/* An unclaim of a claim the redirector no longer has is done already. */
 	if (resp.status == 200 || resp.status == 201 || (!claim && resp.status == 404)) {
 		rc = 0;
