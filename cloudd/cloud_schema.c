@@ -88,11 +88,13 @@ const struct store_migration cloud_migrations[] = {
 	{7, "CREATE INDEX challenges_open ON challenges (serial, issued) WHERE used = 0;", NULL,
 	 NULL},
 	/*
-	 * Challenges are kept in the memory of the process that issued them
+	 * Challenges are now kept in the memory of the process that issued them
 	 * (challenges.h): bound to their TLS connection, no other instance can use
-	 * them, and writing them was a write transaction per auth/start.
+	 * them, and writing them was a write transaction per auth/start. The table
+	 * stays, unused, for this release: during a rolling upgrade
+	 * (docs/operations.md) the instances not yet restarted still write it.
+	 * A later release drops it.
 	 */
-	{8, "DROP TABLE challenges;", NULL, NULL},
 };
 
 const size_t cloud_n_migrations = sizeof(cloud_migrations) / sizeof(cloud_migrations[0]);
