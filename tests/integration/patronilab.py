@@ -96,7 +96,7 @@ class PatroniCluster:
                              "--initial-advertise-peer-urls",
                              f"http://127.0.0.1:{self.etcd_peer}",
                              "--initial-cluster", f"e0=http://127.0.0.1:{self.etcd_peer}"]),
-                stdout=self._log("etcd"), stderr=subprocess.STDOUT)
+                stdout=self._log("etcd"), stderr=subprocess.STDOUT, cwd=self.dir)
             wait_until("etcd to answer", lambda: self._get(self.etcd_port, "/health"))
             for node in self.nodes:
                 self.start_node(node)
@@ -109,9 +109,12 @@ class PatroniCluster:
         return self
 
     def start_node(self, node):
+        # In its own directory: Patroni's worker processes change to their
+        # parent's directory, which the postgres user may not enter (a checkout
+        # under a directory only root can read).
         node["proc"] = subprocess.Popen(as_postgres([PATRONI, self._config(node)]),
                                         stdout=self._log(node["name"]),
-                                        stderr=subprocess.STDOUT)
+                                        stderr=subprocess.STDOUT, cwd=self.dir)
 
     def _get(self, port, path):
         try:
@@ -190,6 +193,6 @@ class PatroniCluster:
                 subprocess.run(as_postgres([f"{PG_BIN}/pg_ctl", "-D",
                                             os.path.join(self.dir, node["name"]), "-m",
                                             "immediate", "stop"]),
-                               capture_output=True, timeout=60)
+                               capture_output=True, timeout=60, cwd=self.dir)
         stop_process(self.etcd)
         shutil.rmtree(self.dir, ignore_errors=True)
