@@ -6,7 +6,6 @@
  */
 #include "core/key_id.h"
 
-#include "core/encoding.h"
 #include "core/error.h"
 
 #include <openssl/decoder.h>
@@ -70,9 +69,8 @@ out:
 int
 pki_public_key_id(const char *pem, const char *what, char out[PKI_KEY_ID_LEN + 1])
 {
-	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+	unsigned char *der = NULL;
 	char *name = NULL, *header = NULL, why[128];
-	unsigned int mdlen = 0;
 	long len = 0;
 	BIO *bio = pki_pem_source(pem, what);
 	int rc = -1;
@@ -90,12 +88,7 @@ pki_public_key_id(const char *pem, const char *what, char out[PKI_KEY_ID_LEN + 1
 	}
 	if (decodes_as_public_key(der, (size_t)len, why) == -1)
 		goto out;
-	if (EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) != 1) {
-		pki_ssl_error("SHA-256 failed");
-		goto out;
-	}
-	hex_encode(md, mdlen, out);
-	rc = 0;
+	rc = pki_der_key_id(der, (size_t)len, out);
 out:
 	OPENSSL_free(name);
 	OPENSSL_free(header);

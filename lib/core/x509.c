@@ -119,10 +119,9 @@ out:
 int
 pki_spki_sha256(EVP_PKEY *key, char out[PKI_KEY_ID_LEN + 1])
 {
-	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+	unsigned char *der = NULL;
 	X509_PUBKEY *spki;
-	unsigned int mdlen = 0;
-	int len;
+	int len, rc;
 
 	/* An EC key on a named curve without OpenSSL 3.0's encoder chain (see above). */
 	spki = pki_named_curve_spki(key);
@@ -130,11 +129,20 @@ pki_spki_sha256(EVP_PKEY *key, char out[PKI_KEY_ID_LEN + 1])
 	X509_PUBKEY_free(spki);
 	if (len <= 0)
 		return pki_ssl_error("cannot encode public key");
-	if (EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) != 1) {
-		OPENSSL_free(der);
-		return pki_ssl_error("SHA-256 failed");
-	}
+	rc = pki_der_key_id(der, (size_t)len, out);
 	OPENSSL_free(der);
+	return rc;
+}
+
+/* See x509.h: the hex SHA-256 of a SubjectPublicKeyInfo's DER, as given. */
+int
+pki_der_key_id(const unsigned char *der, size_t len, char out[PKI_KEY_ID_LEN + 1])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (EVP_Digest(der, len, md, &mdlen, EVP_sha256(), NULL) != 1)
+		return pki_ssl_error("SHA-256 failed");
 	hex_encode(md, mdlen, out);
 	return 0;
 }

@@ -68,7 +68,8 @@ int pki_check_certificates(const char *pem, size_t len, size_t max_certs, const 
  * pki_ssl_error records `what` with OpenSSL's last error text (clearing the
  * queue) and returns -1; pki_pem_source is a read-only BIO over PEM text of at
  * most PKI_MAX_PEM bytes; pki_cert_from_pem the first certificate of a PEM
- * text; pki_spki_sha256 a key's id; pki_asn1_time seconds since the epoch
+ * text; pki_spki_sha256 a key's id (pki_der_key_id that of a SubjectPublicKeyInfo's
+ * DER as given); pki_asn1_time seconds since the epoch
  * (-1 when it cannot be read); pki_csr_load parses and checks a CSR as
  * pki_csr_check does and hands it over (the caller frees it); pki_spki_copy
  * copies a SubjectPublicKeyInfo's algorithm, parameter and key bits into
@@ -82,6 +83,7 @@ int pki_ssl_error(const char *what);
 BIO *pki_pem_source(const char *pem, const char *what);
 X509 *pki_cert_from_pem(const char *pem, const char *what);
 int pki_spki_sha256(EVP_PKEY *key, char out[PKI_KEY_ID_LEN + 1]);
+int pki_der_key_id(const unsigned char *der, size_t len, char out[PKI_KEY_ID_LEN + 1]);
 time_t pki_asn1_time(const ASN1_TIME *t);
 bool pki_is_ip_literal(const char *name);
 int pki_csr_load(const char *csr_pem, const char *required_uri, X509_REQ **req_out,

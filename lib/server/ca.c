@@ -277,14 +277,13 @@ static int
 set_request_key(X509 *cert, X509_REQ *req, const char *key_id)
 {
 	X509_PUBKEY *spki = X509_REQ_get_X509_PUBKEY(req);
-	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
 	char id[PKI_KEY_ID_LEN + 1] = "";
-	unsigned int mdlen = 0;
+	unsigned char *der = NULL;
 	int len, rc;
 
-	len = i2d_X509_PUBKEY(spki, &der);
-	if (len > 0 && EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) == 1)
-		hex_encode(md, mdlen, id);
+	/* An id that cannot be made leaves id empty: the key is set from the decoded one. */
+	if ((len = i2d_X509_PUBKEY(spki, &der)) <= 0 || pki_der_key_id(der, (size_t)len, id) == -1)
+		id[0] = '\0';
 	OPENSSL_free(der);
 	ERR_clear_error();
 	if (strcmp(id, key_id) == 0 && (rc = pki_spki_copy(X509_get_X509_PUBKEY(cert), spki)) != 1)
