@@ -382,7 +382,9 @@ set_request_key(struct certkey *k, X509_REQ *req)
 
 /*
  * A PKCS#10 request for common_name and URI SANs, signed by the certificate
- * key and verified before it is returned.
+ * key. A signature made in the TPM is verified before the request is returned
+ * (it comes from outside this process and a wrong one would only show at the
+ * conductor); one OpenSSL just made with the key in memory is not checked again.
  */
 int
 certkey_csr(struct certkey *k, const char *common_name, const char *const *uri_sans, size_t n_sans,
@@ -418,7 +420,7 @@ certkey_csr(struct certkey *k, const char *common_name, const char *const *uri_s
 			or_error("cannot sign the CSR");
 		goto out;
 	}
-	if (X509_REQ_verify(req, k->pkey) != 1) {
+	if (k->tpm != NULL && X509_REQ_verify(req, k->pkey) != 1) {
 		or_error("the CSR's signature does not verify against the certificate key");
 		goto out;
 	}
