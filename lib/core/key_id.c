@@ -31,15 +31,15 @@ static struct {
 static size_t memo_next;
 
 /*
- * Whether der (len bytes) is exactly one public key: decoded by the kept
- * decoder (made on first use), nothing left over. The caller holds no lock.
+ * See key_id.h: decoded by the kept decoder (made on first use, used under a
+ * lock), nothing left over. Trusts nothing in der.
  */
-static int
-decodes_as_public_key(const unsigned char *der, size_t len, const char *what)
+EVP_PKEY *
+pki_public_key_from_der(const unsigned char *der, size_t len, const char *what)
 {
 	const unsigned char *p = der;
 	size_t left = len;
-	int rc = -1;
+	EVP_PKEY *key = NULL;
 
 	pthread_mutex_lock(&decoder_lock);
 	if (decoder == NULL &&
@@ -57,12 +57,13 @@ decodes_as_public_key(const unsigned char *der, size_t len, const char *what)
 		or_error("%s (%zu bytes after the key)", what, left);
 		goto out;
 	}
-	rc = 0;
+	key = decoded;
+	decoded = NULL;
 out:
 	EVP_PKEY_free(decoded);
 	decoded = NULL;
 	pthread_mutex_unlock(&decoder_lock);
-	return rc;
+	return key;
 }
 
 /* See key_id.h: the PEM block read by the plain PEM reader, its DER decoded once, hashed. */
@@ -71,6 +72,7 @@ pki_public_key_id(const char *pem, const char *what, char out[PKI_KEY_ID_LEN + 1
 {
 	unsigned char *der = NULL;
 	char *name = NULL, *header = NULL, why[128];
+	EVP_PKEY *key = NULL;
 	long len = 0;
 	BIO *bio = pki_pem_source(pem, what);
 	int rc = -1;
@@ -86,10 +88,11 @@ pki_public_key_id(const char *pem, const char *what, char out[PKI_KEY_ID_LEN + 1
 		or_error("%s (a PEM '%.32s' block)", why, name);
 		goto out;
 	}
-	if (decodes_as_public_key(der, (size_t)len, why) == -1)
+	if ((key = pki_public_key_from_der(der, (size_t)len, why)) == NULL)
 		goto out;
 	rc = pki_der_key_id(der, (size_t)len, out);
 out:
+	EVP_PKEY_free(key);
 	OPENSSL_free(name);
 	OPENSSL_free(header);
 	OPENSSL_free(der);

@@ -22,6 +22,13 @@
 int pki_public_key_id(const char *pem, const char *what, char out[PKI_KEY_ID_LEN + 1]);
 
 /*
+ * The public key of a DER SubjectPublicKeyInfo (exactly one, nothing after
+ * it), decoded by the same kept decoder; the caller frees it. NULL with `what`
+ * and OpenSSL's reason in the error. Thread-safe.
+ */
+EVP_PKEY *pki_public_key_from_der(const unsigned char *der, size_t len, const char *what);
+
+/*
  * pki_cert_key_id remembered per certificate text: the last few PEM texts
  * (compared whole) and their ids. For a server that reads the same few
  * certificates (a site's conductor CA) on every request. Thread-safe.

@@ -7,8 +7,10 @@
  */
 #include "core/x509.h"
 
+#include "core/anchors.h"
 #include "core/encoding.h"
 #include "core/error.h"
+#include "core/key_id.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -17,8 +19,10 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/provider.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -269,41 +273,107 @@ check_key_strength(EVP_PKEY *key)
 	}
 }
 
-/* Parses and checks a CSR; the caller frees *req. */
+/*
+ * A library context with only OpenSSL's null provider: no decoders. OpenSSL
+ * 3.0 decodes the key inside every CSR it parses, through a decoder chain it
+ * builds from every provider's decoders and key managers for that one call
+ * (about 0.1 ms here, and a conductor parses two CSRs per router set up).
+ * Parsed in this context the request keeps its SubjectPublicKeyInfo as bytes
+ * and pki_public_key_from_der decodes it with the decoder kept for the
+ * process. NULL when it cannot be made: requests are then parsed as before.
+ */
+static OSSL_LIB_CTX *keyless_ctx;
+static pthread_once_t keyless_once = PTHREAD_ONCE_INIT;
+
+static void
+make_keyless_ctx(void)
+{
+	if ((keyless_ctx = OSSL_LIB_CTX_new()) != NULL &&
+	    OSSL_PROVIDER_load(keyless_ctx, "null") == NULL) {
+		OSSL_LIB_CTX_free(keyless_ctx);
+		keyless_ctx = NULL;
+	}
+	ERR_clear_error();
+}
+
+/*
+ * The CSR of PEM text (the first CERTIFICATE REQUEST block, as
+ * PEM_read_bio_X509_REQ takes it), parsed without decoding its key, and that
+ * key decoded once. Trusts nothing in csr_pem.
+ */
+static int
+csr_parse(const char *csr_pem, X509_REQ **req_out, EVP_PKEY **key_out)
+{
+	BIO *bio = pki_pem_source(csr_pem, "CSR");
+	unsigned char *der = NULL, *spki = NULL;
+	const unsigned char *p;
+	X509_REQ *req = NULL;
+	long len = 0;
+	int spki_len, rc = -1;
+
+	*req_out = NULL;
+	*key_out = NULL;
+	if (bio == NULL)
+		return -1;
+	if (PEM_bytes_read_bio(&der, &len, NULL, PEM_STRING_X509_REQ, bio, NULL, NULL) != 1) {
+		pki_ssl_error("CSR: not a PEM certificate request");
+		goto out;
+	}
+	pthread_once(&keyless_once, make_keyless_ctx);
+	p = der;
+	/* The failed attempt to decode the key in keyless_ctx is no error. */
+	ERR_set_mark();
+	req = (X509_REQ *)ASN1_item_d2i_ex(NULL, &p, len, ASN1_ITEM_rptr(X509_REQ), keyless_ctx,
+					   NULL);
+	ERR_pop_to_mark();
+	if (req == NULL) {
+		pki_ssl_error("CSR: not a PEM certificate request");
+		goto out;
+	}
+	if ((spki_len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(req), &spki)) <= 0 ||
+	    (*key_out = pki_public_key_from_der(spki, (size_t)spki_len,
+						"CSR: no readable public key")) == NULL)
+		goto out;
+	*req_out = req;
+	req = NULL;
+	rc = 0;
+out:
+	X509_REQ_free(req);
+	OPENSSL_free(spki);
+	OPENSSL_free(der);
+	BIO_free(bio);
+	return rc;
+}
+
+/* See x509.h: parsed, its signature verified with its own key, the key and the URI checked. */
 int
 pki_csr_load(const char *csr_pem, const char *required_uri, X509_REQ **req_out,
 	     char key_id[PKI_KEY_ID_LEN + 1])
 {
-	BIO *bio = pki_pem_source(csr_pem, "CSR");
 	X509_REQ *req = NULL;
-	EVP_PKEY *key;
+	EVP_PKEY *key = NULL;
+	int rc = -1;
 
 	*req_out = NULL;
-	if (bio == NULL)
+	if (csr_parse(csr_pem, &req, &key) == -1)
 		return -1;
-	req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
-	BIO_free(bio);
-	if (req == NULL)
-		return pki_ssl_error("CSR: not a PEM certificate request");
-	key = X509_REQ_get0_pubkey(req);
-	if (key == NULL) {
-		X509_REQ_free(req);
-		return pki_ssl_error("CSR: no readable public key");
-	}
-	if (X509_REQ_verify(req, key) != 1) {
+	if (X509_REQ_verify_ex(req, key, NULL, NULL) != 1) {
 		ERR_clear_error();
-		X509_REQ_free(req);
-		return or_error("CSR: signature does not verify (no proof of key possession)");
+		or_error("CSR: signature does not verify (no proof of key possession)");
+		goto out;
 	}
 	if (check_key_strength(key) == -1 ||
 	    (required_uri != NULL && !csr_has_uri(req, required_uri) &&
 	     or_error("CSR: does not carry the required URI %s", required_uri)) ||
-	    pki_spki_sha256(key, key_id) == -1) {
-		X509_REQ_free(req);
-		return -1;
-	}
+	    pki_spki_sha256(key, key_id) == -1)
+		goto out;
 	*req_out = req;
-	return 0;
+	req = NULL;
+	rc = 0;
+out:
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+	return rc;
 }
 
 /* See x509.h. */
@@ -401,40 +471,44 @@ fail:
 	return NULL;
 }
 
-/* See x509.h: OpenSSL's verifier with only the given anchors trusted. */
+/*
+ * See x509.h: OpenSSL's verifier with only the given anchors trusted (parsed
+ * once per process: core/anchors.h), the leaf parsed once for both the
+ * verification and its key id.
+ */
 int
-pki_verify_chain(const char *cert_pem, const char *anchor_pem)
+pki_verify_chain(const char *cert_pem, const char *anchor_pem, char key_id[PKI_KEY_ID_LEN + 1])
 {
 	STACK_OF(X509) *chain = NULL, *anchors = NULL;
 	X509_STORE_CTX *ctx = NULL;
 	X509_STORE *store = NULL;
-	X509 *leaf;
+	X509 *leaf = NULL;
 	int rc = -1;
 
 	if ((chain = certs_from_pem(cert_pem, "certificate")) == NULL ||
-	    (anchors = certs_from_pem(anchor_pem, "trust anchor")) == NULL)
+	    (anchors = pki_anchors_get(anchor_pem, PKI_ANCHOR_CERTS_MAX, "trust anchor")) == NULL)
 		goto out;
-	if ((store = X509_STORE_new()) == NULL || (ctx = X509_STORE_CTX_new()) == NULL) {
+	if ((store = pki_anchors_store(anchors)) == NULL || (ctx = X509_STORE_CTX_new()) == NULL) {
 		or_error("out of memory");
 		goto out;
 	}
-	for (int i = 0; i < sk_X509_num(anchors); i++)
-		X509_STORE_add_cert(store, sk_X509_value(anchors, i));
 	leaf = sk_X509_shift(chain);
 	if (X509_STORE_CTX_init(ctx, store, leaf, chain) != 1) {
-		X509_free(leaf);
 		pki_ssl_error("cannot set up certificate verification");
 		goto out;
 	}
-	if (X509_verify_cert(ctx) == 1)
-		rc = 0;
-	else
+	if (X509_verify_cert(ctx) != 1) {
 		or_error("certificate does not verify: %s",
 			 X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
-	X509_free(leaf);
+		goto out;
+	}
+	if (key_id != NULL && pki_spki_sha256(X509_get0_pubkey(leaf), key_id) == -1)
+		goto out;
+	rc = 0;
 out:
 	ERR_clear_error();
 	X509_STORE_CTX_free(ctx);
+	X509_free(leaf);
 	X509_STORE_free(store);
 	sk_X509_pop_free(chain, X509_free);
 	sk_X509_pop_free(anchors, X509_free);
@@ -442,24 +516,33 @@ out:
 }
 
 /* See x509.h. Trusts nothing in pem: every block is parsed, the count bounded. */
-int
-pki_check_certificates(const char *pem, size_t len, size_t max_certs, const char *what)
+STACK_OF(X509) * pki_certs_parse(const char *pem, size_t len, size_t max_certs, const char *what)
 {
+	STACK_OF(X509) *certs = NULL;
 	BIO *bio = NULL;
 	X509 *cert;
-	size_t n = 0;
 	unsigned long e;
-	int rc = -1;
+	bool ok = false;
 
-	if (len == 0)
-		return or_error("%s is empty", what);
-	if (len > INT_MAX || (bio = BIO_new_mem_buf(pem, (int)len)) == NULL)
-		return or_error("out of memory");
+	if (len == 0) {
+		or_error("%s is empty", what);
+		return NULL;
+	}
+	if (len > INT_MAX || (bio = BIO_new_mem_buf(pem, (int)len)) == NULL ||
+	    (certs = sk_X509_new_null()) == NULL) {
+		or_error("out of memory");
+		goto out;
+	}
 	ERR_clear_error();
 	while ((cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-		X509_free(cert);
-		if (++n > max_certs) {
+		if ((size_t)sk_X509_num(certs) == max_certs) {
+			X509_free(cert);
 			or_error("%s holds more than %zu certificates", what, max_certs);
+			goto out;
+		}
+		if (sk_X509_push(certs, cert) == 0) {
+			X509_free(cert);
+			or_error("out of memory");
 			goto out;
 		}
 	}
@@ -469,14 +552,28 @@ pki_check_certificates(const char *pem, size_t len, size_t max_certs, const char
 		or_error("%s holds a PEM block that is not a valid certificate", what);
 		goto out;
 	}
-	if (n == 0) {
+	if (sk_X509_num(certs) == 0) {
 		or_error("%s holds no PEM certificate", what);
 		goto out;
 	}
-	rc = 0;
+	ok = true;
 out:
 	/* The read past the last certificate always fails: not this thread's next error. */
 	ERR_clear_error();
 	BIO_free(bio);
-	return rc;
+	if (!ok) {
+		sk_X509_pop_free(certs, X509_free);
+		certs = NULL;
+	}
+	return certs;
+}
+
+/* See x509.h. */
+int
+pki_check_certificates(const char *pem, size_t len, size_t max_certs, const char *what)
+{
+	STACK_OF(X509) *certs = pki_certs_parse(pem, len, max_certs, what);
+
+	sk_X509_pop_free(certs, X509_free);
+	return certs != NULL ? 0 : -1;
 }

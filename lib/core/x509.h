@@ -48,12 +48,17 @@ int pki_cert_key_id(const char *cert_pem, char key_id[PKI_KEY_ID_LEN + 1]);
 int pki_cert_serves(const char *cert_pem, const char *const *names, size_t n_names,
 		    unsigned min_days, bool *serves, time_t *not_after);
 
+/* The most certificates an anchor text (a trust bundle) may hold. */
+#define PKI_ANCHOR_CERTS_MAX 64
+
 /*
  * Verifies that cert_pem (a leaf, optionally followed by intermediates)
- * chains to one of the certificates in anchor_pem, for TLS client and server
- * use, now. -1 with the verifier's reason when it does not.
+ * chains to one of the certificates in anchor_pem (1 to PKI_ANCHOR_CERTS_MAX
+ * valid PEM certificates), for TLS client and server use, now. -1 with the
+ * verifier's reason when it does not. When key_id is not NULL it gets the
+ * leaf's key id.
  */
-int pki_verify_chain(const char *cert_pem, const char *anchor_pem);
+int pki_verify_chain(const char *cert_pem, const char *anchor_pem, char key_id[PKI_KEY_ID_LEN + 1]);
 
 /*
  * Checks that the first len bytes of pem are 1 to max_certs PEM certificates,
@@ -63,6 +68,9 @@ int pki_verify_chain(const char *cert_pem, const char *anchor_pem);
  */
 int pki_check_certificates(const char *pem, size_t len, size_t max_certs, const char *what);
 
+/* The certificates pki_check_certificates accepts, in order; the caller frees the stack. */
+STACK_OF(X509) * pki_certs_parse(const char *pem, size_t len, size_t max_certs, const char *what);
+
 /*
  * Building blocks for server/ca.c, which signs what these parsed and checked.
  * pki_ssl_error records `what` with OpenSSL's last error text (clearing the
@@ -71,7 +79,9 @@ int pki_check_certificates(const char *pem, size_t len, size_t max_certs, const 
  * text; pki_spki_sha256 a key's id (pki_der_key_id that of a SubjectPublicKeyInfo's
  * DER as given); pki_asn1_time seconds since the epoch
  * (-1 when it cannot be read); pki_csr_load parses and checks a CSR as
- * pki_csr_check does and hands it over (the caller frees it); pki_spki_copy
+ * pki_csr_check does and hands it over (the caller frees it; its key is kept
+ * as SubjectPublicKeyInfo bytes only, not decoded: X509_REQ_get0_pubkey gives
+ * NULL, core/key_id.h's pki_public_key_from_der decodes it); pki_spki_copy
  * copies a SubjectPublicKeyInfo's algorithm, parameter and key bits into
  * another without OpenSSL 3.0's encoder and decoder round trip (0; 1 when the
  * parameter is neither an OID nor NULL, nothing copied; -1 on failure);

@@ -13,6 +13,7 @@
  */
 #include "net/http_client.h"
 
+#include "core/anchors.h"
 #include "core/error.h"
 #include "core/x509.h"
 #include "net/http_classify.h"
@@ -36,8 +37,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* A destination's anchor is a root CA or a small bundle of them. */
-#define HTTP_ANCHOR_CERTS_MAX 64
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
 #define DEFAULT_TOTAL_TIMEOUT_MS 30000L
 #define PATH_MAX_LEN 2048
@@ -110,10 +109,10 @@ proxy_set_basic(const char *label, bool basic)
 
 struct http_session {
 	CURL *curl;
-	char *base;   /* "https://host:port" */
-	char *origin; /* "host:port", for messages */
-	char *host;   /* as in the URL (IPv6 in brackets) */
-	char *ca_pem;
+	char *base;		  /* "https://host:port" */
+	char *origin;		  /* "host:port", for messages */
+	char *host;		  /* as in the URL (IPv6 in brackets) */
+	STACK_OF(X509) * anchors; /* references to the process's parsed anchors */
 	bool has_proxy;
 	char proxy_label[80]; /* "host:port" */
 	char *proxy_user;
@@ -333,22 +332,33 @@ on_prereq(void *arg, char *primary_ip, char *local_ip, int primary_port, int loc
 }
 
 /*
- * Called for each new connection's SSL_CTX: makes OpenSSL itself check the
- * host name or IP address during the handshake (curl checks it again after),
- * so a wrong name is reported as X509_V_ERR_HOSTNAME_MISMATCH or
- * X509_V_ERR_IP_ADDRESS_MISMATCH rather than as an unspecified failure.
+ * Called for each new connection's SSL_CTX: trusts the session's anchors only,
+ * from certificates parsed once per process (core/anchors.h) rather than
+ * curl's parse of a CA text for every connection, and makes OpenSSL itself
+ * check the host name or IP address during the handshake (curl checks it
+ * again after), so a wrong name is reported as X509_V_ERR_HOSTNAME_MISMATCH
+ * or X509_V_ERR_IP_ADDRESS_MISMATCH rather than as an unspecified failure.
  */
 static CURLcode
 on_ssl_ctx(CURL *curl, void *ssl_ctx, void *arg)
 {
 	struct http_session *s = arg;
 	X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ssl_ctx);
+	X509_STORE *store;
 	char name[256];
 	size_t len = strlen(s->host);
 	unsigned char addr[16];
 	int ok;
 
 	(void)curl;
+	/* curl's defaults for the store it would have filled: chains end at an anchor. */
+	if ((store = pki_anchors_store(s->anchors)) == NULL ||
+	    X509_STORE_set_flags(store, X509_V_FLAG_TRUSTED_FIRST | X509_V_FLAG_PARTIAL_CHAIN) !=
+		    1) {
+		X509_STORE_free(store);
+		return CURLE_OUT_OF_MEMORY;
+	}
+	SSL_CTX_set_cert_store(ssl_ctx, store);
 	if (s->host[0] == '[' && len >= 2 && len - 2 < sizeof(name)) {
 		memcpy(name, s->host + 1, len - 2);
 		name[len - 2] = '\0';
@@ -396,8 +406,6 @@ on_close_socket(void *arg, curl_socket_t fd)
 static CURLcode
 setup_curl(struct http_session *s)
 {
-	struct curl_blob ca = {
-		.data = s->ca_pem, .len = strlen(s->ca_pem), .flags = CURL_BLOB_COPY};
 	char proxy_url[96];
 	long auth;
 	CURLcode rc = CURLE_OK;
@@ -419,9 +427,9 @@ setup_curl(struct http_session *s)
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	SET(CURLOPT_SSL_OPTIONS, 0L);
+	/* No CA file or text for curl: on_ssl_ctx sets the anchors. */
 	SET(CURLOPT_CAINFO, (char *)NULL);
 	SET(CURLOPT_CAPATH, (char *)NULL);
-	SET(CURLOPT_CAINFO_BLOB, &ca);
 	SET(CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
 	SET(CURLOPT_SSL_CTX_DATA, s);
 	/* One connection, kept: the exporter binds to it. */
@@ -497,13 +505,9 @@ http_session_open(const char *base_url, const struct http_client_opts *opts,
 	s->cancel = opts->cancel;
 	if (parse_base(s, base_url) == -1)
 		goto fail;
-	if (pki_check_certificates(opts->ca_pem, strlen(opts->ca_pem), HTTP_ANCHOR_CERTS_MAX,
-				   "the trust anchor") == -1) {
+	if ((s->anchors = pki_anchors_get(opts->ca_pem, PKI_ANCHOR_CERTS_MAX,
+					  "the trust anchor")) == NULL) {
 		or_error_prefix("%s", s->origin);
-		goto fail;
-	}
-	if ((s->ca_pem = strdup(opts->ca_pem)) == NULL) {
-		or_error("out of memory");
 		goto fail;
 	}
 	if (opts->proxy != NULL && copy_proxy(s, opts->proxy) == -1)
@@ -513,7 +517,8 @@ http_session_open(const char *base_url, const struct http_client_opts *opts,
 		goto fail;
 	}
 	if (setup_curl(s) != CURLE_OK) {
-		or_error("libcurl lacks a feature onramp needs (HTTPS, proxy tunnel or CA blob)");
+		or_error("libcurl lacks a feature onramp needs (HTTPS, proxy tunnel or an OpenSSL "
+			 "context callback)");
 		goto fail;
 	}
 	*out = s;
@@ -541,7 +546,7 @@ http_session_close(struct http_session *s)
 	if (s->proxy_password != NULL)
 		OPENSSL_clear_free(s->proxy_password, s->proxy_password_len + 1);
 	free(s->proxy_user);
-	free(s->ca_pem);
+	sk_X509_pop_free(s->anchors, X509_free);
 	free(s->base);
 	free(s->origin);
 	free(s->host);

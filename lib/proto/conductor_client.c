@@ -758,13 +758,14 @@ do_certificate(struct conductor_conn *c, json_int_t id, json_t *result, bool *tr
 		or_error("the certificate answer lacks certificate, ca or serial");
 		goto out;
 	}
-	if (pki_cert_key_id(cert, cert_key) == -1 || strcmp(cert_key, csr_key) != 0) {
+	/* The issuing CA must be the one this conductor is trusted through. */
+	if (pki_verify_chain(cert, c->ca_pem, cert_key) == -1)
+		goto out;
+	if (strcmp(cert_key, csr_key) != 0) {
 		or_error("the certificate is not for this device's key");
 		goto out;
 	}
-	/* The issuing CA must be the one this conductor is trusted through. */
-	if (pki_verify_chain(cert, c->ca_pem) == -1 ||
-	    write_state_file(o, "conductor-cert.pem", cert, 0644) == -1 ||
+	if (write_state_file(o, "conductor-cert.pem", cert, 0644) == -1 ||
 	    write_state_file(o, "conductor-ca.pem", ca, 0644) == -1)
 		goto out;
 	json_object_set_new(result, "serial", json_string(serial));

@@ -9,6 +9,7 @@
 
 #include "core/encoding.h"
 #include "core/error.h"
+#include "core/key_id.h"
 
 #include <ctype.h>
 #include <openssl/bio.h>
@@ -279,18 +280,32 @@ set_request_key(X509 *cert, X509_REQ *req, const char *key_id)
 	X509_PUBKEY *spki = X509_REQ_get_X509_PUBKEY(req);
 	char id[PKI_KEY_ID_LEN + 1] = "";
 	unsigned char *der = NULL;
-	int len, rc;
+	EVP_PKEY *key = NULL;
+	int len, rc = -1;
 
 	/* An id that cannot be made leaves id empty: the key is set from the decoded one. */
 	if ((len = i2d_X509_PUBKEY(spki, &der)) <= 0 || pki_der_key_id(der, (size_t)len, id) == -1)
 		id[0] = '\0';
-	OPENSSL_free(der);
 	ERR_clear_error();
-	if (strcmp(id, key_id) == 0 && (rc = pki_spki_copy(X509_get_X509_PUBKEY(cert), spki)) != 1)
-		return rc == 0 ? 0 : or_error_prefix("cannot set the certificate's key");
-	if (X509_set_pubkey(cert, X509_REQ_get0_pubkey(req)) != 1)
-		return pki_ssl_error("cannot set the certificate's key");
-	return 0;
+	if (strcmp(id, key_id) == 0 &&
+	    (rc = pki_spki_copy(X509_get_X509_PUBKEY(cert), spki)) != 1) {
+		if (rc == -1)
+			or_error_prefix("cannot set the certificate's key");
+		goto out;
+	}
+	/* pki_csr_load leaves the request's key undecoded (core/x509.h). */
+	rc = -1;
+	if (len <= 0 ||
+	    (key = pki_public_key_from_der(der, (size_t)len, "the request's key")) == NULL ||
+	    X509_set_pubkey(cert, key) != 1) {
+		pki_ssl_error("cannot set the certificate's key");
+		goto out;
+	}
+	rc = 0;
+out:
+	EVP_PKEY_free(key);
+	OPENSSL_free(der);
+	return rc;
 }
 
 /*

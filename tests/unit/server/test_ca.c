@@ -398,16 +398,21 @@ verify_chain_against_anchor(void **state)
 	struct fixture *f = *state;
 	EVP_PKEY *key = EVP_EC_gen("P-256");
 	char *csr = make_csr(key, "r", NULL), *other_pem;
+	char leaf_id[PKI_KEY_ID_LEN + 1], csr_id[PKI_KEY_ID_LEN + 1];
 	struct secret other_key = {0};
 	struct pki_issued out;
 
 	assert_int_equal(pki_sign_router_csr(f->ca, csr, "r1", 10, &out), 0);
-	assert_int_equal(pki_verify_chain(out.cert_pem, f->ca_pem), 0);
+	assert_int_equal(pki_verify_chain(out.cert_pem, f->ca_pem, NULL), 0);
+	/* Again, the anchor now remembered: the leaf's key id is the CSR's. */
+	assert_int_equal(pki_verify_chain(out.cert_pem, f->ca_pem, leaf_id), 0);
+	assert_int_equal(pki_csr_check(csr, NULL, csr_id), 0);
+	assert_string_equal(leaf_id, csr_id);
 	assert_int_equal(pki_ca_create("other", 30, &other_pem, &other_key), 0);
-	assert_int_equal(pki_verify_chain(out.cert_pem, other_pem), -1);
+	assert_int_equal(pki_verify_chain(out.cert_pem, other_pem, NULL), -1);
 	assert_non_null(strstr(or_errmsg(), "does not verify"));
-	assert_int_equal(pki_verify_chain("junk", f->ca_pem), -1);
-	assert_int_equal(pki_verify_chain(out.cert_pem, "junk"), -1);
+	assert_int_equal(pki_verify_chain("junk", f->ca_pem, NULL), -1);
+	assert_int_equal(pki_verify_chain(out.cert_pem, "junk", NULL), -1);
 	pki_issued_free(&out);
 	secret_free(&other_key);
 	free(other_pem);
@@ -475,6 +480,35 @@ router_cert_key_is_the_requests(void **state)
 	}
 }
 
+/*
+ * A loaded request keeps its key undecoded: when the id given does not name
+ * its SubjectPublicKeyInfo as written, the key is decoded from the request and
+ * the certificate still carries it.
+ */
+static void
+router_cert_key_decoded_when_the_id_differs(void **state)
+{
+	struct fixture *f = *state;
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	char *csr = make_csr(key, "r", NULL), key_id[PKI_KEY_ID_LEN + 1], other[PKI_KEY_ID_LEN + 1];
+	struct pki_issued out;
+	X509_REQ *req = NULL;
+	X509 *cert;
+
+	assert_int_equal(pki_csr_load(csr, NULL, &req, key_id), 0);
+	assert_null(X509_REQ_get0_pubkey(req));
+	memset(other, '0', PKI_KEY_ID_LEN);
+	other[PKI_KEY_ID_LEN] = '\0';
+	assert_int_equal(pki_sign_router_req(f->ca, req, other, "r1", 10, &out), 0);
+	cert = parse_cert(out.cert_pem);
+	assert_int_equal(X509_check_private_key(cert, key), 1);
+	X509_free(cert);
+	pki_issued_free(&out);
+	X509_REQ_free(req);
+	free(csr);
+	EVP_PKEY_free(key);
+}
+
 static void
 router_names(void **state)
 {
@@ -531,6 +565,7 @@ main(void)
 		cmocka_unit_test(verify_chain_against_anchor),
 		cmocka_unit_test(certificate_pem_check),
 		cmocka_unit_test(router_cert_key_is_the_requests),
+		cmocka_unit_test(router_cert_key_decoded_when_the_id_differs),
 		cmocka_unit_test(router_names),
 	};
 
