@@ -7,6 +7,7 @@
 
 #include "core/backoff.h"
 #include "core/error.h"
+#include "server/writer_gate.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -45,6 +46,8 @@ struct store {
 	enum store_kind kind;
 	sqlite3 *db;
 	PGconn *pg;
+	struct writer_gate *gate; /* SQLite: this process's writers of the file take turns */
+	bool gate_held;		  /* for the open transaction */
 	bool in_tx;
 	bool tx_failed;	   /* a statement failed inside the open transaction */
 	unsigned tx_depth; /* transactions begun inside the open one (they join it) */
@@ -189,6 +192,7 @@ sqlite_open(struct store *st, const char *path)
 	    /* pages read through a mapping: no pread per page each time another connection wrote */
 	    sqlite_exec_fixed(st, "PRAGMA mmap_size=268435456") == -1)
 		return or_error_prefix("%s", path);
+	st->gate = writer_gate_of(path);
 	return 0;
 }
 
@@ -718,7 +722,16 @@ store_open(const char *url, struct store **out)
 	return 0;
 }
 
-/* Closes the connection; NULL is fine. */
+/* Opens the writers' gate the open transaction took, if it took one. */
+static void
+gate_release(struct store *st)
+{
+	if (st->gate_held)
+		writer_gate_leave(st->gate);
+	st->gate_held = false;
+}
+
+/* Closes the connection (a transaction left open is rolled back by SQLite); NULL is fine. */
 void
 store_close(struct store *st)
 {
@@ -729,6 +742,7 @@ store_close(struct store *st)
 		sqlite3_close_v2(st->db);
 	if (st->pg != NULL)
 		PQfinish(st->pg);
+	gate_release(st);
 	free(st);
 }
 
@@ -835,10 +849,18 @@ store_begin(struct store *st)
 		st->tx_depth++;
 		return 0;
 	}
+	/* This process's writers wait at the gate, woken when it opens (writer_gate.h). */
+	if (st->gate != NULL) {
+		if (writer_gate_enter(st->gate, BUSY_TIMEOUT_MS) == -1)
+			return store_fail(st, STORE_ERR_OTHER, NULL, "%s", or_errmsg());
+		st->gate_held = true;
+	}
 	/* IMMEDIATE takes SQLite's write lock now, under the busy timeout, rather
 	 * than failing with SQLITE_BUSY at the first write of the transaction. */
-	if (tx_statement(st, st->kind == STORE_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN") == -1)
+	if (tx_statement(st, st->kind == STORE_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN") == -1) {
+		gate_release(st);
 		return -1;
+	}
 	st->in_tx = true;
 	st->tx_failed = false;
 	return 0;
@@ -874,6 +896,7 @@ store_commit(struct store *st)
 		return or_error("%s", msg);
 	}
 	st->in_tx = false;
+	gate_release(st);
 	return 0;
 }
 
@@ -904,6 +927,7 @@ store_rollback(struct store *st)
 	/* SQLite may already have rolled back (e.g. after SQLITE_FULL) */
 	if (rc == -1 && st->kind == STORE_SQLITE && sqlite3_get_autocommit(st->db))
 		rc = 0;
+	gate_release(st);
 	return rc;
 }
 
