@@ -321,11 +321,9 @@ csr_parse(const char *csr_pem, X509_REQ **req_out, EVP_PKEY **key_out)
 	}
 	pthread_once(&keyless_once, make_keyless_ctx);
 	p = der;
-	/* The failed attempt to decode the key in keyless_ctx is no error. */
-	ERR_set_mark();
+	/* (OpenSSL drops the error of its attempt to decode the key in keyless_ctx itself.) */
 	req = (X509_REQ *)ASN1_item_d2i_ex(NULL, &p, len, ASN1_ITEM_rptr(X509_REQ), keyless_ctx,
 					   NULL);
-	ERR_pop_to_mark();
 	if (req == NULL) {
 		pki_ssl_error("CSR: not a PEM certificate request");
 		goto out;

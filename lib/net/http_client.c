@@ -332,12 +332,17 @@ on_prereq(void *arg, char *primary_ip, char *local_ip, int primary_port, int loc
 }
 
 /*
- * Called for each new connection's SSL_CTX: trusts the session's anchors only,
- * from certificates parsed once per process (core/anchors.h) rather than
- * curl's parse of a CA text for every connection, and makes OpenSSL itself
- * check the host name or IP address during the handshake (curl checks it
- * again after), so a wrong name is reported as X509_V_ERR_HOSTNAME_MISMATCH
- * or X509_V_ERR_IP_ADDRESS_MISMATCH rather than as an unspecified failure.
+ * Called for each new connection's SSL_CTX, before curl sets up its own
+ * store: the peer's chain is verified against a store of the session's
+ * anchors only (SSL_CTX_set1_verify_cert_store, which OpenSSL uses for the
+ * peer before the context's certificate store, and which curl never touches:
+ * no CA of curl's, no fallback to the system's, nothing from curl's CA cache
+ * can be trusted), from certificates parsed once per process (core/anchors.h)
+ * rather than a CA text curl parsed for every connection. Also makes OpenSSL
+ * itself check the host name or IP address during the handshake (curl checks
+ * it again after), so a wrong name is reported as
+ * X509_V_ERR_HOSTNAME_MISMATCH or X509_V_ERR_IP_ADDRESS_MISMATCH rather than
+ * as an unspecified failure.
  */
 static CURLcode
 on_ssl_ctx(CURL *curl, void *ssl_ctx, void *arg)
@@ -351,14 +356,15 @@ on_ssl_ctx(CURL *curl, void *ssl_ctx, void *arg)
 	int ok;
 
 	(void)curl;
-	/* curl's defaults for the store it would have filled: chains end at an anchor. */
-	if ((store = pki_anchors_store(s->anchors)) == NULL ||
-	    X509_STORE_set_flags(store, X509_V_FLAG_TRUSTED_FIRST | X509_V_FLAG_PARTIAL_CHAIN) !=
-		    1) {
-		X509_STORE_free(store);
+	/* curl's flags for the store it would have filled: chains end at an anchor. */
+	store = pki_anchors_store(s->anchors);
+	ok = store != NULL &&
+	     X509_STORE_set_flags(store, X509_V_FLAG_TRUSTED_FIRST | X509_V_FLAG_PARTIAL_CHAIN) ==
+		     1 &&
+	     SSL_CTX_set1_verify_cert_store(ssl_ctx, store) == 1;
+	X509_STORE_free(store);
+	if (!ok)
 		return CURLE_OUT_OF_MEMORY;
-	}
-	SSL_CTX_set_cert_store(ssl_ctx, store);
 	if (s->host[0] == '[' && len >= 2 && len - 2 < sizeof(name)) {
 		memcpy(name, s->host + 1, len - 2);
 		name[len - 2] = '\0';
@@ -427,9 +433,10 @@ setup_curl(struct http_session *s)
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	SET(CURLOPT_SSL_OPTIONS, 0L);
-	/* No CA file or text for curl: on_ssl_ctx sets the anchors. */
+	/* No CA file or text for curl, nor its cache of them: on_ssl_ctx sets the anchors. */
 	SET(CURLOPT_CAINFO, (char *)NULL);
 	SET(CURLOPT_CAPATH, (char *)NULL);
+	SET(CURLOPT_CA_CACHE_TIMEOUT, 0L);
 	SET(CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
 	SET(CURLOPT_SSL_CTX_DATA, s);
 	/* One connection, kept: the exporter binds to it. */

@@ -295,9 +295,12 @@ set_request_key(X509 *cert, X509_REQ *req, const char *key_id)
 	}
 	/* pki_csr_load leaves the request's key undecoded (core/x509.h). */
 	rc = -1;
-	if (len <= 0 ||
-	    (key = pki_public_key_from_der(der, (size_t)len, "the request's key")) == NULL ||
-	    X509_set_pubkey(cert, key) != 1) {
+	if (len > 0 &&
+	    (key = pki_public_key_from_der(der, (size_t)len, "the request's key")) == NULL) {
+		or_error_prefix("cannot set the certificate's key");
+		goto out;
+	}
+	if (key == NULL || X509_set_pubkey(cert, key) != 1) {
 		pki_ssl_error("cannot set the certificate's key");
 		goto out;
 	}

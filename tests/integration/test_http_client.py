@@ -309,6 +309,29 @@ def test_the_system_store_is_never_consulted(pki, www):
     assert_error(proc, doc, "tls-untrusted")
 
 
+def test_curls_own_bundle_is_never_consulted(pki, www, work):
+    # curl's built-in CA bundle (/etc/ssl/certs/ca-certificates.crt on Debian) and
+    # OpenSSL's hashed directory, in a mount namespace of this test only, hold the
+    # server's CA: the client, told to trust another anchor, must still refuse it.
+    certs = os.path.join(work, "system-certs")
+    os.makedirs(certs, exist_ok=True)
+    shutil.copy(pki.ca, os.path.join(certs, "ca-certificates.crt"))
+    shutil.copy(pki.ca, os.path.join(certs, "onramp-test.pem"))
+    subprocess.run(["openssl", "rehash", certs], check=True, capture_output=True)
+    script = (f"mount --bind {certs} /etc/ssl/certs && "
+              "cmp -s /etc/ssl/certs/ca-certificates.crt " + pki.ca + " && exec \"$@\"")
+    proc, doc = probe_json(url(www), "--ca", pki.rogue_ca,
+                           prefix=("unshare", "-m", "sh", "-c", script, "sh"))
+    assert_error(proc, doc, "tls-untrusted", f"localhost:{www.port}")
+    # The same namespace does trust the server for a client that uses the system's store.
+    check = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", "openssl", "s_client", "-connect",
+         f"localhost:{www.port}", "-verify_return_error", "-CApath", "/etc/ssl/certs",
+         "-servername", "localhost"],
+        input="", capture_output=True, text=True, timeout=30)
+    assert "Verify return code: 0 (ok)" in check.stdout, check.stdout + check.stderr
+
+
 def test_other_anchor_is_not_trusted(pki, www):
     proc, doc = probe_json(url(www), "--ca", pki.rogue_ca)
     assert_error(proc, doc, "tls-untrusted", f"localhost:{www.port}")
