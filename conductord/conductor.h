@@ -73,6 +73,7 @@ struct conductor {
 	struct poll_registry *polls;
 	struct store_listener *listener; /* PostgreSQL: wake-ups from the other instances */
 	struct rate_limiter *limiter;	 /* the router API's unauthenticated endpoints */
+	struct nonces *nonces;		 /* the hello nonces this instance issued */
 	char server_cert_path[4096], server_key_path[4096];
 };
 

@@ -7,6 +7,7 @@
  * admin API until SIGTERM or SIGINT.
  */
 #include "conductor.h"
+#include "nonces.h"
 
 #include "core/error.h"
 #include "core/file.h"
@@ -268,13 +269,14 @@ main(int argc, char **argv)
 		fprintf(stderr, "onramp-conductord: --token-file is for init\n");
 		rc = 2;
 	} else if (conductor_load(&c) == 0 && poll_registry_new(&c.polls) == 0 &&
-		   rate_limiter_new(&c.set.rate, &c.limiter) == 0) {
+		   rate_limiter_new(&c.set.rate, &c.limiter) == 0 && nonces_new(&c.nonces) == 0) {
 		rc = serve(&c) == 0 ? 0 : 1;
 	}
 	if (rc == 1)
 		fprintf(stderr, "onramp-conductord: %s\n", or_errmsg());
 	poll_registry_free(c.polls);
 	rate_limiter_free(c.limiter);
+	nonces_free(c.nonces);
 	conductor_unload(&c);
 	settings_free(&c.set);
 	return rc;

@@ -16,6 +16,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/rfc3339.h"
+#include "nonces.h"
 #include "poll.h"
 #include "proto/cloud_proto.h"
 #include "proto/conductor_psk.h"
@@ -26,12 +27,12 @@
 #include "server/store.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Outstanding nonces one subject keeps (as SQL text); newer ones evict older. */
-#define MAX_HELLOS_SQL "8"
 #define MAX_COMMANDS_PER_POLL 16
 #define CSR_MAX 16384
 #define NONCE_URI_PREFIX "urn:onramp:nonce:"
@@ -57,18 +58,42 @@ hex_field(json_t *body, const char *key, size_t bytes, uint8_t *out)
 	return 0;
 }
 
-/* The SHA-256 of this TLS connection's exporter: what a session is bound to. */
+/* The SHA-256 of a connection's exporter: what binds a nonce or a session to it. */
 static int
-connection_binding(struct http_ctx *ctx, char out[65])
+exporter_binding(const uint8_t ex[CONDUCTOR_EXPORTER_LEN], uint8_t out[NONCES_BINDING_LEN])
+{
+	unsigned int len = 0;
+
+	if (EVP_Digest(ex, CONDUCTOR_EXPORTER_LEN, out, &len, EVP_sha256(), NULL) != 1 ||
+	    len != NONCES_BINDING_LEN)
+		return or_error("SHA-256 failed");
+	return 0;
+}
+
+/* exporter_binding of this request's connection. */
+static int
+connection_binding_raw(struct http_ctx *ctx, uint8_t out[NONCES_BINDING_LEN])
 {
 	uint8_t ex[CONDUCTOR_EXPORTER_LEN];
 	int rc;
 
 	if (http_ctx_exporter(ctx, CONDUCTOR_EXPORTER_LABEL, ex, sizeof(ex)) == -1)
 		return -1;
-	rc = sha256_hex(ex, sizeof(ex), out);
+	rc = exporter_binding(ex, out);
 	secure_zero(ex, sizeof(ex));
 	return rc;
+}
+
+/* The SHA-256 of this TLS connection's exporter: what a session is bound to. */
+static int
+connection_binding(struct http_ctx *ctx, char out[65])
+{
+	uint8_t binding[NONCES_BINDING_LEN];
+
+	if (connection_binding_raw(ctx, binding) == -1)
+		return -1;
+	hex_encode(binding, sizeof(binding), out);
+	return 0;
 }
 
 /*
@@ -130,18 +155,17 @@ reply_internal(struct http_ctx *ctx)
 /* ---- POST /v1/hello ----------------------------------------------------- */
 
 /*
- * POST /v1/hello: a fresh single-use nonce for an asset ID or a peer query; says nothing about
- * whether the asset exists. Anyone may say hello for any asset ID, so the open nonces of one
- * subject are capped by evicting the oldest, never by refusing the newest: a flood of hellos
- * cannot keep the genuine router from getting its nonce.
+ * POST /v1/hello: a fresh single-use nonce for an asset ID or a peer query, usable on this
+ * TLS connection only (kept in memory: nonces.h); says nothing about whether the asset exists.
+ * Anyone may say hello for any asset ID, and never is one refused for the nonces given before:
+ * those of other connections can neither be used here nor evict this one's in its lifetime.
  */
 static void
 handle_hello(struct http_ctx *ctx, void *arg)
 {
 	const char *asset_id = NULL, *peer = NULL;
-	char subject[CONDUCTOR_SUBJECT_MAX + 8], nonce[2 * CONDUCTOR_NONCE_LEN + 1], now[24],
-		expires[24], issued[24];
-	struct timespec ts;
+	char subject[CONDUCTOR_SUBJECT_MAX + 8], nonce[2 * CONDUCTOR_NONCE_LEN + 1];
+	uint8_t raw[CONDUCTOR_NONCE_LEN], binding[NONCES_BINDING_LEN];
 	json_t *body = NULL;
 	struct worker *w;
 
@@ -163,25 +187,13 @@ handle_hello(struct http_ctx *ctx, void *arg)
 		goto out;
 	}
 	snprintf(subject, sizeof(subject), "%s%s", peer ? "peer:" : "", peer ? peer : asset_id);
-	fmt_i64((long long)time(NULL), now);
-	fmt_i64((long long)time(NULL) + CONDUCTOR_NONCE_TTL_S, expires);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	fmt_i64((long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, issued);
-	if (random_hex(CONDUCTOR_NONCE_LEN, nonce) == -1 ||
-	    store_exec(w->db, "DELETE FROM nonces WHERE expires < $1", (const char *[]){now}, 1,
-		       NULL) == -1 ||
-	    store_exec(
-		    w->db,
-		    "INSERT INTO nonces (nonce, subject, expires, issued) VALUES ($1, $2, $3, $4)",
-		    (const char *[]){nonce, subject, expires, issued}, 4, NULL) == -1 ||
-	    store_exec(w->db,
-		       "DELETE FROM nonces WHERE subject = $1 AND nonce NOT IN (SELECT nonce FROM "
-		       "nonces WHERE subject = $1 ORDER BY issued DESC, nonce DESC "
-		       "LIMIT " MAX_HELLOS_SQL ")",
-		       (const char *[]){subject}, 1, NULL) == -1) {
+	if (RAND_bytes(raw, sizeof(raw)) != 1 || connection_binding_raw(ctx, binding) == -1 ||
+	    nonces_put(w->c->nonces, raw, subject, binding, time(NULL) + CONDUCTOR_NONCE_TTL_S) ==
+		    -1) {
 		reply_internal(ctx);
 		goto out;
 	}
+	hex_encode(raw, sizeof(raw), nonce);
 	http_reply_json(
 		ctx, 200,
 		json_pack("{s:s, s:i}", "nonce", nonce, "expires_in", CONDUCTOR_NONCE_TTL_S));
@@ -191,23 +203,6 @@ out:
 
 /* ---- POST /v1/auth ------------------------------------------------------ */
 
-/* Consumes a nonce given to subject; false when it was unknown, used or expired. */
-static int
-take_nonce(struct worker *w, const char *nonce_hex, const char *subject, bool *ok)
-{
-	struct store_result *res = NULL;
-	char now[24];
-
-	fmt_i64((long long)time(NULL), now);
-	if (store_exec(w->db,
-		       "DELETE FROM nonces WHERE nonce = $1 AND subject = $2 AND expires >= $3",
-		       (const char *[]){nonce_hex, subject, now}, 3, &res) == -1)
-		return -1;
-	*ok = store_changes(res) == 1;
-	store_result_free(res);
-	return 0;
-}
-
 /*
  * See conductor.h: nonce consumed first, then the secret looked up and the HMAC compared in
  * constant time.
@@ -215,12 +210,13 @@ take_nonce(struct worker *w, const char *nonce_hex, const char *subject, bool *o
 bool
 check_psk_proof(struct http_ctx *ctx, struct worker *w, json_t *body, const char *subject)
 {
-	uint8_t nonce[CONDUCTOR_NONCE_LEN], proof[CONDUCTOR_PROOF_LEN], ex[CONDUCTOR_EXPORTER_LEN];
+	uint8_t nonce[CONDUCTOR_NONCE_LEN], proof[CONDUCTOR_PROOF_LEN], ex[CONDUCTOR_EXPORTER_LEN],
+		binding[NONCES_BINDING_LEN];
 	const char *psk_id = NULL, *nonce_hex = NULL;
 	struct store_result *res = NULL;
 	struct secret psk = {0};
 	char context[32];
-	bool fresh = false, ok = false;
+	bool ok = false;
 
 	if (json_get_string(body, "psk_id", true, PSK_ID_LEN, &psk_id) == -1 ||
 	    json_get_string(body, "nonce", true, 2 * CONDUCTOR_NONCE_LEN, &nonce_hex) == -1 ||
@@ -234,13 +230,13 @@ check_psk_proof(struct http_ctx *ctx, struct worker *w, json_t *body, const char
 				 PSK_ID_LEN);
 		return false;
 	}
-	if (take_nonce(w, nonce_hex, subject, &fresh) == -1 ||
-	    store_exec(w->db, "SELECT sealed FROM psks WHERE id = $1", &psk_id, 1, &res) == -1 ||
-	    http_ctx_exporter(ctx, CONDUCTOR_EXPORTER_LABEL, ex, sizeof(ex)) == -1) {
+	if (http_ctx_exporter(ctx, CONDUCTOR_EXPORTER_LABEL, ex, sizeof(ex)) == -1 ||
+	    exporter_binding(ex, binding) == -1 ||
+	    store_exec(w->db, "SELECT sealed FROM psks WHERE id = $1", &psk_id, 1, &res) == -1) {
 		reply_internal(ctx);
 		goto out;
 	}
-	if (!fresh) {
+	if (!nonces_take(w->c->nonces, nonce, subject, binding, time(NULL))) {
 		http_reply_error(ctx, 401, "bad-nonce",
 				 "the nonce is unknown, used or expired: start again with a hello");
 		goto out;
@@ -1166,12 +1162,6 @@ in_transaction(struct http_ctx *ctx, void *arg, http_handler handler)
 }
 
 static void
-hello_tx(struct http_ctx *ctx, void *arg)
-{
-	in_transaction(ctx, arg, handle_hello);
-}
-
-static void
 auth_tx(struct http_ctx *ctx, void *arg)
 {
 	in_transaction(ctx, arg, handle_auth);
@@ -1203,7 +1193,7 @@ handle_command_path(struct http_ctx *ctx, void *arg)
 
 const struct http_route router_routes[] = {
 	{"GET", "/healthz", handle_healthz, NULL},
-	{"POST", "/v1/hello", hello_tx, NULL},
+	{"POST", "/v1/hello", handle_hello, NULL},
 	{"POST", "/v1/auth", auth_tx, NULL},
 	{"GET", "/v1/commands", commands_tx, NULL},
 	{"POST", "/v1/commands/*", handle_command_path, NULL},

@@ -4,6 +4,7 @@ TLS, onrampctl conductor on their admin API, and the real router side
 checked with `openssl verify`, and a TLS server using the issued certificate
 is checked with `openssl s_client -verify_return_error`."""
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -1104,3 +1105,98 @@ def test_a_fleets_asset_list_larger_than_a_device_answer_is_shown_whole(sqlite_c
     assert len(json.dumps({"assets": assets})) > 1024 * 1024
     names = {a["name"] for a in assets}
     assert "r1" in names and f"branch-{rows - 1:05d}-" + "x" * 48 in names
+
+
+def _hkdf_expand_label(digest, secret, label, context, length):
+    """RFC 8446 7.1 HKDF-Expand-Label."""
+    full = b"tls13 " + label
+    info = length.to_bytes(2, "big") + bytes([len(full)]) + full + bytes([len(context)]) + context
+    out, block, i = b"", b"", 1
+    while len(out) < length:
+        block = hmac.new(secret, block + info + bytes([i]), digest).digest()
+        out += block
+        i += 1
+    return out[:length]
+
+
+class RawTls:
+    """One TLS 1.3 connection to a conductor by Python's ssl module, HTTP/1.1
+    requests written by hand. Its keying-material exporter (the proof's binding)
+    is computed from the connection's exporter secret, which OpenSSL writes to
+    this connection's own key log (RFC 8446 7.5, no context)."""
+
+    def __init__(self, conductor, directory):
+        _, port = conductor.address.rsplit(":", 1)
+        keylog = os.path.join(directory, f"keylog-{os.urandom(4).hex()}")
+        ctx = ssl.create_default_context(cafile=conductor.ca)
+        ctx.check_hostname = False
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.keylog_filename = keylog
+        self.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port)),
+                                                             timeout=10))
+        digest = hashlib.sha384 if self.sock.cipher()[0].endswith("SHA384") else hashlib.sha256
+        with open(keylog) as f:
+            secret = bytes.fromhex([line.split()[2] for line in f
+                                    if line.startswith("EXPORTER_SECRET ")][0])
+        size = digest().digest_size
+        derived = _hkdf_expand_label(digest, secret, b"EXPORTER-onramp-conductor",
+                                     digest(b"").digest(), size)
+        self.exporter = _hkdf_expand_label(digest, derived, b"exporter", digest(b"").digest(),
+                                           32)
+        self.reader = self.sock.makefile("rb")
+
+    def post(self, path, doc):
+        body = json.dumps(doc).encode()
+        self.sock.sendall(f"POST {path} HTTP/1.1\r\nHost: conductor\r\n"
+                          f"Content-Type: application/json\r\n"
+                          f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        status = int(self.reader.readline().split()[1])
+        length = 0
+        while (line := self.reader.readline().strip()):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        return status, json.loads(self.reader.read(length))
+
+    def close(self):
+        self.reader.close()
+        self.sock.close()
+
+
+def test_a_nonce_is_good_on_its_own_connection_only(sqlite_conductor):
+    """A hello's nonce is bound to the TLS connection it was given on: with a proof made
+    right for a second connection (its own exporter), the first connection's nonce is
+    refused there (401 bad-nonce), and is then used up for its own connection too; a
+    nonce of the second connection passes the proof check on it (the request then fails
+    on its junk CSR, which is checked after the proof)."""
+    c = sqlite_conductor()
+    c.add_router("r1", "ASSET-NONCE-1")
+    _, secret = c.psk("nonce-test")
+    psk_id = secret.split("-")[1]
+
+    def auth(conn, nonce_hex):
+        proof = hmac.new(secret.encode(), bytes.fromhex(nonce_hex) + b"ASSET-NONCE-1" +
+                         conn.exporter, hashlib.sha256).hexdigest()
+        return conn.post("/v1/auth", {"asset_id": "ASSET-NONCE-1", "psk_id": psk_id,
+                                      "nonce": nonce_hex, "proof": proof,
+                                      "device_csr": "not a CSR"})
+
+    # A refusal closes its connection: each step on the connections it needs.
+    first, second, third = (RawTls(c, c.dir) for _ in range(3))
+    try:
+        assert first.exporter != second.exporter
+        status, doc = first.post("/v1/hello", {"asset_id": "ASSET-NONCE-1"})
+        assert status == 200, doc
+        nonce = doc["nonce"]
+        status, doc = auth(second, nonce)
+        assert (status, doc["error"]["code"]) == (401, "bad-nonce"), doc
+        status, doc = auth(first, nonce)
+        assert (status, doc["error"]["code"]) == (401, "bad-nonce"), doc
+        status, doc = third.post("/v1/hello", {"asset_id": "ASSET-NONCE-1"})
+        assert status == 200, doc
+        status, doc = auth(third, doc["nonce"])
+        assert (status, doc["error"]["code"]) == (400, "bad-device-csr"), doc
+    finally:
+        first.close()
+        second.close()
+        third.close()
