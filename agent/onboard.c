@@ -55,6 +55,7 @@ struct onboard {
 	struct ob_policy policy;
 	struct ob_state st;
 	struct ob_events ev;
+	unsigned long steps_recorded; /* the worker's step reports (OB_MSG_STEP) in ev, by seq */
 	json_t *data; /* "device", "cloud", "site", "conductor": what the steps produced */
 	char path[PATH_MAX];
 	struct ob_worker *w;
@@ -152,7 +153,7 @@ record(struct onboard *ob, const char *step, const char *outcome, const char *re
 
 /* ---- the state file ------------------------------------------------------ */
 
-/* Publishes the undelivered reports to the worker. */
+/* Publishes the undelivered reports to the worker, and which of its step reports they hold. */
 static void
 publish(struct onboard *ob)
 {
@@ -162,6 +163,7 @@ publish(struct onboard *ob)
 		onboard_worker_set_pending(
 			ob->w, (enum ob_dest)d,
 			ob_events_pending_json(&ob->ev, (enum ob_dest)d, OB_EVENTS_KEEP));
+	onboard_worker_set_steps_published(ob->w, ob->steps_recorded);
 }
 
 /*
@@ -661,6 +663,7 @@ handle(struct onboard *ob, struct ob_msg *m)
 		job_done(ob, m);
 		break;
 	case OB_MSG_STEP:
+		ob->steps_recorded = m->seq;
 		step_report(ob, m);
 		break;
 	case OB_MSG_CONNECTED:

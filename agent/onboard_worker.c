@@ -34,13 +34,14 @@
 #define REPORT_BACKOFF_BASE_MS 2000u
 #define REPORT_BACKOFF_CAP_MS 120000u
 #define CONDUCTOR_REPORT_MAX 64
+#define LEAVING_WAIT_S 10 /* for the main thread to record the step reports before a migrate */
 
 struct ob_worker {
 	struct ob_worker_conf conf;
 	pthread_t thread;
 	bool thread_started;
 	pthread_mutex_t mu;
-	pthread_cond_t cond;
+	pthread_cond_t cond; /* to the worker: a job, a quit, its step reports published */
 	int wake[2];
 
 	/* Shared with the main thread, under mu. */
@@ -51,6 +52,7 @@ struct ob_worker {
 	unsigned route_port, route_gen;
 	char *cloud_url, *cloud_ca;
 	json_t *pending[OB_DEST_COUNT];
+	unsigned long steps_published; /* pending includes the step reports up to this number */
 	struct ob_msg *msgs, *msgs_tail;
 	bool migrating; /* a migration is recorded: a stop would fail it */
 	volatile sig_atomic_t stop;
@@ -70,6 +72,8 @@ struct ob_worker {
 	bool connected;
 	char conn_router[64], conn_address[300];
 	time_t posted_deadline;
+	unsigned long steps_posted;   /* OB_MSG_STEP messages told, numbered from 1 */
+	unsigned long conductor_sent; /* reports up to this seq went to a conductor */
 };
 
 static const char *const job_names[] = {
@@ -601,6 +605,7 @@ on_report(void *arg, const char *step, bool ok, const char *reason)
 	if (w->copts != NULL)
 		conductor_current(w->copts, which);
 	if (m != NULL) {
+		m->seq = ++w->steps_posted;
 		m->ok = ok;
 		snprintf(m->step, sizeof(m->step), "%s", step);
 		snprintf(m->which, sizeof(m->which), "%s", which);
@@ -616,42 +621,87 @@ on_report(void *arg, const char *step, bool ok, const char *reason)
 	post(w, m);
 }
 
-/* Delivers the reports waiting for the conductor on its open connection. */
-static void
+/*
+ * Delivers the reports waiting for the conductor on its open connection, at
+ * most a batch, none this thread delivered already (the main thread learns
+ * it later). 1: a batch went, more may wait; 0: none waits; -1: not delivered.
+ */
+static int
 flush_conductor(struct ob_worker *w, struct conductor_conn *c)
 {
-	json_t *list = current_pending(w, OB_DEST_CONDUCTOR), *batch, *e;
+	json_t *list = current_pending(w, OB_DEST_CONDUCTOR), *batch = json_array(), *e;
 	unsigned long seq = 0;
 	size_t i;
+	int rc = 0;
 
-	if (list == NULL)
-		return;
-	batch = json_array();
+	if (list == NULL || batch == NULL)
+		goto out;
 	json_array_foreach(list, i, e)
 	{
-		if (i == CONDUCTOR_REPORT_MAX)
+		unsigned long at = (unsigned long)json_integer_value(json_object_get(e, "seq"));
+
+		if (at <= w->conductor_sent)
+			continue;
+		if (json_array_size(batch) == CONDUCTOR_REPORT_MAX)
 			break;
-		seq = (unsigned long)json_integer_value(json_object_get(e, "seq"));
+		seq = at;
 		json_array_append_new(batch, json_pack("{s:O, s:O, s:O*, s:O}", "step",
 						       json_object_get(e, "step"), "outcome",
 						       json_object_get(e, "outcome"), "reason",
 						       json_object_get(e, "reason"), "time",
 						       json_object_get(e, "time")));
 	}
+	if (json_array_size(batch) == 0)
+		goto out;
 	if (conductor_report_events(c, batch) == 0) {
 		struct ob_msg *m = msg_new(OB_MSG_DELIVERED);
 
+		w->conductor_sent = seq;
 		if (m != NULL) {
 			m->dest = OB_DEST_CONDUCTOR;
 			m->seq = seq;
 		}
 		post(w, m);
+		rc = 1;
 	} else {
 		log_warn("onboarding: progress reports not delivered to the conductor yet: %s",
 			 or_errmsg());
+		rc = -1;
 	}
+out:
 	json_decref(batch);
 	json_decref(list);
+	return rc;
+}
+
+/*
+ * conductor_run's leaving, on this thread: a migrate arrived on c, and the
+ * router leaves that conductor next. The step reports this thread told are
+ * recorded by the main thread, which publishes them: waits (a bounded while,
+ * and not past a stop) until every one is, then delivers all that wait on c,
+ * so that conductor sees every step done there. It trusts the main thread to
+ * publish what it recorded.
+ */
+static void
+on_leaving(void *arg, struct conductor_conn *c)
+{
+	struct ob_worker *w = arg;
+	struct timespec until;
+	bool published;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += LEAVING_WAIT_S;
+	pthread_mutex_lock(&w->mu);
+	while (w->steps_published < w->steps_posted && !w->quit && !w->stop &&
+	       pthread_cond_timedwait(&w->cond, &w->mu, &until) == 0)
+		;
+	published = w->steps_published >= w->steps_posted;
+	pthread_mutex_unlock(&w->mu);
+	if (!published)
+		log_warn("onboarding: the latest step reports are not recorded yet; leaving the "
+			 "conductor without them");
+	while (flush_conductor(w, c) == 1)
+		;
 }
 
 /*
@@ -717,6 +767,7 @@ conductor_opts(struct ob_worker *w, const struct http_proxy *px)
 		.report = on_report,
 		.report_arg = w,
 		.tick = on_tick,
+		.leaving = on_leaving,
 		.cancel = &w->stop,
 	};
 	return o;
@@ -991,6 +1042,17 @@ onboard_worker_set_pending(struct ob_worker *w, enum ob_dest dest, json_t *event
 	w->pending[dest] = events;
 	pthread_mutex_unlock(&w->mu);
 	json_decref(old);
+}
+
+void
+onboard_worker_set_steps_published(struct ob_worker *w, unsigned long step)
+{
+	pthread_mutex_lock(&w->mu);
+	if (step > w->steps_published)
+		w->steps_published = step;
+	/* The worker may wait for it before leaving a conductor (on_leaving). */
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->mu);
 }
 
 bool

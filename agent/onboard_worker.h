@@ -52,7 +52,7 @@ struct ob_job {
 
 enum ob_msg_kind {
 	OB_MSG_JOB_DONE,     /* job ended: ok, reason, retry_after_s, data */
-	OB_MSG_STEP,	     /* the conductor client reported step (ok, reason), on `which` */
+	OB_MSG_STEP,	     /* the conductor client reported step (ok, reason), on `which`; seq */
 	OB_MSG_CONNECTED,    /* connected to a conductor: data {"router","address","which"} */
 	OB_MSG_DISCONNECTED, /* the conductor channel is down, reconnecting */
 	OB_MSG_MIGRATING,    /* a migration is recorded, until deadline */
@@ -128,6 +128,13 @@ void onboard_worker_set_cloud(struct ob_worker *w, const char *url, const char *
 
 /* Publishes the reports waiting for dest (ob_events_pending_json; reference taken). */
 void onboard_worker_set_pending(struct ob_worker *w, enum ob_dest dest, json_t *events);
+
+/*
+ * Says the reports published include the worker's step reports (OB_MSG_STEP,
+ * numbered in seq from 1) up to step: before leaving a conductor on a
+ * migrate, the worker waits for its own to be published, to deliver them there.
+ */
+void onboard_worker_set_steps_published(struct ob_worker *w, unsigned long step);
 
 /*
  * Ends the thread, waiting at most wait_s seconds for the job in hand. false

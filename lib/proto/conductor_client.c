@@ -409,6 +409,14 @@ tick(const struct conductor_client_opts *o, struct conductor_conn *c)
 		o->tick(o->report_arg, c);
 }
 
+/* Lets the caller deliver what it owes the conductor on c before leaving it (opts->leaving). */
+static void
+leaving(const struct conductor_client_opts *o, struct conductor_conn *c)
+{
+	if (o->leaving != NULL)
+		o->leaving(o->report_arg, c);
+}
+
 /* ---- requests ------------------------------------------------------------- */
 
 /* An HTTPS session to one conductor address, trusting only ca_pem, through the proxy if any. */
@@ -1192,10 +1200,14 @@ serve(const struct conductor_client_opts *o, struct conductor_conn *c, volatile 
 		{
 			const char *type = json_string_value(json_object_get(cmd, "type"));
 
-			if (type != NULL && strcmp(type, "migrate") == 0)
+			if (type != NULL && strcmp(type, "migrate") == 0) {
+				/* Reports of the steps done here (this answer's too) go here first.
+				 */
+				leaving(o, c);
 				rc = accept_migrate(c, cmd);
-			else
+			} else {
 				rc = conductor_execute(c, cmd);
+			}
 			if (rc != 0)
 				break;
 		}

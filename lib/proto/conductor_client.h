@@ -58,6 +58,14 @@ struct conductor_client_opts {
 	 * (c: NULL). The agent sends its progress reports from here.
 	 */
 	void (*tick)(void *arg, struct conductor_conn *c);
+	/*
+	 * Optional, with report_arg: called on conductor_run's thread with the
+	 * open connection when a migrate command arrives, before it is acted on:
+	 * the router leaves this conductor next, so the caller delivers what it
+	 * still owes it here (the agent: its reports of the steps done there,
+	 * which a tick would only send before the next poll, on production).
+	 */
+	void (*leaving)(void *arg, struct conductor_conn *c);
 	/* Optional: once *cancel is non-zero, a request in progress (a held poll too) ends. */
 	volatile sig_atomic_t *cancel;
 };

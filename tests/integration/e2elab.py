@@ -233,13 +233,14 @@ class Lab:
         self.start_conductor("staging")
         self.start_conductor("production")
 
-    def router(self, serial, tcti=None, start=True, **agent_kw):
+    def router(self, serial, tcti=None, start=True, operators=None, **agent_kw):
         """squid, the four servers, one router provisioned and prepared by the
-        operators (claimed, known to both conductors), and its agent."""
+        operators (claimed, known to both conductors; operators: more arguments of
+        operators()), and its agent."""
         self.start_squid()
         self.start_all()
         state = self.provision(serial, tcti=tcti)
-        self.operators(serial)
+        self.operators(serial, **(operators or {}))
         agent = Agent(self, state, tcti=tcti, **agent_kw)
         return agent.start() if start else agent
 

@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from conductorlib import PEERING
 from e2elab import STEPS, Lab, wait_until
 
 SERIAL = "SSR1000-E2E-0001"
@@ -117,6 +118,60 @@ def test_demo_flow_through_squid_with_the_key_in_swtpm(lab, swtpm):
             for name in files:
                 with open(os.path.join(root, name), "rb") as f:
                     assert claim not in f.read(), (role, name)
+
+
+def steps_of(events):
+    """A conductor's reports of a router as (step, outcome), in the order received."""
+    return [(e["step"], e["outcome"]) for e in events]
+
+
+def test_steps_done_at_staging_reach_staging_before_the_router_leaves_it(lab):
+    """A router offline at staging while its operator gives it its production
+    details, a new configuration and a --force migrate gets the three commands in
+    one poll answer when it is back. Every step it did at staging is reported to
+    staging before it leaves (staging's view of the router is complete), and none
+    to production or twice. Before, the agent sent its reports only before its
+    next poll: there was none on staging, so they all went to production."""
+    agent = lab.router(SERIAL, operators={"production_info": False})
+    agent.wait_done("configuration")
+    wait_until("the first configuration reported to staging",
+               lambda: ("configuration", "ok") in steps_of(
+                   lab.staging.router().get("events", [])))
+    agent.stop()
+    assert agent.proc.returncode == 0, agent.log()[-3000:]
+
+    lab.give_production_info()
+    config = dict(PEERING, hub={"name": "hub-west", "addresses": ["127.0.0.1:1281"]})
+    path = os.path.join(lab.dir, "r1-west.json")
+    with open(path, "w") as f:
+        json.dump(config, f)
+    lab.staging.ok("router", "set", "r1", "--config", path)
+    proc = migrate_on_staging(lab, "--force")
+    assert proc.returncode == 0, proc.stderr
+    queued = [c["type"] for c in lab.staging.router()["commands"] if c["state"] == "queued"]
+    assert queued == ["set-production-conductor", "apply-config", "migrate"], queued
+
+    agent.start()
+    agent.wait_done("running")
+    wait_until("the production conductor to show the router running",
+               lambda: lab.production.asset_state(SERIAL) == "running")
+    assert lab.staging.asset_state(SERIAL) == "migrated"
+    wait_until("production's own reports", lambda: ("running", "ok") in steps_of(
+        lab.production.router().get("events", [])))
+
+    staging = steps_of(lab.staging.router()["events"])
+    production = steps_of(lab.production.router()["events"])
+    # Each step once, where it was done (production sends its own certificate and
+    # configuration, whose reports may follow).
+    for step, times in (("staging-connect", 2), ("certificate", 1), ("configuration", 2),
+                        ("production-info", 1)):
+        assert staging.count((step, "ok")) == times, (step, staging)
+    for step in ("staging-connect", "production-info"):
+        assert (step, "ok") not in production, production
+    assert production.count(("migrate", "started")) == 1, production
+    assert production.count(("running", "ok")) == 1, production
+    agent.stop()
+    assert agent.proc.returncode == 0, agent.log()[-3000:]
 
 
 def test_same_flow_on_postgresql(tmp_path, postgres):
