@@ -294,6 +294,22 @@ def profile(servers, out_dir, seconds, concurrency):
     log(f"profile: {out_dir}/profile-dso.txt, profile-sym.txt, strace-cloudd.txt")
 
 
+def conductor_median(runs):
+    """One conductor level over its runs (each on a fresh conductor): the medians of
+    the numbers, the range of the setup rate, the worst of set up and failed, and
+    every run as measured."""
+    out = dict(runs[0])
+    for key in ("setup_s", "setup_per_s", "conductor_idle_rss_kib", "conductor_rss_kib",
+                "kib_per_router", "setup_cpu_ms_per_router", "routers_cpu_ms_per_router"):
+        out[key] = med_range([r[key] for r in runs])[0]
+    out["setup_per_s_range"] = [min(r["setup_per_s"] for r in runs),
+                                max(r["setup_per_s"] for r in runs)]
+    out["set_up"] = min(r["set_up"] for r in runs)
+    out["failed"] = max(r["failed"] for r in runs)
+    out["runs"] = runs
+    return out
+
+
 def med_range(values):
     values = [v for v in values if v is not None]
     if not values:
@@ -707,14 +723,20 @@ def write_docs(res, runs, scale, doc):
                             ("storm_s", "s", "")):
         lines.append(f"| {key} | {fmt(res.get(key))} | | {unit} | {goal} |")
     if res.get("conductor"):
-        lines += ["", "Conductor (routers holding a long poll):", "",
+        lines += ["", "Conductor (routers holding a long poll; each level run "
+                  f"{len(res['conductor'][0].get('runs', [1]))} times on a fresh conductor, "
+                  "medians, the setup rate's range; set up and failed: the worst run):", "",
                   "| routers | set up | failed | setup per s | conductor CPU ms per router "
-                  "| RSS idle KiB | RSS held KiB | KiB per router |", "|---|---|---|---|---|---|---|---|"]
+                  "| routers' CPU ms per router | RSS idle KiB | RSS held KiB | KiB per router |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in res["conductor"]:
+            low, high = r.get("setup_per_s_range", [r["setup_per_s"]] * 2)
             lines.append(f"| {r['routers']} | {r['set_up']} | {r['failed']} | "
-                         f"{fmt(r['setup_per_s'], 1)} | {fmt(r['setup_cpu_ms_per_router'])} | "
-                         f"{r['conductor_idle_rss_kib']} | {r['conductor_rss_kib']} | "
-                         f"{fmt(r['kib_per_router'], 1)} |")
+                         f"{fmt(r['setup_per_s'], 1)} ({fmt(low, 1)} – {fmt(high, 1)}) | "
+                         f"{fmt(r['setup_cpu_ms_per_router'])} | "
+                         f"{fmt(r['routers_cpu_ms_per_router'])} | "
+                         f"{fmt(r['conductor_idle_rss_kib'], 0)} | "
+                         f"{fmt(r['conductor_rss_kib'], 0)} | {fmt(r['kib_per_router'], 1)} |")
     lines += ["", "Scaling (exchange, one run per level):", "",
               "| concurrency | onramp per s | onramp p50 ms | onramp p99 ms | onramp CPU ms/op "
               "| nginx per s | nginx p99 ms | nginx CPU ms/op | failed |",
@@ -760,6 +782,9 @@ def main():
                     "build); the storm ends by then less a minute for the agent")
     ap.add_argument("--conductor-routers", default="1000,10000",
                     type=lambda s: [int(x) for x in s.split(",")])
+    ap.add_argument("--conductor-runs", type=int, default=3,
+                    help="runs of each conductor level, each on a fresh conductor: the "
+                    "medians and the range of the setup rate are reported")
     ap.add_argument("--profile", action="store_true",
                     help="perf record redirectd and cloudd under the exchange first")
     ap.add_argument("--skip", default="", help="comma-separated: agent,storm,scaling,conductor,docs")
@@ -805,10 +830,14 @@ def main():
         res["conductor"] = []
         if "conductor" not in skip:
             for n in args.conductor_routers:
-                try:
-                    res["conductor"].append(conductor_level(tmp, n))
-                except BaseException as e:  # a failed part leaves its keys null
-                    log(f"conductor {n}: {e}")
+                level_runs = []
+                for _ in range(args.conductor_runs):
+                    try:
+                        level_runs.append(conductor_level(tmp, n))
+                    except BaseException as e:  # a failed run leaves no numbers
+                        log(f"conductor {n}: {e}")
+                if level_runs:
+                    res["conductor"].append(conductor_median(level_runs))
             last = [r for r in res["conductor"] if r["routers"] == res["conductor_routers"]]
             if last:
                 res["conductor_kib_per_router"] = last[0]["kib_per_router"]
