@@ -1,34 +1,23 @@
 /*
  * Key identities of PEM texts without OpenSSL 3.0's per-call decoder and
  * encoder setup (see key_id.h). What it trusts: nothing in the PEM text
- * before OpenSSL decoded it; the memo keeps only ids of certificates that
- * parsed, keyed by their whole text.
+ * before OpenSSL decoded it.
  */
 #include "core/key_id.h"
 
+#include "core/anchors.h"
 #include "core/error.h"
 
 #include <openssl/decoder.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <pthread.h>
-#include <stdbool.h>
-#include <stdlib.h>
 #include <string.h>
-
-#define MEMO_SLOTS 16
 
 /* One process-wide DER SubjectPublicKeyInfo decoder; *decoded is where it puts a key. */
 static pthread_mutex_t decoder_lock = PTHREAD_MUTEX_INITIALIZER;
 static OSSL_DECODER_CTX *decoder;
 static EVP_PKEY *decoded;
-
-static pthread_mutex_t memo_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-	char *pem;
-	char id[PKI_KEY_ID_LEN + 1];
-} memo[MEMO_SLOTS];
-static size_t memo_next;
 
 /*
  * See key_id.h: decoded by the kept decoder (made on first use, used under a
@@ -100,33 +89,19 @@ out:
 	return rc;
 }
 
-/* See key_id.h: a hit copies the id; a miss parses and takes the next slot round the memo. */
+/*
+ * See key_id.h: the certificates from the process's parsed anchors
+ * (core/anchors.h: parsed once per text), the first one's key named.
+ */
 int
 pki_cert_key_id_cached(const char *cert_pem, char out[PKI_KEY_ID_LEN + 1])
 {
-	bool found = false;
-	char *copy;
+	STACK_OF(X509) *certs = pki_anchors_get(cert_pem, PKI_ANCHOR_CERTS_MAX, "certificate");
+	int rc;
 
-	pthread_mutex_lock(&memo_lock);
-	for (size_t i = 0; cert_pem != NULL && i < MEMO_SLOTS && !found; i++)
-		if (memo[i].pem != NULL && strcmp(memo[i].pem, cert_pem) == 0) {
-			memcpy(out, memo[i].id, sizeof(memo[i].id));
-			found = true;
-		}
-	pthread_mutex_unlock(&memo_lock);
-	if (found)
-		return 0;
-	/* Parsed outside the lock, so that another thread's hit does not wait for it. */
-	if (pki_cert_key_id(cert_pem, out) == -1)
+	if (certs == NULL)
 		return -1;
-	/* Out of memory it is not remembered: the next call parses it again. */
-	if ((copy = strdup(cert_pem)) != NULL) {
-		pthread_mutex_lock(&memo_lock);
-		free(memo[memo_next].pem);
-		memo[memo_next].pem = copy;
-		memcpy(memo[memo_next].id, out, PKI_KEY_ID_LEN + 1);
-		memo_next = (memo_next + 1) % MEMO_SLOTS;
-		pthread_mutex_unlock(&memo_lock);
-	}
-	return 0;
+	rc = pki_spki_sha256(X509_get0_pubkey(sk_X509_value(certs, 0)), out);
+	sk_X509_pop_free(certs, X509_free);
+	return rc;
 }

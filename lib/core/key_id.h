@@ -29,9 +29,11 @@ int pki_public_key_id(const char *pem, const char *what, char out[PKI_KEY_ID_LEN
 EVP_PKEY *pki_public_key_from_der(const unsigned char *der, size_t len, const char *what);
 
 /*
- * pki_cert_key_id remembered per certificate text: the last few PEM texts
- * (compared whole) and their ids. For a server that reads the same few
- * certificates (a site's conductor CA) on every request. Thread-safe.
+ * pki_cert_key_id of a certificate text parsed once per process: the
+ * text must be 1 to PKI_ANCHOR_CERTS_MAX valid PEM certificates (it comes
+ * from core/anchors.h); the first one's key is named. For a server that
+ * reads the same few certificates (a site's conductor CA) on every request.
+ * Thread-safe.
  */
 int pki_cert_key_id_cached(const char *cert_pem, char out[PKI_KEY_ID_LEN + 1]);
 

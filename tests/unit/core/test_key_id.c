@@ -305,7 +305,7 @@ cached_cert_id_is_pki_cert_key_id(void **state)
 			assert_string_equal(got, want);
 		}
 	assert_int_equal(pki_cert_key_id_cached("not a certificate", got), -1);
-	assert_non_null(strstr(or_errmsg(), "not a PEM certificate"));
+	assert_non_null(strstr(or_errmsg(), "holds no PEM certificate"));
 	assert_int_equal(pki_cert_key_id_cached("not a certificate", got), -1);
 	for (int i = 0; i < CERTS; i++)
 		free(pems[i]);
