@@ -987,6 +987,8 @@ onboard_worker_stop_job(struct ob_worker *w)
 {
 	pthread_mutex_lock(&w->mu);
 	w->stop = 1;
+	/* A worker waiting in on_leaving stops waiting. */
+	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->mu);
 }
 
