@@ -39,6 +39,10 @@
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
 #define DEFAULT_TOTAL_TIMEOUT_MS 30000L
+/* Longest sleep of a transfer with nothing to do; curl's own deadlines come first. */
+#define IDLE_WAIT_MAX_MS 30000L
+/* With a cancel flag, how often a waiting transfer looks at it (curl_easy_perform's pace). */
+#define CANCEL_CHECK_MS 1000L
 #define PATH_MAX_LEN 2048
 #define BEARER_MAX_LEN 4096
 #define LABEL_MAX_LEN 255
@@ -127,6 +131,8 @@ struct http_session {
 	bool exporter_taken;
 	unsigned connects;
 	volatile sig_atomic_t *cancel; /* NULL: never cancelled */
+	CURLM *multi;		       /* runs the transfers; holds the kept connection */
+	bool in_multi;		       /* the last transfer's handle is still in it */
 };
 
 /* Fills the session's base, host and "host:port"; the URL must be https://host[:port][/]. */
@@ -535,6 +541,53 @@ fail:
 	return -1;
 }
 
+/*
+ * Runs the session's one transfer to its end, as curl_easy_perform would, but
+ * sleeps until curl's own next deadline or socket activity. curl_easy_perform
+ * wakes every second whatever curl waits for, which a simulator holding
+ * thousands of long polls pays thousands of times a second. A cancel flag is
+ * only read on a wake-up, so with one the wait stays at most a second.
+ * Trusts: the easy handle is set up (setup_curl) and in no multi handle.
+ */
+static CURLcode
+perform(struct http_session *s)
+{
+	CURLcode rc;
+	CURLMcode mc;
+	CURLMsg *msg;
+	int running = 1, left;
+	long wait_ms;
+
+	if (s->multi == NULL && (s->multi = curl_multi_init()) == NULL)
+		return CURLE_OUT_OF_MEMORY;
+	/* A finished transfer is run again by taking it out and adding it back. */
+	if (s->in_multi)
+		(void)curl_multi_remove_handle(s->multi, s->curl);
+	s->in_multi = false;
+	if (curl_multi_add_handle(s->multi, s->curl) != CURLM_OK)
+		return CURLE_FAILED_INIT;
+	s->in_multi = true;
+	for (;;) {
+		if ((mc = curl_multi_perform(s->multi, &running)) != CURLM_OK || running == 0)
+			break;
+		if (curl_multi_timeout(s->multi, &wait_ms) != CURLM_OK || wait_ms < 0 ||
+		    wait_ms > IDLE_WAIT_MAX_MS)
+			wait_ms = IDLE_WAIT_MAX_MS;
+		if (s->cancel != NULL && wait_ms > CANCEL_CHECK_MS)
+			wait_ms = CANCEL_CHECK_MS;
+		if ((mc = curl_multi_poll(s->multi, NULL, 0, (int)wait_ms, NULL)) != CURLM_OK)
+			break;
+	}
+	/* Without its DONE message the transfer did not end: never a success. */
+	rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_RECV_ERROR;
+	while (mc == CURLM_OK && (msg = curl_multi_info_read(s->multi, &left)) != NULL)
+		if (msg->msg == CURLMSG_DONE && msg->easy_handle == s->curl)
+			rc = msg->data.result;
+	/* Left in the multi handle until the next request, so that curl still tells the
+	 * kept connection's socket (CURLINFO_ACTIVESOCKET, for the exporter). */
+	return rc;
+}
+
 /* The flag a request in progress watches (see http_client_opts.cancel). */
 void
 http_session_set_cancel(struct http_session *s, volatile sig_atomic_t *cancel)
@@ -548,8 +601,13 @@ http_session_close(struct http_session *s)
 {
 	if (s == NULL)
 		return;
+	if (s->in_multi)
+		(void)curl_multi_remove_handle(s->multi, s->curl);
 	if (s->curl != NULL)
 		curl_easy_cleanup(s->curl);
+	/* Closes the kept connection: on_close_socket still has the session. */
+	if (s->multi != NULL)
+		curl_multi_cleanup(s->multi);
 	if (s->proxy_password != NULL)
 		OPENSSL_clear_free(s->proxy_password, s->proxy_password_len + 1);
 	free(s->proxy_user);
@@ -752,7 +810,7 @@ http_session_request(struct http_session *s, const char *method, const char *pat
 	s->cur = (struct request_state){.retry_after_s = -1, .body_max = s->body_max};
 	s->ssl = NULL;
 	s->errbuf[0] = '\0';
-	rc = curl_easy_perform(s->curl);
+	rc = perform(s);
 	(void)curl_easy_getinfo(s->curl, CURLINFO_NUM_CONNECTS, &fresh);
 	s->connects += (unsigned)fresh;
 	if (rc == CURLE_ABORTED_BY_CALLBACK && s->cancel != NULL && *s->cancel) {

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -519,6 +520,40 @@ def test_timeout_waiting_for_the_answer(pki, origin):
     o = origin([])  # never answers
     proc, doc = probe_json(url(o), "--ca", pki.ca, "--timeout", "500")
     assert_error(proc, doc, "timeout", "waiting for")
+
+
+def context_switches(pid):
+    """Voluntary and involuntary context switches of all of a process's threads."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/status") as f:
+            for line in f:
+                if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                    total += int(line.split()[1])
+    return total
+
+
+def test_a_waiting_request_sleeps_until_its_deadline(pki, origin):
+    """With no cancel flag to watch, a request waiting for its answer sleeps until
+    curl's own deadline (the 8 s timeout here): curl_easy_perform woke once a
+    second, which a fleet simulator holding thousands of long polls paid
+    thousands of times a second."""
+    o = origin([])  # never answers
+    proc = subprocess.Popen([program("onrampctl"), "probe", url(o), "--ca", pki.ca,
+                             "--timeout", "8000", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2.5)  # connected, the request sent: waiting for the answer
+        before = context_switches(proc.pid)
+        time.sleep(4)
+        after = context_switches(proc.pid)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert json.loads(out)["error"] == "timeout", out
+    assert after - before <= 1, f"the waiting request woke {after - before} times in 4 s"
 
 
 # --- answers -----------------------------------------------------------------
