@@ -18,6 +18,7 @@
 #include "server/accept_pause.h"
 #include "server/http_deadline.h"
 #include "server/http_framing.h"
+#include "server/tls_exporter.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -597,12 +598,7 @@ http_ctx_exporter(struct http_ctx *ctx, const char *label, uint8_t *out, size_t 
 
 	if (ssl == NULL)
 		return or_error("http: the request has no TLS connection");
-	ERR_clear_error();
-	if (SSL_export_keying_material(ssl, out, len, label, strlen(label), NULL, 0, 0) != 1) {
-		ERR_clear_error();
-		return or_error("http: TLS exporter '%s' of %zu bytes failed", label, len);
-	}
-	return 0;
+	return tls_exporter(ssl, label, out, len);
 }
 
 /* ---- long poll ---- */
