@@ -33,6 +33,26 @@ copy_text(char *dst, size_t cap, const char *src)
 	snprintf(dst, cap, "%s", src ? src : "");
 }
 
+/* Fills r from the router columns of router_cols starting at column first of row 0. */
+static int
+router_from_row(const struct store_result *res, int first, struct router_row *r)
+{
+	copy_text(r->name, sizeof(r->name), store_value(res, 0, first));
+	copy_text(r->asset_id, sizeof(r->asset_id), store_value(res, 0, first + 1));
+	if (asset_progress_parse(store_value(res, 0, first + 2), &r->progress) == -1)
+		return -1;
+	if (store_value(res, 0, first + 3) == NULL ||
+	    asset_progress_parse(store_value(res, 0, first + 3), &r->resume) == -1)
+		r->resume = r->progress;
+	copy_text(r->device_key, sizeof(r->device_key), store_value(res, 0, first + 4));
+	r->polling = parse_i64(store_value(res, 0, first + 5)) != 0;
+	r->last_contact = (time_t)parse_i64(store_value(res, 0, first + 6));
+	copy_text(r->last_error, sizeof(r->last_error), store_value(res, 0, first + 7));
+	copy_text(r->config_sha256, sizeof(r->config_sha256), store_value(res, 0, first + 8));
+	r->has_production = parse_i64(store_value(res, 0, first + 9)) != 0;
+	return 0;
+}
+
 /* Reads one router's record; the lookup column is a constant of the callers, never input. */
 int
 router_get(struct worker *w, const char *column, const char *value, struct router_row *r,
@@ -50,20 +70,47 @@ router_get(struct worker *w, const char *column, const char *value, struct route
 	if (store_exec(w->db, sql, &value, 1, &res) == -1)
 		return -1;
 	if (store_rows(res) == 1) {
-		copy_text(r->name, sizeof(r->name), store_value(res, 0, 0));
-		copy_text(r->asset_id, sizeof(r->asset_id), store_value(res, 0, 1));
-		if (asset_progress_parse(store_value(res, 0, 2), &r->progress) == -1)
+		if (router_from_row(res, 0, r) == -1)
 			goto out;
-		if (store_value(res, 0, 3) == NULL ||
-		    asset_progress_parse(store_value(res, 0, 3), &r->resume) == -1)
-			r->resume = r->progress;
-		copy_text(r->device_key, sizeof(r->device_key), store_value(res, 0, 4));
-		r->polling = parse_i64(store_value(res, 0, 5)) != 0;
-		r->last_contact = (time_t)parse_i64(store_value(res, 0, 6));
-		copy_text(r->last_error, sizeof(r->last_error), store_value(res, 0, 7));
-		copy_text(r->config_sha256, sizeof(r->config_sha256), store_value(res, 0, 8));
-		r->has_production = parse_i64(store_value(res, 0, 9)) != 0;
 		*found = true;
+	}
+	rc = 0;
+out:
+	store_result_free(res);
+	return rc;
+}
+
+/*
+ * See records.h: the session and its router in one statement, as every
+ * request of a router after its auth asks for both.
+ */
+int
+router_of_session(struct worker *w, const char *token_hash, time_t now, char binding[65],
+		  struct router_row *r, bool *session_found, bool *router_found)
+{
+	struct store_result *res = NULL;
+	char when[24];
+	int rc = -1;
+
+	*session_found = *router_found = false;
+	memset(r, 0, sizeof(*r));
+	fmt_i64((long long)now, when);
+	if (store_exec(w->db,
+		       "SELECT s.binding, r.name, r.asset_id, r.progress, r.resume, r.device_key, "
+		       "r.polling, r.last_contact, r.last_error, r.config_sha256, "
+		       "CASE WHEN r.prod_psk IS NULL THEN 0 ELSE 1 END "
+		       "FROM sessions s LEFT JOIN routers r ON r.name = s.router "
+		       "WHERE s.token_hash = $1 AND s.expires > $2",
+		       (const char *[]){token_hash, when}, 2, &res) == -1)
+		return -1;
+	if (store_rows(res) == 1) {
+		*session_found = true;
+		copy_text(binding, 65, store_value(res, 0, 0));
+		if (store_value(res, 0, 1) != NULL) {
+			if (router_from_row(res, 1, r) == -1)
+				goto out;
+			*router_found = true;
+		}
 	}
 	rc = 0;
 out:

@@ -30,6 +30,14 @@ struct router_row {
 int router_get(struct worker *w, const char *column, const char *value, struct router_row *r,
 	       bool *found);
 
+/*
+ * The live (unexpired at now) session of token_hash: the connection binding it
+ * was made on, and its router. *session_found false when there is none,
+ * *router_found false when its router is gone.
+ */
+int router_of_session(struct worker *w, const char *token_hash, time_t now, char binding[65],
+		      struct router_row *r, bool *session_found, bool *router_found);
+
 /* Whether the router counts as online now (a fresh poll, or a recent contact). */
 bool router_online(struct worker *w, const struct router_row *r, time_t now);
 

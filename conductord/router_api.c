@@ -104,37 +104,29 @@ static bool
 session_router(struct http_ctx *ctx, struct worker *w, struct router_row *r)
 {
 	const char *token = http_ctx_bearer(ctx);
-	struct store_result *res = NULL;
-	char hash[65], binding[65], now[24];
-	bool ok = false, found = false;
+	char hash[65], binding[65], stored[65];
+	bool session = false, router = false;
 
 	if (token == NULL || strlen(token) != 64) {
 		http_reply_error(ctx, 401, "no-session", "authenticate first (POST /v1/auth)");
 		return false;
 	}
-	fmt_i64((long long)time(NULL), now);
 	if (sha256_hex(token, strlen(token), hash) == -1 ||
 	    connection_binding(ctx, binding) == -1 ||
-	    store_exec(
-		    w->db,
-		    "SELECT router, binding FROM sessions WHERE token_hash = $1 AND expires > $2",
-		    (const char *[]){hash, now}, 2, &res) == -1) {
+	    router_of_session(w, hash, time(NULL), stored, r, &session, &router) == -1) {
 		http_reply_error(ctx, 500, "internal", "%s", or_errmsg());
-		goto out;
+		return false;
 	}
-	if (store_rows(res) != 1 || !ct_equal_str(store_value(res, 0, 1), binding)) {
+	if (!session || !ct_equal_str(stored, binding)) {
 		http_reply_error(ctx, 401, "no-session",
 				 "the session is unknown, expired or from another TLS connection");
-		goto out;
+		return false;
 	}
-	if (router_get(w, "name", store_value(res, 0, 0), r, &found) == -1 || !found) {
+	if (!router) {
 		http_reply_error(ctx, 401, "no-session", "the session's router is gone");
-		goto out;
+		return false;
 	}
-	ok = true;
-out:
-	store_result_free(res);
-	return ok;
+	return true;
 }
 
 /* The body as JSON, or false after the server replied 400/413. */

@@ -1145,9 +1145,13 @@ class RawTls:
                                            32)
         self.reader = self.sock.makefile("rb")
 
-    def post(self, path, doc):
-        body = json.dumps(doc).encode()
-        self.sock.sendall(f"POST {path} HTTP/1.1\r\nHost: conductor\r\n"
+    def post(self, path, doc, bearer=None):
+        return self.request("POST", path, doc, bearer)
+
+    def request(self, method, path, doc=None, bearer=None):
+        body = json.dumps(doc).encode() if doc is not None else b""
+        auth = f"Authorization: Bearer {bearer}\r\n" if bearer else ""
+        self.sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: conductor\r\n{auth}"
                           f"Content-Type: application/json\r\n"
                           f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
         status = int(self.reader.readline().split()[1])
@@ -1196,6 +1200,48 @@ def test_a_nonce_is_good_on_its_own_connection_only(sqlite_conductor):
         assert status == 200, doc
         status, doc = auth(third, doc["nonce"])
         assert (status, doc["error"]["code"]) == (400, "bad-device-csr"), doc
+    finally:
+        first.close()
+        second.close()
+        third.close()
+
+
+def test_a_session_is_good_on_its_own_connection_only(sqlite_conductor):
+    """A router's session (its bearer token from /v1/auth) names a live session made on
+    this very TLS connection: on it the router's requests are answered; the same token
+    on another connection, and a token no session has, are refused 401 no-session."""
+    c = sqlite_conductor()
+    c.add_router("r1", "ASSET-SESSION-1")
+    _, secret = c.psk("session-test")
+    psk_id = secret.split("-")[1]
+    key = os.path.join(c.dir, "session-device.key")
+    subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out",
+                    key], check=True, capture_output=True)
+    first, second, third = (RawTls(c, c.dir) for _ in range(3))
+    try:
+        status, doc = first.post("/v1/hello", {"asset_id": "ASSET-SESSION-1"})
+        assert status == 200, doc
+        nonce = doc["nonce"]
+        csr = subprocess.run(["openssl", "req", "-new", "-key", key, "-subj",
+                              "/CN=ASSET-SESSION-1", "-addext",
+                              f"subjectAltName=URI:urn:onramp:nonce:{nonce}"],
+                             check=True, capture_output=True, text=True).stdout
+        proof = hmac.new(secret.encode(), bytes.fromhex(nonce) + b"ASSET-SESSION-1" +
+                         first.exporter, hashlib.sha256).hexdigest()
+        status, doc = first.post("/v1/auth", {"asset_id": "ASSET-SESSION-1", "psk_id": psk_id,
+                                              "nonce": nonce, "proof": proof,
+                                              "device_csr": csr})
+        assert status == 200 and doc["router"] == "r1", doc
+        token = doc["session"]
+        status, doc = first.request("GET", "/v1/commands?wait=0", bearer=token)
+        assert status == 200 and "commands" in doc, doc
+        status, doc = second.request("GET", "/v1/commands?wait=0", bearer=token)
+        assert (status, doc["error"]["code"]) == (401, "no-session"), doc
+        assert "another TLS connection" in doc["error"]["message"], doc
+        status, doc = third.request("GET", "/v1/commands?wait=0", bearer="0" * 64)
+        assert (status, doc["error"]["code"]) == (401, "no-session"), doc
+        status, doc = first.request("GET", "/v1/commands?wait=0", bearer=token)
+        assert status == 200, doc
     finally:
         first.close()
         second.close()
