@@ -9,9 +9,12 @@
 #include "core/error.h"
 
 #include <openssl/decoder.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
+#include <openssl/obj_mac.h>
 #include <openssl/pem.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 
 /* One process-wide DER SubjectPublicKeyInfo decoder; *decoded is where it puts a key. */
@@ -55,6 +58,57 @@ out:
 	return key;
 }
 
+/*
+ * The DER SubjectPublicKeyInfo of an EC P-256 key with an uncompressed point,
+ * up to the point: SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 },
+ * BIT STRING of 66 bytes (no unused bits, then 0x04 || X || Y) }. What routers'
+ * certificate keys are (lib/device/certkey.c), as OpenSSL writes them.
+ */
+static const unsigned char p256_spki_prefix[] = {
+	0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+	0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00};
+#define P256_POINT_LEN 65
+
+static pthread_once_t p256_once = PTHREAD_ONCE_INIT;
+static EC_GROUP *p256; /* read-only once made: shared by all threads */
+
+static void
+make_p256(void)
+{
+	p256 = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+}
+
+/*
+ * Whether der is an EC P-256 SubjectPublicKeyInfo whose point is on the
+ * curve, checked on a group made once per process: OpenSSL 3.0's decoder
+ * makes the curve again (its Montgomery setup) for every key, the costliest
+ * part of an onboarding request. false for any other key, which then goes to
+ * the decoder (and its errors). Trusts nothing in der.
+ */
+static bool
+p256_key_valid(const unsigned char *der, size_t len)
+{
+	EC_POINT *point = NULL;
+	bool valid;
+
+	if (len != sizeof(p256_spki_prefix) + P256_POINT_LEN ||
+	    memcmp(der, p256_spki_prefix, sizeof(p256_spki_prefix)) != 0 ||
+	    der[sizeof(p256_spki_prefix)] != POINT_CONVERSION_UNCOMPRESSED)
+		return false;
+	pthread_once(&p256_once, make_p256);
+	if (p256 == NULL || (point = EC_POINT_new(p256)) == NULL) {
+		ERR_clear_error();
+		return false;
+	}
+	/* Reading an uncompressed point checks that it is on the curve. */
+	valid = EC_POINT_oct2point(p256, point, der + sizeof(p256_spki_prefix), P256_POINT_LEN,
+				   NULL) == 1 &&
+		EC_POINT_is_at_infinity(p256, point) == 0;
+	EC_POINT_free(point);
+	ERR_clear_error();
+	return valid;
+}
+
 /* See key_id.h: the PEM block read by the plain PEM reader, its DER decoded once, hashed. */
 int
 pki_public_key_id(const char *pem, const char *what, char out[PKI_KEY_ID_LEN + 1])
@@ -77,7 +131,8 @@ pki_public_key_id(const char *pem, const char *what, char out[PKI_KEY_ID_LEN + 1
 		or_error("%s (a PEM '%.32s' block)", why, name);
 		goto out;
 	}
-	if ((key = pki_public_key_from_der(der, (size_t)len, why)) == NULL)
+	if (!p256_key_valid(der, (size_t)len) &&
+	    (key = pki_public_key_from_der(der, (size_t)len, why)) == NULL)
 		goto out;
 	rc = pki_der_key_id(der, (size_t)len, out);
 out:

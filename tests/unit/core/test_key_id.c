@@ -203,6 +203,17 @@ refuses_what_is_not_one_public_key(void **state)
 	pem = pem_block("PUBLIC KEY", longer, len + 2);
 	refused(pem, "2 bytes after the key");
 	free(pem);
+	/* A P-256 key whose point is off the curve, and one whose point says "compressed". */
+	memcpy(longer, der, (size_t)len);
+	longer[len - 1] ^= 0x01;
+	pem = pem_block("PUBLIC KEY", longer, len);
+	refused(pem, "not a PEM public key");
+	free(pem);
+	memcpy(longer, der, (size_t)len);
+	longer[len - 65] = 0x02;
+	pem = pem_block("PUBLIC KEY", longer, len);
+	refused(pem, "not a PEM public key");
+	free(pem);
 	free(longer);
 	/* The kept decoder still decodes after refusals. */
 	pem = public_pem(key);
