@@ -189,8 +189,14 @@ sqlite_open(struct store *st, const char *path)
 	if (sqlite_exec_fixed(st, "PRAGMA journal_mode=WAL") == -1 ||
 	    sqlite_exec_fixed(st, "PRAGMA synchronous=NORMAL") == -1 ||
 	    sqlite_exec_fixed(st, "PRAGMA foreign_keys=ON") == -1 ||
-	    /* pages read through a mapping: no pread per page each time another connection wrote */
-	    sqlite_exec_fixed(st, "PRAGMA mmap_size=268435456") == -1)
+	    /*
+	     * Pages read with pread, not through a mapping: whenever another connection
+	     * of the file has written, SQLite drops its whole mapping and maps it again,
+	     * and with a loop per core writing all the time that was a munmap (its TLB
+	     * shootdown across the process's threads) and page faults about every other
+	     * request (docs/benchmarks.md).
+	     */
+	    sqlite_exec_fixed(st, "PRAGMA mmap_size=0") == -1)
 		return or_error_prefix("%s", path);
 	st->gate = writer_gate_of(path);
 	return 0;
