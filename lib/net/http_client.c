@@ -547,10 +547,11 @@ fail:
  * wakes every second whatever curl waits for, which a simulator holding
  * thousands of long polls pays thousands of times a second. A cancel flag is
  * only read on a wake-up, so with one the wait stays at most a second.
- * Trusts: the easy handle is set up (setup_curl) and in no multi handle.
+ * *ran says whether a transfer ran (curl's counts are then this transfer's).
+ * Trusts: the easy handle is set up (setup_curl).
  */
 static CURLcode
-perform(struct http_session *s)
+perform(struct http_session *s, bool *ran)
 {
 	CURLcode rc;
 	CURLMcode mc;
@@ -558,15 +559,21 @@ perform(struct http_session *s)
 	int running = 1, left;
 	long wait_ms;
 
-	if (s->multi == NULL && (s->multi = curl_multi_init()) == NULL)
-		return CURLE_OUT_OF_MEMORY;
+	*ran = false;
+	if (s->multi == NULL) {
+		if ((s->multi = curl_multi_init()) == NULL)
+			return CURLE_OUT_OF_MEMORY;
+		/* One connection, kept (CURLOPT_MAXCONNECTS is only curl_easy_perform's). */
+		(void)curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, 1L);
+	}
 	/* A finished transfer is run again by taking it out and adding it back. */
 	if (s->in_multi)
 		(void)curl_multi_remove_handle(s->multi, s->curl);
 	s->in_multi = false;
-	if (curl_multi_add_handle(s->multi, s->curl) != CURLM_OK)
-		return CURLE_FAILED_INIT;
+	if ((mc = curl_multi_add_handle(s->multi, s->curl)) != CURLM_OK)
+		return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
 	s->in_multi = true;
+	*ran = true;
 	for (;;) {
 		if ((mc = curl_multi_perform(s->multi, &running)) != CURLM_OK || running == 0)
 			break;
@@ -578,8 +585,8 @@ perform(struct http_session *s)
 		if ((mc = curl_multi_poll(s->multi, NULL, 0, (int)wait_ms, NULL)) != CURLM_OK)
 			break;
 	}
-	/* Without its DONE message the transfer did not end: never a success. */
-	rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_RECV_ERROR;
+	/* curl failing, or no DONE message: an internal failure, never a success. */
+	rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
 	while (mc == CURLM_OK && (msg = curl_multi_info_read(s->multi, &left)) != NULL)
 		if (msg->msg == CURLMSG_DONE && msg->easy_handle == s->curl)
 			rc = msg->data.result;
@@ -797,6 +804,7 @@ http_session_request(struct http_session *s, const char *method, const char *pat
 	struct curl_slist *headers = NULL;
 	char *body_text = NULL;
 	long fresh = 0;
+	bool ran;
 	CURLcode rc;
 	int ret = -1;
 
@@ -810,8 +818,9 @@ http_session_request(struct http_session *s, const char *method, const char *pat
 	s->cur = (struct request_state){.retry_after_s = -1, .body_max = s->body_max};
 	s->ssl = NULL;
 	s->errbuf[0] = '\0';
-	rc = perform(s);
-	(void)curl_easy_getinfo(s->curl, CURLINFO_NUM_CONNECTS, &fresh);
+	rc = perform(s, &ran);
+	if (ran)
+		(void)curl_easy_getinfo(s->curl, CURLINFO_NUM_CONNECTS, &fresh);
 	s->connects += (unsigned)fresh;
 	if (rc == CURLE_ABORTED_BY_CALLBACK && s->cancel != NULL && *s->cancel) {
 		s->ssl = NULL;
