@@ -445,8 +445,6 @@ setup_curl(struct http_session *s)
 	SET(CURLOPT_CA_CACHE_TIMEOUT, 0L);
 	SET(CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
 	SET(CURLOPT_SSL_CTX_DATA, s);
-	/* One connection, kept: the exporter binds to it. */
-	SET(CURLOPT_MAXCONNECTS, 1L);
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms);
 	SET(CURLOPT_TIMEOUT_MS, s->total_timeout_ms);
@@ -563,7 +561,7 @@ perform(struct http_session *s, bool *ran)
 	if (s->multi == NULL) {
 		if ((s->multi = curl_multi_init()) == NULL)
 			return CURLE_OUT_OF_MEMORY;
-		/* One connection, kept (CURLOPT_MAXCONNECTS is only curl_easy_perform's). */
+		/* One connection, kept: the exporter binds to it. */
 		(void)curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, 1L);
 	}
 	/* A finished transfer is run again by taking it out and adding it back. */
