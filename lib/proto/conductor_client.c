@@ -32,7 +32,8 @@
 #define DEVICE_CSR_CN "onramp-device"
 #define DEFAULT_CONNECT_MS 10000L
 #define DEFAULT_WAIT_S 25u
-#define REQUEST_MARGIN_S 20u /* a poll's answer may take this much longer than its wait */
+#define REQUEST_MARGIN_S 20u   /* a poll's answer may take this much longer than its wait */
+#define LEAVE_TIMEOUT_MS 5000L /* a router-side migrate waits this long per request to leave */
 
 /*
  * A command's acknowledgement whose answer was lost with the connection (an
@@ -603,10 +604,13 @@ out:
 	return rc;
 }
 
-/* Tries each address in order: TLS, hello, proof, device CSR, session. */
-int
-conductor_connect(const struct conductor_client_opts *o, const struct conductor_target *t,
-		  struct conductor_conn **out)
+/*
+ * Tries each address in order: TLS, hello, proof, device CSR, session; each
+ * request on the session bounded by request_ms.
+ */
+static int
+connect_within(const struct conductor_client_opts *o, const struct conductor_target *t,
+	       long request_ms, struct conductor_conn **out)
 {
 	long connect_ms = o->connect_timeout_ms ? o->connect_timeout_ms : DEFAULT_CONNECT_MS;
 	struct conductor_conn *c;
@@ -627,8 +631,7 @@ conductor_connect(const struct conductor_client_opts *o, const struct conductor_
 		memset(&last_answer, 0, sizeof(last_answer));
 		last_answer.retry_after_s = -1;
 		opened = conductor_session_open(c->address, t->ca_pem, o->proxy, connect_ms,
-						(long)(wait_cap(o) + REQUEST_MARGIN_S) * 1000,
-						&c->s);
+						request_ms, &c->s);
 		if (opened == 0)
 			http_session_set_cancel(c->s, o->cancel);
 		if (opened == 0 && authenticate(c, t) == 0) {
@@ -649,6 +652,14 @@ conductor_connect(const struct conductor_client_opts *o, const struct conductor_
 			log_warn("%s; trying the next address", or_errmsg());
 	}
 	return -1;
+}
+
+/* Connects for the command channel: a request may be a poll held up to its wait. */
+int
+conductor_connect(const struct conductor_client_opts *o, const struct conductor_target *t,
+		  struct conductor_conn **out)
+{
+	return connect_within(o, t, (long)(wait_cap(o) + REQUEST_MARGIN_S) * 1000, out);
 }
 
 /* The router name the conductor gave at authentication. */
@@ -1113,6 +1124,39 @@ out:
 	return rc;
 }
 
+/*
+ * Before a router-side migrate: a session of its own with the current
+ * conductor for opts->leaving (the channel's held poll was cancelled, and a
+ * session lives only on the TLS connection it was made on). Each request is
+ * bounded by LEAVE_TIMEOUT_MS: a conductor that does not answer does not hold
+ * up the migration the operator asked for; the caller keeps what it owed.
+ */
+static void
+leave_current(const struct conductor_client_opts *o)
+{
+	struct conductor_client_opts bounded = *o;
+	struct conductor_target t = {0};
+	struct conductor_conn *c = NULL;
+	char current[16] = "";
+
+	if (o->leaving == NULL)
+		return;
+	if (bounded.connect_timeout_ms == 0 || bounded.connect_timeout_ms > LEAVE_TIMEOUT_MS)
+		bounded.connect_timeout_ms = LEAVE_TIMEOUT_MS;
+	if (conductor_current(o, current) == -1 || current[0] == '\0' ||
+	    conductor_get_target(o, current, &t) == -1 ||
+	    connect_within(&bounded, &t, LEAVE_TIMEOUT_MS, &c) == -1) {
+		log_warn("conductor: migrate: %s; what the %s conductor is owed was not delivered "
+			 "to it before leaving",
+			 or_errmsg(), current[0] ? current : "current");
+		goto out;
+	}
+	leaving(o, c);
+out:
+	conductor_close(c);
+	conductor_target_free(&t);
+}
+
 /* Records the migration, then carries it out (see the header). */
 int
 conductor_migrate(const struct conductor_client_opts *o, const char *const *addresses, size_t n,
@@ -1122,6 +1166,10 @@ conductor_migrate(const struct conductor_client_opts *o, const char *const *addr
 
 	if (window_s == 0)
 		window_s = CONDUCTOR_DEFAULT_REVERT_WINDOW_S;
+	/* Before the revert window opens: it is the production conductor's. */
+	leave_current(o);
+	if (o->cancel != NULL && *o->cancel)
+		return or_error("stopped before the migration began");
 	if (addresses == NULL) {
 		if (conductor_get_target(o, "production", &prod) == -1)
 			return -1;

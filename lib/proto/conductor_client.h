@@ -64,6 +64,9 @@ struct conductor_client_opts {
 	 * the router leaves this conductor next, so the caller delivers what it
 	 * still owes it here (the agent: its reports of the steps done there,
 	 * which a tick would only send before the next poll, on production).
+	 * conductor_migrate calls it too, on a session it opens to the current
+	 * conductor for it, each request there bounded by a few seconds (not
+	 * called when that conductor does not answer in time).
 	 */
 	void (*leaving)(void *arg, struct conductor_conn *c);
 	/* Optional: once *cancel is non-zero, a request in progress (a held poll too) ends. */
@@ -147,6 +150,9 @@ int conductor_report_events(struct conductor_conn *c, json_t *events);
  * becomes current and both conductors are told; otherwise the router stays
  * with (returns to) the old one, which is told why. migration_id is the
  * conductor's (0 when the router decided, e.g. onrampctl on the router).
+ * First, when opts->leaving is set, the current conductor gets what the
+ * caller owes it (see leaving), before the revert window opens; one that does
+ * not answer within a few seconds does not hold the migration up.
  * Returns 0 when migrated; -1 with the reason in or_errmsg() otherwise.
  * The agent's `onrampctl migrate conductor ADDR [ADDR]` calls this.
  */
