@@ -681,11 +681,17 @@ handle(struct onboard *ob, struct ob_msg *m)
 		    !onboard_is_done(&ob->st, OB_MIGRATE)) {
 			char until[RFC3339_LEN + 1], reason[96];
 
-			rfc3339_format(m->deadline, until);
-			snprintf(reason, sizeof(reason),
-				 "to the production conductor, revert at %s", until);
+			/*
+			 * A router-side migrate recorded its start already; its revert
+			 * window opens once staging got its reports: the client's deadline.
+			 */
+			if (ob->st.migrate_deadline == 0) {
+				rfc3339_format(m->deadline, until);
+				snprintf(reason, sizeof(reason),
+					 "to the production conductor, revert at %s", until);
+				record(ob, "migrate", "started", reason);
+			}
 			onboard_migrate_started(&ob->st, m->deadline);
-			record(ob, "migrate", "started", reason);
 			save(ob);
 		}
 		set_down(ob, "migrating to the production conductor");
@@ -1010,7 +1016,11 @@ migrate_conductor(void *arg, json_t *req, json_t **result)
 		 job.addresses[0], until);
 	record(ob, "migrate", "started", reason);
 	save(ob);
-	/* The channel to staging ends now (its poll is cancelled); then the worker migrates. */
+	/*
+	 * The channel to staging ends now (its poll is cancelled); then the worker
+	 * delivers the reports of the steps done there, this one too, on a session of
+	 * its own (conductor_migrate's leaving), and migrates.
+	 */
 	if (ob->running == OB_JOB_CONDUCTOR)
 		onboard_worker_stop_job(ob->w);
 	dispatch(ob);

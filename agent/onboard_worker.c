@@ -675,8 +675,9 @@ out:
 }
 
 /*
- * conductor_run's leaving, on this thread: a migrate arrived on c, and the
- * router leaves that conductor next. The step reports this thread told are
+ * conductor_run's leaving, on this thread: a migrate arrived on c (or, for a
+ * router-side migrate, conductor_migrate opened c for this), and the router
+ * leaves that conductor next. The step reports this thread told are
  * recorded by the main thread, which publishes them: waits (a bounded while,
  * and not past a stop) until every one is, then delivers all that wait on c,
  * so that conductor sees every step done there. It trusts the main thread to

@@ -5,6 +5,7 @@ with -9 at every step boundary."""
 import hashlib
 import json
 import os
+import signal
 import subprocess
 
 import pytest
@@ -170,6 +171,71 @@ def test_steps_done_at_staging_reach_staging_before_the_router_leaves_it(lab):
         assert (step, "ok") not in production, production
     assert production.count(("migrate", "started")) == 1, production
     assert production.count(("running", "ok")) == 1, production
+    agent.stop()
+    assert agent.proc.returncode == 0, agent.log()[-3000:]
+
+
+def on_staging(agent):
+    s = agent.show()
+    return s is not None and s["connection"] == "up" and s["conductor"]["which"] == "staging"
+
+
+def migrate_on_router(lab, agent, timeout=60):
+    """onrampctl migrate conductor on the router: the migration its operator starts there."""
+    return agent.ctl("migrate", "conductor", lab.production.address, "--timeout", str(timeout),
+                     timeout=timeout + 30)
+
+
+def test_router_side_migrate_reports_the_steps_done_at_staging_to_staging(lab):
+    """A migration started on the router (`onrampctl migrate conductor`) cancels the
+    held poll on staging; the reports of the steps done there, its own `migrate
+    started` among them, still go to staging before the router leaves, as for the
+    conductor's migrate, and none to production. Before, the reports recorded since
+    that poll began went to production."""
+    agent = lab.router(SERIAL)
+    agent.wait_done("production-info")
+    wait_until("the router on staging", lambda: on_staging(agent))
+    proc = migrate_on_router(lab, agent)
+    assert proc.returncode == 0, proc.stderr
+    agent.wait_done("running")
+    wait_until("production's own reports", lambda: ("running", "ok") in steps_of(
+        lab.production.router().get("events", [])))
+    assert lab.staging.router()["migrations"][-1]["state"] == "succeeded"
+
+    staging = lab.staging.router()["events"]
+    production = lab.production.router()["events"]
+    for step in ("staging-connect", "certificate", "configuration", "production-info"):
+        assert (step, "ok") in steps_of(staging), (step, staging)
+    started = [e for e in staging if (e["step"], e["outcome"]) == ("migrate", "started")]
+    assert len(started) == 1 and "requested on the router" in started[0]["reason"], staging
+    for step in ("staging-connect", "production-info"):
+        assert (step, "ok") not in steps_of(production), production
+    assert ("migrate", "started") not in steps_of(production), production
+    assert steps_of(production).count(("running", "ok")) == 1, production
+    agent.stop()
+    assert agent.proc.returncode == 0, agent.log()[-3000:]
+
+
+def test_router_side_migrate_goes_on_when_staging_does_not_answer(lab):
+    """The staging conductor stopped (SIGSTOP: its port still takes connections, nothing
+    answers) when the router's operator migrates: the router does not wait for it past
+    a short bound, it migrates; the reports for staging keep their fallback (they go
+    to production)."""
+    agent = lab.router(SERIAL)
+    agent.wait_done("production-info")
+    wait_until("the router on staging", lambda: on_staging(agent))
+    os.kill(lab.staging.proc.pid, signal.SIGSTOP)
+    try:
+        proc = migrate_on_router(lab, agent, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert f"production conductor {lab.production.address}" in proc.stdout
+        wait_until("the router on production", lambda: (agent.show() or {}).get(
+            "conductor", {}).get("which") == "production" and agent.done("running"), timeout=60)
+        wait_until("the router's migrate started at production", lambda: ("migrate", "started")
+                   in steps_of(lab.production.router().get("events", [])))
+        assert "what the staging conductor is owed was not delivered to it before leaving" in agent.log()
+    finally:
+        os.kill(lab.staging.proc.pid, signal.SIGCONT)
     agent.stop()
     assert agent.proc.returncode == 0, agent.log()[-3000:]
 
