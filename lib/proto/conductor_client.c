@@ -1143,8 +1143,9 @@ leave_current(const struct conductor_client_opts *o)
 		return;
 	if (bounded.connect_timeout_ms == 0 || bounded.connect_timeout_ms > LEAVE_TIMEOUT_MS)
 		bounded.connect_timeout_ms = LEAVE_TIMEOUT_MS;
-	if (conductor_current(o, current) == -1 || current[0] == '\0' ||
-	    conductor_get_target(o, current, &t) == -1 ||
+	if (conductor_current(o, current) == 0 && current[0] == '\0')
+		or_error("no conductor is stored");
+	if (current[0] == '\0' || conductor_get_target(o, current, &t) == -1 ||
 	    connect_within(&bounded, &t, LEAVE_TIMEOUT_MS, &c) == -1) {
 		log_warn("conductor: migrate: %s; what the %s conductor is owed was not delivered "
 			 "to it before leaving",
