@@ -1176,39 +1176,6 @@ in_transaction(struct http_ctx *ctx, void *arg, http_handler handler)
 		log_error("committing the work of a router request failed: %s", or_errmsg());
 }
 
-/*
- * Runs a router's request whose reads come before its own write transaction (or with none)
- * with those reads in one read transaction instead of one per statement: each would begin
- * its own and, as the other loop's connection writes all the time, read its pages again
- * (docs/benchmarks.md, the conductor's setup). A write ends the shared read first (store.h).
- */
-static void
-in_read_group(struct http_ctx *ctx, void *arg, http_handler handler)
-{
-	struct worker *w = http_ctx_thread_state(ctx);
-
-	if (w == NULL || w->db == NULL) {
-		handler(ctx, arg); /* it answers for the missing connection itself */
-		return;
-	}
-	store_read_begin(w->db);
-	handler(ctx, arg);
-	if (store_read_end(w->db) == -1)
-		log_error("ending the reads of a router request failed: %s", or_errmsg());
-}
-
-static void
-auth_reads_grouped(struct http_ctx *ctx, void *arg)
-{
-	in_read_group(ctx, arg, handle_auth);
-}
-
-static void
-certificate_reads_grouped(struct http_ctx *ctx, void *arg)
-{
-	in_read_group(ctx, arg, handle_certificate);
-}
-
 static void
 commands_tx(struct http_ctx *ctx, void *arg)
 {
@@ -1230,10 +1197,10 @@ handle_command_path(struct http_ctx *ctx, void *arg)
 const struct http_route router_routes[] = {
 	{"GET", "/healthz", handle_healthz, NULL},
 	{"POST", "/v1/hello", handle_hello, NULL},
-	{"POST", "/v1/auth", auth_reads_grouped, NULL},
+	{"POST", "/v1/auth", handle_auth, NULL},
 	{"GET", "/v1/commands", commands_tx, NULL},
 	{"POST", "/v1/commands/*", handle_command_path, NULL},
-	{"POST", "/v1/certificate", certificate_reads_grouped, NULL},
+	{"POST", "/v1/certificate", handle_certificate, NULL},
 	{"POST", "/v1/migration", handle_migration, NULL},
 	{"POST", "/v1/migrated-in", handle_migrated_in, NULL},
 	{"POST", "/v1/events", handle_events, NULL},

@@ -49,8 +49,6 @@ struct store {
 	struct writer_gate *gate; /* SQLite: this process's writers of the file take turns */
 	bool gate_held;		  /* for the open transaction */
 	bool in_tx;
-	bool read_group;   /* store_read_begin: reads outside a transaction share one (SQLite) */
-	bool read_open;	   /* SQLite: the read group's transaction is open */
 	bool tx_failed;	   /* a statement failed inside the open transaction */
 	unsigned tx_depth; /* transactions begun inside the open one (they join it) */
 	enum store_errkind last_err;
@@ -393,15 +391,18 @@ fail:
 	return NULL;
 }
 
-/* Binds and steps one prepared statement, copying rows into res. */
+/* Prepares (or takes from the cache), binds and steps one statement, copying rows into res. */
 static int
-sqlite_run(struct store *st, sqlite3_stmt *stmt, const char *sql, const char *const *params,
-	   size_t n, struct store_result *res)
+sqlite_exec(struct store *st, const char *sql, const char *const *params, size_t n,
+	    struct store_result *res)
 {
+	sqlite3_stmt *stmt;
 	sqlite3_int64 before;
 	size_t cap = 0;
 	int rc, ret = -1;
 
+	if ((stmt = sqlite_statement(st, sql)) == NULL)
+		return -1;
 	if (sqlite_bind(st, stmt, sql, params, n) == -1)
 		goto out;
 	before = sqlite3_total_changes64(st->db);
@@ -427,73 +428,6 @@ out:
 	sqlite3_reset(stmt);
 	sqlite3_clear_bindings(stmt);
 	return ret;
-}
-
-/* Runs a cached statement without parameters or rows (BEGIN, COMMIT, ROLLBACK) as it is. */
-static int
-sqlite_control(struct store *st, const char *sql)
-{
-	struct store_result r = {0};
-	sqlite3_stmt *stmt;
-	int rc;
-
-	if ((stmt = sqlite_statement(st, sql)) == NULL)
-		return -1;
-	rc = sqlite_run(st, stmt, sql, NULL, 0, &r);
-	free(r.values);
-	return rc;
-}
-
-/*
- * Ends the read group's transaction. It only read, so COMMIT and ROLLBACK are the same; SQLite
- * may have ended it already after an error.
- */
-static int
-sqlite_read_close(struct store *st)
-{
-	int rc = 0;
-
-	if (!st->read_open)
-		return 0;
-	st->read_open = false;
-	if (!sqlite3_get_autocommit(st->db) && sqlite_control(st, "COMMIT") == -1)
-		rc = sqlite_control(st, "ROLLBACK");
-	return rc;
-}
-
-/*
- * One statement. In a read group outside a transaction, a statement that only reads joins the
- * group's read transaction (begun by the first one): one snapshot, and the page cache kept
- * from one statement to the next, where each statement on its own would begin a read
- * transaction and, when the other loop's connection has written since, drop the page cache.
- * A statement that writes ends the group's transaction first and runs on its own as before
- * (a deferred transaction that read an older snapshot could not take the write lock).
- */
-static int
-sqlite_exec(struct store *st, const char *sql, const char *const *params, size_t n,
-	    struct store_result *res)
-{
-	sqlite3_stmt *stmt;
-	int rc = -1;
-
-	if ((stmt = sqlite_statement(st, sql)) == NULL)
-		goto out;
-	if (st->read_group && !st->in_tx) {
-		if (!sqlite3_stmt_readonly(stmt)) {
-			if (sqlite_read_close(st) == -1)
-				goto out;
-		} else if (!st->read_open) {
-			if (sqlite_control(st, "BEGIN") == -1)
-				goto out;
-			st->read_open = true;
-		}
-	}
-	rc = sqlite_run(st, stmt, sql, params, n, res);
-out:
-	/* a failure leaves no shared read behind: the next statement begins afresh */
-	if (rc == -1 && st->read_open)
-		sqlite_read_close(st);
-	return rc;
 }
 
 /* Runs a script of several statements without parameters (migrations). */
@@ -902,7 +836,8 @@ tx_statement(struct store *st, const char *sql)
 	int rc;
 
 	if (st->kind == STORE_SQLITE) {
-		rc = sqlite_control(st, sql);
+		rc = sqlite_exec(st, sql, NULL, 0, &r);
+		free(r.values);
 	} else {
 		rc = pg_exec(st, sql, NULL, 0, &r);
 		PQclear(r.pg);
@@ -920,9 +855,6 @@ store_begin(struct store *st)
 		st->tx_depth++;
 		return 0;
 	}
-	/* A write transaction reads the newest data, not the read group's snapshot. */
-	if (st->kind == STORE_SQLITE && sqlite_read_close(st) == -1)
-		return -1;
 	/* This process's writers wait at the gate, woken when it opens (writer_gate.h). */
 	if (st->gate != NULL) {
 		if (writer_gate_enter(st->gate, BUSY_TIMEOUT_MS) == -1)
@@ -979,23 +911,6 @@ bool
 store_in_transaction(const struct store *st)
 {
 	return st->in_tx;
-}
-
-/* See store.h: on PostgreSQL each statement stays its own transaction. */
-void
-store_read_begin(struct store *st)
-{
-	st->read_group = st->kind == STORE_SQLITE;
-}
-
-/* See store.h. */
-int
-store_read_end(struct store *st)
-{
-	st->read_group = false;
-	if (st->kind != STORE_SQLITE)
-		return 0;
-	return sqlite_read_close(st);
 }
 
 /* Rolls back and forgets a failed state; the store is usable again. */

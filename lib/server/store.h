@@ -52,17 +52,6 @@ int store_rollback(struct store *);
 /* Whether a transaction is open on this connection. */
 bool store_in_transaction(const struct store *);
 
-/*
- * Reads grouped, until store_read_end: on SQLite the statements that only read, outside a
- * transaction, share one read transaction (one snapshot, and SQLite's page cache kept between
- * them) instead of each beginning its own. A statement that writes outside a transaction ends
- * the shared one first and runs on its own, as does store_begin's transaction; reads after
- * them share a new one. On PostgreSQL nothing changes: each statement is its own transaction.
- * store_read_end ends the shared transaction and the grouping.
- */
-void store_read_begin(struct store *);
-int store_read_end(struct store *);
-
 /* What the last failure of store_exec/commit was, for mapping to HTTP codes. */
 enum store_errkind {
 	STORE_ERR_NONE = 0,

@@ -538,65 +538,6 @@ test_two_connections(void **state)
 	store_close(other);
 }
 
-/*
- * store_read_begin: on SQLite the reads outside a transaction share one snapshot until a write,
- * a transaction or store_read_end; writes still work whatever the other connection did since
- * the snapshot, and a failed read leaves nothing open. On PostgreSQL every read sees the
- * newest data, as without it.
- */
-static void
-test_read_group(void **state)
-{
-	struct fixture *f = *state;
-	struct store *other;
-	const char *a[] = {"a"}, *b[] = {"b"}, *c[] = {"c"}, *d[] = {"d"}, *e[] = {"e"},
-		   *g[] = {"g"};
-	bool lite = is_sqlite(f);
-
-	make_people(f->st);
-	if (store_open(f->url, &other) == -1)
-		fail_msg("second store_open: %s", or_errmsg());
-	store_read_begin(f->st);
-	assert_one(f->st, "SELECT COUNT(*) FROM people", NULL, 0, "0");
-	ok(other, "INSERT INTO people (name) VALUES ($1)", a, 1);
-	/* one snapshot on SQLite, another statement's own on PostgreSQL */
-	assert_one(f->st, "SELECT COUNT(*) FROM people", NULL, 0, lite ? "0" : "1");
-	assert_false(store_in_transaction(f->st));
-
-	/* a write ends the shared read first: it is not refused for the older snapshot */
-	ok(f->st, "INSERT INTO people (name) VALUES ($1)", b, 1);
-	assert_one(f->st, "SELECT COUNT(*) FROM people", NULL, 0, "2");
-	ok(other, "INSERT INTO people (name) VALUES ($1)", c, 1);
-	assert_one(f->st, "SELECT COUNT(*) FROM people", NULL, 0, lite ? "2" : "3");
-
-	/* a transaction reads the newest data, and its rollback leaves the group working */
-	assert_int_equal(store_begin(f->st), 0);
-	assert_one(f->st, "SELECT COUNT(*) FROM people", NULL, 0, "3");
-	ok(f->st, "INSERT INTO people (name) VALUES ($1)", d, 1);
-	assert_int_equal(store_rollback(f->st), 0);
-	assert_one(f->st, "SELECT COUNT(*) FROM people", NULL, 0, "3");
-
-	/* a read that fails, prepared or run, leaves no snapshot behind */
-	assert_int_equal(store_exec(f->st, "SELECT nothing FROM people", NULL, 0, NULL), -1);
-	ok(other, "INSERT INTO people (name) VALUES ($1)", d, 1);
-	assert_one(f->st, "SELECT COUNT(*) FROM people", NULL, 0, "4");
-	ok(other, "INSERT INTO people (name) VALUES ($1)", e, 1);
-	assert_int_equal(store_exec(f->st, "SELECT abs(-9223372036854775807 - 1)", NULL, 0, NULL),
-			 -1);
-	assert_one(f->st, "SELECT COUNT(*) FROM people", NULL, 0, "5");
-
-	/* the end of the group: each read on its own again, and the other connection writes */
-	ok(other, "INSERT INTO people (name) VALUES ($1)", g, 1);
-	assert_one(f->st, "SELECT COUNT(*) FROM people", NULL, 0, lite ? "5" : "6");
-	assert_int_equal(store_read_end(f->st), 0);
-	assert_one(f->st, "SELECT COUNT(*) FROM people", NULL, 0, "6");
-	ok(other, "DELETE FROM people WHERE name = $1", g, 1);
-	assert_one(f->st, "SELECT COUNT(*) FROM people", NULL, 0, "5");
-	assert_false(store_in_transaction(f->st));
-	assert_int_equal(store_read_end(f->st), 0);
-	store_close(other);
-}
-
 static void
 test_constraints(void **state)
 {
@@ -718,7 +659,6 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_connections, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_read_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_migrations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_constraints, setup, teardown),
