@@ -1165,24 +1165,36 @@ conductor_migrate(const struct conductor_client_opts *o, const char *const *addr
 {
 	struct conductor_target prod = {0};
 
+	int rc = -1;
+
 	if (window_s == 0)
 		window_s = CONDUCTOR_DEFAULT_REVERT_WINDOW_S;
-	/* Before the revert window opens: it is the production conductor's. */
-	leave_current(o);
-	if (o->cancel != NULL && *o->cancel)
-		return or_error("stopped before the migration began");
 	if (addresses == NULL) {
 		if (conductor_get_target(o, "production", &prod) == -1)
 			return -1;
 		addresses = (const char *const *)prod.addresses;
 		n = prod.n_addresses;
 	}
-	if (migration_begin(o, addresses, n, window_s, migration_id) == -1) {
-		conductor_target_free(&prod);
-		return -1;
+	/*
+	 * Recorded before the current conductor gets what it is owed, so that a
+	 * stop meanwhile leaves a migration that resumes at the next start (the
+	 * caller's tick learns it is under way and no longer cancels for a stop).
+	 */
+	if (migration_begin(o, addresses, n, window_s, migration_id) == -1)
+		goto out;
+	tick(o, NULL);
+	if (o->cancel != NULL && *o->cancel) {
+		rc = or_error("stopped; the migration resumes at the next start");
+		goto out;
 	}
+	leave_current(o);
+	/* The revert window opens now: it is the production conductor's. */
+	if (migration_begin(o, addresses, n, window_s, migration_id) == -1)
+		goto out;
+	rc = migration_continue(o, NULL);
+out:
 	conductor_target_free(&prod);
-	return migration_continue(o, NULL);
+	return rc;
 }
 
 /* A migrate command: recorded, acknowledged, then carried out by the run loop. */

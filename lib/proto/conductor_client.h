@@ -150,9 +150,10 @@ int conductor_report_events(struct conductor_conn *c, json_t *events);
  * becomes current and both conductors are told; otherwise the router stays
  * with (returns to) the old one, which is told why. migration_id is the
  * conductor's (0 when the router decided, e.g. onrampctl on the router).
- * First, when opts->leaving is set, the current conductor gets what the
- * caller owes it (see leaving), before the revert window opens; one that does
- * not answer within a few seconds does not hold the migration up.
+ * The migration is recorded first (a stop from then on leaves it to resume at
+ * the next start); then, when opts->leaving is set, the current conductor gets
+ * what the caller owes it (see leaving), before the revert window opens; one
+ * that does not answer within a few seconds does not hold the migration up.
  * Returns 0 when migrated; -1 with the reason in or_errmsg() otherwise.
  * The agent's `onrampctl migrate conductor ADDR [ADDR]` calls this.
  */

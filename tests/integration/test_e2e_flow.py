@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -236,6 +237,36 @@ def test_router_side_migrate_goes_on_when_staging_does_not_answer(lab):
         assert "what the staging conductor is owed was not delivered to it before leaving" in agent.log()
     finally:
         os.kill(lab.staging.proc.pid, signal.SIGCONT)
+    agent.stop()
+    assert agent.proc.returncode == 0, agent.log()[-3000:]
+
+
+def test_a_stop_while_staging_gets_its_reports_resumes_the_migration_at_the_next_start(lab):
+    """The agent stopped while a router-side migrate delivers staging's reports (staging
+    does not answer: SIGSTOP): the migration was recorded before that delivery, so the
+    next start resumes it to production. Before, it was given up as "restarted during
+    the migration; on staging" and the router stayed on staging."""
+    agent = lab.router(SERIAL)
+    agent.wait_done("production-info")
+    wait_until("the router on staging", lambda: on_staging(agent))
+    os.kill(lab.staging.proc.pid, signal.SIGSTOP)
+    try:
+        proc = agent.ctl("migrate", "conductor", lab.production.address, "--no-wait")
+        assert proc.returncode == 0, proc.stderr
+        # Staging's delivery waits up to 5 s for a conductor that does not answer.
+        time.sleep(1.5)
+        agent.stop()
+        assert agent.proc.returncode == 0, agent.log()[-3000:]
+    finally:
+        os.kill(lab.staging.proc.pid, signal.SIGCONT)
+    agent.start()
+    wait_until("the router on production", lambda: (agent.show() or {}).get(
+        "conductor", {}).get("which") == "production" and agent.done("running"), timeout=90)
+    show = agent.show()
+    assert "restarted during the migration" not in (show.get("last_error") or ""), show
+    wait_until("staging told of the migration", lambda: (lab.staging.router().get(
+        "migrations") or [{}])[-1].get("state") == "succeeded")
+    assert "stopped before the migration began" not in agent.log()
     agent.stop()
     assert agent.proc.returncode == 0, agent.log()[-3000:]
 
