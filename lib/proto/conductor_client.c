@@ -1125,9 +1125,10 @@ out:
 }
 
 /*
- * Before a router-side migrate: a session of its own with the current
- * conductor for opts->leaving (the channel's held poll was cancelled, and a
- * session lives only on the TLS connection it was made on). Each request is
+ * Before a router-side migrate, when opts->leaving is set: a session of its
+ * own with the current conductor for it (the channel's held poll was
+ * cancelled, and a session lives only on the TLS connection it was made on).
+ * Each request is
  * bounded by LEAVE_TIMEOUT_MS: a conductor that does not answer does not hold
  * up the migration the operator asked for; the caller keeps what it owed.
  */
@@ -1139,13 +1140,10 @@ leave_current(const struct conductor_client_opts *o)
 	struct conductor_conn *c = NULL;
 	char current[16] = "";
 
-	if (o->leaving == NULL)
-		return;
 	if (bounded.connect_timeout_ms == 0 || bounded.connect_timeout_ms > LEAVE_TIMEOUT_MS)
 		bounded.connect_timeout_ms = LEAVE_TIMEOUT_MS;
-	if (conductor_current(o, current) == 0 && current[0] == '\0')
-		or_error("no conductor is stored");
-	if (current[0] == '\0' || conductor_get_target(o, current, &t) == -1 ||
+	/* migration_begin checked that a conductor is current. */
+	if (conductor_current(o, current) == -1 || conductor_get_target(o, current, &t) == -1 ||
 	    connect_within(&bounded, &t, LEAVE_TIMEOUT_MS, &c) == -1) {
 		log_warn("conductor: migrate: %s; what the %s conductor is owed was not delivered "
 			 "to it before leaving",
@@ -1164,7 +1162,6 @@ conductor_migrate(const struct conductor_client_opts *o, const char *const *addr
 		  unsigned window_s, long long migration_id)
 {
 	struct conductor_target prod = {0};
-
 	int rc = -1;
 
 	if (window_s == 0)
@@ -1187,10 +1184,12 @@ conductor_migrate(const struct conductor_client_opts *o, const char *const *addr
 		rc = or_error("stopped; the migration resumes at the next start");
 		goto out;
 	}
-	leave_current(o);
-	/* The revert window opens now: it is the production conductor's. */
-	if (migration_begin(o, addresses, n, window_s, migration_id) == -1)
-		goto out;
+	if (o->leaving != NULL) {
+		leave_current(o);
+		/* The revert window opens now: it is the production conductor's. */
+		if (migration_begin(o, addresses, n, window_s, migration_id) == -1)
+			goto out;
+	}
 	rc = migration_continue(o, NULL);
 out:
 	conductor_target_free(&prod);
